@@ -1,0 +1,225 @@
+"""Execute a plan: create keys, sign the objects it lists, and hand the new tree to the publisher.
+
+Apply does exactly what the plan says. Everything is signed in memory first; only a complete, consistent
+tree is published, so a failure while signing publishes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography import x509
+
+from reconciler import layout
+from reconciler.desired.model import CaIntent, DesiredState
+from reconciler.plan.model import Action, Change, Kind, Plan
+from reconciler.published.reader import PublishedState, SignedManifest
+from reconciler.resources import Resources
+from reconciler.rpki import cert as rc
+from reconciler.rpki import cms, crl, manifest, rfc3779, roa
+from reconciler.signers.adapter import SignerKey
+from reconciler.signers.base import Signer
+from reconciler.signers.files import OneTimeKey
+
+SerialSource = Callable[[], int]
+
+
+def number_floor(now: datetime) -> int:
+    """Manifest and CRL numbers never go below the time in milliseconds, so that they keep growing even
+    when the publication point (the record of the last number) is lost."""
+    return int(now.timestamp() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    files: dict[str, bytes]  # the complete new tree
+    signed: int  # signatures made
+    written: tuple[str, ...]  # paths whose content is new
+    removed: tuple[str, ...]
+
+
+@dataclass
+class _Executor:
+    plan: Plan
+    desired: DesiredState
+    published: PublishedState
+    signers: dict[str, Signer]
+    serial: SerialSource = x509.random_serial_number
+    files: dict[str, bytes] = field(default_factory=dict)
+    keys: dict[str, bytes] = field(default_factory=dict)
+    revoke: dict[str, list[int]] = field(default_factory=dict)
+    signed: int = 0
+
+    @property
+    def now(self) -> datetime:
+        return self.plan.now.replace(microsecond=0)
+
+    @property
+    def base(self) -> str:
+        return self.desired.publication.rsync_base
+
+    def signer(self, ca: str) -> Signer:
+        return self.signers[self.desired.ca(ca).signer]
+
+    def self_issuer(self, ca: CaIntent) -> rc.Issuer:
+        """The trust anchor signing its own certificate: no AIA, no CRLDP (RFC 6487 §4.8.6, §4.8.7)."""
+        key = self.keys[ca.name]
+        return rc.Issuer(SignerKey(self.signer(ca.name), key), key, None, None)
+
+    def own_issuer(self, ca: CaIntent) -> rc.Issuer:
+        """The CA as the issuer of the objects in its own directory (AIA points at its certificate)."""
+        key = self.keys[ca.name]
+        return rc.Issuer(
+            SignerKey(self.signer(ca.name), key),
+            key,
+            self.base + layout.certificate_path(ca),
+            self.base + layout.repository(ca.name) + layout.crl_name(key),
+        )
+
+    def load_keys(self) -> None:
+        for change in self.plan.changes:
+            if change.action is Action.CREATE_KEY:
+                self.signer(change.ca).create_key(change.ca)
+        for ca in self.desired.cas:
+            key = self.signer(ca.name).find_key(ca.name)
+            if key is None:
+                raise RuntimeError(f"the key of {ca.name} is missing from its signer; run plan again")
+            self.keys[ca.name] = key
+
+    def issue_certificate(self, change: Change) -> None:
+        assert change.subject is not None  # noqa: S101 - certificate changes always name their subject
+        ca = self.desired.ca(change.subject)
+        key = self.keys[ca.name]
+        timing = self.desired.timing
+        if ca.trust_anchor:
+            issuer, validity = self.self_issuer(ca), timing.ta_certificate_validity
+        else:
+            parent = self.desired.ca(ca.parent or "")
+            issuer, validity = self.own_issuer(parent), timing.certificate_validity
+        repo = self.base + layout.repository(ca.name)
+        self.files[change.path] = rc.build(
+            issuer=issuer,
+            subject_key=self.signer(ca.name).public_key(key),
+            serial=self.serial(),
+            not_before=self.now,
+            not_after=self.now + validity,
+            ip_resources=rfc3779.encode_ip(ca.resources),
+            as_resources=rfc3779.encode_asn(ca.resources.asn),
+            ca=rc.CaAccess(repo, repo + layout.manifest_name(key)),
+        )
+        self.signed += 1
+
+    def signed_object(
+        self, ca: CaIntent, path: str, content_type: str, econtent: bytes, ee: tuple[datetime, datetime],
+        resources: Resources | None,
+    ) -> bytes:
+        """A one-time EE certificate and the CMS envelope around ``econtent`` (two signatures)."""
+        one_time = OneTimeKey()
+        ee_cert = rc.build(
+            issuer=self.own_issuer(ca),
+            subject_key=one_time.public,
+            serial=self.serial(),
+            not_before=ee[0],
+            not_after=ee[1],
+            ip_resources=rfc3779.encode_ip(resources),
+            as_resources=None if resources is not None else rfc3779.encode_asn(None),
+            signed_object=self.base + path,
+        )
+        self.signed += 2
+        return cms.build(
+            content_type=content_type, econtent=econtent, ee_cert=ee_cert, ee_key=one_time, signing_time=self.now
+        )
+
+    def issue_roa(self, change: Change) -> None:
+        assert change.roa is not None  # noqa: S101 - ROA changes always carry their content
+        ca = self.desired.ca(change.ca)
+        validity = (self.now, self.now + self.desired.timing.certificate_validity)
+        resources = Resources.of_prefixes(p.prefix for p in change.roa.prefixes)
+        self.files[change.path] = self.signed_object(
+            ca, change.path, roa.CONTENT_TYPE, roa.encode(change.roa), validity, resources
+        )
+
+    def previous_revocations(self, ca: CaIntent) -> list[crl.Revocation]:
+        """Entries of the current CRL worth keeping: until the revoked object would have expired anyway."""
+        key = self.keys[ca.name]
+        found = self.published.crl(layout.repository(ca.name) + layout.crl_name(key))
+        if not isinstance(found, crl.Crl) or found.authority_key_id != key:
+            return []
+        keep = max(self.desired.timing.certificate_validity, self.desired.timing.manifest_validity)
+        return [r for r in found.revoked if r.revoked_at + keep > self.now]
+
+    def previous_numbers(self, ca: CaIntent) -> tuple[int, int]:
+        key = self.keys[ca.name]
+        repo = layout.repository(ca.name)
+        found_crl = self.published.crl(repo + layout.crl_name(key))
+        found_mft = self.published.manifest(repo + layout.manifest_name(key))
+        crl_number = found_crl.number if isinstance(found_crl, crl.Crl) else -1
+        mft_number = found_mft.content.number if isinstance(found_mft, SignedManifest) else -1
+        return mft_number, crl_number
+
+    def issue_point(self, ca: CaIntent) -> None:
+        """A new CRL and a manifest listing every file of the CA's directory as it now stands."""
+        key = self.keys[ca.name]
+        repo = layout.repository(ca.name)
+        mft_number, crl_number = self.previous_numbers(ca)
+        floor = number_floor(self.now)
+        this_update = self.now
+        next_update = self.now + self.desired.timing.manifest_validity
+        revoked = self.previous_revocations(ca)
+        known = {r.serial for r in revoked}
+        revoked += [crl.Revocation(s, self.now) for s in self.revoke.get(ca.name, []) if s not in known]
+        crl_path = repo + layout.crl_name(key)
+        self.files[crl_path] = crl.build(
+            issuer=self.own_issuer(ca),
+            number=max(crl_number + 1, floor),
+            this_update=this_update,
+            next_update=next_update,
+            revoked=tuple(revoked),
+        )
+        self.signed += 1
+        mft_name = layout.manifest_name(key)
+        listed = tuple(
+            (path[len(repo) :], hashlib.sha256(data).digest())
+            for path, data in sorted(self.files.items())
+            if path.startswith(repo) and "/" not in path[len(repo) :] and path != repo + mft_name
+        )
+        content = manifest.ManifestContent(max(mft_number + 1, floor), this_update, next_update, listed)
+        self.files[repo + mft_name] = self.signed_object(
+            ca, repo + mft_name, manifest.CONTENT_TYPE, manifest.encode(content), (this_update, next_update), None
+        )
+
+    def run(self) -> ApplyResult:
+        self.files = dict(self.published.files)
+        self.load_keys()
+        point_cas: list[str] = []
+        for change in self.plan.changes:
+            if change.revoke_serial is not None:
+                self.revoke.setdefault(change.ca, []).append(change.revoke_serial)
+            if change.action in (Action.WITHDRAW, Action.REVOKE):
+                self.files.pop(change.path, None)
+            elif change.kind is Kind.CERTIFICATE:
+                self.issue_certificate(change)
+            elif change.kind is Kind.ROA:
+                self.issue_roa(change)
+            elif change.kind is Kind.MANIFEST and change.ca not in point_cas:
+                point_cas.append(change.ca)
+        for name in point_cas:
+            self.issue_point(self.desired.ca(name))
+        written = tuple(sorted(p for p, d in self.files.items() if self.published.files.get(p) != d))
+        removed = tuple(sorted(set(self.published.files) - set(self.files)))
+        return ApplyResult(self.files, self.signed, written, removed)
+
+
+def execute(
+    plan: Plan,
+    desired: DesiredState,
+    published: PublishedState,
+    signers: dict[str, Signer],
+    serial: SerialSource = x509.random_serial_number,
+) -> ApplyResult:
+    """Sign everything the plan asks for and return the complete new tree (nothing is written here)."""
+    return _Executor(plan, desired, published, signers, serial).run()
+

@@ -1,0 +1,104 @@
+"""The desired state after loading and checking: what the rest of the reconciler consumes.
+
+These are plain frozen values. The YAML schema (what users write) lives in ``schema.py``; the loader turns
+that into these, so that planning never sees a half-checked input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from reconciler.resources import IPNetwork, Resources
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where a value came from, so every later message can point back at the YAML."""
+
+    file: Path
+    line: int  # 1-based
+    column: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class RoaIntent:
+    """One ROA entry: this AS may originate this prefix, up to this length."""
+
+    asn: int
+    prefix: IPNetwork
+    max_length: int
+    comment: str | None = None
+    where: SourceLocation | None = field(default=None, compare=False)
+
+    @property
+    def vrp(self) -> tuple[int, str, int]:
+        """The validated ROA payload a relying party will output for this entry."""
+        return (self.asn, str(self.prefix), self.max_length)
+
+
+@dataclass(frozen=True, slots=True)
+class CaIntent:
+    """One certificate authority as declared in ``cas/**.yaml``."""
+
+    name: str
+    parent: str | None
+    trust_anchor: bool
+    resources: Resources
+    roas: tuple[RoaIntent, ...] = ()
+    signer: str = "default"
+    where: SourceLocation | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Validity periods and renewal margins (Krill's production defaults)."""
+
+    manifest_validity: timedelta = timedelta(hours=24)
+    manifest_renew_before: timedelta = timedelta(hours=8)
+    certificate_validity: timedelta = timedelta(weeks=52)
+    certificate_renew_before: timedelta = timedelta(weeks=4)
+    ta_certificate_validity: timedelta = timedelta(weeks=52 * 5)
+    ta_certificate_renew_before: timedelta = timedelta(weeks=26)
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    rsync_base: str  # always ends with "/"
+    directory: Path  # absolute
+
+
+@dataclass(frozen=True, slots=True)
+class SignerConfig:
+    name: str
+    type: str  # "file" for now
+    directory: Path | None = None  # absolute, for type "file"
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    """Everything ``plan`` needs from the Git repository, checked and resolved."""
+
+    root: Path  # the desired-state directory (REPO)
+    publication: Publication
+    signers: dict[str, SignerConfig]
+    timing: Timing
+    cas: tuple[CaIntent, ...]  # parents before children; exactly one trust anchor first
+    digest: str  # sha256 over the loaded YAML files, for plans and audit records
+
+    def ca(self, name: str) -> CaIntent:
+        for ca in self.cas:
+            if ca.name == name:
+                return ca
+        raise KeyError(name)
+
+    @property
+    def trust_anchor(self) -> CaIntent:
+        return self.cas[0]
+
+    def children(self, name: str) -> tuple[CaIntent, ...]:
+        return tuple(ca for ca in self.cas if ca.parent == name)

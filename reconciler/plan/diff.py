@@ -1,0 +1,317 @@
+"""Compare the desired state with the published state and list the changes, each with its reason.
+
+Two passes: first every certificate, ROA and stray file (a child's certificate lives in its parent's
+directory, so a CA's directory is only known to change once all CAs were looked at); then, per CA, the
+manifest and CRL, which are re-issued whenever their directory changes or their renewal margin is reached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from reconciler import layout
+from reconciler.desired.model import CaIntent, DesiredState
+from reconciler.plan.model import Action, Change, Kind, Plan
+from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa, Unreadable
+from reconciler.resources import Resources
+from reconciler.rpki import cert as rc
+from reconciler.rpki.roa import RoaContent, RoaPrefix
+
+
+def describe_delta(delta: timedelta) -> str:
+    """``5h``, ``3d 4h``, ``expired 2h ago``: how an operator reads a remaining time."""
+    seconds = int(delta.total_seconds())
+    if seconds < 0:
+        return f"expired {describe_delta(-delta)} ago"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    return f"{minutes}m"
+
+
+def desired_roas(ca: CaIntent) -> dict[str, RoaContent]:
+    """One ROA object per (ASN, prefix): a bad entry cannot take its neighbours down with it."""
+    grouped: dict[str, RoaContent] = {}
+    for entry in ca.roas:
+        name = layout.roa_name(entry.asn, entry.prefix)
+        grouped[name] = RoaContent.of(entry.asn, [RoaPrefix(entry.prefix, entry.max_length)])
+    return grouped
+
+
+@dataclass
+class _Planner:
+    desired: DesiredState
+    published: PublishedState
+    keys: dict[str, bytes | None]
+    now: datetime
+    changes: list[Change] = field(default_factory=list)
+    dirty: dict[str, list[str]] = field(default_factory=dict)  # CA -> why its directory changes
+
+    @property
+    def base(self) -> str:
+        return self.desired.publication.rsync_base
+
+    def add(self, change: Change) -> None:
+        self.changes.append(change)
+        in_directory = change.path.startswith(layout.repository(change.ca))
+        if change.kind not in (Kind.KEY, Kind.MANIFEST, Kind.CRL) and in_directory and change.ca in self.keys:
+            self.dirty.setdefault(change.ca, []).append(change.address)
+
+    def manifest(self, ca: str) -> SignedManifest | None:
+        """The CA's current manifest when it is readable and signed by the CA's current key."""
+        key = self.keys.get(ca)
+        if key is None:
+            return None
+        found = self.published.manifest(layout.repository(ca) + layout.manifest_name(key))
+        if isinstance(found, SignedManifest) and found.signed.ee.authority_key_id == key:
+            return found
+        return None
+
+    def drifted(self, ca: str, path: str) -> bool:
+        """True when the CA's manifest lists this file with another hash: someone altered it."""
+        mft = self.manifest(ca)
+        if mft is None:
+            return False
+        name = path.rsplit("/", 1)[-1]
+        listed = dict(mft.content.files).get(name)
+        return listed is not None and listed != self.published.sha256(path)
+
+    # -- certificates -------------------------------------------------------------------------------
+
+    def cert_problem(self, ca: CaIntent, found: rc.ResourceCertificate) -> tuple[Action, str] | None:
+        key = self.keys[ca.name]
+        issuer = ca.parent or ca.name
+        issuer_key = self.keys[issuer]
+        timing = self.desired.timing
+        renew = timing.ta_certificate_renew_before if ca.trust_anchor else timing.certificate_renew_before
+        repo = self.base + layout.repository(ca.name)
+        if key is None or found.key_id != key:
+            return Action.REISSUE, "the CA has a new key"
+        if issuer_key is None or (ca.parent and found.authority_key_id != issuer_key):
+            return Action.REISSUE, f"issuer {issuer} has a new key"
+        if found.resources.resources != ca.resources or found.resources.inherit_ip or found.resources.inherit_asn:
+            added = ca.resources.subtract(found.resources.resources)
+            removed = found.resources.resources.subtract(ca.resources)
+            return Action.REISSUE, f"resources changed (added: {added}; removed: {removed})"
+        if found.repository != repo or found.manifest_uri != repo + layout.manifest_name(key):
+            return Action.REISSUE, "publication URIs changed"
+        if ca.parent is not None:
+            parent = self.desired.ca(ca.parent)
+            aia = self.base + layout.certificate_path(parent)
+            crldp = self.base + layout.repository(ca.parent) + layout.crl_name(issuer_key)
+            if found.aia != aia or found.crldp != crldp:
+                return Action.REISSUE, "issuer URIs changed"
+        left = found.not_after - self.now
+        if left < renew:
+            return Action.RENEW, f"certificate expires in {describe_delta(left)} (renewal margin {describe_delta(renew)})"
+        return None
+
+    def plan_certificate(self, ca: CaIntent) -> None:
+        path = layout.certificate_path(ca)
+        issuer = ca.parent or ca.name
+        found = self.published.certificate(path)
+        serial = None
+        if found is None:
+            action, reason = Action.ISSUE, "not published"
+        elif isinstance(found, Unreadable):
+            action, reason = Action.REISSUE, f"unreadable: {found.reason}"
+        elif self.drifted(issuer, path):
+            action, reason = Action.REISSUE, "altered after publication (does not match the manifest)"
+        else:
+            problem = self.cert_problem(ca, found)
+            if problem is None:
+                return
+            action, reason = problem
+        if isinstance(found, rc.ResourceCertificate) and found.authority_key_id == self.keys[issuer] and ca.parent:
+            serial = found.serial
+        self.add(Change(action, Kind.CERTIFICATE, issuer, path, reason, subject=ca.name, revoke_serial=serial))
+
+    # -- ROAs ---------------------------------------------------------------------------------------
+
+    def roa_problem(self, ca: CaIntent, path: str, want: RoaContent, found: SignedRoa) -> tuple[Action, str] | None:
+        key = self.keys[ca.name]
+        ee = found.signed.ee
+        if found.content != want:
+            return Action.REISSUE, f"content changed ({_describe_roa(found.content)} -> {_describe_roa(want)})"
+        if key is None or ee.authority_key_id != key:
+            return Action.REISSUE, "the CA has a new key"
+        if ee.resources.resources != Resources.of_prefixes(p.prefix for p in want.prefixes):
+            return Action.REISSUE, "EE certificate resources do not match the ROA"
+        crl_uri = self.base + layout.repository(ca.name) + layout.crl_name(key)
+        if ee.signed_object != self.base + path or ee.crldp != crl_uri:
+            return Action.REISSUE, "publication URIs changed"
+        left = ee.not_after - self.now
+        renew = self.desired.timing.certificate_renew_before
+        if left < renew:
+            return Action.RENEW, f"EE certificate expires in {describe_delta(left)} (renewal margin {describe_delta(renew)})"
+        return None
+
+    def plan_roas(self, ca: CaIntent) -> set[str]:
+        repo = layout.repository(ca.name)
+        wanted = desired_roas(ca)
+        for name, want in wanted.items():
+            path = repo + name
+            found = self.published.roa(path)
+            if found is None:
+                action, reason = Action.ISSUE, f"new ROA {_describe_roa(want)}"
+            elif isinstance(found, Unreadable):
+                action, reason = Action.REISSUE, f"unreadable: {found.reason}"
+            elif self.drifted(ca.name, path):
+                action, reason = Action.REISSUE, "altered after publication (does not match the manifest)"
+            else:
+                problem = self.roa_problem(ca, path, want, found)
+                if problem is None:
+                    continue
+                action, reason = problem
+            self.add(Change(action, Kind.ROA, ca.name, path, reason, roa=want, revoke_serial=self._serial(ca, found)))
+        return set(wanted)
+
+    def _serial(self, ca: CaIntent, found: SignedRoa | Unreadable | None) -> int | None:
+        """The EE serial to revoke when replacing or withdrawing a ROA that our current key signed."""
+        if isinstance(found, SignedRoa) and found.signed.ee.authority_key_id == self.keys[ca.name]:
+            if found.signed.ee.not_after > self.now:
+                return found.signed.ee.serial
+        return None
+
+    # -- stray files ----------------------------------------------------------------------------------
+
+    def plan_strays(self, ca: CaIntent, expected: set[str]) -> None:
+        repo = layout.repository(ca.name)
+        for name in self.published.under(repo):
+            if name in expected:
+                continue
+            path = repo + name
+            if name.endswith(".roa"):
+                found = self.published.roa(path)
+                reason = "no longer in the desired state"
+                if isinstance(found, SignedRoa):
+                    reason = f"ROA {_describe_roa(found.content)} is no longer in the desired state"
+                self.add(Change(Action.WITHDRAW, Kind.ROA, ca.name, path, reason, revoke_serial=self._serial(ca, found)))
+            elif name.endswith(".cer"):
+                self.plan_stray_cert(ca, path, name)
+            else:
+                self.add(Change(Action.WITHDRAW, Kind.FILE, ca.name, path, "not part of the desired state"))
+
+    def plan_stray_cert(self, ca: CaIntent, path: str, name: str) -> None:
+        found = self.published.certificate(path)
+        serial = None
+        if isinstance(found, rc.ResourceCertificate) and found.authority_key_id == self.keys[ca.name]:
+            serial = found.serial if found.not_after > self.now else None
+        child = name.removesuffix(".cer")
+        reason = f"CA {child} is no longer a child of {ca.name}"
+        self.add(Change(Action.REVOKE, Kind.CERTIFICATE, ca.name, path, reason, subject=child, revoke_serial=serial))
+
+    def plan_orphans(self) -> None:
+        """Files outside every desired CA's directory: a removed CA's repository, or junk at the top."""
+        names = {ca.name for ca in self.desired.cas}
+        ta_cert = layout.certificate_path(self.desired.trust_anchor)
+        for path in sorted(self.published.files):
+            top = path.split("/", 1)[0]
+            if "/" in path and top in names:
+                continue
+            if path == ta_cert:
+                continue
+            owner = top if "/" in path else "(top)"
+            reason = f"CA {owner} is no longer in the desired state" if "/" in path else "not part of the desired state"
+            self.add(Change(Action.WITHDRAW, Kind.FILE, owner, path, reason))
+
+    # -- manifests and CRLs ---------------------------------------------------------------------------
+
+    def point_problems(self, ca: CaIntent) -> list[str]:
+        """Why the CA's manifest and CRL must be re-issued, apart from its directory changing."""
+        key = self.keys[ca.name]
+        if key is None:
+            return ["the CA has a new key"]
+        repo = layout.repository(ca.name)
+        mft = self.published.manifest(repo + layout.manifest_name(key))
+        crl = self.published.crl(repo + layout.crl_name(key))
+        renew = self.desired.timing.manifest_renew_before
+        if mft is None:
+            return ["manifest not published"]
+        if isinstance(mft, Unreadable):
+            return [f"manifest unreadable: {mft.reason}"]
+        if crl is None:
+            return ["CRL not published"]
+        if isinstance(crl, Unreadable):
+            return [f"CRL unreadable: {crl.reason}"]
+        if mft.signed.ee.authority_key_id != key or crl.authority_key_id != key:
+            return ["signed by another key"]
+        listed = dict(mft.content.files)
+        present = {name: self.published.sha256(repo + name) for name in self.published.under(repo)}
+        present.pop(layout.manifest_name(key), None)
+        if listed != present:
+            return ["manifest does not list exactly the files published (drift)"]
+        left = min(mft.content.next_update, crl.next_update) - self.now
+        if left < renew:
+            return [f"manifest and CRL expire in {describe_delta(left)} (renewal margin {describe_delta(renew)})"]
+        return []
+
+    def plan_point(self, ca: CaIntent) -> None:
+        reasons = self.point_problems(ca)
+        if ca.name in self.dirty:
+            count = len(self.dirty[ca.name])
+            reasons.append(f"{count} object{'s' if count != 1 else ''} in {layout.repository(ca.name)} changed")
+        if not reasons:
+            return
+        key = self.keys[ca.name]
+        repo = layout.repository(ca.name)
+        missing = key is None or layout.manifest_name(key) not in self.published.under(repo)
+        action = Action.ISSUE if missing else Action.RENEW
+        mft_path = repo + (layout.manifest_name(key) if key else "<new key>.mft")
+        crl_path = repo + (layout.crl_name(key) if key else "<new key>.crl")
+        reason = "; ".join(reasons)
+        self.changes.append(Change(action, Kind.CRL, ca.name, crl_path, reason))
+        self.changes.append(Change(action, Kind.MANIFEST, ca.name, mft_path, reason))
+
+    def run(self) -> None:
+        for ca in self.desired.cas:
+            if self.keys.get(ca.name) is None:
+                signer = ca.signer
+                self.changes.append(
+                    Change(Action.CREATE_KEY, Kind.KEY, ca.name, "", f"no key for {ca.name} in signer {signer!r}")
+                )
+        for ca in self.desired.cas:
+            self.plan_certificate(ca)
+        for ca in self.desired.cas:
+            expected = self.plan_roas(ca)
+            expected |= {f"{child.name}.cer" for child in self.desired.children(ca.name)}
+            key = self.keys[ca.name]
+            if key is not None:
+                expected |= {layout.manifest_name(key), layout.crl_name(key)}
+            self.plan_strays(ca, expected)
+        self.plan_orphans()
+        for ca in self.desired.cas:
+            self.plan_point(ca)
+
+
+def _describe_roa(content: RoaContent) -> str:
+    prefixes = ", ".join(
+        f"{p.prefix}" + (f"-{p.max_length}" if p.max_length != p.prefix.prefixlen else "") for p in content.prefixes
+    )
+    return f"AS{content.asn} {prefixes}"
+
+
+def published_vrps(published: PublishedState) -> frozenset[tuple[int, str, int]]:
+    vrps: set[tuple[int, str, int]] = set()
+    for path in published.files:
+        if path.endswith(".roa"):
+            found = published.roa(path)
+            if isinstance(found, SignedRoa):
+                vrps |= found.content.vrps
+    return frozenset(vrps)
+
+
+def make_plan(
+    desired: DesiredState, published: PublishedState, keys: dict[str, bytes | None], now: datetime
+) -> Plan:
+    """Compute what apply must do. ``keys`` maps each CA to its key identifier in its signer, or None."""
+    planner = _Planner(desired, published, keys, now)
+    planner.run()
+    want = frozenset(vrp for ca in desired.cas for vrp in (r.vrp for r in ca.roas))
+    have = published_vrps(published)
+    return Plan(now, desired.digest, tuple(planner.changes), want - have, have - want)

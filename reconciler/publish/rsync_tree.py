@@ -1,0 +1,72 @@
+"""Write the rsync tree so that relying parties see the old tree or the new one, never a mix.
+
+``<directory>/rsync`` is a symbolic link to ``<directory>/trees/<id>/``. A new tree is written and synced
+beside the old one, then the link is replaced with one ``rename`` (atomic on POSIX). A few old trees are
+kept for transfers still in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+KEEP_OLD_TREES = 3
+
+
+class PublishError(Exception):
+    """The publication directory could not be written; the old tree is still served."""
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
+    """Make ``files`` (path relative to the rsync base -> bytes) the served tree; return its directory."""
+    trees = directory / "trees"
+    link = directory / "rsync"
+    stamp = now.strftime("%Y%m%dT%H%M%S")
+    try:
+        trees.mkdir(parents=True, exist_ok=True)
+        target = trees / f"{stamp}-{os.getpid()}-{os.urandom(3).hex()}"
+        for rel, data in files.items():
+            _write_file(target / rel, data)
+        target.mkdir(exist_ok=True)
+        for sub in sorted({p.parent for p in target.rglob("*")} | {target}, reverse=True):
+            _fsync_dir(sub)
+        if link.exists() and not link.is_symlink():
+            # A plain directory (made by hand): keep it aside rather than destroying it.
+            link.rename(trees / f"{stamp}-replaced-directory")
+        tmp_link = directory / f".rsync.{os.getpid()}.tmp"
+        tmp_link.unlink(missing_ok=True)
+        tmp_link.symlink_to(Path("trees") / target.name)
+        tmp_link.replace(link)
+        _fsync_dir(directory)
+    except OSError as exc:
+        raise PublishError(
+            f"cannot write the publication directory {directory}: {exc.strerror or exc}; "
+            "the previous tree is still served unchanged"
+        ) from exc
+    _prune(trees, keep={target.name})
+    return target
+
+
+def _prune(trees: Path, keep: set[str]) -> None:
+    """Remove all but the newest few trees (by modification time); never the one being served."""
+    old = sorted((p for p in trees.iterdir() if p.is_dir() and p.name not in keep), key=lambda p: p.stat().st_mtime)
+    for path in old[: max(0, len(old) - (KEEP_OLD_TREES - 1))]:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,260 @@
+"""Internet number resources as values: AS numbers and IP address blocks (RFC 3779 semantics, no DER).
+
+Everything that compares resources -- "is this ROA inside its CA?", "did this CA's resources change?" --
+goes through these types, so the rules live in one place. Sets are kept canonical (sorted, merged,
+non-overlapping), which is also the order RFC 3779 §2.2.3.6 demands on the wire.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+AS_MAX = 2**32 - 1
+
+Afi = Literal[4, 6]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_ASN_RE = re.compile(r"^\s*(?:AS)?(\d+)\s*$", re.IGNORECASE)
+
+
+class ResourceSyntaxError(ValueError):
+    """A resource string that cannot be read; the message says what was expected."""
+
+
+def _merge(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Sort and merge overlapping or adjacent closed ranges."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            if hi > merged[-1][1]:
+                merged[-1] = (merged[-1][0], hi)
+        else:
+            merged.append((lo, hi))
+    return tuple(merged)
+
+
+def _covers(outer: tuple[tuple[int, int], ...], inner: tuple[tuple[int, int], ...]) -> bool:
+    """True when every range of ``inner`` lies inside one range of ``outer`` (both canonical)."""
+    i = 0
+    for lo, hi in inner:
+        while i < len(outer) and outer[i][1] < lo:
+            i += 1
+        if i == len(outer) or outer[i][0] > lo or outer[i][1] < hi:
+            return False
+    return True
+
+
+def _subtract(
+    left: tuple[tuple[int, int], ...], right: tuple[tuple[int, int], ...]
+) -> tuple[tuple[int, int], ...]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in left:
+        cur = lo
+        for rlo, rhi in right:
+            if rhi < cur or rlo > hi:
+                continue
+            if rlo > cur:
+                out.append((cur, rlo - 1))
+            cur = max(cur, rhi + 1)
+            if cur > hi:
+                break
+        if cur <= hi:
+            out.append((cur, hi))
+    return tuple(out)
+
+
+def parse_asn(text: str | int) -> int:
+    """Read ``AS64496`` or ``64496`` (or an int) and check it is a 32-bit AS number."""
+    if isinstance(text, bool):
+        raise ResourceSyntaxError(f"{text!r} is not an AS number")
+    if isinstance(text, int):
+        value = text
+    else:
+        match = _ASN_RE.match(text)
+        if not match:
+            raise ResourceSyntaxError(f"{text!r} is not an AS number (write AS64496 or 64496)")
+        value = int(match.group(1))
+    if not 0 <= value <= AS_MAX:
+        raise ResourceSyntaxError(f"AS number {value} is out of range (0 to {AS_MAX})")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class AsnSet:
+    """A canonical set of AS numbers as closed ranges."""
+
+    ranges: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def of(cls, ranges: Iterable[tuple[int, int]]) -> AsnSet:
+        return cls(_merge(ranges))
+
+    @classmethod
+    def parse(cls, items: Iterable[str | int]) -> AsnSet:
+        """Read ``AS64496``, ``64496``, ``"64496-64511"`` or ``"AS64496-AS64511"`` items."""
+        return cls.of(parse_asn_range(item) for item in items)
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    def contains(self, other: AsnSet) -> bool:
+        return _covers(self.ranges, other.ranges)
+
+    def subtract(self, other: AsnSet) -> AsnSet:
+        return AsnSet(_subtract(self.ranges, other.ranges))
+
+    def __str__(self) -> str:
+        return ", ".join(f"AS{lo}" if lo == hi else f"AS{lo}-AS{hi}" for lo, hi in self.ranges) or "none"
+
+
+def parse_asn_range(item: str | int) -> tuple[int, int]:
+    """Read one AS number or an ``A-B`` range of them."""
+    if isinstance(item, str) and "-" in item:
+        lo_text, _, hi_text = item.partition("-")
+        lo, hi = parse_asn(lo_text), parse_asn(hi_text)
+        if lo > hi:
+            raise ResourceSyntaxError(f"AS range {item!r} runs backwards (write the lower number first)")
+        return lo, hi
+    value = parse_asn(item)
+    return value, value
+
+
+def _afi_bits(afi: Afi) -> int:
+    return 32 if afi == 4 else 128
+
+
+def network_range(net: IPNetwork) -> tuple[int, int]:
+    return int(net.network_address), int(net.broadcast_address)
+
+
+def parse_prefix(text: str, afi: Afi | None = None) -> IPNetwork:
+    """Read a prefix, refusing host bits (``192.0.2.1/24``) instead of silently masking them."""
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError as exc:
+        raise ResourceSyntaxError(f"{text!r} is not an IP prefix (write e.g. 192.0.2.0/24)") from exc
+    if "/" not in text:
+        raise ResourceSyntaxError(f"{text!r} has no prefix length (write e.g. {net.network_address}/24)")
+    if afi is not None and net.version != afi:
+        raise ResourceSyntaxError(f"{text!r} is not an IPv{afi} prefix")
+    if int(ipaddress.ip_interface(text.strip()).ip) != int(net.network_address):
+        raise ResourceSyntaxError(
+            f"{text!r} has host bits set (did you mean {net.network_address}/{net.prefixlen}?)"
+        )
+    return net
+
+
+def parse_ip_block(text: str, afi: Afi) -> tuple[int, int]:
+    """Read a prefix or an ``A-B`` address range of one family as a closed integer range."""
+    if "-" in text and "/" not in text:
+        lo_text, _, hi_text = text.partition("-")
+        try:
+            lo = ipaddress.ip_address(lo_text.strip())
+            hi = ipaddress.ip_address(hi_text.strip())
+        except ValueError as exc:
+            raise ResourceSyntaxError(f"{text!r} is not an address range") from exc
+        if lo.version != afi or hi.version != afi:
+            raise ResourceSyntaxError(f"{text!r} is not an IPv{afi} range")
+        if int(lo) > int(hi):
+            raise ResourceSyntaxError(f"address range {text!r} runs backwards")
+        return int(lo), int(hi)
+    return network_range(parse_prefix(text, afi))
+
+
+@dataclass(frozen=True, slots=True)
+class IpSet:
+    """A canonical set of addresses of one family, as closed integer ranges."""
+
+    afi: Afi
+    ranges: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def of(cls, afi: Afi, ranges: Iterable[tuple[int, int]]) -> IpSet:
+        return cls(afi, _merge(ranges))
+
+    @classmethod
+    def parse(cls, afi: Afi, items: Iterable[str]) -> IpSet:
+        return cls.of(afi, (parse_ip_block(item, afi) for item in items))
+
+    @classmethod
+    def from_networks(cls, afi: Afi, nets: Iterable[IPNetwork]) -> IpSet:
+        return cls.of(afi, (network_range(n) for n in nets))
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    def contains(self, other: IpSet) -> bool:
+        return _covers(self.ranges, other.ranges)
+
+    def subtract(self, other: IpSet) -> IpSet:
+        return IpSet(self.afi, _subtract(self.ranges, other.ranges))
+
+    def blocks(self) -> Iterator[tuple[int, int, int | None]]:
+        """Yield ``(low, high, prefix_length)``; the length is None when the range is not one prefix."""
+        bits = _afi_bits(self.afi)
+        for lo, hi in self.ranges:
+            size = hi - lo + 1
+            if size & (size - 1) == 0 and lo % size == 0:
+                yield lo, hi, bits - (size.bit_length() - 1)
+            else:
+                yield lo, hi, None
+
+    def __str__(self) -> str:
+        parts = []
+        for lo, hi, length in self.blocks():
+            low = ipaddress.ip_address(lo) if self.afi == 4 else ipaddress.IPv6Address(lo)
+            if length is not None:
+                parts.append(f"{low}/{length}")
+            else:
+                high = ipaddress.ip_address(hi) if self.afi == 4 else ipaddress.IPv6Address(hi)
+                parts.append(f"{low}-{high}")
+        return ", ".join(parts) or "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """The AS numbers and IPv4/IPv6 blocks that a CA holds or an object claims."""
+
+    asn: AsnSet = field(default_factory=AsnSet)
+    ipv4: IpSet = field(default_factory=lambda: IpSet(4))
+    ipv6: IpSet = field(default_factory=lambda: IpSet(6))
+
+    @classmethod
+    def parse(
+        cls, asn: Iterable[str | int] = (), ipv4: Iterable[str] = (), ipv6: Iterable[str] = ()
+    ) -> Resources:
+        return cls(AsnSet.parse(asn), IpSet.parse(4, ipv4), IpSet.parse(6, ipv6))
+
+    @classmethod
+    def of_prefixes(cls, nets: Iterable[IPNetwork]) -> Resources:
+        nets = list(nets)
+        return cls(
+            AsnSet(),
+            IpSet.from_networks(4, (n for n in nets if n.version == 4)),
+            IpSet.from_networks(6, (n for n in nets if n.version == 6)),
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.asn or self.ipv4 or self.ipv6)
+
+    def contains(self, other: Resources) -> bool:
+        return (
+            self.asn.contains(other.asn) and self.ipv4.contains(other.ipv4) and self.ipv6.contains(other.ipv6)
+        )
+
+    def subtract(self, other: Resources) -> Resources:
+        """What ``self`` holds that ``other`` does not (used to say *which* resources overclaim)."""
+        return Resources(
+            self.asn.subtract(other.asn), self.ipv4.subtract(other.ipv4), self.ipv6.subtract(other.ipv6)
+        )
+
+    def ip(self, afi: Afi) -> IpSet:
+        return self.ipv4 if afi == 4 else self.ipv6
+
+    def __str__(self) -> str:
+        parts = [str(s) for s in (self.asn, self.ipv4, self.ipv6) if s]
+        return "; ".join(parts) or "none"

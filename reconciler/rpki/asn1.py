@@ -1,0 +1,97 @@
+"""asn1crypto specifications for the RPKI structures that asn1crypto does not know.
+
+The RPKI ASN.1 modules use EXPLICIT tags, so ``version [0]`` fields are explicit with a DEFAULT that DER
+omits (rpki-client rejects an encoded ``version 0``).
+"""
+
+from asn1crypto import core
+
+
+class IPAddressRange(core.Sequence):  # RFC 3779 §2.2.3.9
+    _fields = [("min", core.BitString), ("max", core.BitString)]
+
+
+class IPAddressOrRange(core.Choice):  # RFC 3779 §2.2.3.7
+    _alternatives = [("addressPrefix", core.BitString), ("addressRange", IPAddressRange)]
+
+
+class IPAddressOrRanges(core.SequenceOf):
+    _child_spec = IPAddressOrRange
+
+
+class IPAddressChoice(core.Choice):  # RFC 3779 §2.2.3.4
+    _alternatives = [("inherit", core.Null), ("addressesOrRanges", IPAddressOrRanges)]
+
+
+class IPAddressFamily(core.Sequence):  # RFC 3779 §2.2.3.2
+    _fields = [("addressFamily", core.OctetString), ("ipAddressChoice", IPAddressChoice)]
+
+
+class IPAddrBlocks(core.SequenceOf):  # RFC 3779 §2.2.3.1
+    _child_spec = IPAddressFamily
+
+
+class ASRange(core.Sequence):  # RFC 3779 §3.2.3.8
+    _fields = [("min", core.Integer), ("max", core.Integer)]
+
+
+class ASIdOrRange(core.Choice):  # RFC 3779 §3.2.3.5
+    _alternatives = [("id", core.Integer), ("range", ASRange)]
+
+
+class ASIdOrRanges(core.SequenceOf):
+    _child_spec = ASIdOrRange
+
+
+class ASIdentifierChoice(core.Choice):  # RFC 3779 §3.2.3.2
+    _alternatives = [("inherit", core.Null), ("asIdsOrRanges", ASIdOrRanges)]
+
+
+class ASIdentifiers(core.Sequence):  # RFC 3779 §3.2.3.1
+    _fields = [
+        ("asnum", ASIdentifierChoice, {"explicit": 0, "optional": True}),
+        ("rdi", ASIdentifierChoice, {"explicit": 1, "optional": True}),
+    ]
+
+
+class ROAIPAddress(core.Sequence):  # RFC 9582 §4
+    _fields = [("address", core.BitString), ("maxLength", core.Integer, {"optional": True})]
+
+
+class ROAIPAddresses(core.SequenceOf):
+    _child_spec = ROAIPAddress
+
+
+class ROAIPAddressFamily(core.Sequence):
+    _fields = [("addressFamily", core.OctetString), ("addresses", ROAIPAddresses)]
+
+
+class ROAIPAddressFamilies(core.SequenceOf):
+    _child_spec = ROAIPAddressFamily
+
+
+class RouteOriginAttestation(core.Sequence):  # RFC 9582 §4
+    _fields = [
+        ("version", core.Integer, {"explicit": 0, "default": 0}),
+        ("asID", core.Integer),
+        ("ipAddrBlocks", ROAIPAddressFamilies),
+    ]
+
+
+class FileAndHash(core.Sequence):  # RFC 9286 §4.2
+    _fields = [("file", core.IA5String), ("hash", core.BitString)]
+
+
+class FileList(core.SequenceOf):
+    _child_spec = FileAndHash
+
+
+class Manifest(core.Sequence):  # RFC 9286 §4.2
+    _fields = [
+        ("version", core.Integer, {"explicit": 0, "default": 0}),
+        ("manifestNumber", core.Integer),
+        ("thisUpdate", core.GeneralizedTime),
+        ("nextUpdate", core.GeneralizedTime),
+        ("fileHashAlg", core.ObjectIdentifier),
+        ("fileList", FileList),
+    ]
