@@ -87,7 +87,7 @@ def decode(der: bytes, *, where: str = "signed object") -> SignedObject:
         sd = info["content"]
         encap = sd["encap_content_info"]
         content_type = encap["content_type"].dotted
-        econtent = encap["content"].contents if encap["content"] else b""
+        econtent = bytes(encap["content"].native or b"")
         certs = sd["certificates"]
         signers = sd["signer_infos"]
         if certs is None or len(certs) != 1 or len(signers) != 1:
@@ -100,6 +100,8 @@ def decode(der: bytes, *, where: str = "signed object") -> SignedObject:
         digest = values["message_digest"].native
         signed_bytes = b"\x31" + attrs.dump()[1:]
         signature = si["signature"].native
+    except (CmsError, rc.CertificateError):
+        raise
     except (ValueError, KeyError, TypeError) as exc:
         raise CmsError(f"{where}: not a readable RPKI signed object: {exc}") from exc
     if digest != hashlib.sha256(econtent).digest():

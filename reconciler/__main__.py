@@ -1,0 +1,5 @@
+"""``python -m reconciler`` runs rpkictl."""
+
+from reconciler.cli import main
+
+main()
