@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import click
 import typer
 from rich.console import Console
 
@@ -20,6 +19,9 @@ from reconciler.desired import DesiredStateError
 from reconciler.publish.rsync_tree import PublishError
 from reconciler.render_text import render
 from reconciler.signers import SignerError
+
+# typer vendors its own Click; BadParameter is public and its base class covers every usage mistake.
+UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -134,12 +136,12 @@ def main() -> None:
     """Entry point: run the app, remapping Click's usage errors (exit 2) to 1."""
     try:
         code = app(standalone_mode=False)
-    except click.UsageError as exc:
-        exc.show()
+    except UsageError as exc:
+        exc.show()  # type: ignore[attr-defined]
         sys.exit(EXIT_ERROR)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.Abort:
-        err.print("aborted")
+    except typer.Abort:
+        err.print("aborted: nothing was signed or written")
         sys.exit(EXIT_ERROR)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

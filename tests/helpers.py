@@ -1,0 +1,74 @@
+"""Helpers shared by the planning, CLI and end-to-end tests: a scratch copy of the bundled example."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from reconciler import engine
+from reconciler.apply.executor import ApplyResult
+from reconciler.plan.diff import published_vrps
+from reconciler.plan.model import Action, Change, Kind, Plan
+
+STATE = Path(__file__).resolve().parent.parent / "state"
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Scratch:
+    """A desired-state repository in a temporary directory, with its keys and publication beside it."""
+
+    root: Path
+
+    @property
+    def repo(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def rsync(self) -> Path:
+        return self.root / "published" / "rsync"
+
+    def write(self, rel: str, text: str) -> None:
+        path = self.repo / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def edit(self, rel: str, old: str, new: str) -> None:
+        path = self.repo / rel
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {rel}"
+        path.write_text(text.replace(old, new, 1))
+
+    def plan(self, now: datetime = T0) -> Plan:
+        return engine.plan(engine.open_workspace(self.repo), now)
+
+    def apply(self, now: datetime = T0) -> ApplyResult | None:
+        workspace = engine.open_workspace(self.repo)
+        return engine.apply(workspace, engine.plan(workspace, now))
+
+    def vrps(self) -> frozenset[tuple[int, str, int]]:
+        return published_vrps(engine.open_workspace(self.repo).published)
+
+    def desired_vrps(self) -> frozenset[tuple[int, str, int]]:
+        desired = engine.open_workspace(self.repo).desired
+        return frozenset(r.vrp for ca in desired.cas for r in ca.roas)
+
+
+def scratch_copy(tmp_path: Path) -> Scratch:
+    shutil.copytree(STATE, tmp_path / "state")
+    return Scratch(tmp_path)
+
+
+def actions(plan: Plan) -> list[tuple[Action, Kind, str]]:
+    """The plan as (action, kind, path) triples, sorted, for exact comparisons."""
+    return sorted((c.action, c.kind, c.path) for c in plan.changes)
+
+
+def later(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def routine(changes: list[Change]) -> bool:
+    return all(c.routine for c in changes)
