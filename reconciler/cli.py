@@ -35,8 +35,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 RepoArg = Annotated[
     Path, typer.Argument(help="Desired-state directory (holds rpki.yaml and cas/).", show_default=True)
@@ -47,7 +47,7 @@ NowOpt = Annotated[
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(EXIT_ERROR)
 
 
@@ -56,7 +56,7 @@ def _open(repo: Path) -> engine.Workspace:
         return engine.open_workspace(repo)
     except DesiredStateError as exc:
         for diagnostic in exc.diagnostics:
-            err.print(str(diagnostic), soft_wrap=True, markup=False)
+            err.print(str(diagnostic), markup=False)
         count = len(exc.diagnostics)
         _fail(f"{count} problem{'s' if count != 1 else ''} in the desired state; nothing was signed or written")
 
@@ -79,7 +79,7 @@ def plan(repo: RepoArg = Path("."), now: NowOpt = None) -> None:
     except (SignerError, clock.ClockError) as exc:
         _fail(str(exc))
     for line in render(the_plan):
-        out.print(line, soft_wrap=True)
+        out.print(line)
     raise typer.Exit(EXIT_OK if the_plan.empty else EXIT_CHANGES)
 
 
@@ -100,7 +100,7 @@ def apply(
         workspace = _open(repo)
         the_plan = engine.plan(workspace, clock.now(now))
         for line in render(the_plan):
-            out.print(line, soft_wrap=True)
+            out.print(line)
         if the_plan.empty:
             return
         if not yes and not _confirm(len(the_plan.changes)):

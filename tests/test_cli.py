@@ -1,0 +1,131 @@
+"""rpkictl as a user runs it: a real process, real exit codes, a real terminal for the prompt."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from reconciler.rpki import cert, tal
+from tests.helpers import Scratch, scratch_copy
+
+NOW = "2026-11-23T12:00:00Z"
+
+
+def rpkictl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=120, stdin=subprocess.DEVNULL, check=False,
+    )
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Scratch:
+    return scratch_copy(tmp_path)
+
+
+def test_help_lists_the_commands() -> None:
+    result = rpkictl("--help")
+    assert result.returncode == 0
+    for command in ("validate", "plan", "apply", "tal"):
+        assert command in result.stdout
+
+
+def test_validate_ok(scratch: Scratch) -> None:
+    result = rpkictl("validate", str(scratch.repo))
+    assert result.returncode == 0, result.stderr
+    assert "3 CAs, 4 ROA entries" in result.stdout
+
+
+def test_validate_reports_file_line_col_without_traceback(scratch: Scratch) -> None:
+    scratch.edit("cas/members/example-isp.yaml", "max_length: 26", "max_length: 33")
+    result = rpkictl("validate", str(scratch.repo))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "example-isp.yaml:10:" in result.stderr
+    assert "nothing was signed or written" in result.stderr
+
+
+def test_plan_apply_plan_cycle(scratch: Scratch) -> None:
+    """plan exits 2 with changes; apply --yes publishes; then plan exits 0 and apply writes nothing."""
+    plan = rpkictl("plan", str(scratch.repo), "--now", NOW)
+    assert plan.returncode == 2, plan.stderr
+    assert "Plan: 3 keys to create, 13 to issue" in plan.stdout
+    applied = rpkictl("apply", str(scratch.repo), "--now", NOW, "--yes")
+    assert applied.returncode == 0, applied.stderr
+    assert "Applied: 20 signatures, 13 files written" in applied.stdout
+    served = scratch.rsync.resolve()
+    again = rpkictl("plan", str(scratch.repo), "--now", NOW)
+    assert again.returncode == 0
+    assert "No changes" in again.stdout
+    noop = rpkictl("apply", str(scratch.repo), "--now", NOW)
+    assert noop.returncode == 0 and "No changes" in noop.stdout
+    assert scratch.rsync.resolve() == served
+
+
+def test_apply_without_terminal_or_yes_refuses(scratch: Scratch) -> None:
+    result = rpkictl("apply", str(scratch.repo), "--now", NOW)
+    assert result.returncode == 1
+    assert "--yes" in result.stderr
+    assert not (scratch.root / "published").exists()
+    assert not (scratch.root / "keys").exists()
+
+
+def _apply_on_terminal(scratch: Scratch, answer: bytes) -> tuple[int, str]:
+    """Run apply on a pseudo-terminal and answer its prompt."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child becomes rpkictl on the terminal
+        os.execv(sys.executable, [sys.executable, "-m", "reconciler", "apply", str(scratch.repo), "--now", NOW])
+    output = b""
+    deadline = time.monotonic() + 120
+    answered = False
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not answered and b"Apply these" in output:
+            os.write(fd, answer + b"\n")
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_apply_asks_on_a_terminal(scratch: Scratch) -> None:
+    code, output = _apply_on_terminal(scratch, b"n")
+    assert code == 1 and "not applied" in output
+    assert not (scratch.root / "published").exists()
+    code, output = _apply_on_terminal(scratch, b"y")
+    assert code == 0, output
+    assert "Applied:" in output
+    assert (scratch.rsync / "ta.cer").exists()
+
+
+def test_tal(scratch: Scratch) -> None:
+    before = rpkictl("tal", str(scratch.repo))
+    assert before.returncode == 1 and "run 'rpkictl apply' first" in before.stderr
+    assert rpkictl("apply", str(scratch.repo), "--yes").returncode == 0
+    result = rpkictl("tal", str(scratch.repo))
+    assert result.returncode == 0
+    locator = tal.decode(result.stdout)
+    assert locator.uris == ("rsync://rpki.example.net/repo/ta.cer",)
+    ta = cert.decode((scratch.rsync / "ta.cer").read_bytes())
+    assert locator.public_key_der == ta.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_usage_errors_do_not_look_like_changes(scratch: Scratch) -> None:
+    """Click's usage errors exit 2, which means "changes" for plan: they are remapped to 1."""
+    assert rpkictl("plan", str(scratch.repo), "--no-such-option").returncode == 1
+    assert rpkictl("no-such-command").returncode == 1
+    bad_time = rpkictl("plan", str(scratch.repo), "--now", "yesterday")
+    assert bad_time.returncode == 1 and "ISO-8601" in bad_time.stderr
