@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography import x509
 
@@ -25,6 +25,10 @@ from reconciler.signers.base import Signer
 from reconciler.signers.files import OneTimeKey
 
 SerialSource = Callable[[], int]
+
+# Validity starts a little in the past: a relying party whose clock lags ours must not see objects that
+# are "not yet valid" (and a CRL that is not yet valid takes the whole publication point down).
+CLOCK_SKEW_MARGIN = timedelta(minutes=5)
 
 
 def number_floor(now: datetime) -> int:
@@ -56,6 +60,10 @@ class _Executor:
     @property
     def now(self) -> datetime:
         return self.plan.now.replace(microsecond=0)
+
+    @property
+    def valid_from(self) -> datetime:
+        return self.now - CLOCK_SKEW_MARGIN
 
     @property
     def base(self) -> str:
@@ -104,7 +112,7 @@ class _Executor:
             issuer=issuer,
             subject_key=self.signer(ca.name).public_key(key),
             serial=self.serial(),
-            not_before=self.now,
+            not_before=self.valid_from,
             not_after=self.now + validity,
             ip_resources=rfc3779.encode_ip(ca.resources),
             as_resources=rfc3779.encode_asn(ca.resources.asn),
@@ -136,7 +144,7 @@ class _Executor:
     def issue_roa(self, change: Change) -> None:
         assert change.roa is not None  # noqa: S101 - ROA changes always carry their content
         ca = self.desired.ca(change.ca)
-        validity = (self.now, self.now + self.desired.timing.certificate_validity)
+        validity = (self.valid_from, self.now + self.desired.timing.certificate_validity)
         resources = Resources.of_prefixes(p.prefix for p in change.roa.prefixes)
         self.files[change.path] = self.signed_object(
             ca, change.path, roa.CONTENT_TYPE, roa.encode(change.roa), validity, resources
@@ -166,7 +174,7 @@ class _Executor:
         repo = layout.repository(ca.name)
         mft_number, crl_number = self.previous_numbers(ca)
         floor = number_floor(self.now)
-        this_update = self.now
+        this_update = self.valid_from
         next_update = self.now + self.desired.timing.manifest_validity
         revoked = self.previous_revocations(ca)
         known = {r.serial for r in revoked}
