@@ -58,11 +58,13 @@ def _open(repo: Path) -> engine.Workspace:
         for diagnostic in exc.diagnostics:
             err.print(str(diagnostic), markup=False)
         count = len(exc.diagnostics)
-        _fail(f"{count} problem{'s' if count != 1 else ''} in the desired state; nothing was signed or written")
+        _fail(
+            f"{count} problem{'s' if count != 1 else ''} in the desired state; nothing was signed or written"
+        )
 
 
 @app.command()
-def validate(repo: RepoArg = Path(".")) -> None:
+def validate(repo: RepoArg = Path()) -> None:
     """Load and check the desired state; list every problem as file:line:col."""
     workspace = _open(repo)
     cas = workspace.desired.cas
@@ -71,7 +73,7 @@ def validate(repo: RepoArg = Path(".")) -> None:
 
 
 @app.command()
-def plan(repo: RepoArg = Path("."), now: NowOpt = None) -> None:
+def plan(repo: RepoArg = Path(), now: NowOpt = None) -> None:
     """Show what apply would issue, reissue, renew, revoke and withdraw, and why. Exit 2 when changes."""
     try:
         workspace = _open(repo)
@@ -91,7 +93,7 @@ def _confirm(count: int) -> bool:
 
 @app.command()
 def apply(
-    repo: RepoArg = Path("."),
+    repo: RepoArg = Path(),
     now: NowOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking for confirmation.")] = False,
 ) -> None:
@@ -118,7 +120,7 @@ def apply(
 
 @app.command()
 def tal(
-    repo: RepoArg = Path("."),
+    repo: RepoArg = Path(),
     output: Annotated[Path | None, typer.Option("--out", "-o", help="Write the TAL to this file.")] = None,
 ) -> None:
     """Print the trust anchor locator (RFC 8630) that relying parties configure."""

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reconciler.rpki import cert, tal
@@ -22,7 +21,12 @@ NOW = "2026-11-23T12:00:00Z"
 def rpkictl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=120, stdin=subprocess.DEVNULL, check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
 
 
@@ -82,7 +86,9 @@ def _apply_on_terminal(scratch: Scratch, answer: bytes) -> tuple[int, str]:
     """Run apply on a pseudo-terminal and answer its prompt."""
     pid, fd = pty.fork()
     if pid == 0:  # the child becomes rpkictl on the terminal
-        os.execv(sys.executable, [sys.executable, "-m", "reconciler", "apply", str(scratch.repo), "--now", NOW])
+        os.execv(
+            sys.executable, [sys.executable, "-m", "reconciler", "apply", str(scratch.repo), "--now", NOW]
+        )
     output = b""
     deadline = time.monotonic() + 120
     answered = False
@@ -120,7 +126,9 @@ def test_tal(scratch: Scratch) -> None:
     locator = tal.decode(result.stdout)
     assert locator.uris == ("rsync://rpki.example.net/repo/ta.cer",)
     ta = cert.decode((scratch.rsync / "ta.cer").read_bytes())
-    assert locator.public_key_der == ta.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert locator.public_key_der == ta.public_key.public_bytes(
+        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def test_usage_errors_do_not_look_like_changes(scratch: Scratch) -> None:

@@ -21,7 +21,7 @@ from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
 from reconciler.rpki import cms, crl, manifest, rfc3779, roa
 from reconciler.signers.adapter import SignerKey
-from reconciler.signers.base import Signer
+from reconciler.signers.base import Signer, SignerError
 from reconciler.signers.files import OneTimeKey
 
 SerialSource = Callable[[], int]
@@ -94,7 +94,7 @@ class _Executor:
         for ca in self.desired.cas:
             key = self.signer(ca.name).find_key(ca.name)
             if key is None:
-                raise RuntimeError(f"the key of {ca.name} is missing from its signer; run plan again")
+                raise SignerError(f"the key of {ca.name} is missing from its signer (fix: run plan again)")
             self.keys[ca.name] = key
 
     def issue_certificate(self, change: Change) -> None:
@@ -121,7 +121,13 @@ class _Executor:
         self.signed += 1
 
     def signed_object(
-        self, ca: CaIntent, path: str, content_type: str, econtent: bytes, ee: tuple[datetime, datetime],
+        self,
+        *,
+        ca: CaIntent,
+        path: str,
+        content_type: str,
+        econtent: bytes,
+        ee: tuple[datetime, datetime],
         resources: Resources | None,
     ) -> bytes:
         """A one-time EE certificate and the CMS envelope around ``econtent`` (two signatures)."""
@@ -138,7 +144,11 @@ class _Executor:
         )
         self.signed += 2
         return cms.build(
-            content_type=content_type, econtent=econtent, ee_cert=ee_cert, ee_key=one_time, signing_time=self.now
+            content_type=content_type,
+            econtent=econtent,
+            ee_cert=ee_cert,
+            ee_key=one_time,
+            signing_time=self.now,
         )
 
     def issue_roa(self, change: Change) -> None:
@@ -147,7 +157,12 @@ class _Executor:
         validity = (self.valid_from, self.now + self.desired.timing.certificate_validity)
         resources = Resources.of_prefixes(p.prefix for p in change.roa.prefixes)
         self.files[change.path] = self.signed_object(
-            ca, change.path, roa.CONTENT_TYPE, roa.encode(change.roa), validity, resources
+            ca=ca,
+            path=change.path,
+            content_type=roa.CONTENT_TYPE,
+            econtent=roa.encode(change.roa),
+            ee=validity,
+            resources=resources,
         )
 
     def previous_revocations(self, ca: CaIntent) -> list[crl.Revocation]:
@@ -196,7 +211,12 @@ class _Executor:
         )
         content = manifest.ManifestContent(max(mft_number + 1, floor), this_update, next_update, listed)
         self.files[repo + mft_name] = self.signed_object(
-            ca, repo + mft_name, manifest.CONTENT_TYPE, manifest.encode(content), (this_update, next_update), None
+            ca=ca,
+            path=repo + mft_name,
+            content_type=manifest.CONTENT_TYPE,
+            econtent=manifest.encode(content),
+            ee=(this_update, next_update),
+            resources=None,
         )
 
     def run(self) -> ApplyResult:
@@ -230,4 +250,3 @@ def execute(
 ) -> ApplyResult:
     """Sign everything the plan asks for and return the complete new tree (nothing is written here)."""
     return _Executor(plan, desired, published, signers, serial).run()
-

@@ -94,7 +94,11 @@ class _Planner:
             return Action.REISSUE, "the CA has a new key"
         if issuer_key is None or (ca.parent and found.authority_key_id != issuer_key):
             return Action.REISSUE, f"issuer {issuer} has a new key"
-        if found.resources.resources != ca.resources or found.resources.inherit_ip or found.resources.inherit_asn:
+        if (
+            found.resources.resources != ca.resources
+            or found.resources.inherit_ip
+            or found.resources.inherit_asn
+        ):
             added = ca.resources.subtract(found.resources.resources)
             removed = found.resources.resources.subtract(ca.resources)
             return Action.REISSUE, f"resources changed (added: {added}; removed: {removed})"
@@ -108,7 +112,10 @@ class _Planner:
                 return Action.REISSUE, "issuer URIs changed"
         left = found.not_after - self.now
         if left < renew:
-            return Action.RENEW, f"certificate expires in {describe_delta(left)} (renewal margin {describe_delta(renew)})"
+            return (
+                Action.RENEW,
+                f"certificate expires in {describe_delta(left)} (renewal margin {describe_delta(renew)})",
+            )
         return None
 
     def plan_certificate(self, ca: CaIntent) -> None:
@@ -127,17 +134,28 @@ class _Planner:
             if problem is None:
                 return
             action, reason = problem
-        if isinstance(found, rc.ResourceCertificate) and found.authority_key_id == self.keys[issuer] and ca.parent:
+        if (
+            isinstance(found, rc.ResourceCertificate)
+            and found.authority_key_id == self.keys[issuer]
+            and ca.parent
+        ):
             serial = found.serial
-        self.add(Change(action, Kind.CERTIFICATE, issuer, path, reason, subject=ca.name, revoke_serial=serial))
+        self.add(
+            Change(action, Kind.CERTIFICATE, issuer, path, reason, subject=ca.name, revoke_serial=serial)
+        )
 
     # -- ROAs ---------------------------------------------------------------------------------------
 
-    def roa_problem(self, ca: CaIntent, path: str, want: RoaContent, found: SignedRoa) -> tuple[Action, str] | None:
+    def roa_problem(
+        self, ca: CaIntent, path: str, want: RoaContent, found: SignedRoa
+    ) -> tuple[Action, str] | None:
         key = self.keys[ca.name]
         ee = found.signed.ee
         if found.content != want:
-            return Action.REISSUE, f"content changed ({_describe_roa(found.content)} -> {_describe_roa(want)})"
+            return (
+                Action.REISSUE,
+                f"content changed ({_describe_roa(found.content)} -> {_describe_roa(want)})",
+            )
         if key is None or ee.authority_key_id != key:
             return Action.REISSUE, "the CA has a new key"
         if ee.resources.resources != Resources.of_prefixes(p.prefix for p in want.prefixes):
@@ -148,7 +166,10 @@ class _Planner:
         left = ee.not_after - self.now
         renew = self.desired.timing.certificate_renew_before
         if left < renew:
-            return Action.RENEW, f"EE certificate expires in {describe_delta(left)} (renewal margin {describe_delta(renew)})"
+            return (
+                Action.RENEW,
+                f"EE certificate expires in {describe_delta(left)} (renewal margin {describe_delta(renew)})",
+            )
         return None
 
     def plan_roas(self, ca: CaIntent) -> set[str]:
@@ -168,15 +189,19 @@ class _Planner:
                 if problem is None:
                     continue
                 action, reason = problem
-            self.add(Change(action, Kind.ROA, ca.name, path, reason, roa=want, revoke_serial=self._serial(ca, found)))
+            self.add(
+                Change(
+                    action, Kind.ROA, ca.name, path, reason, roa=want, revoke_serial=self._serial(ca, found)
+                )
+            )
         return set(wanted)
 
     def _serial(self, ca: CaIntent, found: SignedRoa | Unreadable | None) -> int | None:
         """The EE serial to revoke when replacing or withdrawing a ROA that our current key signed."""
-        if isinstance(found, SignedRoa) and found.signed.ee.authority_key_id == self.keys[ca.name]:
-            if found.signed.ee.not_after > self.now:
-                return found.signed.ee.serial
-        return None
+        if not isinstance(found, SignedRoa):
+            return None
+        ee = found.signed.ee
+        return ee.serial if ee.authority_key_id == self.keys[ca.name] and ee.not_after > self.now else None
 
     # -- stray files ----------------------------------------------------------------------------------
 
@@ -191,7 +216,16 @@ class _Planner:
                 reason = "no longer in the desired state"
                 if isinstance(found, SignedRoa):
                     reason = f"ROA {_describe_roa(found.content)} is no longer in the desired state"
-                self.add(Change(Action.WITHDRAW, Kind.ROA, ca.name, path, reason, revoke_serial=self._serial(ca, found)))
+                self.add(
+                    Change(
+                        Action.WITHDRAW,
+                        Kind.ROA,
+                        ca.name,
+                        path,
+                        reason,
+                        revoke_serial=self._serial(ca, found),
+                    )
+                )
             elif name.endswith(".cer"):
                 self.plan_stray_cert(ca, path, name)
             else:
@@ -204,7 +238,11 @@ class _Planner:
             serial = found.serial if found.not_after > self.now else None
         child = name.removesuffix(".cer")
         reason = f"CA {child} is no longer a child of {ca.name}"
-        self.add(Change(Action.REVOKE, Kind.CERTIFICATE, ca.name, path, reason, subject=child, revoke_serial=serial))
+        self.add(
+            Change(
+                Action.REVOKE, Kind.CERTIFICATE, ca.name, path, reason, subject=child, revoke_serial=serial
+            )
+        )
 
     def plan_orphans(self) -> None:
         """Files outside every desired CA's directory: a removed CA's repository, or junk at the top."""
@@ -217,7 +255,11 @@ class _Planner:
             if path == ta_cert:
                 continue
             owner = top if "/" in path else "(top)"
-            reason = f"CA {owner} is no longer in the desired state" if "/" in path else "not part of the desired state"
+            reason = (
+                f"CA {owner} is no longer in the desired state"
+                if "/" in path
+                else "not part of the desired state"
+            )
             self.add(Change(Action.WITHDRAW, Kind.FILE, owner, path, reason))
 
     # -- manifests and CRLs ---------------------------------------------------------------------------
@@ -248,14 +290,18 @@ class _Planner:
             return ["manifest does not list exactly the files published (drift)"]
         left = min(mft.content.next_update, crl.next_update) - self.now
         if left < renew:
-            return [f"manifest and CRL expire in {describe_delta(left)} (renewal margin {describe_delta(renew)})"]
+            return [
+                f"manifest and CRL expire in {describe_delta(left)} (renewal margin {describe_delta(renew)})"
+            ]
         return []
 
     def plan_point(self, ca: CaIntent) -> None:
         reasons = self.point_problems(ca)
         if ca.name in self.dirty:
             count = len(self.dirty[ca.name])
-            reasons.append(f"{count} object{'s' if count != 1 else ''} in {layout.repository(ca.name)} changed")
+            reasons.append(
+                f"{count} object{'s' if count != 1 else ''} in {layout.repository(ca.name)} changed"
+            )
         if not reasons:
             return
         key = self.keys[ca.name]
@@ -273,7 +319,9 @@ class _Planner:
             if self.keys.get(ca.name) is None:
                 signer = ca.signer
                 self.changes.append(
-                    Change(Action.CREATE_KEY, Kind.KEY, ca.name, "", f"no key for {ca.name} in signer {signer!r}")
+                    Change(
+                        Action.CREATE_KEY, Kind.KEY, ca.name, "", f"no key for {ca.name} in signer {signer!r}"
+                    )
                 )
         for ca in self.desired.cas:
             self.plan_certificate(ca)
@@ -291,7 +339,8 @@ class _Planner:
 
 def _describe_roa(content: RoaContent) -> str:
     prefixes = ", ".join(
-        f"{p.prefix}" + (f"-{p.max_length}" if p.max_length != p.prefix.prefixlen else "") for p in content.prefixes
+        f"{p.prefix}" + (f"-{p.max_length}" if p.max_length != p.prefix.prefixlen else "")
+        for p in content.prefixes
     )
     return f"AS{content.asn} {prefixes}"
 

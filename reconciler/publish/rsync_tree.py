@@ -67,6 +67,8 @@ def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
 
 def _prune(trees: Path, keep: set[str]) -> None:
     """Remove all but the newest few trees (by modification time); never the one being served."""
-    old = sorted((p for p in trees.iterdir() if p.is_dir() and p.name not in keep), key=lambda p: p.stat().st_mtime)
+    old = sorted(
+        (p for p in trees.iterdir() if p.is_dir() and p.name not in keep), key=lambda p: p.stat().st_mtime
+    )
     for path in old[: max(0, len(old) - (KEEP_OLD_TREES - 1))]:
         shutil.rmtree(path, ignore_errors=True)

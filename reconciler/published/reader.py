@@ -77,7 +77,9 @@ class PublishedState:
     def under(self, directory: str) -> list[str]:
         """File names directly inside ``directory`` (relative, ending with '/')."""
         return sorted(
-            path[len(directory) :] for path in self.files if path.startswith(directory) and "/" not in path[len(directory) :]
+            path[len(directory) :]
+            for path in self.files
+            if path.startswith(directory) and "/" not in path[len(directory) :]
         )
 
     def directories(self) -> set[str]:

@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 
 from reconciler.rpki import oids, rfc3779
 from reconciler.signers.base import key_id
@@ -28,7 +28,11 @@ class CertificateError(ValueError):
 def subject_name(ski: bytes) -> x509.Name:
     """RFC 6487 §4.5: a CommonName only, PrintableString; the key identifier in hex keeps it unique."""
     return x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, ski.hex().upper(), _type=x509.name._ASN1Type.PrintableString)]
+        [
+            x509.NameAttribute(
+                NameOID.COMMON_NAME, ski.hex().upper(), _type=x509.name._ASN1Type.PrintableString
+            )
+        ]
     )
 
 
@@ -59,7 +63,7 @@ def _access(method: x509.ObjectIdentifier, uri: str) -> x509.AccessDescription:
     return x509.AccessDescription(method, x509.UniformResourceIdentifier(uri))
 
 
-def build(  # noqa: PLR0913 - the profile's fields, one argument each
+def build(
     *,
     issuer: Issuer,
     subject_key: rsa.RSAPublicKey,
@@ -86,7 +90,9 @@ def build(  # noqa: PLR0913 - the profile's fields, one argument each
     )
     if issuer.certificate_uri is not None:
         # §4.8.3: AKI holds the keyIdentifier only; a self-signed trust anchor carries none.
-        builder = builder.add_extension(x509.AuthorityKeyIdentifier(issuer.key_id, None, None), critical=False)
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier(issuer.key_id, None, None), critical=False
+        )
         # §4.8.6, §4.8.7: one CRL distribution point and one caIssuers URI, both rsync.
         dp = x509.DistributionPoint([x509.UniformResourceIdentifier(issuer.crl_uri or "")], None, None, None)
         builder = builder.add_extension(x509.CRLDistributionPoints([dp]), critical=False)
@@ -192,12 +198,12 @@ def decode(der: bytes, *, where: str = "certificate") -> ResourceCertificate:
         public = cert.public_key()
         if not isinstance(public, rsa.RSAPublicKey):
             raise CertificateError(f"{where}: RFC 7935 §3: the key is not RSA")
-        ski = _ext_value(cert, x509.ExtensionOID.SUBJECT_KEY_IDENTIFIER)
-        aki = _ext_value(cert, x509.ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
-        bc = _ext_value(cert, x509.ExtensionOID.BASIC_CONSTRAINTS)
-        sia_ext = _ext_value(cert, x509.ExtensionOID.SUBJECT_INFORMATION_ACCESS)
-        aia_ext = _ext_value(cert, x509.ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
-        crldp_ext = _ext_value(cert, x509.ExtensionOID.CRL_DISTRIBUTION_POINTS)
+        ski = _ext_value(cert, ExtensionOID.SUBJECT_KEY_IDENTIFIER)
+        aki = _ext_value(cert, ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+        bc = _ext_value(cert, ExtensionOID.BASIC_CONSTRAINTS)
+        sia_ext = _ext_value(cert, ExtensionOID.SUBJECT_INFORMATION_ACCESS)
+        aia_ext = _ext_value(cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
+        crldp_ext = _ext_value(cert, ExtensionOID.CRL_DISTRIBUTION_POINTS)
         resources = rfc3779.decode(_raw(cert, oids.IP_ADDR_BLOCKS), _raw(cert, oids.AUTONOMOUS_SYS_IDS))
     except (ValueError, rfc3779.ResourceEncodingError) as exc:
         raise CertificateError(f"{where}: not a readable certificate: {exc}") from exc

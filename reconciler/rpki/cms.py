@@ -36,7 +36,9 @@ def _signed_attrs(content_type: str, digest: bytes, signing_time: datetime) -> c
         [
             cms.CMSAttribute({"type": "content_type", "values": [cms.ContentType(content_type)]}),
             cms.CMSAttribute({"type": "message_digest", "values": [core.OctetString(digest)]}),
-            cms.CMSAttribute({"type": "signing_time", "values": [cms.Time(name="utc_time", value=signing_time)]}),
+            cms.CMSAttribute(
+                {"type": "signing_time", "values": [cms.Time(name="utc_time", value=signing_time)]}
+            ),
         ]
     )
 
@@ -62,12 +64,15 @@ def build(
         {
             "version": "v3",
             "digest_algorithms": [algos.DigestAlgorithm.load(_SHA256_ABSENT)],
-            "encap_content_info": {"content_type": content_type, "content": core.ParsableOctetString(econtent)},
+            "encap_content_info": {
+                "content_type": content_type,
+                "content": core.ParsableOctetString(econtent),
+            },
             "certificates": [asn1_x509.Certificate.load(ee_cert)],
             "signer_infos": [signer_info],
         }
     )
-    return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump())
 
 
 @dataclass(frozen=True, slots=True)

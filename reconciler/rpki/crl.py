@@ -55,7 +55,10 @@ def build(
     )
     for entry in sorted(revoked, key=lambda r: r.serial):
         builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(entry.serial).revocation_date(entry.revoked_at).build()
+            x509.RevokedCertificateBuilder()
+            .serial_number(entry.serial)
+            .revocation_date(entry.revoked_at)
+            .build()
         )
     return builder.sign(issuer.key, hashes.SHA256()).public_bytes(Encoding.DER)
 
@@ -67,7 +70,9 @@ def decode(der: bytes, *, where: str = "CRL") -> Crl:
     except (ValueError, x509.ExtensionNotFound) as exc:
         raise CrlError(f"{where}: not a readable RPKI CRL: {exc}") from exc
     try:
-        aki: bytes | None = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+        aki: bytes | None = crl.extensions.get_extension_for_class(
+            x509.AuthorityKeyIdentifier
+        ).value.key_identifier
     except x509.ExtensionNotFound:
         aki = None
     next_update = crl.next_update_utc

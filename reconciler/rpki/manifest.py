@@ -40,15 +40,17 @@ def encode(content: ManifestContent) -> bytes:
     file_list = [
         asn1.FileAndHash({"file": name, "hash": _hash_bits(digest)}) for name, digest in sorted(content.files)
     ]
-    return asn1.Manifest(
-        {
-            "manifestNumber": content.number,
-            "thisUpdate": core.GeneralizedTime(content.this_update),
-            "nextUpdate": core.GeneralizedTime(content.next_update),
-            "fileHashAlg": oids.SHA256,
-            "fileList": file_list,
-        }
-    ).dump()
+    return bytes(
+        asn1.Manifest(
+            {
+                "manifestNumber": content.number,
+                "thisUpdate": core.GeneralizedTime(content.this_update),
+                "nextUpdate": core.GeneralizedTime(content.next_update),
+                "fileHashAlg": oids.SHA256,
+                "fileList": file_list,
+            }
+        ).dump()
+    )
 
 
 def decode(econtent: bytes, *, where: str = "manifest") -> ManifestContent:

@@ -96,7 +96,7 @@ def encode_asn(asns: AsnSet | None) -> bytes | None:
             for lo, hi in asns.ranges
         ]
         choice = asn1.ASIdentifierChoice(name="asIdsOrRanges", value=items)
-    return asn1.ASIdentifiers({"asnum": choice}).dump()
+    return bytes(asn1.ASIdentifiers({"asnum": choice}).dump())
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +151,9 @@ def decode(ip_der: bytes | None, asn_der: bytes | None) -> DecodedResources:
                 inherit_asn = True
             else:
                 asns = AsnSet.of(
-                    (i.native, i.native) if i.name == "id" else (i.chosen["min"].native, i.chosen["max"].native)
+                    (i.native, i.native)
+                    if i.name == "id"
+                    else (i.chosen["min"].native, i.chosen["max"].native)
                     for i in choice.chosen
                 )
     return DecodedResources(Resources(asns, v4, v6), inherit_asn, frozenset(inherit_ip))

@@ -58,10 +58,12 @@ def encode(content: RoaContent) -> bytes:
             if entry.max_length != entry.prefix.prefixlen:  # RFC 9582 §4.3.2.2
                 item["maxLength"] = entry.max_length
             addresses.append(asn1.ROAIPAddress(item))
-        families.append(asn1.ROAIPAddressFamily({"addressFamily": rfc3779.AFI_BYTES[afi], "addresses": addresses}))
+        families.append(
+            asn1.ROAIPAddressFamily({"addressFamily": rfc3779.AFI_BYTES[afi], "addresses": addresses})
+        )
     if not families:
         raise RoaError("RFC 9582 §4.3: a ROA needs at least one prefix")
-    return asn1.RouteOriginAttestation({"asID": content.asn, "ipAddrBlocks": families}).dump()
+    return bytes(asn1.RouteOriginAttestation({"asID": content.asn, "ipAddrBlocks": families}).dump())
 
 
 def _network(afi: Afi, value: int, length: int) -> IPNetwork:

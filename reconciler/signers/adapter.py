@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehashed
 
 from reconciler.signers.base import Signer
 
@@ -26,7 +26,7 @@ class SignerKey(rsa.RSAPrivateKey):
         self,
         data: bytes,
         padding: padding.AsymmetricPadding,
-        algorithm: Prehashed | hashes.HashAlgorithm,
+        algorithm: Prehashed | hashes.HashAlgorithm | NoDigestInfo,
     ) -> bytes:
         if not isinstance(algorithm, hashes.SHA256) or padding.name != "EMSA-PKCS1-v1_5":
             raise ValueError("RPKI signatures are RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7935)")

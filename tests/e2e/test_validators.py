@@ -35,7 +35,12 @@ def _validate(
 ) -> dict[str, ValidatorResult]:
     desired = engine.open_workspace(scratch.repo).desired
     return validate_with_all(
-        _tal(scratch), scratch.rsync, desired.publication.rsync_base, now=now, validators=validators, caches=caches
+        _tal(scratch),
+        scratch.rsync,
+        desired.publication.rsync_base,
+        now=now,
+        validators=validators,
+        caches=caches,
     )
 
 
@@ -55,7 +60,9 @@ def applied(tmp_path: Path) -> tuple[Scratch, datetime]:
     return scratch, now
 
 
-def test_bundled_example_is_accepted_by_both(applied: tuple[Scratch, datetime], validators: tuple[str, ...]) -> None:
+def test_bundled_example_is_accepted_by_both(
+    applied: tuple[Scratch, datetime], validators: tuple[str, ...]
+) -> None:
     scratch, _ = applied
     results = _validate(scratch, validators)
     assert set(results) == set(validators)
@@ -78,7 +85,9 @@ def test_changes_converge_for_a_relying_party_that_keeps_its_cache(
     steps = [
         lambda: scratch.edit(ISP, "  - {asn: AS0, prefix: 192.0.2.128/25}\n", ""),
         lambda: scratch.edit(ISP, "max_length: 26", "max_length: 25"),
-        lambda: scratch.edit(ISP, "{asn: AS64497, prefix: \"2001:db8:1000::/36\"", "{asn: AS64496, prefix: \"2001:db8:1000::/36\""),
+        lambda: scratch.edit(
+            ISP, '{asn: AS64497, prefix: "2001:db8:1000::/36"', '{asn: AS64496, prefix: "2001:db8:1000::/36"'
+        ),
         _move_prefix(scratch),
         lambda: scratch.edit(ISP, "asn: [AS64496, AS64497]", "asn: [AS64496, AS64497, AS64499]"),
     ]
@@ -93,7 +102,9 @@ def test_changes_converge_for_a_relying_party_that_keeps_its_cache(
 def _move_prefix(scratch: Scratch):  # type: ignore[no-untyped-def]
     def move() -> None:
         scratch.edit(ISP, "ipv4: [192.0.2.0/24, 198.51.100.0/25]", "ipv4: [192.0.2.0/24]")
-        scratch.edit(ISP, "  - {asn: AS64496, prefix: 198.51.100.0/25, max_length: 25, comment: anycast}\n", "")
+        scratch.edit(
+            ISP, "  - {asn: AS64496, prefix: 198.51.100.0/25, max_length: 25, comment: anycast}\n", ""
+        )
         scratch.write(
             "cas/members/other-isp.yaml",
             "name: other-isp\nparent: online\nresources:\n  asn: [AS64498]\n  ipv4: [198.51.100.0/25]\n"

@@ -61,8 +61,11 @@ def test_first_plan_lists_keys_certificates_roas_and_points(tmp_path: Path) -> N
 
 
 def test_add_roa(applied: Scratch) -> None:
-    applied.edit(ISP, "  - {asn: AS0, prefix: 192.0.2.128/25}", "  - {asn: AS0, prefix: 192.0.2.128/25}\n"
-                 "  - {asn: AS64497, prefix: 198.51.100.0/25}")
+    applied.edit(
+        ISP,
+        "  - {asn: AS0, prefix: 192.0.2.128/25}",
+        "  - {asn: AS0, prefix: 192.0.2.128/25}\n  - {asn: AS64497, prefix: 198.51.100.0/25}",
+    )
     plan = applied.plan()
     got = actions(plan)
     assert [c for c in got if c[1] is Kind.ROA] == [
@@ -165,9 +168,16 @@ def test_remove_ca(applied: Scratch) -> None:
     assert withdrawn and all(p.startswith("example-isp/") for p in withdrawn)
     assert len(withdrawn) == 6  # 4 ROAs, a manifest and a CRL
     assert len(plan.vrps_removed) == 4
+    (revoked,) = [c for c in plan.changes if c.action is Action.REVOKE]
+    assert revoked.revoke_serial is not None
     applied.apply()
     converged(applied)
-    assert not any(p.startswith("example-isp/") for p in read(applied.rsync).files)
+    published = read(applied.rsync)
+    assert not any(p.startswith("example-isp/") for p in published.files)
+    crl_path = next(p for p in published.files if p.startswith("online/") and p.endswith(".crl"))
+    found = published.crl(crl_path)
+    assert isinstance(found, crl_mod.Crl)
+    assert revoked.revoke_serial in {r.serial for r in found.revoked}
 
 
 def test_renewal_at_17_hours_touches_only_manifests_and_crls(applied: Scratch) -> None:

@@ -13,7 +13,9 @@ from tests.rpki.conftest import FIXTURES, NOW
 def test_round_trip_with_revocations(issuer: cert.Issuer) -> None:
     """Number, times, AKI and revoked serials read back."""
     revoked = (crl.Revocation(5, NOW - timedelta(hours=1)), crl.Revocation(3, NOW))
-    der = crl.build(issuer=issuer, number=42, this_update=NOW, next_update=NOW + timedelta(days=1), revoked=revoked)
+    der = crl.build(
+        issuer=issuer, number=42, this_update=NOW, next_update=NOW + timedelta(days=1), revoked=revoked
+    )
     found = crl.decode(der)
     assert found.number == 42
     assert found.this_update == NOW and found.next_update == NOW + timedelta(days=1)
@@ -24,7 +26,10 @@ def test_round_trip_with_revocations(issuer: cert.Issuer) -> None:
 def test_exactly_two_extensions_and_no_entry_extensions(issuer: cert.Issuer) -> None:
     """RFC 6487 §5: AKI and CRLNumber only, non-critical; entries carry no extensions (FORT)."""
     der = crl.build(
-        issuer=issuer, number=1, this_update=NOW, next_update=NOW + timedelta(days=1),
+        issuer=issuer,
+        number=1,
+        this_update=NOW,
+        next_update=NOW + timedelta(days=1),
         revoked=(crl.Revocation(9, NOW),),
     )
     tbs = asn1_crl.CertificateList.load(der)["tbs_cert_list"]

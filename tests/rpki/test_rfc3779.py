@@ -38,7 +38,9 @@ def test_inherit_and_empty() -> None:
 
 
 v4_ranges = st.lists(
-    st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**16)).map(lambda t: (t[0], min(2**32 - 1, t[0] + t[1]))),
+    st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**16)).map(
+        lambda t: (t[0], min(2**32 - 1, t[0] + t[1]))
+    ),
     max_size=6,
 )
 v6_prefixes = st.lists(
@@ -48,13 +50,17 @@ v6_prefixes = st.lists(
     max_size=6,
 )
 asn_ranges = st.lists(
-    st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 1000)).map(lambda t: (t[0], min(2**32 - 1, t[0] + t[1]))),
+    st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 1000)).map(
+        lambda t: (t[0], min(2**32 - 1, t[0] + t[1]))
+    ),
     max_size=6,
 )
 
 
 @given(v4_ranges, v6_prefixes, asn_ranges)
-def test_round_trip(v4: list[tuple[int, int]], v6: list[ipaddress.IPv6Network], asns: list[tuple[int, int]]) -> None:
+def test_round_trip(
+    v4: list[tuple[int, int]], v6: list[ipaddress.IPv6Network], asns: list[tuple[int, int]]
+) -> None:
     """Any set of resources decodes to exactly itself, and re-encodes to the same bytes."""
     resources = Resources(AsnSet.of(asns), IpSet.of(4, v4), IpSet.from_networks(6, v6))
     ip_der, as_der = rfc3779.encode_ip(resources), rfc3779.encode_asn(resources.asn)

@@ -32,7 +32,11 @@ CONTENT = roa.RoaContent.of(
 def _sign(issuer: cert.Issuer, content_type: str, econtent: bytes, resources: Resources | None) -> bytes:
     key = OneTimeKey()
     ee = cert.build(
-        issuer=issuer, subject_key=key.public, serial=99, not_before=NOW, not_after=NOW + timedelta(days=1),
+        issuer=issuer,
+        subject_key=key.public,
+        serial=99,
+        not_before=NOW,
+        not_after=NOW + timedelta(days=1),
         ip_resources=rfc3779.encode_ip(resources),
         as_resources=None if resources is not None else rfc3779.encode_asn(None),
         signed_object=BASE + "ca/x.roa",
@@ -91,7 +95,9 @@ def test_cms_profile(issuer: cert.Issuer) -> None:
 def test_tampered_content_is_refused(issuer: cert.Issuer) -> None:
     """One flipped bit in the eContent breaks the message digest."""
     econtent = roa.encode(CONTENT)
-    der = bytearray(_sign(issuer, roa.CONTENT_TYPE, econtent, Resources.of_prefixes(p.prefix for p in CONTENT.prefixes)))
+    der = bytearray(
+        _sign(issuer, roa.CONTENT_TYPE, econtent, Resources.of_prefixes(p.prefix for p in CONTENT.prefixes))
+    )
     at = bytes(der).find(econtent)
     der[at + len(econtent) - 1] ^= 1
     with pytest.raises(cms.CmsError, match="message digest"):

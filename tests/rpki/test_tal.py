@@ -25,7 +25,9 @@ def test_reads_real_tals() -> None:
         assert tal.decode(path.read_text()).uris
 
 
-@pytest.mark.parametrize("text", ["rsync://x/ta.cer\nMIIB\n", "\n\nMIIB\n", "rsync://x/ta.cer\n\nnot base64!\n"])
+@pytest.mark.parametrize(
+    "text", ["rsync://x/ta.cer\nMIIB\n", "\n\nMIIB\n", "rsync://x/ta.cer\n\nnot base64!\n"]
+)
 def test_refuses_malformed(text: str) -> None:
     with pytest.raises(tal.TalError):
         tal.decode(text)
