@@ -1,0 +1,1 @@
+"""End-to-end tests: real rsync daemon, real relying-party validators (rpki-client, FORT), libfaketime."""
