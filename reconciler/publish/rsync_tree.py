@@ -20,8 +20,11 @@ class PublishError(Exception):
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
+    """Write world-readable whatever the umask: the rsync daemon may serve as an unprivileged user."""
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o644)
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -47,6 +50,7 @@ def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
             _write_file(target / rel, data)
         target.mkdir(exist_ok=True)
         for sub in sorted({p.parent for p in target.rglob("*")} | {target}, reverse=True):
+            sub.chmod(0o755)  # readable by the daemon whatever the umask
             _fsync_dir(sub)
         if link.exists() and not link.is_symlink():
             # A plain directory (made by hand): keep it aside rather than destroying it.

@@ -1,0 +1,59 @@
+"""The rsync tree is switched as a whole, readable by the daemon, and old trees are pruned."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from reconciler.publish.rsync_tree import KEEP_OLD_TREES, PublishError, publish
+from tests.helpers import T0, later
+
+
+def test_swap_is_a_symlink_to_a_complete_tree(tmp_path: Path) -> None:
+    first = publish(tmp_path, {"ta.cer": b"1", "ta/x.mft": b"2"}, T0)
+    link = tmp_path / "rsync"
+    assert link.is_symlink() and link.resolve() == first
+    second = publish(tmp_path, {"ta.cer": b"3"}, later(1))
+    assert link.resolve() == second
+    assert (link / "ta.cer").read_bytes() == b"3"
+    assert not (link / "ta").exists()
+    assert (first / "ta" / "x.mft").read_bytes() == b"2"  # kept for transfers in flight
+
+
+def test_files_are_world_readable_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        tree = publish(tmp_path, {"ca/x.roa": b"x"}, T0)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tree / "ca" / "x.roa").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tree / "ca").stat().st_mode) == 0o755
+
+
+def test_old_trees_are_pruned(tmp_path: Path) -> None:
+    for hour in range(KEEP_OLD_TREES + 3):
+        publish(tmp_path, {"f.cer": bytes([hour])}, later(hour))
+    assert len(list((tmp_path / "trees").iterdir())) == KEEP_OLD_TREES
+
+
+def test_a_plain_directory_is_kept_aside(tmp_path: Path) -> None:
+    (tmp_path / "rsync").mkdir()
+    (tmp_path / "rsync" / "hand-made.cer").write_bytes(b"h")
+    publish(tmp_path, {"ta.cer": b"1"}, T0)
+    assert (tmp_path / "rsync").is_symlink()
+    kept = [p for p in (tmp_path / "trees").iterdir() if p.name.endswith("replaced-directory")]
+    assert len(kept) == 1 and (kept[0] / "hand-made.cer").read_bytes() == b"h"
+
+
+def test_unwritable_directory_is_a_clear_error_and_keeps_the_old_tree(tmp_path: Path) -> None:
+    """A publication directory that cannot be written (here: its trees/ is a plain file) fails cleanly."""
+    served = publish(tmp_path, {"ta.cer": b"1"}, T0)
+    blocker = tmp_path / "trees-blocked"
+    blocker.write_bytes(b"")
+    with pytest.raises(PublishError, match="previous tree is still served"):
+        publish(blocker, {"ta.cer": b"2"}, later(1))
+    assert (tmp_path / "rsync").resolve() == served
+    assert (tmp_path / "rsync" / "ta.cer").read_bytes() == b"1"
