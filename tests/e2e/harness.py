@@ -868,7 +868,7 @@ def run_fort(
     cache: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> ValidatorResult:
-    """Run FORT 1.5.x once in standalone mode, rsync only, with every incidence upgraded to an error or a warning.
+    """Run FORT 1.5.x once in standalone mode, rsync only, every incidence upgraded to error or warning.
 
     Same arguments as :func:`run_rpki_client`. FORT keeps our identity, so ``cache`` (its
     ``--local-repository``) is used in place. ``--rsync.transfer-timeout`` bounds each rsync.

@@ -1,0 +1,44 @@
+"""The desired state: what the operator declared in Git, loaded, checked and resolved.
+
+``load(repo)`` is the only entry point the rest of the reconciler needs; it returns a
+:class:`DesiredState` or raises :class:`DesiredStateError` with every problem it found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.desired.model import (
+    CaIntent,
+    DesiredState,
+    Publication,
+    RoaIntent,
+    SignerConfig,
+    SourceLocation,
+    Timing,
+)
+from reconciler.diagnostics import DesiredStateError, Diagnostic
+
+__all__ = [
+    "CaIntent",
+    "DesiredState",
+    "DesiredStateError",
+    "Diagnostic",
+    "Publication",
+    "RoaIntent",
+    "SignerConfig",
+    "SourceLocation",
+    "Timing",
+    "load",
+]
+
+
+def load(repo: Path) -> DesiredState:
+    """Load and check the desired state in ``repo``; raises :class:`DesiredStateError` with every problem.
+
+    The loader is imported here rather than at the top so that importing the package does not import
+    ``schema.py``; otherwise ``python -m reconciler.desired.schema`` warns about a double import.
+    """
+    from reconciler.desired.loader import load as load_checked  # noqa: PLC0415  # see docstring
+
+    return load_checked(repo)

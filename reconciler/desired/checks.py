@@ -1,0 +1,440 @@
+"""Rules that need more than one value: parents, trust anchors, containment, ROAs, signers, timing.
+
+``schema.py`` has already checked each file's shape, so everything here works on typed values. Each check
+returns diagnostics instead of raising, so that one run reports every problem in the repository. Checks
+take care not to pile up follow-on errors: a CA whose file is broken still "exists" for its children, and
+nothing is compared against a value that failed to load.
+
+Locations come from a :class:`Source`, which the loader backs with the ruamel node tree; checks name a
+place by its key path (``("roas", 2, "max_length")``), exactly like pydantic errors do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+from reconciler.desired.schema import CaFile, RpkiFile, format_duration
+from reconciler.diagnostics import Diagnostic, display_path
+from reconciler.resources import AsnSet, IpSet, Resources
+
+Loc = tuple[str | int, ...]
+
+TIMING_PAIRS = (
+    ("manifest_validity", "manifest_renew_before"),
+    ("certificate_validity", "certificate_renew_before"),
+    ("ta_certificate_validity", "ta_certificate_renew_before"),
+)
+
+
+class Source(Protocol):
+    """A loaded file that can say where a key path is (1-based line and column)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    def position(self, loc: Loc, *, key: bool = False) -> tuple[int, int]: ...
+
+
+def diag(source: Source, loc: Loc, message: str, hint: str | None = None, *, key: bool = False) -> Diagnostic:
+    """A diagnostic at the value (or, with ``key=True``, the key) that ``loc`` names."""
+    line, column = source.position(loc, key=key)
+    return Diagnostic(source.path, line, column, message, hint)
+
+
+def resolve_path(base: Path, text: str) -> Path:
+    """Resolve a path from rpki.yaml: relative to the file's directory, ``~`` expanded, symlinks followed.
+
+    A symlink loop cannot be followed; the path is then only normalised, and whatever later uses it
+    reports the loop with the real operating-system error.
+    """
+    path = base / Path(text.strip()).expanduser()
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.normpath(path))
+
+
+@dataclass(frozen=True)
+class SettingsDoc:
+    """rpki.yaml, shape-checked."""
+
+    source: Source
+    spec: RpkiFile
+
+
+@dataclass(frozen=True)
+class CaDoc:
+    """One CA file, shape-checked."""
+
+    source: Source
+    spec: CaFile
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def resources(self) -> Resources:
+        held = self.spec.resources
+        return Resources.parse(held.asn, held.ipv4, held.ipv6)
+
+    def where(self) -> str:
+        """``file:line:col`` of the CA's name, for messages that point at another file."""
+        line, column = self.source.position(("name",), key=True)
+        return f"{display_path(self.source.path)}:{line}:{column}"
+
+
+@dataclass(frozen=True)
+class BrokenCa:
+    """What could still be read from a CA file that failed its shape check, to avoid follow-on errors."""
+
+    name: str | None
+    trust_anchor: bool
+
+
+# --- rpki.yaml ------------------------------------------------------------------------------------------
+
+
+def check_settings(doc: SettingsDoc, root: Path) -> list[Diagnostic]:
+    """Timing margins and signer directories."""
+    return [*_check_timing(doc), *_check_signer_directories(doc, root)]
+
+
+def _check_timing(doc: SettingsDoc) -> Iterable[Diagnostic]:
+    """A renewal margin at least as long as the validity would re-issue objects on every single run."""
+    timing = doc.spec.timing
+    given = timing.model_fields_set
+
+    def shown(name: str) -> str:
+        value: timedelta = getattr(timing, name)
+        return f"{name} ({format_duration(value)}{'' if name in given else ', the default'})"
+
+    for validity_name, renew_name in TIMING_PAIRS:
+        if getattr(timing, renew_name) < getattr(timing, validity_name):
+            continue
+        # Point at what the operator wrote: the margin if given, else the validity they shortened.
+        loc: Loc = ("timing", renew_name if renew_name in given else validity_name)
+        yield diag(
+            doc.source,
+            loc,
+            f"{shown(renew_name)} must be shorter than {shown(validity_name)}",
+            "otherwise every run re-issues these objects; a third of the validity is a good margin",
+        )
+
+
+def _check_signer_directories(doc: SettingsDoc, root: Path) -> Iterable[Diagnostic]:
+    """Keys inside the desired-state directory would be one ``git add`` away from being published."""
+    base = doc.source.path.parent
+    for name, signer in doc.spec.signers.items():
+        directory = resolve_path(base, signer.directory)
+        if directory == root or root in directory.parents:
+            yield diag(
+                doc.source,
+                ("signers", name, "directory"),
+                f"signer '{name}' keeps private keys inside the desired-state directory {display_path(root)}",
+                "keys must never be committed: move the directory outside the Git repository",
+            )
+
+
+# --- CA files -------------------------------------------------------------------------------------------
+
+
+def check_cas(
+    docs: Sequence[CaDoc], broken: Sequence[BrokenCa], settings: SettingsDoc | None, cas_dir: Path
+) -> list[Diagnostic]:
+    """Every rule across CA files. ``docs`` are in file order; ``broken`` are files that failed to load."""
+    by_name = _first_by_name(docs)
+    broken_names = {b.name for b in broken if b.name is not None}
+    problems = [*_check_duplicate_names(docs), *_check_trust_anchors(docs, broken, cas_dir)]
+    problems += _check_parents(docs, by_name, broken_names)
+    problems += _check_cycles(by_name)
+    problems += _check_containment(docs, by_name)
+    for doc in docs:
+        problems += _check_holds_something(doc)
+        problems += _check_signer(doc, settings)
+        problems += _check_roas(doc)
+    return problems
+
+
+def _first_by_name(docs: Sequence[CaDoc]) -> dict[str, CaDoc]:
+    by_name: dict[str, CaDoc] = {}
+    for doc in docs:
+        by_name.setdefault(doc.name, doc)
+    return by_name
+
+
+def _check_duplicate_names(docs: Sequence[CaDoc]) -> Iterable[Diagnostic]:
+    """A name is a publication directory, so two CAs with one name would overwrite each other."""
+    groups: dict[str, list[CaDoc]] = {}
+    for doc in docs:
+        groups.setdefault(doc.name, []).append(doc)
+    for name, group in groups.items():
+        if len(group) < 2:
+            continue
+        for doc in group:
+            others = ", ".join(other.where() for other in group if other is not doc)
+            yield diag(
+                doc.source,
+                ("name",),
+                f"CA name '{name}' is also used in {others}",
+                "CA names must be unique: rename one of them",
+            )
+
+
+def _check_trust_anchors(
+    docs: Sequence[CaDoc], broken: Sequence[BrokenCa], cas_dir: Path
+) -> Iterable[Diagnostic]:
+    """Exactly one trust anchor: it is the root that relying parties are configured with."""
+    anchors = [doc for doc in docs if doc.spec.trust_anchor]
+    for extra in anchors[1:]:
+        yield diag(
+            extra.source,
+            ("trust_anchor",),
+            f"CA '{extra.name}' is a second trust anchor; '{anchors[0].name}' ({anchors[0].where()}) "
+            "already is one",
+            "there must be exactly one: give this CA a 'parent:' and remove 'trust_anchor: true'",
+        )
+    if not anchors and docs and not any(b.trust_anchor for b in broken):
+        yield Diagnostic(
+            cas_dir,
+            1,
+            1,
+            "no CA is the trust anchor",
+            "mark exactly one CA, the one without a parent, with 'trust_anchor: true'",
+        )
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"did you mean 'online'? "`` when something close exists, else nothing."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def _check_parents(
+    docs: Sequence[CaDoc], by_name: Mapping[str, CaDoc], broken_names: set[str]
+) -> Iterable[Diagnostic]:
+    """A trust anchor has no parent; every other CA has one that exists."""
+    for doc in docs:
+        spec = doc.spec
+        if spec.trust_anchor and spec.parent is not None:
+            yield diag(
+                doc.source,
+                ("parent",),
+                f"trust anchor '{spec.name}' cannot have a parent",
+                f"remove 'parent: {spec.parent}', or 'trust_anchor: true' if this is not the trust anchor",
+            )
+        elif not spec.trust_anchor and spec.parent is None:
+            yield diag(
+                doc.source,
+                ("name",),
+                f"CA '{spec.name}' has no parent",
+                "add 'parent: <name of the CA above it>', or 'trust_anchor: true' if it is the trust anchor",
+                key=True,
+            )
+        elif spec.parent is not None and spec.parent not in by_name and spec.parent not in broken_names:
+            known = sorted(by_name)
+            yield diag(
+                doc.source,
+                ("parent",),
+                f"parent '{spec.parent}' of CA '{spec.name}' is not defined in any CA file",
+                f"{_did_you_mean(spec.parent, known)}known CAs: {', '.join(known)}",
+            )
+
+
+def _parent_graph(by_name: Mapping[str, CaDoc]) -> dict[str, str]:
+    """Child -> parent edges between CAs that loaded; a trust anchor's stray parent is not an edge."""
+    return {
+        name: doc.spec.parent
+        for name, doc in by_name.items()
+        if doc.spec.parent is not None and not doc.spec.trust_anchor and doc.spec.parent in by_name
+    }
+
+
+def find_cycles(parent_of: Mapping[str, str]) -> list[list[str]]:
+    """Every parent cycle once, each listed from its alphabetically first member, child to parent."""
+    done: set[str] = set()
+    cycles: list[list[str]] = []
+    for start in sorted(parent_of):
+        path: list[str] = []
+        node = start
+        while node in parent_of and node not in done and node not in path:
+            path.append(node)
+            node = parent_of[node]
+        if node in path:
+            cycle = path[path.index(node) :]
+            first = cycle.index(min(cycle))
+            cycles.append(cycle[first:] + cycle[:first])
+        done.update(path)
+    return cycles
+
+
+def _check_cycles(by_name: Mapping[str, CaDoc]) -> Iterable[Diagnostic]:
+    """A cycle of parents can never reach the trust anchor, so none of its CAs can be certified."""
+    for cycle in find_cycles(_parent_graph(by_name)):
+        for i, name in enumerate(cycle):
+            doc = by_name[name]
+            if len(cycle) == 1:
+                message = f"CA '{name}' names itself as its parent"
+            else:
+                rotated = cycle[i:] + cycle[:i] + [name]
+                message = f"CA '{name}' is its own ancestor: {' -> '.join(rotated)}"
+            yield diag(
+                doc.source,
+                ("parent",),
+                message,
+                "every chain of parents must end at the trust anchor; change one of these parents",
+            )
+
+
+def _item_sets(doc: CaDoc) -> Iterable[tuple[Loc, str, AsnSet | IpSet]]:
+    """Each resource item as written, with its key path, so overclaims point at the exact entry."""
+    held = doc.spec.resources
+    for i, asn in enumerate(held.asn):
+        yield ("resources", "asn", i), str(asn), AsnSet.parse([asn])
+    for i, block in enumerate(held.ipv4):
+        yield ("resources", "ipv4", i), block, IpSet.parse(4, [block])
+    for i, block in enumerate(held.ipv6):
+        yield ("resources", "ipv6", i), block, IpSet.parse(6, [block])
+
+
+def _outside(item: AsnSet | IpSet, parent: Resources) -> AsnSet | IpSet:
+    """The part of ``item`` that ``parent`` does not hold."""
+    if isinstance(item, AsnSet):
+        return item.subtract(parent.asn)
+    return item.subtract(parent.ip(item.afi))
+
+
+def _check_containment(docs: Sequence[CaDoc], by_name: Mapping[str, CaDoc]) -> Iterable[Diagnostic]:
+    """A CA can only be certified for resources its parent holds (RFC 6487 §7.2)."""
+    for doc in docs:
+        parent_name = doc.spec.parent
+        if doc.spec.trust_anchor or parent_name is None or parent_name not in by_name:
+            continue
+        parent = by_name[parent_name]
+        held = parent.resources
+        for loc, written, item in _item_sets(doc):
+            over = _outside(item, held)
+            if not over:
+                continue
+            part = "" if over == item else f" (part of {written})"
+            yield diag(
+                doc.source,
+                loc,
+                f"{over}{part} is not held by parent CA '{parent_name}'",
+                f"remove it here, or add it to '{parent_name}' in {display_path(parent.source.path)}",
+            )
+
+
+def _check_holds_something(doc: CaDoc) -> Iterable[Diagnostic]:
+    """An RPKI certificate must carry some resources (RFC 6487 §4.8.10-11)."""
+    if doc.resources:
+        return
+    if doc.spec.trust_anchor:
+        hint = 'a trust anchor usually holds all: asn ["0-4294967295"], ipv4 [0.0.0.0/0], ipv6 ["::/0"]'
+    else:
+        hint = "a resource certificate must hold at least one AS number or prefix"
+    yield diag(doc.source, ("resources",), f"CA '{doc.name}' holds no resources", hint, key=True)
+
+
+def _check_signer(doc: CaDoc, settings: SettingsDoc | None) -> Iterable[Diagnostic]:
+    """The CA's key must live somewhere rpki.yaml knows about (unchecked if rpki.yaml itself is broken)."""
+    if settings is None or doc.spec.signer in settings.spec.signers:
+        return
+    known = sorted(settings.spec.signers)
+    hint = f"{_did_you_mean(doc.spec.signer, known)}signers in {display_path(settings.source.path)}: "
+    hint += ", ".join(known) or "none"
+    if "signer" in doc.spec.model_fields_set:
+        yield diag(doc.source, ("signer",), f"signer '{doc.spec.signer}' is not defined in rpki.yaml", hint)
+    else:
+        yield diag(
+            doc.source,
+            ("name",),
+            f"CA '{doc.name}' uses signer '{doc.spec.signer}' (the default), which rpki.yaml does not define",
+            hint,
+            key=True,
+        )
+
+
+def _check_roas(doc: CaDoc) -> Iterable[Diagnostic]:
+    """max_length in range, prefix held by the CA, and no (asn, prefix) twice."""
+    held = doc.resources
+    seen: dict[tuple[int, str], int] = {}
+    for i, roa in enumerate(doc.spec.roas):
+        yield from _check_max_length(doc, i)
+        outside = Resources.of_prefixes([roa.prefix]).subtract(held)
+        if outside:
+            part = "" if outside == Resources.of_prefixes([roa.prefix]) else f" ({outside} of it)"
+            yield diag(
+                doc.source,
+                ("roas", i, "prefix"),
+                f"ROA prefix {roa.prefix}{part} is not held by CA '{doc.name}'",
+                f"its IPv{roa.prefix.version} resources are: {held.ip(roa.prefix.version)}; "
+                "add the prefix to them or fix the ROA",
+            )
+        key = (roa.asn, str(roa.prefix))
+        if key in seen:
+            line, _ = doc.source.position(("roas", seen[key]))
+            yield diag(
+                doc.source,
+                ("roas", i),
+                f"duplicate ROA for AS{roa.asn} {roa.prefix} (first at line {line})",
+                "keep one entry, with the larger max_length",
+            )
+        else:
+            seen[key] = i
+
+
+def _check_max_length(doc: CaDoc, index: int) -> Iterable[Diagnostic]:
+    """max_length lies between the prefix length and the address size (RFC 9582 §4.3.2)."""
+    roa = doc.spec.roas[index]
+    if roa.max_length is None:
+        return
+    length, bits = roa.prefix.prefixlen, roa.prefix.max_prefixlen
+    if roa.max_length < length:
+        yield diag(
+            doc.source,
+            ("roas", index, "max_length"),
+            f"max_length {roa.max_length} is shorter than the prefix length of {roa.prefix}",
+            f"use {length} to {bits}, or leave max_length out to mean {length}",
+        )
+    elif roa.max_length > bits:
+        yield diag(
+            doc.source,
+            ("roas", index, "max_length"),
+            f"max_length {roa.max_length} is longer than an IPv{roa.prefix.version} prefix can be",
+            f"use {length} to {bits}",
+        )
+
+
+# --- ordering -------------------------------------------------------------------------------------------
+
+
+def order_cas(docs: Sequence[CaDoc]) -> list[CaDoc]:
+    """Trust anchor first, then parents before children, ties broken by name.
+
+    Only called once the checks passed, so there is one trust anchor, no cycle and no unknown parent.
+    """
+    children: dict[str, list[str]] = {}
+    by_name = {doc.name: doc for doc in docs}
+    roots = []
+    for doc in docs:
+        if doc.spec.parent is None:
+            roots.append(doc.name)
+        else:
+            children.setdefault(doc.spec.parent, []).append(doc.name)
+    ready = sorted(roots)
+    heapq.heapify(ready)
+    ordered: list[CaDoc] = []
+    while ready:
+        name = heapq.heappop(ready)
+        ordered.append(by_name[name])
+        for child in children.get(name, ()):
+            heapq.heappush(ready, child)
+    return ordered

@@ -1,0 +1,458 @@
+"""The YAML format as operators write it: pydantic models for ``rpki.yaml`` and ``cas/**/*.yaml``.
+
+These models check the *shape* of each file on its own -- which keys exist, what type each value has,
+whether an AS number or a prefix can be read at all -- and carry the descriptions that end up in the JSON
+Schema for editors. Rules that need more than one value (is a ROA inside its CA? does a parent exist?)
+live in ``checks.py``, because only there is the whole repository in view.
+
+Every value validator raises a ``PydanticCustomError`` whose message is already worded for an operator, and
+whose context may carry a ``hint``; the loader turns those into diagnostics pointing at the YAML.
+
+Regenerate the committed JSON Schema after changing anything here::
+
+    python -m reconciler.desired.schema > schemas/desired-state.schema.json
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Set as AbstractSet
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic.json_schema import models_json_schema
+from pydantic_core import PydanticCustomError
+
+from reconciler.desired.model import Timing
+from reconciler.resources import (
+    AS_MAX,
+    IPNetwork,
+    ResourceSyntaxError,
+    parse_asn,
+    parse_asn_range,
+    parse_ip_block,
+    parse_prefix,
+)
+
+CA_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"
+RSYNC_BASE_PATTERN = r"^rsync://[^/\s]+/[^/\s]+/(\S*/)?$"
+DURATION_PATTERN = r"^\s*(\d+\s*[wdhmsWDHMS]\s*)+$"
+_ASN_TEXT = r"\s*(?:[Aa][Ss])?\d+\s*"
+CA_NAME_RE = re.compile(CA_NAME_PATTERN)
+_RSYNC_RE = re.compile(r"rsync://(?P<host>[^/\s]+)/(?P<module>[^/\s]+)(?P<path>/\S*)?")
+_DURATION_RE = re.compile(DURATION_PATTERN)
+_DURATION_PART_RE = re.compile(r"(\d+)\s*([wdhms])", re.IGNORECASE)
+_UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+CA_NAME_RULE = "use 1 to 64 letters, digits and '-', starting with a letter or digit"
+
+
+def describe(value: object) -> str:
+    """Name a YAML value's type the way an operator thinks of it ("a list", not "CommentedSeq")."""
+    if value is None:
+        text = "nothing (an empty value)"
+    elif isinstance(value, bool):
+        text = f"{str(value).lower()} (a yes/no value)"
+    elif isinstance(value, int | float):
+        text = f"the number {value}"
+    elif isinstance(value, str):
+        text = f"the text {value!r}"
+    elif type(value).__name__ == "TaggedScalar":  # ruamel keeps unknown tags such as "!foo x"
+        text = f"a value with the YAML tag {getattr(value, 'tag', '?')}"
+    else:
+        kinds = {
+            list: "a list",
+            dict: "a mapping",
+            bytes: "binary data",
+            date: "a date",
+            AbstractSet: "a set",
+        }
+        text = next((name for kind, name in kinds.items() if isinstance(value, kind)), None) or (
+            f"a {type(value).__name__}"
+        )
+    return text
+
+
+def quote_hint(value: object) -> str | None:
+    """YAML reads ``1.10`` or ``123`` as numbers; quoting is the fix when text was meant."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f'put it in quotes: "{value}"'
+    return None
+
+
+def _fail(message: str, hint: str | None = None) -> NoReturn:
+    """Reject a value with an operator-facing message (pydantic keeps ``hint`` in the error context)."""
+    raise PydanticCustomError("desired_state", message, {"hint": hint} if hint else None)
+
+
+def _fail_syntax(exc: ResourceSyntaxError) -> NoReturn:
+    """Pass on a message from ``resources.py``, which words its own problems."""
+    _fail(str(exc))
+
+
+def _text(value: object, what: str, example: str) -> str:
+    """Require a string; ``what`` and ``example`` make the message say what *should* be there."""
+    if not isinstance(value, str):
+        _fail(f"expected {what}, found {describe(value)}", quote_hint(value) or f"e.g. {example}")
+    if not value.strip():
+        _fail(f"expected {what}, found empty text", f"e.g. {example}")
+    return value
+
+
+def parse_duration(value: object) -> timedelta:
+    """Read ``24h``, ``52w``, ``1d12h`` or a number of seconds; raise ``ValueError`` with a hint."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected a duration, found {describe(value)}")
+    if isinstance(value, int):
+        seconds = value
+    elif _DURATION_RE.match(value):
+        seconds = sum(int(n) * _UNIT_SECONDS[unit.lower()] for n, unit in _DURATION_PART_RE.findall(value))
+    else:
+        raise ValueError(f"{value!r} is not a duration (write e.g. 30m, 8h, 7d, 52w or 1d12h)")
+    if seconds <= 0:
+        raise ValueError(f"the duration {value!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """Write a duration the way ``parse_duration`` reads it, largest units first (``1w2d``)."""
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in _UNIT_SECONDS.items():
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _duration(value: object) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _ca_name(value: object) -> str:
+    text = _text(value, "a CA name", "example-isp")
+    if not CA_NAME_RE.match(text):
+        _fail(f"{text!r} is not a usable CA name", f"{CA_NAME_RULE}; it becomes a file and directory name")
+    return text
+
+
+def _asn(value: object) -> int:
+    """One AS number (a ROA names exactly one, so ranges are refused here)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        _fail(f"expected an AS number, found {describe(value)}", "write AS64496 or 64496")
+    try:
+        return parse_asn(value)
+    except ResourceSyntaxError as exc:
+        _fail_syntax(exc)
+    except ValueError:  # e.g. Python's limit on converting 5000-digit numbers
+        _fail("that is not an AS number", "write AS64496 or 64496")
+
+
+def _asn_or_range(value: object) -> int | str:
+    """An AS number or an ``A-B`` range, kept as written: ``Resources.parse`` reads it later."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        _fail(
+            f"expected an AS number or range, found {describe(value)}", 'write AS64496 or "AS64496-AS64511"'
+        )
+    try:
+        parse_asn_range(value)
+    except ResourceSyntaxError as exc:
+        _fail_syntax(exc)
+    except ValueError:  # e.g. Python's limit on converting 5000-digit numbers
+        _fail("that is not an AS number or range", 'write AS64496 or "AS64496-AS64511"')
+    return value
+
+
+def _ipv4_block(value: object) -> str:
+    text = _text(value, "an IPv4 prefix or range", "192.0.2.0/24")
+    try:
+        parse_ip_block(text, 4)
+    except ResourceSyntaxError as exc:
+        _fail_syntax(exc)
+    return text
+
+
+def _ipv6_block(value: object) -> str:
+    text = _text(value, "an IPv6 prefix or range", '"2001:db8::/32"')
+    try:
+        parse_ip_block(text, 6)
+    except ResourceSyntaxError as exc:
+        _fail_syntax(exc)
+    return text
+
+
+def _prefix(value: object) -> IPNetwork:
+    text = _text(value, "an IP prefix", "192.0.2.0/24")
+    try:
+        return parse_prefix(text)
+    except ResourceSyntaxError as exc:
+        _fail_syntax(exc)
+
+
+def _max_length(value: object) -> int:
+    """Only the type here: whether 33 is too long depends on the prefix's family (see ``checks.py``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        _fail(f"expected a prefix length, found {describe(value)}", "write a number such as 24 or 48")
+    return value
+
+
+def _rsync_base(value: object) -> str:
+    text = _text(value, "an rsync URI", "rsync://rpki.example.net/repo/")
+    if not text.startswith("rsync://"):
+        _fail(
+            f"{text!r} is not an rsync URI",
+            "it must start with rsync://, e.g. rsync://rpki.example.net/repo/",
+        )
+    match = _RSYNC_RE.fullmatch(text)
+    if match is None:
+        _fail(f"{text!r} needs a host and an rsync module", "write rsync://host/module/")
+    if not text.endswith("/"):
+        _fail(f"{text!r} must end with '/'", f"add the trailing slash: {text}/")
+    return text
+
+
+def _path(value: object) -> str:
+    """A path that can be resolved later: no NUL byte, and a ``~user`` that exists."""
+    text = _text(value, "a directory path", "../keys")
+    if "\0" in text:
+        _fail("a path cannot contain a NUL character", "remove the \\0 escape")
+    try:
+        Path(text.strip()).expanduser()
+    except RuntimeError:
+        _fail(f"cannot find the home directory in {text!r}", "write the full path instead of ~user")
+    return text
+
+
+def _signer_type(value: object) -> str:
+    text = _text(value, "a signer type", "file")
+    if text != "file":
+        _fail(f"signer type {text!r} is not supported", "only 'file' is supported for now")
+    return text
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        _fail(f"expected text, found {describe(value)}", quote_hint(value))
+    return value
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        _fail(f"expected true or false, found {describe(value)}", "write true or false")
+    return value
+
+
+_ASN_INT_SCHEMA = {"type": "integer", "minimum": 0, "maximum": AS_MAX}
+
+CaName = Annotated[
+    str, PlainValidator(_ca_name), WithJsonSchema({"type": "string", "pattern": CA_NAME_PATTERN})
+]
+Asn = Annotated[
+    int,
+    PlainValidator(_asn),
+    WithJsonSchema({"anyOf": [_ASN_INT_SCHEMA, {"type": "string", "pattern": f"^{_ASN_TEXT}$"}]}),
+]
+AsnOrRange = Annotated[
+    int | str,
+    PlainValidator(_asn_or_range),
+    WithJsonSchema(
+        {"anyOf": [_ASN_INT_SCHEMA, {"type": "string", "pattern": f"^{_ASN_TEXT}(-{_ASN_TEXT})?$"}]}
+    ),
+]
+Ipv4Block = Annotated[str, PlainValidator(_ipv4_block), WithJsonSchema({"type": "string"})]
+Ipv6Block = Annotated[str, PlainValidator(_ipv6_block), WithJsonSchema({"type": "string"})]
+Prefix = Annotated[IPNetwork, PlainValidator(_prefix), WithJsonSchema({"type": "string"})]
+MaxLength = Annotated[
+    int, PlainValidator(_max_length), WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 128})
+]
+RsyncBase = Annotated[
+    str, PlainValidator(_rsync_base), WithJsonSchema({"type": "string", "pattern": RSYNC_BASE_PATTERN})
+]
+DirectoryPath = Annotated[str, PlainValidator(_path), WithJsonSchema({"type": "string", "minLength": 1})]
+SignerType = Annotated[
+    str, PlainValidator(_signer_type), WithJsonSchema({"type": "string", "enum": ["file"]})
+]
+Text = Annotated[str, PlainValidator(_string), WithJsonSchema({"type": "string"})]
+Flag = Annotated[bool, PlainValidator(_flag), WithJsonSchema({"type": "boolean"})]
+Duration = Annotated[
+    timedelta,
+    PlainValidator(_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DURATION_PATTERN},
+                {"type": "integer", "minimum": 1},
+            ]
+        }
+    ),
+]
+
+
+class _Section(BaseModel):
+    """Common settings: unknown keys are errors (a typo must never be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class PublicationSection(_Section):
+    """Where the signed objects go and under which URI relying parties fetch them."""
+
+    rsync_base: RsyncBase = Field(
+        description="The rsync URI that `directory` is served as, e.g. rsync://rpki.example.net/repo/. "
+        "Must be rsync://host/module/... and end with '/'."
+    )
+    directory: DirectoryPath = Field(
+        description="Local directory that apply writes to: the rsync tree goes to <directory>/rsync/ "
+        "(served as rsync_base) and, later, RRDP to <directory>/rrdp/. Relative to rpki.yaml."
+    )
+
+
+class SignerSection(_Section):
+    """A place where CA private keys live; CAs pick one with their `signer` key."""
+
+    type: SignerType = Field(description="Kind of key store. Only 'file' is supported for now.")
+    directory: DirectoryPath = Field(
+        description="For type 'file': directory holding the private keys (mode 0600). Keep it outside "
+        "the Git repository. Relative to rpki.yaml."
+    )
+
+
+def _timing_default(name: str) -> str:
+    """Defaults come from ``model.Timing`` so that the schema and the code cannot disagree."""
+    value: timedelta = getattr(Timing(), name)
+    return format_duration(value)
+
+
+_DURATION_HELP = "A duration such as 30m, 8h, 7d, 52w or 1d12h, or a whole number of seconds."
+
+
+class TimingSection(_Section):
+    """Validity periods and how long before expiry objects are re-issued; each renew_before must be
+    shorter than its validity."""
+
+    manifest_validity: Duration = Field(
+        default=_timing_default("manifest_validity"),
+        validate_default=True,
+        description=f"How long each manifest and CRL is valid. {_DURATION_HELP}",
+    )
+    manifest_renew_before: Duration = Field(
+        default=_timing_default("manifest_renew_before"),
+        validate_default=True,
+        description=f"Re-issue manifests and CRLs this long before they expire. {_DURATION_HELP}",
+    )
+    certificate_validity: Duration = Field(
+        default=_timing_default("certificate_validity"),
+        validate_default=True,
+        description=f"How long CA certificates (and ROAs) issued below the trust anchor are valid. "
+        f"{_DURATION_HELP}",
+    )
+    certificate_renew_before: Duration = Field(
+        default=_timing_default("certificate_renew_before"),
+        validate_default=True,
+        description=f"Re-issue certificates and ROAs this long before they expire. {_DURATION_HELP}",
+    )
+    ta_certificate_validity: Duration = Field(
+        default=_timing_default("ta_certificate_validity"),
+        validate_default=True,
+        description=f"How long the self-signed trust anchor certificate is valid. {_DURATION_HELP}",
+    )
+    ta_certificate_renew_before: Duration = Field(
+        default=_timing_default("ta_certificate_renew_before"),
+        validate_default=True,
+        description=f"Re-issue the trust anchor certificate this long before it expires. {_DURATION_HELP}",
+    )
+
+
+class RpkiFile(_Section):
+    """rpki.yaml: repository-wide settings. Relative paths are relative to this file."""
+
+    publication: PublicationSection = Field(description="Where and as what the repository is published.")
+    signers: dict[str, SignerSection] = Field(
+        description="Named key stores; a CA uses 'default' unless it sets `signer`."
+    )
+    timing: TimingSection = Field(
+        default_factory=TimingSection,
+        description="Optional validity periods and renewal margins; omitted keys keep their defaults.",
+    )
+
+
+class ResourcesSection(_Section):
+    """Internet number resources a CA holds; a child's must lie inside its parent's."""
+
+    asn: list[AsnOrRange] = Field(
+        default_factory=list,
+        description='AS numbers and ranges: AS64496, 64496, "64496-64511" or "AS64496-AS64511".',
+    )
+    ipv4: list[Ipv4Block] = Field(
+        default_factory=list,
+        description="IPv4 prefixes (192.0.2.0/24, no host bits) or address ranges (192.0.2.0-192.0.2.99).",
+    )
+    ipv6: list[Ipv6Block] = Field(
+        default_factory=list,
+        description='IPv6 prefixes or address ranges; quote them in YAML: "2001:db8::/32".',
+    )
+
+
+class RoaEntry(_Section):
+    """One ROA: the AS may originate the prefix and its more-specifics up to max_length."""
+
+    asn: Asn = Field(
+        description="The origin AS, written AS64496 or 64496. AS0 means 'never route this'. "
+        "The CA does not need to hold this AS."
+    )
+    prefix: Prefix = Field(description="The prefix, inside the CA's resources, with no host bits set.")
+    max_length: MaxLength | None = Field(
+        default=None,
+        description="The longest more-specific the AS may announce; defaults to the prefix length. "
+        "At most 32 for IPv4 and 128 for IPv6.",
+    )
+    comment: Text | None = Field(default=None, description="Free text for humans; not published.")
+
+
+class CaFile(_Section):
+    """cas/**/*.yaml: one certificate authority per file."""
+
+    name: CaName = Field(
+        description="Unique CA name; 1-64 letters, digits and '-', starting with a letter or digit. "
+        "It becomes a file and directory name in the publication point."
+    )
+    trust_anchor: Flag = Field(
+        default=False,
+        description="true for the single self-signed trust anchor, which has no parent.",
+    )
+    parent: CaName | None = Field(
+        default=None, description="Name of the CA that certifies this one; required unless trust_anchor."
+    )
+    signer: Text = Field(default="default", description="Which signer from rpki.yaml holds this CA's key.")
+    resources: ResourcesSection = Field(description="The resources this CA holds.")
+    roas: list[RoaEntry] = Field(default_factory=list, description="ROAs this CA issues.")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of both file kinds, for editors (e.g. yaml-language-server) and review."""
+    _, top = models_json_schema([(RpkiFile, "validation"), (CaFile, "validation")])
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "rpki-reconciler desired state",
+        "description": "Two file kinds in one schema: rpki.yaml is #/$defs/RpkiFile and every "
+        "cas/**/*.yaml is #/$defs/CaFile; the top level accepts either. Generated from "
+        "reconciler/desired/schema.py by: python -m reconciler.desired.schema > "
+        "schemas/desired-state.schema.json",
+        "anyOf": [{"$ref": "#/$defs/RpkiFile"}, {"$ref": "#/$defs/CaFile"}],
+        "$defs": top["$defs"],
+    }
+
+
+def json_schema_text() -> str:
+    """The exact text of ``schemas/desired-state.schema.json``."""
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    print(json_schema_text(), end="")
