@@ -1,13 +1,18 @@
-"""``rpkictl``: a thin shell over the library. Commands parse options, call ``reconciler.engine``, render,
-and set the exit code.
+"""``rpkictl``: a thin shell over the library. Commands parse options, call ``reconciler.engine``, talk to
+the operator, render, and set the exit code.
 
-Exit codes: 0 success / no changes; 2 ``plan`` found changes; 1 any error (bad YAML, signer, publication,
-usage). A usage error is remapped from Click's 2 to 1 so that 2 always means "changes".
+Exit codes: 0 success / no changes; 1 any error (bad YAML, signer, publication, usage — Click's usage
+exit 2 is remapped so that 2 always means "changes"); 2 plan has changes; 3 changes need approval (plan),
+or apply refused unapproved gates; 4 stale or too old a saved plan; 5 the publication lock was not
+acquired.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -15,9 +20,24 @@ import typer
 from rich.console import Console
 
 from reconciler import clock, engine
+from reconciler.apply import audit, lock
+from reconciler.apply.executor import ApplyResult
 from reconciler.desired import DesiredStateError
+from reconciler.desired.schema import parse_duration
+from reconciler.plan import document
+from reconciler.plan.approval import (
+    Approval,
+    ApprovalError,
+    parse_approval,
+    stale_reasons,
+    too_old,
+    unapproved,
+)
+from reconciler.plan.document import GateDoc, PlanDocument, PlanFormatError
+from reconciler.plan.gitcontext import GitContextError
+from reconciler.plan.impact import AnnouncementsError
+from reconciler.plan.render import markdown, text
 from reconciler.publish.rsync_tree import PublishError
-from reconciler.render_text import render
 from reconciler.signers import SignerError
 
 # typer vendors its own Click; BadParameter is public and its base class covers every usage mistake.
@@ -26,11 +46,15 @@ UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_APPROVAL = 3
+EXIT_STALE = 4
+EXIT_LOCKED = 5
 
 app = typer.Typer(
     name="rpkictl",
     help="Declarative RPKI certificate authority: validate, plan and apply a desired state kept in Git.\n\n"
-    "Exit codes: 0 ok or no changes, 2 plan has changes, 1 error.",
+    "Exit codes: 0 ok or no changes; 1 error; 2 plan has changes; 3 changes need approval (or apply "
+    "refused unapproved gates); 4 stale saved plan; 5 publication lock held by another apply.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -38,17 +62,47 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-RepoArg = Annotated[
-    Path, typer.Argument(help="Desired-state directory (holds rpki.yaml and cas/).", show_default=True)
-]
+# Errors that are the operator's to fix: a message, never a traceback.
+OPERATOR_ERRORS = (
+    SignerError,
+    PublishError,
+    clock.ClockError,
+    AnnouncementsError,
+    GitContextError,
+    PlanFormatError,
+    ApprovalError,
+    lock.LockError,
+    OSError,
+)
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+RepoArg = Annotated[Path, typer.Argument(help="Desired-state directory (holds rpki.yaml and cas/).")]
 NowOpt = Annotated[
     str | None, typer.Option("--now", help="Act as if it were this time (ISO-8601, e.g. 2026-11-23T17:00Z).")
 ]
+AnnouncementsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--announcements",
+        help="Routes seen in BGP (CSV prefix,origin_asn or a RIS dump): report which change RPKI validity.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+MinPeersOpt = Annotated[
+    int, typer.Option("--min-peers", min=0, help="RIS dumps: ignore routes seen by fewer peers.")
+]
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(code)
 
 
 def _open(repo: Path) -> engine.Workspace:
@@ -63,6 +117,38 @@ def _open(repo: Path) -> engine.Workspace:
         )
 
 
+def _announcements(path: Path | None, min_peers: int) -> engine.Announcements | None:
+    return engine.Announcements.read(path, min_peers) if path is not None else None
+
+
+def _emit(doc: PlanDocument, fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        sys.stdout.write(document.dumps(doc))
+    elif fmt is OutputFormat.markdown:
+        sys.stdout.write(markdown.render(doc))
+    else:
+        for line in text.render(doc):
+            out.print(line)
+
+
+def _plan_exit(doc: PlanDocument) -> int:
+    if not doc.changes:
+        return EXIT_OK
+    return EXIT_APPROVAL if doc.approval_required else EXIT_CHANGES
+
+
+def _github_outputs(doc: PlanDocument) -> None:
+    """In GitHub Actions, hand the verdict to later steps without anyone parsing exit codes."""
+    target = os.environ.get("GITHUB_OUTPUT")
+    if not target:
+        return
+    revocations = sum(1 for c in doc.changes if c.revoke_serial is not None)
+    with Path(target).open("a", encoding="utf-8") as handle:
+        handle.write(f"has_changes={'true' if doc.changes else 'false'}\n")
+        handle.write(f"approval_required={'true' if doc.approval_required else 'false'}\n")
+        handle.write(f"plan_id={doc.plan_id}\nrevocations={revocations}\n")
+
+
 @app.command()
 def validate(repo: RepoArg = Path()) -> None:
     """Load and check the desired state; list every problem as file:line:col."""
@@ -73,45 +159,163 @@ def validate(repo: RepoArg = Path()) -> None:
 
 
 @app.command()
-def plan(repo: RepoArg = Path(), now: NowOpt = None) -> None:
-    """Show what apply would issue, reissue, renew, revoke and withdraw, and why. Exit 2 when changes."""
+def plan(
+    repo: RepoArg = Path(),
+    now: NowOpt = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="text, markdown (PR comment) or json.")
+    ] = (OutputFormat.text),
+    save: Annotated[
+        Path | None, typer.Option("--out", help="Save the plan (JSON) for 'rpkictl apply FILE'.")
+    ] = None,
+    announcements: AnnouncementsOpt = None,
+    min_peers: MinPeersOpt = 0,
+    base: Annotated[
+        str | None, typer.Option("--base", help="Git revision: also list the YAML entries changed since it.")
+    ] = None,
+) -> None:
+    """Show what apply would issue, reissue, renew, revoke and withdraw, and why.
+
+    Exit 0 no changes, 2 changes, 3 changes that need approval, 1 error."""
     try:
         workspace = _open(repo)
-        the_plan = engine.plan(workspace, clock.now(now))
-    except (SignerError, clock.ClockError) as exc:
+        routes = _announcements(announcements, min_peers)
+        the_plan = engine.plan(workspace, clock.now(now), routes)
+        doc = engine.plan_document(workspace, the_plan, announcements=routes, base=base)
+        if save is not None:
+            save.write_text(document.dumps(doc))
+    except OPERATOR_ERRORS as exc:
         _fail(str(exc))
-    for line in render(the_plan):
-        out.print(line)
-    raise typer.Exit(EXIT_OK if the_plan.empty else EXIT_CHANGES)
+    _emit(doc, output_format)
+    _github_outputs(doc)
+    raise typer.Exit(_plan_exit(doc))
 
 
-def _confirm(count: int) -> bool:
+def _confirm(doc: PlanDocument) -> None:
     if not sys.stdin.isatty():
         _fail("no terminal to confirm on; re-run with --yes to apply without a prompt")
-    return typer.confirm(f"Apply these {count} changes?", default=False)
+    if not typer.confirm(f"Apply these {len(doc.changes)} changes to {doc.desired.repo}?", default=False):
+        _fail("not applied: nothing was signed or written")
+
+
+def _approve_on_terminal(doc: PlanDocument, gates: list[GateDoc]) -> list[Approval]:
+    """A gated plan on a terminal: the operator types the number of revocations (or the CA's name)."""
+    tokens = " ".join(f"--approve {g.approve}" for g in gates)
+    if not sys.stdin.isatty():
+        _fail(
+            f"{len(gates)} gate(s) need approval; nothing was signed or written. "
+            "Review the plan, then re-run "
+            f"with {tokens}",
+            EXIT_APPROVAL,
+        )
+    revocations = sum(1 for c in doc.changes if c.revoke_serial is not None)
+    named = next((g.ca for g in gates if g.ca != "*"), None)
+    if revocations:
+        expected, what = str(revocations), f"the number of revocations ({revocations})"
+    elif named is not None:
+        expected, what = named, f"the name of the CA ({named})"
+    else:
+        expected, what = str(gates[0].count), f"the number of flagged items ({gates[0].count})"
+    answer = typer.prompt(
+        f"This plan needs approval ({len(gates)} gate(s), listed above). Type {what} to approve"
+    )
+    if answer.strip() != expected:
+        _fail("not approved: nothing was signed or written", EXIT_APPROVAL)
+    return [Approval(g.id, g.hash, "typed on a terminal") for g in gates]
+
+
+def _lock_timeout(value: str) -> timedelta:
+    if value.strip() in {"0", "0s"}:
+        return timedelta(0)
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--lock-timeout") from exc
 
 
 @app.command()
 def apply(
-    repo: RepoArg = Path(),
+    target: Annotated[
+        Path, typer.Argument(help="Desired-state directory, or a plan saved by 'plan --out'.")
+    ] = Path(),
     now: NowOpt = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking for confirmation.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Apply without asking (never approves a gate).")
+    ] = False,
+    approve: Annotated[
+        list[str] | None,
+        typer.Option("--approve", help="GATE:HASH token printed by plan; repeat for each gate."),
+    ] = None,
+    lock_timeout: Annotated[
+        str, typer.Option("--lock-timeout", help="Wait this long for another apply (e.g. 30s, 10m).")
+    ] = "0s",
+    announcements: AnnouncementsOpt = None,
+    min_peers: MinPeersOpt = 0,
 ) -> None:
-    """Plan, confirm, sign and publish atomically. Running it again when nothing changed does nothing."""
+    """Plan (or take a saved plan), check gates, confirm, sign and publish atomically, and audit.
+
+    Exit 0 applied or nothing to do, 1 error, 3 unapproved gates, 4 stale saved plan, 5 lock held."""
+    wait = _lock_timeout(lock_timeout)
     try:
+        current = clock.now(now)
+        approvals = [parse_approval(token) for token in approve or []]
+        saved = document.loads(target.read_text(), where=str(target)) if target.is_file() else None
+        repo = Path(saved.desired.repo) if saved else target
         workspace = _open(repo)
-        the_plan = engine.plan(workspace, clock.now(now))
-        for line in render(the_plan):
-            out.print(line)
-        if the_plan.empty:
-            return
-        if not yes and not _confirm(len(the_plan.changes)):
-            _fail("not applied: nothing was signed or written")
-        with err.status("Signing and publishing…"):
-            result = engine.apply(workspace, the_plan)
-    except (SignerError, PublishError, clock.ClockError) as exc:
+        if saved is not None and (problem := too_old(saved, current, workspace.desired.plan_max_age)):
+            _fail(f"refusing the saved plan: {problem}", EXIT_STALE)
+        holder = dict(
+            who=audit.who(), operation="apply", plan_id=saved.plan_id if saved else None, timeout=wait
+        )
+        with lock.acquire(workspace.desired.publication.directory, **holder):  # type: ignore[arg-type]
+            _apply_locked(repo, saved, current, approvals, yes, _announcements(announcements, min_peers))
+    except lock.LockHeld as exc:
+        _fail(f"the publication point is locked: {exc.holder.describe()}", EXIT_LOCKED)
+    except OPERATOR_ERRORS as exc:
         _fail(str(exc))
+
+
+def _apply_locked(
+    repo: Path,
+    saved: PlanDocument | None,
+    current: datetime,
+    approvals: list[Approval],
+    yes: bool,
+    routes: engine.Announcements | None,
+) -> None:
+    """Under the lock: re-read the publication point, re-plan, and publish only what was reviewed."""
+    workspace = _open(repo)  # the publication point as it is now that we hold the lock
+    if saved is not None and saved.announcements is not None:
+        routes = engine.Announcements.read(Path(saved.announcements.path), saved.announcements.min_peers)
+    plan_time = saved.created_at if saved is not None else current
+    the_plan = engine.plan(workspace, plan_time, routes)
+    doc = engine.plan_document(workspace, the_plan, announcements=routes)
+    if saved is not None and (reasons := stale_reasons(saved, doc)):
+        _fail("refusing a stale plan: " + "; ".join(reasons) + ". Make a new plan.", EXIT_STALE)
+    for line in text.render(doc):
+        out.print(line)
+    if the_plan.empty:
+        return
+    missing = unapproved(doc, approvals)
+    if missing:
+        approvals = approvals + _approve_on_terminal(doc, missing)
+    elif not yes:
+        _confirm(doc)
+    log_path = workspace.desired.audit_log_path
+    try:
+        with err.status("Signing and publishing…"):
+            result = engine.apply(workspace, the_plan, now=current if saved is not None else None)
+    except (SignerError, PublishError) as exc:
+        audit.append(
+            log_path, engine.audit_record(doc, approvals, status="failed", message=str(exc)), now=current
+        )
+        raise
     assert result is not None  # noqa: S101 - a non-empty plan always yields a result
+    audit.append(log_path, engine.audit_record(doc, approvals, status="applied", result=result), now=current)
+    _report(result, workspace)
+
+
+def _report(result: ApplyResult, workspace: engine.Workspace) -> None:
     out.print(
         f"Applied: {result.signed} signatures, {len(result.written)} files written, "
         f"{len(result.removed)} removed. Published in {workspace.rsync_dir}."
@@ -125,13 +329,51 @@ def tal(
 ) -> None:
     """Print the trust anchor locator (RFC 8630) that relying parties configure."""
     try:
-        text = engine.trust_anchor_locator(_open(repo))
+        locator = engine.trust_anchor_locator(_open(repo))
     except SignerError as exc:
         _fail(str(exc))
     if output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(locator)
     else:
-        output.write_text(text)
+        output.write_text(locator)
+
+
+@app.command("log")
+def show_log(
+    repo: RepoArg = Path(),
+    verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 if broken.")] = False,
+) -> None:
+    """Show the audit log of applies (who, when, commit, plan, approvals, changes)."""
+    path = _open(repo).desired.audit_log_path
+    for entry in audit.read(path):
+        record = entry.record
+        commit = (record.get("git_commit") or "-")[:12]
+        out.print(
+            f"#{entry.seq} {entry.time} {record.get('status')} by {record.get('who')} "
+            f"commit {commit} plan {str(record.get('plan_id'))[:12]}: {record.get('summary')}"
+        )
+        for approval in record.get("approvals", []):
+            out.print(f"    approved {approval['gate']}:{approval['hash'][:16]} ({approval['how']})")
+    if verify:
+        problems = audit.verify(path)
+        for problem in problems:
+            err.print(f"{path}:{problem}", markup=False)
+        if problems:
+            _fail(f"the audit log {path} has been altered ({len(problems)} problem(s))")
+        out.print(f"{path}: hash chain intact ({len(audit.read(path))} records)")
+
+
+@app.command("force-unlock")
+def force_unlock(
+    lock_id: Annotated[str, typer.Argument(help="The lock ID that the refused apply printed.")],
+    repo: RepoArg = Path(),
+) -> None:
+    """Remove a lock left by an apply that can no longer release it (only with its exact ID)."""
+    try:
+        info = lock.force_unlock(_open(repo).desired.publication.directory, lock_id)
+    except lock.LockError as exc:
+        _fail(str(exc))
+    out.print(f"Removed the lock {info.describe()}")
 
 
 def main() -> None:

@@ -1,24 +1,42 @@
-"""The library API behind ``rpkictl``: load, plan, apply, TAL. The CLI only parses options and renders.
+"""The library API behind ``rpkictl``: load, plan, document, apply, audit, TAL. The CLI only parses
+options, talks to the operator and renders.
 
 Every function takes the current time as an argument; none of them prints.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from reconciler import layout, published
+from reconciler.apply import audit
 from reconciler.apply.executor import ApplyResult, execute
 from reconciler.desired import load
 from reconciler.desired.model import DesiredState
+from reconciler.plan import document
+from reconciler.plan.approval import Approval
 from reconciler.plan.diff import make_plan
+from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument
+from reconciler.plan.gitcontext import git_info, intent_changes
+from reconciler.plan.impact import Announcement, read_announcements
 from reconciler.plan.model import Plan
 from reconciler.publish.rsync_tree import publish
 from reconciler.published.reader import PublishedState
 from reconciler.rpki import tal
 from reconciler.signers import Signer, SignerError, open_signers
+
+
+def tool_version() -> str:
+    try:
+        return metadata.version("rpki-reconciler")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +62,93 @@ def open_workspace(repo: Path) -> Workspace:
     return Workspace(desired, signers, published.read(desired.publication.directory / "rsync"))
 
 
-def plan(workspace: Workspace, now: datetime) -> Plan:
-    return make_plan(workspace.desired, workspace.published, workspace.keys(), now)
+@dataclass(frozen=True, slots=True)
+class Announcements:
+    """Routes seen in BGP, read from a file, with what identifies that file in a saved plan."""
+
+    routes: list[Announcement]
+    meta: AnnouncementsDoc
+
+    @classmethod
+    def read(cls, path: Path, min_peers: int = 0) -> Announcements:
+        found = read_announcements(path, min_peers=min_peers)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        meta = AnnouncementsDoc(
+            path=str(path.resolve()), sha256=digest, min_peers=min_peers, routes=len(found.announcements)
+        )
+        return cls(found.announcements, meta)
 
 
-def apply(workspace: Workspace, the_plan: Plan) -> ApplyResult | None:
-    """Sign and publish what the plan lists; None when the plan is empty (nothing is signed or written)."""
+def plan(workspace: Workspace, now: datetime, announcements: Announcements | None = None) -> Plan:
+    routes = announcements.routes if announcements is not None else None
+    return make_plan(workspace.desired, workspace.published, workspace.keys(), now, routes)
+
+
+def plan_document(
+    workspace: Workspace,
+    the_plan: Plan,
+    *,
+    announcements: Announcements | None = None,
+    base: str | None = None,
+) -> PlanDocument:
+    """The plan as its versioned document, with the Git commit and, given ``base``, the intent diff."""
+    repo = workspace.desired.root
+    info = git_info(repo)
+    intent = None
+    if base is not None:
+        intent = [
+            IntentDoc(kind=c.kind, ca=c.ca, summary=c.summary, where=str(c.where) if c.where else None)
+            for c in intent_changes(repo, base)
+        ]
+    return document.build(
+        the_plan,
+        workspace.desired,
+        workspace.published,
+        tool_version=tool_version(),
+        git_commit=info.commit if info else None,
+        git_dirty=info.dirty if info else None,
+        announcements=announcements.meta if announcements else None,
+        intent=intent,
+        base=base,
+    )
+
+
+def apply(workspace: Workspace, the_plan: Plan, now: datetime | None = None) -> ApplyResult | None:
+    """Sign and publish what the plan lists; None when the plan is empty (nothing is signed or written).
+
+    ``now`` is the signing time when it differs from the time the plan was computed for (a saved plan
+    applied later): the changes are the plan's, the validity periods start now.
+    """
     if the_plan.empty:
         return None
+    if now is not None:
+        the_plan = dataclasses.replace(the_plan, now=now)
     result = execute(the_plan, workspace.desired, workspace.published, workspace.signers)
     publish(workspace.desired.publication.directory, result.files, the_plan.now)
     return result
+
+
+def audit_record(
+    doc: PlanDocument,
+    approvals: list[Approval],
+    *,
+    status: str,
+    result: ApplyResult | None = None,
+    message: str = "",
+) -> dict[str, Any]:
+    """What the audit log keeps of an apply: who, which commit, which plan, approvals, what changed."""
+    return {
+        "who": audit.who(),
+        "status": status,
+        "git_commit": doc.desired.git_commit,
+        "desired_digest": doc.desired.digest,
+        "plan_id": doc.plan_id,
+        "approvals": [{"gate": a.gate_id, "hash": a.hash_prefix, "how": a.how} for a in approvals],
+        "summary": doc.summary.text,
+        "changes": [f"{c.action} {c.address}" for c in doc.changes],
+        "signatures": result.signed if result else 0,
+        "message": message,
+    }
 
 
 def trust_anchor_locator(workspace: Workspace) -> str:

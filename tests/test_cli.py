@@ -61,7 +61,10 @@ def test_plan_apply_plan_cycle(scratch: Scratch) -> None:
     """plan exits 2 with changes; apply --yes publishes; then plan exits 0 and apply writes nothing."""
     plan = rpkictl("plan", str(scratch.repo), "--now", NOW)
     assert plan.returncode == 2, plan.stderr
-    assert "Plan: 3 keys to create, 13 to issue" in plan.stdout
+    assert (
+        "Plan: 3 keys to create, 7 to issue, 0 to replace, 0 to revoke, 0 to withdraw, 6 routine."
+        in plan.stdout
+    )
     applied = rpkictl("apply", str(scratch.repo), "--now", NOW, "--yes")
     assert applied.returncode == 0, applied.stderr
     assert "Applied: 20 signatures, 13 files written" in applied.stdout
@@ -78,7 +81,7 @@ def test_apply_without_terminal_or_yes_refuses(scratch: Scratch) -> None:
     result = rpkictl("apply", str(scratch.repo), "--now", NOW)
     assert result.returncode == 1
     assert "--yes" in result.stderr
-    assert not (scratch.root / "published").exists()
+    assert not scratch.rsync.exists()
     assert not (scratch.root / "keys").exists()
 
 
@@ -110,7 +113,7 @@ def _apply_on_terminal(scratch: Scratch, answer: bytes) -> tuple[int, str]:
 def test_apply_asks_on_a_terminal(scratch: Scratch) -> None:
     code, output = _apply_on_terminal(scratch, b"n")
     assert code == 1 and "not applied" in output
-    assert not (scratch.root / "published").exists()
+    assert not scratch.rsync.exists()
     code, output = _apply_on_terminal(scratch, b"y")
     assert code == 0, output
     assert "Applied:" in output

@@ -1,4 +1,5 @@
-"""Rules that need more than one value: parents, trust anchors, containment, ROAs, signers, timing.
+"""Rules that need more than one value (or the file system): parents, trust anchors, containment, ROAs,
+signers, timing and the audit log.
 
 ``schema.py`` has already checked each file's shape, so everything here works on typed values. Each check
 returns diagnostics instead of raising, so that one run reports every problem in the repository. Checks
@@ -103,8 +104,8 @@ class BrokenCa:
 
 
 def check_settings(doc: SettingsDoc, root: Path) -> list[Diagnostic]:
-    """Timing margins and signer directories."""
-    return [*_check_timing(doc), *_check_signer_directories(doc, root)]
+    """Timing margins, signer directories and the audit log."""
+    return [*_check_timing(doc), *_check_signer_directories(doc, root), *_check_audit_log(doc)]
 
 
 def _check_timing(doc: SettingsDoc) -> Iterable[Diagnostic]:
@@ -141,6 +142,28 @@ def _check_signer_directories(doc: SettingsDoc, root: Path) -> Iterable[Diagnost
                 f"signer '{name}' keeps private keys inside the desired-state directory {display_path(root)}",
                 "keys must never be committed: move the directory outside the Git repository",
             )
+
+
+def _check_audit_log(doc: SettingsDoc) -> Iterable[Diagnostic]:
+    """The audit log is a file: it may live anywhere, even inside the desired-state directory, but a
+    directory cannot be written as a log (and a trailing '/' shows that one was meant)."""
+    written = doc.spec.audit_log
+    if written is None:
+        return
+    path = resolve_path(doc.source.path.parent, written)
+    try:
+        is_directory = path.is_dir()
+    except OSError:  # e.g. no permission to look: whatever writes the log reports that
+        is_directory = False
+    shown = written.strip()
+    if is_directory or shown.endswith(("/", os.sep)):
+        what = "is a directory" if is_directory else "ends with '/', so it names a directory"
+        yield diag(
+            doc.source,
+            ("audit_log",),
+            f"audit_log {shown!r} {what}, not a file",
+            f"name a file in it, e.g. {shown.rstrip('/' + os.sep)}/audit.jsonl",
+        )
 
 
 # --- CA files -------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import hashlib
 import types
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +43,7 @@ from reconciler.desired.model import (
     DesiredState,
     Publication,
     RoaIntent,
+    SafetyPolicy,
     SignerConfig,
     SourceLocation,
     Timing,
@@ -316,8 +317,10 @@ def _translate(source: YamlSource, model: type[BaseModel], error: ErrorDetails) 
     if kind == "extra_forbidden":
         return _unknown_key(source, model, loc)
     if kind == "desired_state":
-        message, hint = split_hint(error["msg"])
-        hint = (error.get("ctx") or {}).get("hint") or hint
+        # A message that comes with its own hint may end in a parenthesis of its own ("found true (a
+        # yes/no value)"); only a message without one has its trailing parenthesis read as the hint.
+        given: str | None = (error.get("ctx") or {}).get("hint")
+        message, hint = (error["msg"], given) if given else split_hint(error["msg"])
     elif kind in ("model_type", "dict_type"):
         message, hint = f"expected a mapping of keys, found {describe(value)}", "write 'key: value' lines"
     elif kind == "list_type":
@@ -447,7 +450,13 @@ def _location(source: Source, loc: Loc, *, key: bool = False) -> SourceLocation:
     return SourceLocation(source.path, line, column)
 
 
-def _ca_intent(doc: CaDoc) -> CaIntent:
+def _safety(policy: SafetyPolicy, doc: CaDoc) -> SafetyPolicy:
+    """rpki.yaml's policy with the keys this CA's ``safety:`` section sets (the rest are inherited)."""
+    overrides = doc.spec.safety.model_dump(exclude_unset=True)
+    return replace(policy, **overrides) if overrides else policy
+
+
+def _ca_intent(doc: CaDoc, policy: SafetyPolicy) -> CaIntent:
     source = doc.source
     roas = tuple(
         RoaIntent(
@@ -467,6 +476,7 @@ def _ca_intent(doc: CaDoc) -> CaIntent:
         roas=roas,
         signer=doc.spec.signer,
         where=_location(source, ("name",), key=True),
+        safety=_safety(policy, doc),
     )
 
 
@@ -474,6 +484,7 @@ def _build(root: Path, settings: SettingsDoc, docs: Sequence[CaDoc], digest: str
     """The checked state; only reached when no diagnostic was found."""
     base = settings.source.path.parent
     spec = settings.spec
+    policy = SafetyPolicy(**{f.name: getattr(spec.safety, f.name) for f in fields(SafetyPolicy)})
     return DesiredState(
         root=root,
         publication=Publication(
@@ -485,8 +496,11 @@ def _build(root: Path, settings: SettingsDoc, docs: Sequence[CaDoc], digest: str
             for name, signer in spec.signers.items()
         },
         timing=Timing(**{f.name: getattr(spec.timing, f.name) for f in fields(Timing)}),
-        cas=tuple(_ca_intent(doc) for doc in order_cas(docs)),
+        cas=tuple(_ca_intent(doc, policy) for doc in order_cas(docs)),
         digest=digest,
+        safety=policy,
+        plan_max_age=spec.plan_max_age,
+        audit_log=None if spec.audit_log is None else resolve_path(base, spec.audit_log),
     )
 
 

@@ -42,6 +42,21 @@ class RoaIntent:
 
 
 @dataclass(frozen=True, slots=True)
+class SafetyPolicy:
+    """When a plan needs a human's approval (octoDNS-style thresholds, measured in VRPs).
+
+    The percentage checks apply only to a CA holding at least ``min_existing_vrps`` VRPs; a share of
+    removed (or narrowed) VRPs strictly above the threshold trips the gate. ``allow_empty`` lets a CA
+    end with no ROAs without approval.
+    """
+
+    delete_pct_threshold: float = 0.30
+    narrow_pct_threshold: float = 0.30
+    min_existing_vrps: int = 10
+    allow_empty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class CaIntent:
     """One certificate authority as declared in ``cas/**.yaml``."""
 
@@ -52,6 +67,7 @@ class CaIntent:
     roas: tuple[RoaIntent, ...] = ()
     signer: str = "default"
     where: SourceLocation | None = field(default=None, compare=False)
+    safety: SafetyPolicy = field(default_factory=SafetyPolicy)  # global policy with this CA's overrides
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +105,13 @@ class DesiredState:
     timing: Timing
     cas: tuple[CaIntent, ...]  # parents before children; exactly one trust anchor first
     digest: str  # sha256 over the loaded YAML files, for plans and audit records
+    safety: SafetyPolicy = field(default_factory=SafetyPolicy)
+    plan_max_age: timedelta = timedelta(hours=1)  # a saved plan older than this is refused
+    audit_log: Path | None = None  # absolute; None means <publication directory>/audit.jsonl
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.audit_log or self.publication.directory / "audit.jsonl"
 
     def ca(self, name: str) -> CaIntent:
         for ca in self.cas:

@@ -15,10 +15,13 @@ Regenerate the committed JSON Schema after changing anything here::
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import re
 from collections.abc import Set as AbstractSet
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -26,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 
-from reconciler.desired.model import Timing
+from reconciler.desired.model import DesiredState, SafetyPolicy, Timing
 from reconciler.resources import (
     AS_MAX,
     IPNetwork,
@@ -46,6 +49,11 @@ _RSYNC_RE = re.compile(r"rsync://(?P<host>[^/\s]+)/(?P<module>[^/\s]+)(?P<path>/
 _DURATION_RE = re.compile(DURATION_PATTERN)
 _DURATION_PART_RE = re.compile(r"(\d+)\s*([wdhms])", re.IGNORECASE)
 _UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+# What the JSON Schema allows for a percentage (0% to 100%); the validator reads any "<number>%" so that
+# "130%" or "-5%" get a message about the range rather than about the syntax.
+PERCENT_PATTERN = r"^\s*(100(\.0*)?|\d{1,2}(\.\d*)?|\.\d+)\s*%\s*$"
+_PERCENT_RE = re.compile(r"\s*(?P<number>[+-]?(\d+(\.\d*)?|\.\d+))\s*%\s*")
+_NUMBER_RE = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*")
 
 CA_NAME_RULE = "use 1 to 64 letters, digits and '-', starting with a letter or digit"
 
@@ -217,9 +225,9 @@ def _rsync_base(value: object) -> str:
     return text
 
 
-def _path(value: object) -> str:
+def _path(value: object, what: str = "a directory path", example: str = "../keys") -> str:
     """A path that can be resolved later: no NUL byte, and a ``~user`` that exists."""
-    text = _text(value, "a directory path", "../keys")
+    text = _text(value, what, example)
     if "\0" in text:
         _fail("a path cannot contain a NUL character", "remove the \\0 escape")
     try:
@@ -227,6 +235,61 @@ def _path(value: object) -> str:
     except RuntimeError:
         _fail(f"cannot find the home directory in {text!r}", "write the full path instead of ~user")
     return text
+
+
+def _file_path(value: object) -> str:
+    """A file's path; whether it names a directory is checked in ``checks.py``, once it is resolved."""
+    return _path(value, "a file path", "../audit.jsonl")
+
+
+def _number(value: int | float) -> str:
+    """A number for a message; Python refuses to print ints of thousands of digits, and nobody reads them."""
+    return str(value) if isinstance(value, float) or abs(value) < 10**9 else "the number"
+
+
+_SHARE_HINT = 'write a share from 0 to 1 such as 0.3, or a percentage such as "30%"'
+
+
+def parse_share(value: object) -> float:
+    """Read a threshold: a number from 0 to 1 (``0.3``) or a percentage text (``"30%"``, up to 100%).
+
+    Raises ``PydanticCustomError`` with an operator-facing message and hint.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        _fail(f"expected a share from 0 to 1 or a percentage, found {describe(value)}", _SHARE_HINT)
+    if isinstance(value, str):
+        match = _PERCENT_RE.fullmatch(value)
+        if match is None:
+            if _NUMBER_RE.fullmatch(value):
+                _fail(
+                    f"{value!r} is text, not a number",
+                    f'write {value.strip()} without quotes, or a percentage such as "30%"',
+                )
+            _fail(f"{value!r} is neither a share from 0 to 1 nor a percentage", _SHARE_HINT)
+        percent = Decimal(match["number"])
+        if not 0 <= percent <= 100:
+            _fail(
+                f"{value.strip()} is not between 0% and 100%",
+                'write a percentage from "0%" to "100%", e.g. "30%"; "100%" turns the check off',
+            )
+        return float(percent / 100)
+    if (isinstance(value, float) and not math.isfinite(value)) or not 0 <= value <= 1:
+        # Above 1 and up to 100, the operator most likely wrote a percentage without its % sign.
+        maybe = f'did you mean "{value}%"? ' if 1 < value <= 100 else ""
+        _fail(f"{_number(value)} is not between 0 and 1", f"{maybe}{_SHARE_HINT}")
+    return float(value)
+
+
+def _vrp_count(value: object) -> int:
+    """A number of VRPs: a whole number, 0 or more (``10.0`` and ``"10"`` are refused, as everywhere)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        hint = "write a whole number such as 10"
+        if isinstance(value, str) and _NUMBER_RE.fullmatch(value):
+            hint = f"write {value.strip()} without quotes"
+        _fail(f"expected a whole number of VRPs, found {describe(value)}", hint)
+    if value < 0:
+        _fail(f"{_number(value)} is negative", "write 0 or more; 0 applies the percentage checks to every CA")
+    return value
 
 
 def _signer_type(value: object) -> str:
@@ -280,6 +343,23 @@ SignerType = Annotated[
 ]
 Text = Annotated[str, PlainValidator(_string), WithJsonSchema({"type": "string"})]
 Flag = Annotated[bool, PlainValidator(_flag), WithJsonSchema({"type": "boolean"})]
+_SHARE_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": 1},
+        {"type": "string", "pattern": PERCENT_PATTERN},
+    ]
+}
+_COUNT_SCHEMA = {"type": "integer", "minimum": 0}
+Share = Annotated[float, PlainValidator(parse_share), WithJsonSchema(_SHARE_SCHEMA)]
+VrpCount = Annotated[int, PlainValidator(_vrp_count), WithJsonSchema(_COUNT_SCHEMA)]
+# Per-CA overrides: None means "not written, inherit rpki.yaml's value". An explicit empty value (``~``)
+# still goes through the validator and is refused, like anywhere else.
+ShareOverride = Annotated[float | None, PlainValidator(parse_share), WithJsonSchema(_SHARE_SCHEMA)]
+VrpCountOverride = Annotated[int | None, PlainValidator(_vrp_count), WithJsonSchema(_COUNT_SCHEMA)]
+FlagOverride = Annotated[bool | None, PlainValidator(_flag), WithJsonSchema({"type": "boolean"})]
+FilePathOrUnset = Annotated[
+    str | None, PlainValidator(_file_path), WithJsonSchema({"type": "string", "minLength": 1})
+]
 Duration = Annotated[
     timedelta,
     PlainValidator(_duration),
@@ -369,6 +449,76 @@ class TimingSection(_Section):
     )
 
 
+_SAFETY_HELP = {
+    "delete_pct_threshold": "A plan that deletes more than this share of a CA's VRPs (no ROA names the "
+    'prefix any more) needs approval. A number from 0 to 1 such as 0.3, or a percentage such as "30%".',
+    "narrow_pct_threshold": "A plan that narrows more than this share of a CA's VRPs (the prefix stays "
+    "authorised, but for another AS or a shorter max_length) needs approval. A number from 0 to 1 such as "
+    '0.3, or a percentage such as "30%".',
+    "min_existing_vrps": "The two percentage checks apply only to a CA that publishes at least this many "
+    "VRPs now; for smaller CAs every share would be large. A whole number, 0 or more.",
+    "allow_empty": "true lets a plan leave a CA with no ROAs at all without approval.",
+}
+
+
+def _safety_default(name: str) -> Any:
+    """Defaults come from ``model.SafetyPolicy`` so that the schema and the code cannot disagree."""
+    return getattr(SafetyPolicy(), name)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    """Keep ``"default": null`` out of the JSON Schema: an override left out is inherited, not null."""
+    schema.pop("default", None)
+
+
+class SafetySection(_Section):
+    """When a plan needs a human's approval before apply may publish it. Shares are measured in VRPs per
+    CA, against what the CA publishes now; a share strictly above the threshold needs approval."""
+
+    delete_pct_threshold: Share = Field(
+        default=_safety_default("delete_pct_threshold"), description=_SAFETY_HELP["delete_pct_threshold"]
+    )
+    narrow_pct_threshold: Share = Field(
+        default=_safety_default("narrow_pct_threshold"), description=_SAFETY_HELP["narrow_pct_threshold"]
+    )
+    min_existing_vrps: VrpCount = Field(
+        default=_safety_default("min_existing_vrps"), description=_SAFETY_HELP["min_existing_vrps"]
+    )
+    allow_empty: Flag = Field(default=_safety_default("allow_empty"), description=_SAFETY_HELP["allow_empty"])
+
+
+_INHERITED = " Left out, this CA uses the value from rpki.yaml."
+
+
+class CaSafetySection(_Section):
+    """This CA's own approval thresholds; each key overrides the same key of rpki.yaml's safety section,
+    and keys left out keep rpki.yaml's values."""
+
+    delete_pct_threshold: ShareOverride = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description=_SAFETY_HELP["delete_pct_threshold"] + _INHERITED,
+    )
+    narrow_pct_threshold: ShareOverride = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description=_SAFETY_HELP["narrow_pct_threshold"] + _INHERITED,
+    )
+    min_existing_vrps: VrpCountOverride = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description=_SAFETY_HELP["min_existing_vrps"] + _INHERITED,
+    )
+    allow_empty: FlagOverride = Field(
+        default=None, json_schema_extra=_no_default, description=_SAFETY_HELP["allow_empty"] + _INHERITED
+    )
+
+
+def _state_default(name: str) -> Any:
+    """A default of ``model.DesiredState``, which has no instance to read it from."""
+    return next(f.default for f in dataclasses.fields(DesiredState) if f.name == name)
+
+
 class RpkiFile(_Section):
     """rpki.yaml: repository-wide settings. Relative paths are relative to this file."""
 
@@ -379,6 +529,22 @@ class RpkiFile(_Section):
     timing: TimingSection = Field(
         default_factory=TimingSection,
         description="Optional validity periods and renewal margins; omitted keys keep their defaults.",
+    )
+    safety: SafetySection = Field(
+        default_factory=SafetySection,
+        description="Optional: when a plan needs a human's approval. Omitted keys keep their defaults; "
+        "a CA file can override each key for that CA.",
+    )
+    plan_max_age: Duration = Field(
+        default=format_duration(_state_default("plan_max_age")),
+        validate_default=True,
+        description=f"Apply refuses a saved plan older than this; plan again. {_DURATION_HELP}",
+    )
+    audit_log: FilePathOrUnset = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="Path of the audit log, a JSON Lines file. Relative to rpki.yaml or absolute; it "
+        "must not be a directory. Left out: audit.jsonl in the publication directory.",
     )
 
 
@@ -432,6 +598,11 @@ class CaFile(_Section):
     signer: Text = Field(default="default", description="Which signer from rpki.yaml holds this CA's key.")
     resources: ResourcesSection = Field(description="The resources this CA holds.")
     roas: list[RoaEntry] = Field(default_factory=list, description="ROAs this CA issues.")
+    safety: CaSafetySection = Field(
+        default_factory=CaSafetySection,
+        description="Optional: approval thresholds for this CA only; each key overrides rpki.yaml's "
+        "safety section, keys left out keep rpki.yaml's values.",
+    )
 
 
 def json_schema() -> dict[str, Any]:

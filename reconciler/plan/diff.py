@@ -7,12 +7,16 @@ manifest and CRL, which are re-issued whenever their directory changes or their 
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
-from reconciler.plan.model import Action, Change, Kind, Plan
+from reconciler.plan.impact import Announcement, ValidityChange, impact
+from reconciler.plan.model import Action, Change, Kind, ObservedPoint, Plan
+from reconciler.plan.safety import gates_for
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa, Unreadable
 from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
@@ -216,16 +220,10 @@ class _Planner:
                 reason = "no longer in the desired state"
                 if isinstance(found, SignedRoa):
                     reason = f"ROA {_describe_roa(found.content)} is no longer in the desired state"
-                self.add(
-                    Change(
-                        Action.WITHDRAW,
-                        Kind.ROA,
-                        ca.name,
-                        path,
-                        reason,
-                        revoke_serial=self._serial(ca, found),
-                    )
-                )
+                serial = self._serial(ca, found)
+                # Ours and still valid: revoke it too, so a copy kept elsewhere cannot be replayed.
+                action = Action.REVOKE if serial is not None else Action.WITHDRAW
+                self.add(Change(action, Kind.ROA, ca.name, path, reason, revoke_serial=serial))
             elif name.endswith(".cer"):
                 self.plan_stray_cert(ca, path, name)
             else:
@@ -238,11 +236,8 @@ class _Planner:
             serial = found.serial if found.not_after > self.now else None
         child = name.removesuffix(".cer")
         reason = f"CA {child} is no longer a child of {ca.name}"
-        self.add(
-            Change(
-                Action.REVOKE, Kind.CERTIFICATE, ca.name, path, reason, subject=child, revoke_serial=serial
-            )
-        )
+        action = Action.REVOKE if serial is not None else Action.WITHDRAW
+        self.add(Change(action, Kind.CERTIFICATE, ca.name, path, reason, subject=child, revoke_serial=serial))
 
     def plan_orphans(self) -> None:
         """Files outside every desired CA's directory: a removed CA's repository, or junk at the top."""
@@ -355,12 +350,55 @@ def published_vrps(published: PublishedState) -> frozenset[tuple[int, str, int]]
     return frozenset(vrps)
 
 
+def observe(published: PublishedState) -> tuple[dict[str, ObservedPoint], str]:
+    """Each CA directory's manifest (name, number, hash) and a hash over the whole tree, recorded in a
+    plan so that applying it after the publication point moved is refused."""
+    points: dict[str, ObservedPoint] = {}
+    tree = hashlib.sha256()
+    for path in sorted(published.files):
+        digest = published.sha256(path).hex()
+        tree.update(f"{path}\0{digest}\n".encode())
+        if path.endswith(".mft") and "/" in path:
+            directory, name = path.split("/", 1)
+            found = published.manifest(path)
+            number = found.content.number if isinstance(found, SignedManifest) else None
+            points[directory] = ObservedPoint(name, number, digest)
+    return points, tree.hexdigest()
+
+
 def make_plan(
-    desired: DesiredState, published: PublishedState, keys: dict[str, bytes | None], now: datetime
+    desired: DesiredState,
+    published: PublishedState,
+    keys: dict[str, bytes | None],
+    now: datetime,
+    announcements: Sequence[Announcement] | None = None,
 ) -> Plan:
-    """Compute what apply must do. ``keys`` maps each CA to its key identifier in its signer, or None."""
+    """Compute what apply must do. ``keys`` maps each CA to its key identifier in its signer, or None.
+    With ``announcements`` (routes seen in BGP), the plan also says which routes change validity."""
     planner = _Planner(desired, published, keys, now)
     planner.run()
+    changes = tuple(planner.changes)
     want = frozenset(vrp for ca in desired.cas for vrp in (r.vrp for r in ca.roas))
     have = published_vrps(published)
-    return Plan(now, desired.digest, tuple(planner.changes), want - have, have - want)
+    route_changes = None
+    broken: list[str] = []
+    if announcements is not None:
+        route_changes = tuple(impact(have, want, announcements))
+        broken = [describe_route_change(c) for c in route_changes if c.breaks]
+    observed, tree = observe(published)
+    return Plan(
+        now=now,
+        desired_digest=desired.digest,
+        changes=changes,
+        vrps_added=want - have,
+        vrps_removed=have - want,
+        observed=observed,
+        tree_sha256=tree,
+        gates=gates_for(desired, published, changes, broken),
+        route_changes=route_changes,
+    )
+
+
+def describe_route_change(change: ValidityChange) -> str:
+    ann = change.announcement
+    return f"AS{ann.origin} {ann.prefix}: {change.before} -> {change.after}"

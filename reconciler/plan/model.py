@@ -6,12 +6,17 @@ for people; apply acts on actions only.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from reconciler.rpki.roa import RoaContent
+
+if TYPE_CHECKING:
+    from reconciler.plan.impact import ValidityChange
 
 
 class Action(StrEnum):
@@ -32,7 +37,7 @@ class Kind(StrEnum):
     FILE = "file"
 
 
-ROUTINE = frozenset({Kind.MANIFEST, Kind.CRL})
+ROUTINE_KINDS = frozenset({Kind.MANIFEST, Kind.CRL})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +64,57 @@ class Change:
 
     @property
     def routine(self) -> bool:
-        return self.kind in ROUTINE
+        """Manifests, CRLs and scheduled renewals: needed to stay valid, not a reviewer's decision."""
+        return self.kind in ROUTINE_KINDS or self.action is Action.RENEW
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A reason the plan needs a human's approval, bound to the exact items it flags.
+
+    The approval token is ``<id>:<hash>``; the hash covers the rule, the CA and every flagged item, so a
+    re-plan that flags anything more (or else) needs a new approval.
+    """
+
+    rule: str  # roa-delete-pct, roa-narrow-pct, ca-empty, ca-revoke, ca-shrink, trust-anchor, route-invalid
+    ca: str  # "*" for rules over the whole tree
+    message: str
+    items: tuple[str, ...]  # sorted
+    existing: int = 0  # VRPs the CA held, for the percentage rules
+    threshold: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.rule if self.ca == "*" else f"{self.rule}@{self.ca}"
+
+    @property
+    def hash(self) -> str:
+        text = "\n".join((self.rule, self.ca, *self.items))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def token(self) -> str:
+        """What an operator passes to ``--approve``."""
+        return f"{self.id}:{self.hash[:APPROVAL_HASH_CHARS]}"
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+
+APPROVAL_HASH_CHARS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedPoint:
+    """What a CA's manifest looked like when the plan was made (to refuse applying a stale plan)."""
+
+    manifest: str
+    number: int | None  # None when unreadable
+    sha256: str
+
+
+Vrp = tuple[int, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,28 +122,46 @@ class Plan:
     now: datetime
     desired_digest: str
     changes: tuple[Change, ...]
-    vrps_added: frozenset[tuple[int, str, int]] = field(default_factory=frozenset)
-    vrps_removed: frozenset[tuple[int, str, int]] = field(default_factory=frozenset)
+    vrps_added: frozenset[Vrp] = field(default_factory=frozenset)
+    vrps_removed: frozenset[Vrp] = field(default_factory=frozenset)
+    observed: dict[str, ObservedPoint] = field(default_factory=dict)  # CA directory -> its manifest
+    tree_sha256: str = ""  # over every published file: drift anywhere makes a saved plan stale
+    gates: tuple[Gate, ...] = ()
+    route_changes: tuple[ValidityChange, ...] | None = None  # None: no announcements were given
 
     @property
     def empty(self) -> bool:
         return not self.changes
 
+    @property
+    def approval_required(self) -> bool:
+        return bool(self.gates)
+
     def counts(self) -> Counter[Action]:
-        return Counter(change.action for change in self.changes)
+        """Counts of the changes a reviewer reads; routine ones are counted by ``routine_count``."""
+        return Counter(change.action for change in self.changes if not change.routine)
+
+    @property
+    def routine_count(self) -> int:
+        return sum(1 for change in self.changes if change.routine)
+
+    @property
+    def revocations(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.revoke_serial is not None)
 
     def summary(self) -> str:
+        """The one line a reviewer and a log reader look for (stable wording)."""
         if self.empty:
             return "No changes. The publication point matches the desired state."
         counts = self.counts()
         words = [
             f"{counts[Action.ISSUE]} to issue",
-            f"{counts[Action.REISSUE]} to reissue",
-            f"{counts[Action.RENEW]} to renew",
+            f"{counts[Action.REISSUE]} to replace",
             f"{counts[Action.REVOKE]} to revoke",
             f"{counts[Action.WITHDRAW]} to withdraw",
         ]
         if counts[Action.CREATE_KEY]:
             words.insert(0, f"{counts[Action.CREATE_KEY]} keys to create")
+        words.append(f"{self.routine_count} routine")
         vrps = f"VRPs: +{len(self.vrps_added)} -{len(self.vrps_removed)}"
         return f"Plan: {', '.join(words)}. {vrps}."

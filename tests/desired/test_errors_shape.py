@@ -151,7 +151,8 @@ def test_unknown_key_in_ca(repo: Repo) -> None:
     problem = repo.error()
     expect(problem, repo, "cas/x.yaml", 2, 1, "unknown key 'parnet'")
     assert problem.hint == (
-        "did you mean 'parent'? allowed keys here: name, trust_anchor, parent, signer, resources, roas"
+        "did you mean 'parent'? "
+        "allowed keys here: name, trust_anchor, parent, signer, resources, roas, safety"
     )
 
 
@@ -510,7 +511,7 @@ def test_diagnostic_string_form(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> 
         repo.load()
     assert str(info.value) == (
         "cas/x.yaml:2:1: unknown key 'parnet' (did you mean 'parent'? "
-        "allowed keys here: name, trust_anchor, parent, signer, resources, roas)"
+        "allowed keys here: name, trust_anchor, parent, signer, resources, roas, safety)"
     )
 
 

@@ -55,7 +55,8 @@ def test_first_plan_lists_keys_certificates_roas_and_points(tmp_path: Path) -> N
     plan = scratch_copy(tmp_path).plan()
     counts = plan.counts()
     assert counts[Action.CREATE_KEY] == 3
-    assert counts[Action.ISSUE] == 3 + 4 + 6  # certificates, ROAs, manifests and CRLs
+    assert counts[Action.ISSUE] == 3 + 4  # certificates and ROAs; manifests and CRLs are routine
+    assert plan.routine_count == 6
     assert len(plan.vrps_added) == 4 and not plan.vrps_removed
     assert all(c.reason for c in plan.changes)
 
@@ -82,7 +83,7 @@ def test_remove_roa_revokes_it(applied: Scratch) -> None:
     applied.edit(ISP, "  - {asn: AS0, prefix: 192.0.2.128/25}\n", "")
     plan = applied.plan()
     (change,) = [c for c in plan.changes if c.kind is Kind.ROA]
-    assert (change.action, change.path) == (Action.WITHDRAW, path)
+    assert (change.action, change.path) == (Action.REVOKE, path)
     assert "no longer in the desired state" in change.reason
     assert change.revoke_serial is not None
     assert len(plan.changes) == 3
@@ -113,7 +114,7 @@ def test_change_asn(applied: Scratch) -> None:
     got = [c for c in actions(applied.plan()) if c[1] is Kind.ROA]
     assert got == [
         (Action.ISSUE, Kind.ROA, "example-isp/AS64497_192-0-2-0_24.roa"),
-        (Action.WITHDRAW, Kind.ROA, "example-isp/AS64496_192-0-2-0_24.roa"),
+        (Action.REVOKE, Kind.ROA, "example-isp/AS64496_192-0-2-0_24.roa"),
     ]
     applied.apply()
     converged(applied)
@@ -151,7 +152,7 @@ def test_move_prefix_between_cas(applied: Scratch) -> None:
         (Action.ISSUE, Kind.CERTIFICATE, "online/other-isp.cer"),
         (Action.ISSUE, Kind.ROA, "other-isp/AS64496_198-51-100-0_25.roa"),
         (Action.REISSUE, Kind.CERTIFICATE, "online/example-isp.cer"),
-        (Action.WITHDRAW, Kind.ROA, "example-isp/AS64496_198-51-100-0_25.roa"),
+        (Action.REVOKE, Kind.ROA, "example-isp/AS64496_198-51-100-0_25.roa"),
     ]
     assert not plan.vrps_added and not plan.vrps_removed  # the same VRP, now from another CA
     applied.apply()

@@ -1,0 +1,83 @@
+"""Approvals and staleness: may this plan be applied, now, as it stands?
+
+An approval names a gate and the hash of exactly the items it flags (``roa-delete-pct@acme:9b1e0c…``),
+so it approves *those* deletions and no others. A saved plan is stale when the desired state, the
+publication point or the announcements moved since it was made, or when it is older than allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from reconciler.plan.document import GateDoc, PlanDocument
+
+_TOKEN = re.compile(r"^(?P<id>[a-z-]+(?:@[A-Za-z0-9-]+)?):(?P<hash>[0-9a-f]{12,64})$")
+MIN_HASH_CHARS = 12
+
+
+class ApprovalError(ValueError):
+    """An ``--approve`` value that is not ``GATE:HASH``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    gate_id: str
+    hash_prefix: str
+    how: str = "--approve"
+
+    def matches(self, gate: GateDoc) -> bool:
+        return gate.id == self.gate_id and gate.hash.startswith(self.hash_prefix)
+
+
+def parse_approval(token: str) -> Approval:
+    match = _TOKEN.match(token.strip())
+    if not match:
+        raise ApprovalError(
+            f"--approve {token!r} is not GATE:HASH (copy the token the plan prints, "
+            f"e.g. roa-delete-pct@example-isp:9b1e0c4d2a7f11e3; at least {MIN_HASH_CHARS} hex digits)"
+        )
+    return Approval(match["id"], match["hash"])
+
+
+def unapproved(doc: PlanDocument, approvals: list[Approval]) -> list[GateDoc]:
+    """The gates no approval covers. An approval for other items (the plan changed) covers nothing."""
+    return [gate for gate in doc.gates if not any(a.matches(gate) for a in approvals)]
+
+
+def stale_reasons(saved: PlanDocument, current: PlanDocument) -> list[str]:
+    """What moved between the saved plan and a fresh plan of the same state: empty when none did."""
+    if saved.plan_id == current.plan_id:
+        return []
+    reasons = []
+    if saved.desired.digest != current.desired.digest:
+        before = saved.desired.git_commit[:12] if saved.desired.git_commit else saved.desired.digest[:12]
+        after = current.desired.git_commit[:12] if current.desired.git_commit else current.desired.digest[:12]
+        reasons.append(f"the desired state changed since the plan was made ({before} -> {after})")
+    points = sorted(set(saved.observed.points) | set(current.observed.points))
+    for ca in points:
+        old, new = saved.observed.points.get(ca), current.observed.points.get(ca)
+        if old is None or new is None or old.sha256 != new.sha256:
+            was = f"manifest #{old.number}" if old else "nothing"
+            now = f"manifest #{new.number}" if new else "nothing"
+            reasons.append(f"CA {ca}: {was} -> {now} since the plan was made")
+    if not reasons and saved.observed.tree_sha256 != current.observed.tree_sha256:
+        reasons.append("files in the publication point changed since the plan was made")
+    if (saved.announcements and saved.announcements.sha256) != (
+        current.announcements and current.announcements.sha256
+    ):
+        reasons.append("the announcements file changed since the plan was made")
+    if not reasons:
+        reasons.append("planning the same state again gives different changes")
+    return reasons
+
+
+def too_old(saved: PlanDocument, now: datetime, max_age: timedelta) -> str | None:
+    age = now - saved.created_at
+    if age > max_age:
+        return (
+            f"the plan was made {age} ago, more than the {max_age} allowed (plan_max_age in rpki.yaml); "
+            "make a new plan"
+        )
+    return None

@@ -1,0 +1,336 @@
+"""The plan as a versioned JSON document: what ``plan --format json`` prints and ``plan --out`` saves.
+
+Stability rules (Terraform's): ``format_version`` is MAJOR.MINOR; a minor bump only adds keys and
+consumers ignore keys they do not know; a document with an unknown major version is refused.
+
+``plan_id`` is the SHA-256 of the canonical JSON of what the plan *does* and what it was computed
+against (desired state, observed publication point, changes, gates) — not of when it was printed or of
+the wording of reasons — so that planning the same state twice gives the same id, and apply can check
+that the plan it is about to execute is exactly the one that was reviewed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.desired.model import DesiredState
+from reconciler.plan.model import Action, Change, Kind, Plan
+from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa
+from reconciler.rpki import cert as rc
+from reconciler.rpki import crl
+from reconciler.rpki.roa import RoaContent
+
+FORMAT_VERSION = "1.0"
+FORMAT_MAJOR = 1
+
+
+class PlanFormatError(ValueError):
+    """A saved plan that cannot be used: unreadable, or written in an unknown major format."""
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class DesiredDoc(_Doc):
+    repo: str = Field(description="Absolute path of the desired-state directory the plan was computed from.")
+    digest: str = Field(description="SHA-256 over the loaded YAML files.")
+    git_commit: str | None = Field(None, description="HEAD commit when the directory is in a Git work tree.")
+    git_dirty: bool | None = Field(None, description="True when the work tree had uncommitted YAML changes.")
+
+
+class ObservedPointDoc(_Doc):
+    manifest: str = Field(description="File name of the CA's manifest.")
+    number: int | None = Field(description="Its manifest number (null when unreadable).")
+    sha256: str = Field(description="SHA-256 of the manifest file.")
+
+
+class ObservedDoc(_Doc):
+    tree_sha256: str = Field(description="SHA-256 over every published file (path and hash).")
+    points: dict[str, ObservedPointDoc] = Field(description="Per CA directory: its manifest.")
+
+
+class GateDoc(_Doc):
+    id: str = Field(description="Gate identifier: '<rule>@<ca>' (or '<rule>' for tree-wide rules).")
+    rule: str = Field(
+        description="roa-delete-pct, roa-narrow-pct, ca-empty, ca-revoke, ca-shrink, "
+        "trust-anchor or route-invalid."
+    )
+    ca: str = Field(description="The CA the gate is about, '*' for tree-wide rules.")
+    message: str
+    count: int = Field(description="Number of flagged items.")
+    existing: int = Field(description="VRPs the CA publishes now (percentage rules), else 0.")
+    threshold: float | None = Field(description="The threshold that was exceeded, for percentage rules.")
+    hash: str = Field(description="SHA-256 binding an approval to exactly these flagged items.")
+    approve: str = Field(description="The token to pass to 'rpkictl apply --approve'.")
+    items: list[str] = Field(description="The flagged items, sorted.")
+
+
+class ChangeDoc(_Doc):
+    action: Literal["create-key", "issue", "reissue", "renew", "revoke", "withdraw"]
+    kind: Literal["key", "certificate", "roa", "manifest", "crl", "file"]
+    ca: str = Field(description="The CA whose key signs the object (whose directory holds it).")
+    address: str = Field(description="Stable, readable object address.")
+    path: str = Field(description="Path relative to the rsync base ('' for keys).")
+    subject: str | None = Field(None, description="The child CA a certificate is for.")
+    reason: str
+    routine: bool = Field(description="Manifest, CRL or scheduled renewal: not a reviewer's decision.")
+    before: dict[str, Any] | None = Field(None, description="The published object, as far as it matters.")
+    after: dict[str, Any] | None = Field(None, description="The object as it will be published.")
+    revoke_serial: str | None = Field(None, description="Serial (hex) of the published object revoked.")
+
+
+class SummaryDoc(_Doc):
+    create_key: int
+    issue: int
+    replace: int
+    revoke: int
+    withdraw: int
+    routine: int
+    vrps_added: int
+    vrps_removed: int
+    text: str = Field(description="The human summary line.")
+
+
+class VrpsDoc(_Doc):
+    added: list[str]
+    removed: list[str]
+
+
+class RouteChangeDoc(_Doc):
+    prefix: str
+    origin: int
+    peers: int | None
+    before: Literal["valid", "invalid", "not-found"]
+    after: Literal["valid", "invalid", "not-found"]
+    breaks: bool = Field(description="Valid now, invalid after the plan.")
+
+
+class AnnouncementsDoc(_Doc):
+    path: str
+    sha256: str
+    min_peers: int
+    routes: int = Field(description="Announcements read (after the visibility filter).")
+
+
+class IntentDoc(_Doc):
+    kind: str
+    ca: str | None
+    summary: str
+    where: str | None = Field(description="file:line of the entry (work tree, or base revision if removed).")
+
+
+class PlanDocument(_Doc):
+    """A plan, as reviewed and as applied."""
+
+    format_version: str = Field(FORMAT_VERSION, description="MAJOR.MINOR; unknown majors are refused.")
+    plan_id: str = Field(description="SHA-256 of what the plan does and what it was computed against.")
+    created_at: datetime = Field(description="The time the plan was computed for (--now, or the clock).")
+    tool_version: str
+    desired: DesiredDoc
+    observed: ObservedDoc
+    approval_required: bool
+    summary: SummaryDoc
+    gates: list[GateDoc]
+    changes: list[ChangeDoc]
+    vrps: VrpsDoc
+    announcements: AnnouncementsDoc | None = None
+    route_impact: list[RouteChangeDoc] | None = None
+    intent: list[IntentDoc] | None = Field(None, description="Desired-state entries changed since --base.")
+    base: str | None = Field(None, description="The --base revision the intent list compares with.")
+
+
+def _vrp(vrp: tuple[int, str, int]) -> str:
+    return f"AS{vrp[0]} {vrp[1]} max {vrp[2]}"
+
+
+def _roa(content: RoaContent) -> dict[str, Any]:
+    return {
+        "asn": content.asn,
+        "prefixes": [{"prefix": str(p.prefix), "max_length": p.max_length} for p in content.prefixes],
+    }
+
+
+def _before(published: PublishedState, change: Change) -> dict[str, Any] | None:
+    if change.kind is Kind.ROA:
+        roa = published.roa(change.path)
+        return _roa(roa.content) if isinstance(roa, SignedRoa) else None
+    if change.kind is Kind.CERTIFICATE:
+        found = published.certificate(change.path)
+        if isinstance(found, rc.ResourceCertificate):
+            return {"resources": str(found.resources.resources), "not_after": found.not_after.isoformat()}
+    if change.kind is Kind.MANIFEST:
+        mft = published.manifest(change.path)
+        if isinstance(mft, SignedManifest):
+            return {"number": mft.content.number, "next_update": mft.content.next_update.isoformat()}
+    if change.kind is Kind.CRL:
+        found_crl = published.crl(change.path)
+        if isinstance(found_crl, crl.Crl):
+            return {"number": found_crl.number, "next_update": found_crl.next_update.isoformat()}
+    return None
+
+
+def _after(desired: DesiredState, change: Change) -> dict[str, Any] | None:
+    if change.roa is not None:
+        return _roa(change.roa)
+    if (
+        change.kind is Kind.CERTIFICATE
+        and change.subject
+        and change.action.value in ("issue", "reissue", "renew")
+    ):
+        return {"resources": str(desired.ca(change.subject).resources)}
+    return None
+
+
+def _change(desired: DesiredState, published: PublishedState, change: Change) -> ChangeDoc:
+    return ChangeDoc(
+        action=change.action.value,
+        kind=change.kind.value,
+        ca=change.ca,
+        address=change.address,
+        path=change.path,
+        subject=change.subject,
+        reason=change.reason,
+        routine=change.routine,
+        before=_before(published, change),
+        after=_after(desired, change),
+        revoke_serial=f"{change.revoke_serial:x}" if change.revoke_serial is not None else None,
+    )
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def compute_plan_id(doc: PlanDocument) -> str:
+    """What the plan does and what it was computed against; not when, nor the wording of reasons."""
+    body = doc.model_dump(mode="json")
+    identity = {
+        "format_major": FORMAT_MAJOR,
+        "desired": {"digest": body["desired"]["digest"], "git_commit": body["desired"]["git_commit"]},
+        "observed": body["observed"],
+        "changes": [{k: v for k, v in c.items() if k != "reason"} for c in body["changes"]],
+        "gates": [{"id": g["id"], "hash": g["hash"]} for g in body["gates"]],
+        "announcements": body["announcements"] and body["announcements"]["sha256"],
+    }
+    return hashlib.sha256(canonical_json(identity)).hexdigest()
+
+
+def build(
+    plan: Plan,
+    desired: DesiredState,
+    published: PublishedState,
+    *,
+    tool_version: str,
+    git_commit: str | None = None,
+    git_dirty: bool | None = None,
+    announcements: AnnouncementsDoc | None = None,
+    intent: list[IntentDoc] | None = None,
+    base: str | None = None,
+) -> PlanDocument:
+    counts = plan.counts()
+    route_impact = None
+    if plan.route_changes is not None:
+        route_impact = [
+            RouteChangeDoc(
+                prefix=str(c.announcement.prefix),
+                origin=c.announcement.origin,
+                peers=c.announcement.peers,
+                before=c.before,
+                after=c.after,
+                breaks=c.breaks,
+            )
+            for c in plan.route_changes
+        ]
+    doc = PlanDocument(
+        format_version=FORMAT_VERSION,
+        plan_id="",
+        created_at=plan.now,
+        tool_version=tool_version,
+        desired=DesiredDoc(
+            repo=str(desired.root), digest=desired.digest, git_commit=git_commit, git_dirty=git_dirty
+        ),
+        observed=ObservedDoc(
+            tree_sha256=plan.tree_sha256,
+            points={
+                k: ObservedPointDoc(manifest=v.manifest, number=v.number, sha256=v.sha256)
+                for k, v in sorted(plan.observed.items())
+            },
+        ),
+        approval_required=plan.approval_required,
+        summary=SummaryDoc(
+            create_key=counts[Action.CREATE_KEY],
+            issue=counts[Action.ISSUE],
+            replace=counts[Action.REISSUE],
+            revoke=counts[Action.REVOKE],
+            withdraw=counts[Action.WITHDRAW],
+            routine=plan.routine_count,
+            vrps_added=len(plan.vrps_added),
+            vrps_removed=len(plan.vrps_removed),
+            text=plan.summary(),
+        ),
+        gates=[
+            GateDoc(
+                id=g.id,
+                rule=g.rule,
+                ca=g.ca,
+                message=g.message,
+                count=g.count,
+                existing=g.existing,
+                threshold=g.threshold,
+                hash=g.hash,
+                approve=g.token,
+                items=list(g.items),
+            )
+            for g in plan.gates
+        ],
+        changes=[_change(desired, published, c) for c in plan.changes],
+        vrps=VrpsDoc(
+            added=[_vrp(v) for v in sorted(plan.vrps_added)],
+            removed=[_vrp(v) for v in sorted(plan.vrps_removed)],
+        ),
+        announcements=announcements,
+        route_impact=route_impact,
+        intent=intent,
+        base=base,
+    )
+    return doc.model_copy(update={"plan_id": compute_plan_id(doc)})
+
+
+def dumps(doc: PlanDocument) -> str:
+    return doc.model_dump_json(indent=2) + "\n"
+
+
+def loads(text: str, *, where: str = "plan") -> PlanDocument:
+    """Read a saved plan, refusing unknown major versions and documents that are not plans."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanFormatError(f"{where}: not a JSON plan: {exc}") from exc
+    version = str(raw.get("format_version", "")) if isinstance(raw, dict) else ""
+    if version.split(".")[0] != str(FORMAT_MAJOR):
+        raise PlanFormatError(
+            f"{where}: plan format {version or '(none)'} is not supported "
+            f"(this rpkictl reads {FORMAT_MAJOR}.x); "
+            "re-run 'rpkictl plan --out' with this version"
+        )
+    try:
+        return PlanDocument.model_validate(raw)
+    except ValueError as exc:
+        raise PlanFormatError(f"{where}: not a valid plan document: {exc}") from exc
+
+
+def json_schema() -> dict[str, Any]:
+    schema = PlanDocument.model_json_schema()
+    schema["$id"] = "https://rpki-reconciler.invalid/schemas/plan.schema.json"
+    schema["title"] = "rpki-reconciler plan"
+    return schema
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))

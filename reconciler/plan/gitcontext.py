@@ -1,0 +1,700 @@
+"""The Git side of a plan: which commit it was made from, and which intent entries changed since a revision.
+
+A plan answers "what will apply do to the publication point"; a reviewer of a merge request also asks
+"what did this change *declare*". The second answer comes from Git, not from the published objects: the
+desired state at a base revision is loaded with the same loader as the work tree and the two loaded values
+are compared entry by entry, so that reformatting, reordering or moving files never shows up as a change,
+and every change that does show up points at the YAML line it came from.
+
+Everything here goes through gitpython; repositories are opened, read and closed again within each call.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, is_dataclass, replace
+from datetime import timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, get_args
+
+import git
+from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, ODBError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from reconciler.desired import CaIntent, DesiredState, DesiredStateError, RoaIntent, SourceLocation, load
+from reconciler.desired.loader import SETTINGS_FILE
+from reconciler.desired.schema import format_duration
+from reconciler.diagnostics import Diagnostic
+from reconciler.resources import IPNetwork, Resources
+
+__all__ = ["ChangeKind", "GitContextError", "GitInfo", "IntentChange", "git_info", "intent_changes"]
+
+ChangeKind = Literal[
+    "ca-added",
+    "ca-removed",
+    "resources-changed",
+    "parent-changed",
+    "roa-added",
+    "roa-removed",
+    "roa-changed",
+    "settings-changed",
+]
+_KIND_ORDER: dict[str, int] = {kind: i for i, kind in enumerate(get_args(ChangeKind))}
+
+# DesiredState fields that are not rpki.yaml settings: where it was loaded from, the CAs (compared entry
+# by entry instead), and a digest that changes with every byte of every file.
+_NOT_SETTINGS = frozenset({"root", "cas", "digest"})
+
+_LINK_MODE = 0o120000
+_TYPE_MASK = 0o170000
+
+
+@dataclass(frozen=True, slots=True)
+class GitInfo:
+    """What a plan records about the commit it was made from, so an audit record can name the exact input."""
+
+    commit: str  # full hex SHA of HEAD
+    dirty: bool  # uncommitted changes under the desired-state directory (tracked, or untracked *.yaml)
+    branch: str | None  # None when HEAD is detached (as in most CI checkouts)
+
+
+@dataclass(frozen=True, slots=True)
+class IntentChange:
+    """One declared change between a base revision and the work tree, in the reviewer's words.
+
+    ``where`` is a location whose ``file`` is relative to the root of the Git work tree (for example
+    ``state/cas/members/example-isp.yaml``), not absolute: the same form serves entries that exist in the
+    work tree (added and changed ones) and entries that only exist in the base revision (removed ones),
+    whose files may be gone from disk. ``ca`` is None for rpki.yaml settings.
+    """
+
+    kind: ChangeKind
+    ca: str | None
+    summary: str
+    where: SourceLocation | None
+
+    def __str__(self) -> str:
+        where = f"{self.where}: " if self.where is not None else ""
+        return f"{where}{self.kind}{f' [{self.ca}]' if self.ca else ''}: {self.summary}"
+
+
+class GitContextError(Exception):
+    """The Git side cannot be worked out: not a work tree, an unknown revision, or a base that does not load.
+
+    When the base revision's desired state is broken, ``diagnostics`` lists its problems with paths
+    relative to the Git work tree's root (the files exist only in that revision, not on disk).
+    """
+
+    diagnostics: list[Diagnostic]
+
+    def __init__(self, message: str, diagnostics: Sequence[Diagnostic] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics = list(diagnostics)
+
+
+# --- opening the repository -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkTree:
+    """An open repository and where the desired-state directory sits inside it."""
+
+    repo: git.Repo
+    root: Path  # the work tree's root, resolved
+    rel: PurePosixPath  # the desired-state directory relative to root ("." when it is the root)
+
+
+@contextmanager
+def _open_work_tree(repo_dir: Path) -> Iterator[_WorkTree | None]:
+    """Open the Git work tree holding ``repo_dir`` (at any depth), or yield None when there is none.
+
+    The repository is closed on exit: gitpython keeps ``git cat-file`` helpers running otherwise. A
+    directory inside ``.git`` or a bare repository has no work tree, so it counts as "not a repository".
+    """
+    start = Path(repo_dir).expanduser().resolve()
+    try:
+        repo = git.Repo(start, search_parent_directories=True)
+    except (InvalidGitRepositoryError, NoSuchPathError, OSError):
+        yield None
+        return
+    with repo:
+        tree_dir = None if repo.bare else repo.working_tree_dir
+        if tree_dir is None:
+            yield None
+            return
+        root = Path(tree_dir).resolve()
+        try:
+            rel = PurePosixPath(start.relative_to(root).as_posix())
+        except ValueError:
+            yield None
+            return
+        if rel.parts[:1] == (".git",):
+            yield None
+            return
+        yield _WorkTree(repo, root, rel)
+
+
+def _under(path: str, rel: PurePosixPath) -> bool:
+    """True when the work-tree-relative ``path`` lies in the desired-state directory ``rel``."""
+    return rel == PurePosixPath(".") or PurePosixPath(path).is_relative_to(rel)
+
+
+def git_info(repo_dir: Path) -> GitInfo | None:
+    """HEAD's commit, branch and whether the desired state has uncommitted changes; None outside Git.
+
+    None also when the repository has no commit yet: there is no revision a plan could name. "Dirty" is
+    limited to the desired-state directory because only those files feed the plan; an edited README does
+    not make a plan unreproducible, an edited CA file does. Staged and unstaged changes to tracked files
+    count, and so do untracked ``*.yaml`` files (a new CA file the loader already reads), but not other
+    untracked files or ignored ones.
+    """
+    with _open_work_tree(repo_dir) as found:
+        if found is None:
+            return None
+        repo, rel = found.repo, found.rel
+        try:
+            commit = repo.head.commit.hexsha
+        except ValueError:  # unborn branch: nothing committed yet
+            return None
+        dirty = repo.is_dirty(index=True, working_tree=True, untracked_files=False, path=rel.as_posix())
+        if not dirty:
+            dirty = any(path.endswith(".yaml") and _under(path, rel) for path in repo.untracked_files)
+        branch = None if repo.head.is_detached else repo.active_branch.name
+        return GitInfo(commit=commit, dirty=dirty, branch=branch)
+
+
+def _resolve_revision(repo: git.Repo, base: str) -> git.Commit:
+    """The commit ``base`` names (branch, tag, SHA, ``HEAD~1``...), or a GitContextError saying why not."""
+    where = repo.working_tree_dir or repo.git_dir
+    try:
+        return repo.commit(base)
+    except ValueError as exc:
+        if "to type commit" in str(exc):  # a tree or blob, e.g. HEAD^{tree} or HEAD:rpki.yaml
+            raise GitContextError(f"revision {base!r} in {where} is not a commit ({exc})") from exc
+        reason = f": {exc}"
+    except (ODBError, LookupError, GitCommandError) as exc:
+        if "not enough parent commits" in str(exc):
+            reason = ": the history is not that long"
+        else:
+            reason = f" ({exc})" if isinstance(exc, LookupError) else ""
+    raise GitContextError(
+        f"unknown revision {base!r} in {where}{reason}; use a branch, a tag, a commit SHA or e.g. HEAD~1 "
+        "(fetch it first if it only exists on a remote)"
+    )
+
+
+# --- the base revision's desired state ------------------------------------------------------------------
+
+
+def _safe_name(name: str) -> bool:
+    """Git refuses such names, but a crafted tree object could still carry one."""
+    return name not in ("", ".", "..") and "/" not in name and "\0" not in name
+
+
+def _write_tree(tree: git.Tree, dest: Path, links: list[Path]) -> None:
+    """Copy a Git tree's files below ``dest``; symbolic links are recreated and listed in ``links``.
+
+    Submodules are skipped: their content is not in this repository's object database.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for blob in tree.blobs:
+        if not _safe_name(blob.name):
+            continue
+        data = blob.data_stream.read()
+        if blob.mode & _TYPE_MASK == _LINK_MODE:
+            (dest / blob.name).symlink_to(os.fsdecode(data))
+            links.append(dest / blob.name)
+        else:
+            (dest / blob.name).write_bytes(data)
+    for sub in tree.trees:
+        if _safe_name(sub.name):
+            _write_tree(sub, dest / sub.name, links)
+
+
+def _materialise(commit: git.Commit, rel: PurePosixPath, git_root: Path) -> bool:
+    """Write the desired-state directory as it was at ``commit`` to ``git_root / rel``; False if absent.
+
+    A symbolic link that stays inside the desired-state directory (a CA file shared under another name,
+    say) keeps working as in a checkout; one that leads out of it is removed, because in the temporary
+    copy it could only reach real files outside the revision (``/``-absolute targets, the real keys).
+    """
+    try:
+        tree: object = commit.tree if rel == PurePosixPath(".") else commit.tree / rel.as_posix()
+    except KeyError:
+        return False
+    if not isinstance(tree, git.Tree):
+        return False
+    top = git_root / rel
+    links: list[Path] = []
+    _write_tree(tree, top, links)
+    escaping = [link for link in links if not Path(os.path.realpath(link)).is_relative_to(top)]
+    for link in escaping:  # checked before any is removed: removing one can only break others
+        link.unlink()
+    return True
+
+
+def _rebase_text(text: str, mirror_root: Path) -> str:
+    """Replace the temporary directory in a loader message by the work-tree-relative form."""
+    return text.replace(f"{mirror_root}{os.sep}", "").replace(str(mirror_root), ".")
+
+
+def _rebase_diagnostic(diagnostic: Diagnostic, mirror_root: Path) -> Diagnostic:
+    """A diagnostic from the base revision, pointing at repository paths instead of the temporary copy."""
+    file = diagnostic.file
+    if file.is_relative_to(mirror_root):
+        file = file.relative_to(mirror_root)
+    hint = None if diagnostic.hint is None else _rebase_text(diagnostic.hint, mirror_root)
+    return Diagnostic(
+        file, diagnostic.line, diagnostic.column, _rebase_text(diagnostic.message, mirror_root), hint
+    )
+
+
+def _load_base(commit: git.Commit, base: str, work: _WorkTree, mirror_root: Path) -> DesiredState | None:
+    """Load the desired state as it was at ``commit``; None when the revision has no such directory.
+
+    ``mirror_root`` is the work tree's root recreated at its own absolute path inside a temporary
+    directory, so that relative paths in rpki.yaml (``../published``, ``../keys``) resolve inside the
+    temporary directory exactly as they would from the work tree, and never reach the real keys or
+    publication directory.
+    """
+    if not _materialise(commit, work.rel, mirror_root):
+        return None
+    try:
+        return load(mirror_root / work.rel)
+    except DesiredStateError as exc:
+        diagnostics = [_rebase_diagnostic(d, mirror_root) for d in exc.diagnostics]
+        listed = "\n".join(f"  {d}" for d in diagnostics)
+        raise GitContextError(
+            f"the desired state at revision {base!r} (commit {commit.hexsha[:12]}) does not load, so there "
+            f"is nothing to compare the work tree with; pick another base revision:\n{listed}",
+            diagnostics,
+        ) from exc
+
+
+def _real_path(path: Path, mirror_top: Path) -> Path:
+    """Where a path resolved inside the temporary mirror would point from the real work tree."""
+    if not path.is_relative_to(mirror_top):
+        return path  # absolute or ~ paths in rpki.yaml are the same from either copy
+    real = Path(mirror_top.anchor) / path.relative_to(mirror_top)
+    try:
+        return real.resolve()  # as the loader would: through the same symbolic links
+    except (OSError, RuntimeError):
+        return real
+
+
+def _unmirror(value: Any, mirror_top: Path) -> Any:
+    """A loaded setting from the base revision with its paths mapped back to real-world paths."""
+    if isinstance(value, Path):
+        return _real_path(value, mirror_top)
+    if is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: _unmirror(getattr(value, f.name), mirror_top) for f in fields(value) if f.init}
+        return replace(value, **changes)
+    if isinstance(value, dict):
+        return {key: _unmirror(item, mirror_top) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_unmirror(item, mirror_top) for item in value)
+    return value
+
+
+# --- YAML positions for changes the loaded model has no location for -------------------------------------
+
+
+class _Positions:
+    """Line and column of keys in YAML files, for changes to settings, parents and resources.
+
+    The loaded model records where CAs and ROAs are; a changed parent or timing value is best shown at
+    its own key, so the (already successfully loaded) file is parsed again here, once per file.
+    """
+
+    def __init__(self) -> None:
+        self._roots: dict[Path, Any] = {}
+
+    def _root(self, file: Path) -> Any:
+        if file not in self._roots:
+            try:
+                self._roots[file] = YAML(typ="rt").load(file.read_text(encoding="utf-8-sig"))
+            except Exception:  # only used to refine a location; the loader has read this file already
+                self._roots[file] = None
+        return self._roots[file]
+
+    def deepest(self, file: Path, keys: Sequence[str]) -> tuple[int, int, int] | None:
+        """``(depth, line, column)`` of the deepest key of ``keys`` present in ``file`` (1-based)."""
+        node = self._root(file)
+        found: tuple[int, int, int] | None = None
+        for depth, key in enumerate(keys, 1):
+            if not isinstance(node, CommentedMap) or key not in node:
+                break
+            try:
+                line, column = node.lc.key(key)
+            except (KeyError, IndexError, TypeError):  # keys merged in with <<: have no position
+                break
+            found = (depth, line + 1, column + 1)
+            node = node[key]
+        return found
+
+    def at(self, file: Path, *candidates: Sequence[str]) -> tuple[int, int] | None:
+        """The first candidate key path that is fully present in ``file``."""
+        for keys in candidates:
+            found = self.deepest(file, keys)
+            if found is not None and found[0] == len(keys):
+                return found[1], found[2]
+        return None
+
+
+# --- comparing ------------------------------------------------------------------------------------------
+
+
+class _Absent:
+    """A dictionary entry or setting present on one side only."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+_ABSENT = _Absent()
+
+_SortKey = tuple[int, int, int, tuple[int, int, int, int], int]
+
+
+def _prefix_key(prefix: IPNetwork, asn: int) -> tuple[int, int, int, int]:
+    return (prefix.version, int(prefix.network_address), prefix.prefixlen, asn)
+
+
+_NO_PREFIX = (0, 0, 0, 0)
+
+
+def _roa_text(roa: RoaIntent) -> str:
+    return f"ROA AS{roa.asn} {roa.prefix} max {roa.max_length}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.splitlines())
+
+
+def _comment_suffix(roa: RoaIntent) -> str:
+    return f" (comment: {_one_line(roa.comment)})" if roa.comment else ""
+
+
+def _roa_changed_summary(old: RoaIntent, new: RoaIntent) -> str:
+    if old.max_length != new.max_length:
+        text = f"ROA AS{new.asn} {new.prefix} max {old.max_length} -> max {new.max_length}"
+    else:
+        text = _roa_text(new)
+    if old.comment == new.comment:
+        return text + _comment_suffix(new)
+    before = _one_line(old.comment) if old.comment else "(none)"
+    after = _one_line(new.comment) if new.comment else "(none)"
+    return f"{text}, comment: {before} -> {after}"
+
+
+def _resources_text(resources: Resources) -> str:
+    """The non-empty families, comma-separated so that "added ...; removed ..." stays readable."""
+    return ", ".join(str(part) for part in (resources.asn, resources.ipv4, resources.ipv6) if part)
+
+
+def _parent_text(ca: CaIntent) -> str:
+    return "none (trust anchor)" if ca.trust_anchor or ca.parent is None else ca.parent
+
+
+def _ca_added_summary(ca: CaIntent) -> str:
+    role = "trust anchor" if ca.trust_anchor else f"parent {ca.parent}"
+    return f"added CA {ca.name} ({role}) holding {ca.resources}"
+
+
+def _ca_removed_summary(ca: CaIntent) -> str:
+    role = "trust anchor" if ca.trust_anchor else f"parent {ca.parent}"
+    count = len(ca.roas)
+    return f"removed CA {ca.name} ({role}), which held {ca.resources} and {count} ROA{'s' * (count != 1)}"
+
+
+def _differences(old: Any, new: Any, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any, Any]]:
+    """Every leaf where two loaded settings differ, as ``(key path, old, new)``.
+
+    Recursing into dataclasses and dictionaries lets a summary say "manifest_validity 1d -> 2d" instead
+    of printing two whole Timing objects.
+    """
+    if old == new:
+        return []
+    if is_dataclass(old) and not isinstance(old, type) and type(old) is type(new):
+        found = []
+        for f in fields(old):
+            if f.compare:
+                found += _differences(getattr(old, f.name), getattr(new, f.name), (*path, f.name))
+        return found
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in [*old, *(k for k in new if k not in old)]:
+            found += _differences(old.get(key, _ABSENT), new.get(key, _ABSENT), (*path, str(key)))
+        return found
+    return [(path, old, new)]
+
+
+class _Comparison:
+    """The two loaded states and everything needed to describe their differences."""
+
+    def __init__(
+        self, work: _WorkTree, current: DesiredState, previous: DesiredState | None, mirror_root: Path
+    ) -> None:
+        self.work = work
+        self.current = current
+        self.previous = previous
+        self.mirror_root = mirror_root  # the temporary copy of the work tree's root, for base locations
+        self.positions = _Positions()
+        self.changes: list[tuple[_SortKey, IntentChange]] = []
+
+    # -- locations
+
+    def _relative(self, file: Path, *, in_base: bool) -> Path:
+        root = self.mirror_root if in_base else self.work.root
+        return file.relative_to(root) if file.is_relative_to(root) else file
+
+    def _location(self, where: SourceLocation | None, *, in_base: bool) -> SourceLocation | None:
+        if where is None:
+            return None
+        return SourceLocation(self._relative(where.file, in_base=in_base), where.line, where.column)
+
+    def _key_location(self, ca: CaIntent, *candidates: Sequence[str]) -> SourceLocation | None:
+        """The first present key of ``candidates`` in a work-tree CA's file, else the CA's own location."""
+        if ca.where is None:
+            return None
+        found = self.positions.at(ca.where.file, *candidates)
+        if found is None:
+            return self._location(ca.where, in_base=False)
+        return SourceLocation(self._relative(ca.where.file, in_base=False), *found)
+
+    # -- recording
+
+    def add(
+        self,
+        kind: ChangeKind,
+        ca: str | None,
+        summary: str,
+        where: SourceLocation | None,
+        *,
+        slot: tuple[int, int],
+        prefix: tuple[int, int, int, int] = _NO_PREFIX,
+        tiebreak: int = 0,
+    ) -> None:
+        """Record a change; ``slot`` is (0 for settings or 1 for CAs, the CA's position)."""
+        key: _SortKey = (*slot, _KIND_ORDER[kind], prefix, tiebreak)
+        self.changes.append((key, IntentChange(kind, ca, summary, where)))
+
+    def result(self) -> list[IntentChange]:
+        return [change for _, change in sorted(self.changes, key=lambda item: item[0])]
+
+    # -- CAs and ROAs
+
+    def ca_order(self) -> dict[str, int]:
+        """Current CAs in load order (trust anchor first), then CAs that only the base had."""
+        order = {ca.name: i for i, ca in enumerate(self.current.cas)}
+        for ca in self.previous.cas if self.previous is not None else ():
+            order.setdefault(ca.name, len(order))
+        return order
+
+    def compare_cas(self) -> None:
+        order = self.ca_order()
+        before = {ca.name: ca for ca in self.previous.cas} if self.previous is not None else {}
+        after = {ca.name: ca for ca in self.current.cas}
+        for name, new in after.items():
+            old = before.get(name)
+            if old is None:
+                self.add(
+                    "ca-added",
+                    name,
+                    _ca_added_summary(new),
+                    self._location(new.where, in_base=False),
+                    slot=(1, order[name]),
+                )
+            else:
+                self.compare_ca(old, new, (1, order[name]))
+        for name, old in before.items():
+            if name not in after:
+                self.add(
+                    "ca-removed",
+                    name,
+                    _ca_removed_summary(old),
+                    self._location(old.where, in_base=True),
+                    slot=(1, order[name]),
+                )
+        self.compare_roas(before, after, order)
+
+    def compare_ca(self, old: CaIntent, new: CaIntent, slot: tuple[int, int]) -> None:
+        """Parent, resources and signer of a CA that both sides have."""
+        name = new.name
+        if (old.parent, old.trust_anchor) != (new.parent, new.trust_anchor):
+            where = self._key_location(new, ("parent",), ("trust_anchor",))
+            self.add(
+                "parent-changed", name, f"parent {_parent_text(old)} -> {_parent_text(new)}", where, slot=slot
+            )
+        if old.resources != new.resources:
+            added = new.resources.subtract(old.resources)
+            removed = old.resources.subtract(new.resources)
+            parts = [f"added {_resources_text(added)}"] if added else []
+            parts += [f"removed {_resources_text(removed)}"] if removed else []
+            changed = [
+                family
+                for family in ("asn", "ipv4", "ipv6")
+                if getattr(old.resources, family) != getattr(new.resources, family)
+            ]
+            where = self._key_location(new, *(("resources", family) for family in changed), ("resources",))
+            self.add("resources-changed", name, f"resources: {'; '.join(parts)}", where, slot=slot)
+        if old.signer != new.signer:
+            where = self._key_location(new, ("signer",))
+            self.add("settings-changed", name, f"signer: {old.signer} -> {new.signer}", where, slot=slot)
+        self.compare_ca_safety(old, new, slot)
+
+    def compare_ca_safety(self, old: CaIntent, new: CaIntent, slot: tuple[int, int]) -> None:
+        """A CA's own safety overrides; a change that only follows the global policy is reported once."""
+        if self.previous is None or old.safety == new.safety:
+            return
+        if old.safety == self.previous.safety and new.safety == self.current.safety:
+            return
+        diffs = _differences(old.safety, new.safety, ())
+        summary = "safety: " + "; ".join(self.describe(path, a, b) for path, a, b in diffs)
+        keys = [("safety", *path) for path, _, _ in diffs]  # the first key this CA's file sets itself
+        where = self._key_location(new, *keys, ("safety",))
+        self.add("settings-changed", new.name, summary, where, slot=slot)
+
+    def compare_roas(
+        self, before: Mapping[str, CaIntent], after: Mapping[str, CaIntent], order: Mapping[str, int]
+    ) -> None:
+        """ROAs by identity (CA, AS, prefix): file, position and formatting do not matter."""
+        old_roas = {(ca.name, roa.asn, roa.prefix): roa for ca in before.values() for roa in ca.roas}
+        new_roas = {(ca.name, roa.asn, roa.prefix): roa for ca in after.values() for roa in ca.roas}
+        for identity, roa in new_roas.items():
+            ca_name = identity[0]
+            slot = (1, order[ca_name])
+            prefix = _prefix_key(roa.prefix, roa.asn)
+            old = old_roas.get(identity)
+            where = self._location(roa.where, in_base=False)
+            if old is None:
+                self.add(
+                    "roa-added",
+                    ca_name,
+                    f"added {_roa_text(roa)}{_comment_suffix(roa)}",
+                    where,
+                    slot=slot,
+                    prefix=prefix,
+                )
+            elif (old.max_length, old.comment) != (roa.max_length, roa.comment):
+                self.add(
+                    "roa-changed", ca_name, _roa_changed_summary(old, roa), where, slot=slot, prefix=prefix
+                )
+        for identity, roa in old_roas.items():
+            if identity not in new_roas:
+                ca_name = identity[0]
+                self.add(
+                    "roa-removed",
+                    ca_name,
+                    f"removed {_roa_text(roa)}{_comment_suffix(roa)}",
+                    self._location(roa.where, in_base=True),
+                    slot=(1, order[ca_name]),
+                    prefix=_prefix_key(roa.prefix, roa.asn),
+                )
+
+    # -- settings
+
+    def show(self, value: Any) -> str:
+        """A setting's value the way rpki.yaml writes it (durations as ``1d``, paths relative to it)."""
+        if value is None:
+            return "none"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, timedelta):
+            return format_duration(value)
+        if isinstance(value, Path):
+            if value.is_relative_to(self.work.root.parent):  # beside or inside the repository
+                return os.path.relpath(value, self.current.root)
+            return str(value)
+        if is_dataclass(value) and not isinstance(value, type):
+            shown = (
+                f"{f.name} {self.show(getattr(value, f.name))}" for f in fields(value) if f.name != "name"
+            )
+            return ", ".join(shown)
+        return str(value)
+
+    def describe(self, path: tuple[str, ...], old: Any, new: Any) -> str:
+        label = ".".join(path)
+        if old is _ABSENT:
+            return f"added {label} ({self.show(new)})"
+        if new is _ABSENT:
+            return f"removed {label}"
+        return f"{label + ' ' if label else ''}{self.show(old)} -> {self.show(new)}"
+
+    def compare_settings(self, mirror_top: Path) -> None:
+        """One change per top-level setting whose loaded value differs, paths compared as real paths."""
+        if self.previous is None:
+            return  # nothing to compare with; the CAs and ROAs all show up as added
+        settings = [f.name for f in fields(DesiredState) if f.name not in _NOT_SETTINGS]
+        for index, name in enumerate(settings):
+            old = _unmirror(getattr(self.previous, name), mirror_top)
+            diffs = _differences(old, getattr(self.current, name), ())
+            if not diffs:
+                continue
+            summary = f"{name}: " + "; ".join(self.describe(path, a, b) for path, a, b in diffs)
+            self.add(
+                "settings-changed",
+                None,
+                summary,
+                self.setting_location(name, diffs[0][0]),
+                slot=(0, 0),
+                tiebreak=index,
+            )
+
+    def setting_location(self, name: str, path: tuple[str, ...]) -> SourceLocation:
+        """The changed key in the work tree's rpki.yaml; in the base's when the work tree dropped it."""
+        keys = (name, *path)
+        current_file = self.current.root / SETTINGS_FILE
+        found = self.positions.deepest(current_file, keys)
+        if found is not None:
+            return SourceLocation(self._relative(current_file, in_base=False), found[1], found[2])
+        if self.previous is not None:
+            base_file = self.previous.root / SETTINGS_FILE
+            found = self.positions.deepest(base_file, keys)
+            if found is not None:
+                return SourceLocation(self._relative(base_file, in_base=True), found[1], found[2])
+        return SourceLocation(self._relative(current_file, in_base=False), 1, 1)
+
+
+def intent_changes(repo_dir: Path, base: str) -> list[IntentChange]:
+    """Which desired-state entries changed between revision ``base`` and the work tree of ``repo_dir``.
+
+    ``repo_dir`` is the desired-state directory (holding rpki.yaml), anywhere inside a Git work tree. The
+    work tree is loaded as it is on disk, uncommitted edits included, because that is what a plan is made
+    from; the same directory at ``base`` is read from the commit's tree into a temporary copy and loaded
+    with the same loader, so both sides are checked and resolved alike before they are compared:
+
+    - CAs by name (added, removed, parent or resources changed; a CA's signer or safety overrides as
+      ``settings-changed`` with ``ca`` set);
+    - ROAs by ``(CA, AS, prefix)``: moving or reordering entries is no change, moving one to another CA is
+      a removal and an addition, and the ROAs of an added or removed CA are listed one by one;
+    - one ``settings-changed`` per top-level rpki.yaml setting whose loaded value differs.
+
+    When ``base`` has no desired-state directory yet, every CA and ROA is "added" (there are no base
+    settings to compare with). The list is ordered: settings first, then CAs as in ``DesiredState.cas``
+    (trust anchor first) followed by CAs only the base had, then by kind, then by prefix. Locations are
+    relative to the Git work tree's root (see :class:`IntentChange`).
+
+    Raises :class:`GitContextError` when ``repo_dir`` is not in a Git work tree, ``base`` names no commit,
+    or the base's desired state does not load; a broken work tree raises the loader's own
+    :class:`DesiredStateError`, exactly as planning would, so it is reported the usual way.
+    """
+    with _open_work_tree(repo_dir) as work:
+        if work is None:
+            raise GitContextError(
+                f"{repo_dir} is not inside a Git work tree, so there is no revision to compare with"
+            )
+        commit = _resolve_revision(work.repo, base)
+        current = load(Path(repo_dir))
+        with tempfile.TemporaryDirectory(prefix="rpki-base-") as tmp:
+            mirror_top = Path(tmp).resolve()
+            mirror_root = mirror_top / work.root.relative_to(work.root.anchor)
+            previous = _load_base(commit, base, work, mirror_root)
+            comparison = _Comparison(work, current, previous, mirror_root)
+            comparison.compare_settings(mirror_top)
+            comparison.compare_cas()
+            return comparison.result()

@@ -1,0 +1,50 @@
+"""Wording shared by the renderers, so that text and Markdown say the same thing."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from reconciler.plan.document import ChangeDoc, PlanDocument
+
+SYMBOLS = {"create-key": "+", "issue": "+", "reissue": "~", "renew": "↻", "revoke": "-", "withdraw": "-"}
+
+
+def verdict(doc: PlanDocument) -> str:
+    """The first thing anyone reads: is there anything to do, and does it need a human?"""
+    if not doc.changes:
+        return "No changes."
+    review = [c for c in doc.changes if not c.routine]
+    if not review:
+        return f"Only routine renewals ({doc.summary.routine}); no approval needed."
+    gates = len(doc.gates)
+    approval = (
+        f"APPROVAL REQUIRED ({gates} gate{'s' if gates != 1 else ''})" if gates else "no approval needed"
+    )
+    return f"{len(review)} change{'s' if len(review) != 1 else ''} to review; {approval}."
+
+
+def routine_summary(changes: list[ChangeDoc]) -> str:
+    """Routine churn in one line: how many of each kind, in which CA directories."""
+    routine = [c for c in changes if c.routine]
+    kinds = Counter(c.kind for c in routine)
+    names = {"manifest": "manifest", "crl": "CRL", "roa": "ROA renewal", "certificate": "certificate renewal"}
+    parts = [
+        f"{kinds[k]} {names[k]}{'s' if kinds[k] != 1 else ''}"
+        for k in ("manifest", "crl", "roa", "certificate")
+        if kinds[k]
+    ]
+    cas = sorted({c.ca for c in routine})
+    return f"{', '.join(parts)} (in {', '.join(cas)})"
+
+
+def header(doc: PlanDocument) -> str:
+    commit = doc.desired.git_commit[:12] if doc.desired.git_commit else "not in Git"
+    dirty = " + uncommitted changes" if doc.desired.git_dirty else ""
+    return (
+        f"RPKI plan {doc.plan_id[:12]} for {doc.desired.repo} at {doc.created_at:%Y-%m-%dT%H:%M:%SZ} "
+        f"(desired {commit}{dirty})"
+    )
+
+
+def revocation_line(change: ChangeDoc) -> str:
+    return f"{change.address}, serial {change.revoke_serial}, on {change.ca}'s CRL"

@@ -1,0 +1,94 @@
+"""The plan as text: verdict first, one line per change with its reason, routine churn summarised
+apart, gates with the token that approves them, the summary line, and every revocation at the end."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from reconciler.plan.document import ChangeDoc, PlanDocument
+from reconciler.plan.render.common import SYMBOLS, header, revocation_line, routine_summary, verdict
+
+STYLES = {"+": "green", "~": "yellow", "↻": "cyan", "-": "red"}
+
+
+def _change(change: ChangeDoc) -> Text:
+    symbol = SYMBOLS[change.action]
+    line = Text("  ")
+    line.append(f"{symbol} {change.action:<10}", style=STYLES[symbol])
+    line.append(f" {change.address}")
+    line.append(f"  ({change.reason})", style="dim")
+    return line
+
+
+def _section(title: str, style: str = "bold") -> Text:
+    return Text(title, style=style)
+
+
+def _route_lines(doc: PlanDocument) -> list[Text]:
+    if doc.route_impact is None or doc.announcements is None:
+        return []
+    source = doc.announcements
+    count = len(doc.route_impact)
+    lines = [
+        _section(
+            f"Route validity ({source.routes} announcements from {source.path}, "
+            f"minimum {source.min_peers} peers): {count} change{'s' if count != 1 else ''}"
+        )
+    ]
+    for route in doc.route_impact:
+        peers = f" ({route.peers} peers)" if route.peers is not None else ""
+        style = "bold red" if route.breaks else ("green" if route.after == "valid" else "yellow")
+        mark = "!" if route.breaks else " "
+        lines.append(
+            Text(
+                f"  {mark} AS{route.origin} {route.prefix}: {route.before} -> {route.after}{peers}",
+                style=style,
+            )
+        )
+    return lines
+
+
+def render(doc: PlanDocument) -> list[Text]:
+    """The plan as lines of styled text; styles show only on a terminal."""
+    lines = [Text(header(doc), style="dim")]
+    gated = bool(doc.gates)
+    lines.append(Text(verdict(doc), style="bold red" if gated else "bold"))
+    if not doc.changes:
+        lines.append(Text(doc.summary.text, style="green"))
+        return lines
+    review = [c for c in doc.changes if not c.routine]
+    if review:
+        lines.append(_section("Changes:"))
+        lines += [_change(c) for c in review]
+    if doc.summary.routine:
+        lines.append(
+            Text("Routine (not for review): ", style="bold").append(routine_summary(doc.changes), style="")
+        )
+    if doc.vrps.added or doc.vrps.removed:
+        lines.append(_section(f"Validated ROA payloads: +{len(doc.vrps.added)} -{len(doc.vrps.removed)}"))
+        lines += [Text(f"  + {v}", style="green") for v in doc.vrps.added]
+        lines += [Text(f"  - {v}", style="red") for v in doc.vrps.removed]
+    lines += _route_lines(doc)
+    if doc.intent is not None:
+        lines.append(_section(f"Desired-state changes since {doc.base}: {len(doc.intent)}"))
+        lines += [Text(f"  {i.where or '-'}  {i.summary}") for i in doc.intent]
+    if gated:
+        lines.append(
+            _section(
+                f"Approval required ({len(doc.gates)} gate{'s' if len(doc.gates) != 1 else ''}):", "bold red"
+            )
+        )
+        for gate in doc.gates:
+            lines.append(Text(f"  [{gate.id}] {gate.message}"))
+            lines += [Text(f"      {item}", style="dim") for item in gate.items]
+            lines.append(Text(f"    approve with: --approve {gate.approve}", style="bold"))
+    lines.append(Text(doc.summary.text, style="bold"))
+    revocations = [c for c in doc.changes if c.revoke_serial is not None]
+    if revocations:
+        lines.append(_section(f"Revocations ({len(revocations)}):", "bold red"))
+        lines += [Text(f"  - {revocation_line(c)}") for c in revocations]
+    return lines
+
+
+def render_plain(doc: PlanDocument) -> str:
+    return "\n".join(line.plain for line in render(doc)) + "\n"

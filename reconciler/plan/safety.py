@@ -1,0 +1,182 @@
+"""Approval gates: the changes a human must approve before apply may publish them.
+
+Deleting many ROAs at once (an address transfer gone wrong), narrowing them, emptying a CA, revoking a
+child CA or shrinking its resources, touching an established trust anchor, and making routes that are
+valid today invalid. A tripped gate is data in the plan, never an error: the plan always completes so
+that a reviewer can see why approval is needed.
+
+Removed and narrowed VRPs are counted per CA, against the VRPs the CA publishes now; a VRP that only
+moves to another CA, or whose max length grows, is neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from reconciler import layout
+from reconciler.desired.model import CaIntent, DesiredState
+from reconciler.plan.model import Action, Change, Gate, Kind, Vrp
+from reconciler.published.reader import PublishedState, SignedRoa
+from reconciler.rpki import cert as rc
+
+
+def _vrp(vrp: Vrp) -> str:
+    return f"AS{vrp[0]} {vrp[1]} max {vrp[2]}"
+
+
+def published_vrps_by_ca(published: PublishedState) -> dict[str, set[Vrp]]:
+    """The VRPs each CA directory publishes now (from the ROAs that read back)."""
+    by_ca: dict[str, set[Vrp]] = {}
+    for path in published.files:
+        if path.endswith(".roa") and "/" in path:
+            found = published.roa(path)
+            if isinstance(found, SignedRoa):
+                by_ca.setdefault(path.split("/", 1)[0], set()).update(found.content.vrps)
+    return by_ca
+
+
+def _split_removed(removed: Iterable[Vrp], wanted: set[Vrp]) -> tuple[list[Vrp], list[tuple[Vrp, Vrp]]]:
+    """Removed VRPs are either deleted (the prefix is no longer authorised at all) or narrowed (still
+    authorised, but for another AS or a shorter max length); a wider max length is neither."""
+    by_prefix: dict[str, list[Vrp]] = {}
+    for vrp in wanted:
+        by_prefix.setdefault(vrp[1], []).append(vrp)
+    deleted: list[Vrp] = []
+    narrowed: list[tuple[Vrp, Vrp]] = []
+    for old in sorted(removed):
+        successors = by_prefix.get(old[1], [])
+        if not successors:
+            deleted.append(old)
+        elif not any(new[0] == old[0] and new[2] >= old[2] for new in successors):
+            narrowed.append((old, min(successors)))
+    return deleted, narrowed
+
+
+def _describe_narrowing(old: Vrp, new: Vrp) -> str:
+    if new[0] != old[0]:
+        return f"{_vrp(old)} -> AS{new[0]}"
+    return f"{_vrp(old)} -> max {new[2]}"
+
+
+def _percentage_gates(ca: CaIntent, have: set[Vrp], wanted: set[Vrp]) -> list[Gate]:
+    policy = ca.safety
+    existing = len(have)
+    if existing < policy.min_existing_vrps or existing == 0:
+        return []
+    deleted, narrowed = _split_removed(have - wanted, wanted)
+    gates = []
+    if len(deleted) / existing > policy.delete_pct_threshold:
+        share = len(deleted) / existing
+        gates.append(
+            Gate(
+                "roa-delete-pct",
+                ca.name,
+                f"{len(deleted)} of {existing} VRPs removed "
+                f"({share:.1%} > {policy.delete_pct_threshold:.1%})",
+                tuple(sorted(_vrp(v) for v in deleted)),
+                existing,
+                policy.delete_pct_threshold,
+            )
+        )
+    if len(narrowed) / existing > policy.narrow_pct_threshold:
+        share = len(narrowed) / existing
+        gates.append(
+            Gate(
+                "roa-narrow-pct",
+                ca.name,
+                f"{len(narrowed)} of {existing} VRPs narrowed "
+                f"({share:.1%} > {policy.narrow_pct_threshold:.1%})",
+                tuple(sorted(_describe_narrowing(old, new) for old, new in narrowed)),
+                existing,
+                policy.narrow_pct_threshold,
+            )
+        )
+    return gates
+
+
+def _ca_gates(desired: DesiredState, published: PublishedState, changes: tuple[Change, ...]) -> list[Gate]:
+    gates = []
+    for change in changes:
+        if change.kind is not Kind.CERTIFICATE or change.subject is None:
+            continue
+        if change.action is Action.REVOKE:
+            gates.append(
+                Gate(
+                    "ca-revoke",
+                    change.subject,
+                    f"the certificate of CA {change.subject} is revoked",
+                    (f"revoke CA {change.subject}",),
+                )
+            )
+        elif change.action is Action.REISSUE:
+            before = published.certificate(change.path)
+            if isinstance(before, rc.ResourceCertificate):
+                lost = before.resources.resources.subtract(desired.ca(change.subject).resources)
+                if lost:
+                    gates.append(
+                        Gate(
+                            "ca-shrink",
+                            change.subject,
+                            f"CA {change.subject} loses resources: {lost}",
+                            (f"{change.subject} loses {lost}",),
+                        )
+                    )
+    return gates
+
+
+def _trust_anchor_gate(
+    desired: DesiredState, published: PublishedState, changes: tuple[Change, ...]
+) -> list[Gate]:
+    """Changes signed by an established trust anchor (not its first issuance): rare and far-reaching."""
+    ta = desired.trust_anchor
+    if layout.certificate_path(ta) not in published.files:
+        return []
+    touching = sorted(
+        c.address for c in changes if c.ca == ta.name and c.kind not in (Kind.MANIFEST, Kind.CRL)
+    )
+    if not touching:
+        return []
+    return [
+        Gate("trust-anchor", ta.name, f"{len(touching)} changes signed by the trust anchor", tuple(touching))
+    ]
+
+
+def _empty_gates(desired: DesiredState, have_by_ca: dict[str, set[Vrp]]) -> list[Gate]:
+    gates = []
+    for ca in desired.cas:
+        have = have_by_ca.get(ca.name, set())
+        if have and not ca.roas and not ca.safety.allow_empty:
+            gates.append(
+                Gate(
+                    "ca-empty",
+                    ca.name,
+                    f"CA {ca.name} would publish no ROAs (it has {len(have)} VRPs now)",
+                    tuple(sorted(_vrp(v) for v in have)),
+                    len(have),
+                )
+            )
+    return gates
+
+
+def gates_for(
+    desired: DesiredState,
+    published: PublishedState,
+    changes: tuple[Change, ...],
+    broken_routes: Iterable[str] = (),
+) -> tuple[Gate, ...]:
+    """Every gate the plan trips, in a stable order. ``broken_routes`` are announcements that are valid
+    now and would be invalid after the plan (from a route-impact analysis)."""
+    have_by_ca = published_vrps_by_ca(published)
+    wanted = {r.vrp for ca in desired.cas for r in ca.roas}
+    gates: list[Gate] = []
+    for ca in desired.cas:
+        gates += _percentage_gates(ca, have_by_ca.get(ca.name, set()), wanted)
+    gates += _empty_gates(desired, have_by_ca)
+    gates += _ca_gates(desired, published, changes)
+    gates += _trust_anchor_gate(desired, published, changes)
+    broken = tuple(sorted(broken_routes))
+    if broken:
+        gates.append(
+            Gate("route-invalid", "*", f"{len(broken)} announcements now valid would become invalid", broken)
+        )
+    return tuple(gates)
