@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import shutil
+import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,3 +77,34 @@ def later(hours: float) -> datetime:
 
 def routine(changes: list[Change]) -> bool:
     return all(c.routine for c in changes)
+
+
+def run_on_terminal(args: list[str], answer: bytes, prompt: bytes, timeout: float = 120) -> tuple[int, str]:
+    """Run ``rpkictl ARGS`` on a pseudo-terminal and type ``answer`` when ``prompt`` appears.
+
+    Reads with a deadline, so a prompt that never comes fails the test instead of hanging it.
+    """
+    pid, fd = pty.fork()
+    if pid == 0:  # the child becomes rpkictl on the terminal
+        os.execv(sys.executable, [sys.executable, "-m", "reconciler", *args])
+    output, answered = b"", False
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not answered and prompt in output:
+            os.write(fd, answer + b"\n")
+            answered = True
+    else:
+        os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import pty
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reconciler.rpki import cert, tal
-from tests.helpers import Scratch, scratch_copy
+from tests.helpers import Scratch, run_on_terminal, scratch_copy
 
 NOW = "2026-11-23T12:00:00Z"
 
@@ -86,28 +83,7 @@ def test_apply_without_terminal_or_yes_refuses(scratch: Scratch) -> None:
 
 
 def _apply_on_terminal(scratch: Scratch, answer: bytes) -> tuple[int, str]:
-    """Run apply on a pseudo-terminal and answer its prompt."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child becomes rpkictl on the terminal
-        os.execv(
-            sys.executable, [sys.executable, "-m", "reconciler", "apply", str(scratch.repo), "--now", NOW]
-        )
-    output = b""
-    deadline = time.monotonic() + 120
-    answered = False
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-        if not answered and b"Apply these" in output:
-            os.write(fd, answer + b"\n")
-            answered = True
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+    return run_on_terminal(["apply", str(scratch.repo), "--now", NOW], answer, b"Apply these")
 
 
 def test_apply_asks_on_a_terminal(scratch: Scratch) -> None:

@@ -59,8 +59,8 @@ def stale_reasons(saved: PlanDocument, current: PlanDocument) -> list[str]:
     for ca in points:
         old, new = saved.observed.points.get(ca), current.observed.points.get(ca)
         if old is None or new is None or old.sha256 != new.sha256:
-            was = f"manifest #{old.number}" if old else "nothing"
-            now = f"manifest #{new.number}" if new else "nothing"
+            was = f"manifest #{old.number}" if old else "no manifest"
+            now = (f"#{new.number}" if old else f"manifest #{new.number}") if new else "no manifest"
             reasons.append(f"CA {ca}: {was} -> {now} since the plan was made")
     if not reasons and saved.observed.tree_sha256 != current.observed.tree_sha256:
         reasons.append("files in the publication point changed since the plan was made")

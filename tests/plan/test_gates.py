@@ -1,0 +1,170 @@
+"""Approval gates: each rule trips exactly when it should, with the items it flags, and its hash binds."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from reconciler import engine
+from reconciler.plan.approval import Approval, ApprovalError, parse_approval, unapproved
+from reconciler.plan.impact import Announcement
+from reconciler.plan.model import Plan
+from tests.helpers import Scratch, later, scratch_copy
+
+ISP = "cas/members/example-isp.yaml"
+HEAD = """name: example-isp
+parent: online
+resources:
+  asn: [AS64496, AS64497]
+  ipv4: [192.0.2.0/24, 198.51.100.0/25]
+  ipv6: ["2001:db8:1000::/36"]
+"""
+
+
+def _isp(roas: list[str], safety: str = "") -> str:
+    body = "roas:\n" + "".join(f"  - {r}\n" for r in roas) if roas else "roas: []\n"
+    return HEAD + safety + body
+
+
+def _twelve() -> list[str]:
+    """Twelve /28s of 192.0.2.0/24 for AS64496, max length 28."""
+    return [f"{{asn: AS64496, prefix: 192.0.2.{16 * i}/28}}" for i in range(12)]
+
+
+@pytest.fixture
+def big(tmp_path: Path) -> Scratch:
+    """example-isp with 12 VRPs, applied."""
+    scratch = scratch_copy(tmp_path)
+    scratch.write(ISP, _isp(_twelve()))
+    assert scratch.apply() is not None
+    return scratch
+
+
+def _gates(plan: Plan) -> dict[str, tuple[str, ...]]:
+    return {g.id: g.items for g in plan.gates}
+
+
+def test_removing_30_percent_is_allowed_more_is_gated(big: Scratch) -> None:
+    roas = _twelve()
+    big.write(ISP, _isp(roas[:9]))  # 3 of 12 removed: 25%
+    assert big.plan(later(1)).gates == ()
+    big.write(ISP, _isp(roas[:8]))  # 4 of 12 removed: 33.3%
+    plan = big.plan(later(1))
+    (gate,) = plan.gates
+    assert gate.id == "roa-delete-pct@example-isp"
+    assert gate.items == tuple(sorted(f"AS64496 192.0.2.{16 * i}/28 max 28" for i in (8, 9, 10, 11)))
+    assert (gate.existing, gate.threshold) == (12, 0.30)
+    assert "4 of 12 VRPs removed (33.3% > 30.0%)" in gate.message
+
+
+def test_narrowing_is_counted_apart_from_deletion(big: Scratch) -> None:
+    """A lower max length or another AS narrows a VRP; a higher max length widens it and is not gated."""
+    roas = _twelve()
+    narrowed = [r.replace("AS64496", "AS64497") for r in roas[:4]] + roas[4:]
+    big.write(ISP, _isp(narrowed))
+    (gate,) = big.plan(later(1)).gates
+    assert gate.id == "roa-narrow-pct@example-isp"
+    assert gate.items[0] == "AS64496 192.0.2.0/28 max 28 -> AS64497"
+    widened = [r.replace("/28}", "/28, max_length: 30}") for r in roas]
+    big.write(ISP, _isp(widened))
+    assert big.plan(later(1)).gates == ()
+
+
+def test_small_cas_are_not_judged_by_percentage(tmp_path: Path) -> None:
+    """Below min_existing_vrps (10) the percentage rules are off: the example's CA has 4 VRPs."""
+    scratch = scratch_copy(tmp_path)
+    scratch.apply()
+    scratch.edit(ISP, "  - {asn: AS64496, prefix: 192.0.2.0/24}\n", "")
+    scratch.edit(ISP, "  - {asn: AS0, prefix: 192.0.2.128/25}\n", "")
+    assert scratch.plan(later(1)).gates == ()
+
+
+def test_per_ca_thresholds_override_the_global_ones(big: Scratch) -> None:
+    big.write(ISP, _isp(_twelve()[:8], "safety:\n  delete_pct_threshold: 50%\n"))
+    assert big.plan(later(1)).gates == ()
+    big.write("rpki.yaml", (big.repo / "rpki.yaml").read_text() + "safety:\n  delete_pct_threshold: 0.1\n")
+    big.write(ISP, _isp(_twelve()[:10]))  # 2 of 12: 16.7% > 10%
+    (gate,) = big.plan(later(1)).gates
+    assert gate.threshold == 0.1
+
+
+def test_emptying_a_ca_is_gated_unless_allowed(big: Scratch) -> None:
+    big.write(ISP, _isp([]))
+    assert set(_gates(big.plan(later(1)))) == {"roa-delete-pct@example-isp", "ca-empty@example-isp"}
+    big.write(ISP, _isp([], "safety:\n  allow_empty: true\n  delete_pct_threshold: 1.0\n"))
+    assert big.plan(later(1)).gates == ()
+
+
+def test_revoking_or_shrinking_a_child_ca_is_gated(tmp_path: Path) -> None:
+    scratch = scratch_copy(tmp_path)
+    scratch.apply()
+    scratch.edit(ISP, "asn: [AS64496, AS64497]", "asn: [AS64496]")
+    gates = _gates(scratch.plan(later(1)))
+    assert gates == {"ca-shrink@example-isp": ("example-isp loses AS64497",)}
+    scratch.edit(ISP, "asn: [AS64496]", "asn: [AS64496, AS64497, AS64498]")
+    assert scratch.plan(later(1)).gates == ()  # growing is not dangerous
+    (scratch.repo / ISP).unlink()
+    assert _gates(scratch.plan(later(1))) == {"ca-revoke@example-isp": ("revoke CA example-isp",)}
+
+
+def test_changes_signed_by_an_established_trust_anchor_are_gated(tmp_path: Path) -> None:
+    scratch = scratch_copy(tmp_path)
+    assert scratch.plan().gates == ()  # bootstrapping the TA is not gated
+    scratch.apply()
+    scratch.write("cas/second.yaml", "name: second\nparent: ta\nresources:\n  asn: [AS65000]\n")
+    gates = _gates(scratch.plan(later(1)))
+    assert gates == {"trust-anchor@ta": ("certificate second (ta/second.cer)",)}
+
+
+def test_routes_turning_invalid_are_a_gate(tmp_path: Path) -> None:
+    scratch = scratch_copy(tmp_path)
+    scratch.apply()
+    routes = engine.Announcements.read(scratch.repo / "announcements.txt")
+    scratch.edit(ISP, "max_length: 26", "max_length: 25")  # 198.51.100.0/26 and .64/26 become invalid
+    workspace = engine.open_workspace(scratch.repo)
+    plan = engine.plan(workspace, later(1), routes)
+    gates = _gates(plan)
+    assert gates["route-invalid"] == (
+        "AS64496 198.51.100.0/26: valid -> invalid",
+        "AS64496 198.51.100.64/26: valid -> invalid",
+    )
+    assert plan.route_changes is not None and all(c.breaks for c in plan.route_changes)
+
+
+def test_a_route_already_invalid_or_becoming_valid_is_not_a_gate(tmp_path: Path) -> None:
+    scratch = scratch_copy(tmp_path)
+    scratch.apply()
+    routes = engine.Announcements(
+        [Announcement(ipaddress.ip_network("198.51.100.0/27"), 64496, 10)],  # invalid now (too specific)
+        engine.Announcements.read(scratch.repo / "announcements.txt").meta,
+    )
+    scratch.edit(ISP, "max_length: 26", "max_length: 27")  # ... and valid after
+    plan = engine.plan(engine.open_workspace(scratch.repo), later(1), routes)
+    assert plan.gates == ()
+    assert plan.route_changes is not None and [(c.before, c.after) for c in plan.route_changes] == [
+        ("invalid", "valid")
+    ]
+
+
+def test_an_approval_binds_to_exactly_the_flagged_items(big: Scratch) -> None:
+    """Approve the removal of four VRPs; a plan that removes a fifth needs a new approval."""
+    roas = _twelve()
+    big.write(ISP, _isp(roas[:8]))
+    workspace = engine.open_workspace(big.repo)
+    doc = engine.plan_document(workspace, engine.plan(workspace, later(1)))
+    (gate,) = doc.gates
+    approval = parse_approval(gate.approve)
+    assert unapproved(doc, [approval]) == []
+    big.write(ISP, _isp(roas[:7]))
+    workspace = engine.open_workspace(big.repo)
+    grown = engine.plan_document(workspace, engine.plan(workspace, later(1)))
+    assert [g.id for g in unapproved(grown, [approval])] == ["roa-delete-pct@example-isp"]
+    assert unapproved(grown, [Approval("roa-delete-pct@other", gate.hash)]) != []
+
+
+@pytest.mark.parametrize("token", ["roa-delete-pct@x", "roa-delete-pct@x:abc", "x:" + "g" * 16, ""])
+def test_malformed_approvals_are_refused(token: str) -> None:
+    with pytest.raises(ApprovalError, match="GATE:HASH"):
+        parse_approval(token)
