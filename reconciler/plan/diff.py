@@ -38,6 +38,14 @@ def describe_delta(delta: timedelta) -> str:
     return f"{minutes}m"
 
 
+def expiry(subject: str, left: timedelta, margin: timedelta, *, plural: bool = False) -> str:
+    """``manifest and CRL expire in 7h (renewal margin 8h)``, or ``certificate expired 2h ago (...)``."""
+    tail = f"(renewal margin {describe_delta(margin)})"
+    if left < timedelta(0):
+        return f"{subject} expired {describe_delta(-left)} ago {tail}"
+    return f"{subject} {'expire' if plural else 'expires'} in {describe_delta(left)} {tail}"
+
+
 def desired_roas(ca: CaIntent) -> dict[str, RoaContent]:
     """One ROA object per (ASN, prefix): a bad entry cannot take its neighbours down with it."""
     grouped: dict[str, RoaContent] = {}
@@ -118,7 +126,7 @@ class _Planner:
         if left < renew:
             return (
                 Action.RENEW,
-                f"certificate expires in {describe_delta(left)} (renewal margin {describe_delta(renew)})",
+                expiry("certificate", left, renew),
             )
         return None
 
@@ -172,7 +180,7 @@ class _Planner:
         if left < renew:
             return (
                 Action.RENEW,
-                f"EE certificate expires in {describe_delta(left)} (renewal margin {describe_delta(renew)})",
+                expiry("EE certificate", left, renew),
             )
         return None
 
@@ -285,9 +293,7 @@ class _Planner:
             return ["manifest does not list exactly the files published (drift)"]
         left = min(mft.content.next_update, crl.next_update) - self.now
         if left < renew:
-            return [
-                f"manifest and CRL expire in {describe_delta(left)} (renewal margin {describe_delta(renew)})"
-            ]
+            return [expiry("manifest and CRL", left, renew, plural=True)]
         return []
 
     def plan_point(self, ca: CaIntent) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -128,7 +128,7 @@ class IntentDoc(_Doc):
 class PlanDocument(_Doc):
     """A plan, as reviewed and as applied."""
 
-    format_version: str = Field(FORMAT_VERSION, description="MAJOR.MINOR; unknown majors are refused.")
+    format_version: str = Field(description="MAJOR.MINOR; unknown majors are refused.")
     plan_id: str = Field(description="SHA-256 of what the plan does and what it was computed against.")
     created_at: datetime = Field(description="The time the plan was computed for (--now, or the clock).")
     tool_version: str
@@ -143,6 +143,11 @@ class PlanDocument(_Doc):
     route_impact: list[RouteChangeDoc] | None = None
     intent: list[IntentDoc] | None = Field(None, description="Desired-state entries changed since --base.")
     base: str | None = Field(None, description="The --base revision the intent list compares with.")
+
+
+def _time(value: datetime) -> str:
+    """ISO-8601 in UTC with a Z, as pydantic writes ``created_at``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _vrp(vrp: tuple[int, str, int]) -> str:
@@ -163,15 +168,15 @@ def _before(published: PublishedState, change: Change) -> dict[str, Any] | None:
     if change.kind is Kind.CERTIFICATE:
         found = published.certificate(change.path)
         if isinstance(found, rc.ResourceCertificate):
-            return {"resources": str(found.resources.resources), "not_after": found.not_after.isoformat()}
+            return {"resources": str(found.resources.resources), "not_after": _time(found.not_after)}
     if change.kind is Kind.MANIFEST:
         mft = published.manifest(change.path)
         if isinstance(mft, SignedManifest):
-            return {"number": mft.content.number, "next_update": mft.content.next_update.isoformat()}
+            return {"number": mft.content.number, "next_update": _time(mft.content.next_update)}
     if change.kind is Kind.CRL:
         found_crl = published.crl(change.path)
         if isinstance(found_crl, crl.Crl):
-            return {"number": found_crl.number, "next_update": found_crl.next_update.isoformat()}
+            return {"number": found_crl.number, "next_update": _time(found_crl.next_update)}
     return None
 
 

@@ -94,7 +94,13 @@ def _percentage_gates(ca: CaIntent, have: set[Vrp], wanted: set[Vrp]) -> list[Ga
     return gates
 
 
-def _ca_gates(desired: DesiredState, published: PublishedState, changes: tuple[Change, ...]) -> list[Gate]:
+def _ca_gates(
+    desired: DesiredState,
+    published: PublishedState,
+    changes: tuple[Change, ...],
+    have_by_ca: dict[str, set[Vrp]],
+) -> list[Gate]:
+    """Revoking a child CA takes every ROA below it down; the approval covers those VRPs by name."""
     gates = []
     for change in changes:
         if change.kind is not Kind.CERTIFICATE or change.subject is None:
@@ -104,8 +110,12 @@ def _ca_gates(desired: DesiredState, published: PublishedState, changes: tuple[C
                 Gate(
                     "ca-revoke",
                     change.subject,
-                    f"the certificate of CA {change.subject} is revoked",
-                    (f"revoke CA {change.subject}",),
+                    f"the certificate of CA {change.subject} is revoked, "
+                    f"with the {len(have_by_ca.get(change.subject, ()))} VRPs it publishes",
+                    (
+                        f"revoke CA {change.subject}",
+                        *sorted(_vrp(v) for v in have_by_ca.get(change.subject, ())),
+                    ),
                 )
             )
         elif change.action is Action.REISSUE:
@@ -172,7 +182,7 @@ def gates_for(
     for ca in desired.cas:
         gates += _percentage_gates(ca, have_by_ca.get(ca.name, set()), wanted)
     gates += _empty_gates(desired, have_by_ca)
-    gates += _ca_gates(desired, published, changes)
+    gates += _ca_gates(desired, published, changes, have_by_ca)
     gates += _trust_anchor_gate(desired, published, changes)
     broken = tuple(sorted(broken_routes))
     if broken:

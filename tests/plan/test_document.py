@@ -293,7 +293,8 @@ def test_changes_carry_action_kind_address_reason_before_after(applied: Scratch)
     for change in routine:
         assert (change.action, change.ca) == ("renew", "example-isp")
         assert change.after is None and change.revoke_serial is None
-        assert change.before == {"number": int(T0.timestamp() * 1000), "next_update": later(24).isoformat()}
+        next_update = later(24).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert change.before == {"number": int(T0.timestamp() * 1000), "next_update": next_update}
 
     assert (doc.summary.replace, doc.summary.revoke, doc.summary.routine) == (1, 1, 2)
     assert doc.vrps.added == ["AS64496 198.51.100.0/25 max 25"]

@@ -106,7 +106,15 @@ def test_revoking_or_shrinking_a_child_ca_is_gated(tmp_path: Path) -> None:
     scratch.edit(ISP, "asn: [AS64496]", "asn: [AS64496, AS64497, AS64498]")
     assert scratch.plan(later(1)).gates == ()  # growing is not dangerous
     (scratch.repo / ISP).unlink()
-    assert _gates(scratch.plan(later(1))) == {"ca-revoke@example-isp": ("revoke CA example-isp",)}
+    assert _gates(scratch.plan(later(1))) == {
+        "ca-revoke@example-isp": (
+            "revoke CA example-isp",  # and the VRPs that go with it, so the approval names them
+            "AS0 192.0.2.128/25 max 25",
+            "AS64496 192.0.2.0/24 max 24",
+            "AS64496 198.51.100.0/25 max 26",
+            "AS64497 2001:db8:1000::/36 max 48",
+        )
+    }
 
 
 def test_changes_signed_by_an_established_trust_anchor_are_gated(tmp_path: Path) -> None:

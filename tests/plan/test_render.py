@@ -373,7 +373,7 @@ def test_large_plan_fits_the_comment_limit(large: PlanDocument) -> None:
     assert len(comment) <= markdown.COMMENT_LIMIT
     assert HARD_CUT not in comment
     assert comment.startswith(f"{markdown.MARKER}\n### RPKI plan: {VERDICT}")
-    folded = comment.index("<details>")
+    folded = comment.index("<details><summary>Changes to review")
     visible = comment[:folded]
     assert f"**{large.summary.text}**" in visible
     assert "#### ⚠️ Approval required (3)" in visible
@@ -383,7 +383,11 @@ def test_large_plan_fits_the_comment_limit(large: PlanDocument) -> None:
     for n in range(REVOCATIONS):
         change = _revocation(n)
         assert f"- `{change.address}, serial {change.revoke_serial}, on {change.ca}'s CRL`" in visible
-    assert comment.count("<details>") == comment.count("</details>") == 5
+    assert comment.count("<details>") == comment.count("</details>") == 5 + len(GATES)  # tables, gate items
+    for gate in GATES:
+        flagged = _details(comment, f"Flagged by <code>{gate.id}</code> ({gate.count})")
+        assert flagged.count("\n- `") == markdown.GATE_ITEMS_SHOWN
+        assert f"_{gate.count - markdown.GATE_ITEMS_SHOWN} more in `plan.json`_" in flagged
 
     cuts = ROWS_CUT.findall(comment)
     assert cuts, "no table says rows were cut"
@@ -424,14 +428,11 @@ def test_small_plan_is_not_cut(large: PlanDocument) -> None:
     assert comment.count("\n| + issue |") == 3
 
 
-@pytest.mark.xfail(
-    reason="bug: markdown.render with limit < len(hard-cut note) slices text[:negative] and returns "
-    "thousands of characters",
-    strict=True,
-)
-def test_limit_shorter_than_the_cut_note_is_still_respected(large: PlanDocument) -> None:
-    """``render`` promises never to exceed ``limit``, even one shorter than its own cut note."""
-    assert len(markdown.render(large, limit=50)) <= 50
+@pytest.mark.parametrize("limit", [0, 1, 50, 73, 74, 75])
+def test_limit_shorter_than_the_cut_note_is_still_respected(large: PlanDocument, limit: int) -> None:
+    """``render`` never exceeds ``limit``, even one shorter than its own cut note (regression: the cut
+    used to slice ``text[: limit - len(note)]`` with a negative bound and return ~5,000 characters)."""
+    assert len(markdown.render(large, limit=limit)) <= limit
 
 
 def test_normalise_hides_only_what_is_random(tmp_path: Path) -> None:

@@ -47,4 +47,6 @@ def header(doc: PlanDocument) -> str:
 
 
 def revocation_line(change: ChangeDoc) -> str:
-    return f"{change.address}, serial {change.revoke_serial}, on {change.ca}'s CRL"
+    """One revoked object; a replaced one says so, so the count of revocations adds up."""
+    why = " (replaced)" if change.action in ("reissue", "renew") else ""
+    return f"{change.address}{why}, serial {change.revoke_serial}, on {change.ca}'s CRL"

@@ -13,6 +13,7 @@ from reconciler.plan.render.common import SYMBOLS, revocation_line, routine_summ
 
 COMMENT_LIMIT = 65_536
 MARKER = "<!-- rpkictl-plan -->"
+GATE_ITEMS_SHOWN = 50  # per gate; the plan document has them all
 
 
 def _cell(text: str) -> str:
@@ -114,7 +115,7 @@ def _visible(doc: PlanDocument) -> list[str]:
         "",
         f"**{doc.summary.text}**",
         "",
-        f"plan `{doc.plan_id[:12]}` · desired {commit} · computed for {doc.created_at:%Y-%m-%d %H:%M:%SZ}",
+        f"plan `{doc.plan_id[:12]}` · desired {commit} · computed for {doc.created_at:%Y-%m-%dT%H:%M:%SZ}",
     ]
     if doc.gates:
         parts += [
@@ -127,6 +128,14 @@ def _visible(doc: PlanDocument) -> list[str]:
         parts += [
             f"| `{g.id}` | {_cell(g.message)} | {g.count} | `--approve {g.approve}` |" for g in doc.gates
         ]
+        for gate in doc.gates:
+            shown = gate.items[:GATE_ITEMS_SHOWN]
+            more = len(gate.items) - len(shown)
+            parts += ["", f"<details><summary>Flagged by <code>{gate.id}</code> ({gate.count})</summary>", ""]
+            parts += [f"- `{_cell(item)}`" for item in shown]
+            if more:
+                parts.append(f"- _{more} more in `plan.json`_")
+            parts += ["", "</details>"]
     revocations = [c for c in doc.changes if c.revoke_serial is not None]
     if revocations:
         parts += ["", f"#### Revocations ({len(revocations)})", ""]
@@ -144,5 +153,5 @@ def render(doc: PlanDocument, limit: int = COMMENT_LIMIT) -> str:
             break
     if len(text) > limit:  # the visible part alone is too long: cut it, and say so
         note = "\n\n_Comment cut to fit GitHub's limit; `plan.json` has the complete plan._\n"
-        text = text[: limit - len(note)] + note
+        text = (text[: max(0, limit - len(note))] + note)[:limit]
     return text
