@@ -197,8 +197,7 @@ def prepared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     """A scratch copy of the bundled example brought into the scenario's state (shared by both formats)."""
     scenario: Scenario = request.param
     scratch = scratch_copy(tmp_path_factory.mktemp(scenario.name))
-    if git_info(scratch.repo) is not None:
-        pytest.skip("the temporary directory is inside a Git work tree: the header would name its commit")
+    assert git_info(scratch.repo) is None, "the temporary directory must not be inside a Git work tree"
     scenario.prepare(scratch)
     yield Prepared(scenario, scratch)
 
