@@ -72,6 +72,7 @@ OPERATOR_ERRORS = (
     PlanFormatError,
     ApprovalError,
     lock.LockError,
+    audit.AuditError,
     OSError,
 )
 
@@ -264,10 +265,13 @@ def apply(
         workspace = _open(repo)
         if saved is not None and (problem := too_old(saved, current, workspace.desired.plan_max_age)):
             _fail(f"refusing the saved plan: {problem}", EXIT_STALE)
-        holder = dict(
-            who=audit.who(), operation="apply", plan_id=saved.plan_id if saved else None, timeout=wait
-        )
-        with lock.acquire(workspace.desired.publication.directory, **holder):  # type: ignore[arg-type]
+        with lock.acquire(
+            workspace.desired.publication.directory,
+            who=audit.who(),
+            operation="apply",
+            plan_id=saved.plan_id if saved else None,
+            timeout=wait,
+        ):
             _apply_locked(repo, saved, current, approvals, yes, _announcements(announcements, min_peers))
     except lock.LockHeld as exc:
         _fail(f"the publication point is locked: {exc.holder.describe()}", EXIT_LOCKED)
