@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
-from reconciler.desired.schema import CaFile, RpkiFile, format_duration
+from reconciler.desired.schema import SIGNER_KEYS, CaFile, RpkiFile, SignerSection, format_duration
 from reconciler.diagnostics import Diagnostic, display_path
 from reconciler.resources import AsnSet, IpSet, Resources
 
@@ -104,8 +104,13 @@ class BrokenCa:
 
 
 def check_settings(doc: SettingsDoc, root: Path) -> list[Diagnostic]:
-    """Timing margins, signer directories and the audit log."""
-    return [*_check_timing(doc), *_check_signer_directories(doc, root), *_check_audit_log(doc)]
+    """Timing margins, signer keys and directories, and the audit log."""
+    return [
+        *_check_timing(doc),
+        *_check_signer_keys(doc),
+        *_check_signer_directories(doc, root),
+        *_check_audit_log(doc),
+    ]
 
 
 def _check_timing(doc: SettingsDoc) -> Iterable[Diagnostic]:
@@ -130,10 +135,40 @@ def _check_timing(doc: SettingsDoc) -> Iterable[Diagnostic]:
         )
 
 
+def _check_signer_keys(doc: SettingsDoc) -> Iterable[Diagnostic]:
+    """Each signer type has its own keys (``SIGNER_KEYS``): all of them are required, and a key of the other
+    type is refused rather than ignored -- a ``directory`` on an HSM signer suggests that its author
+    thinks the keys are files somewhere, which they are not."""
+    for name, signer in doc.spec.signers.items():
+        needed = SIGNER_KEYS[signer.type]
+        given = signer.model_fields_set
+        for key in needed:
+            if key not in given:
+                description = SignerSection.model_fields[key].description or ""
+                purpose = description.split(": ", 1)[-1].split(". ")[0].rstrip(".")
+                yield diag(
+                    doc.source,
+                    ("signers", name),
+                    f"missing required key '{key}' in signers.{name}",
+                    f"add '{key}:' -- a {signer.type} signer needs it: {purpose}",
+                    key=True,
+                )
+        for key in sorted(given - {"type", *needed}, key=list(SignerSection.model_fields).index):
+            yield diag(
+                doc.source,
+                ("signers", name, key),
+                f"'{key}' does not apply to a {signer.type} signer (signers.{name})",
+                f"remove it; a {signer.type} signer takes {', '.join(needed)}",
+                key=True,
+            )
+
+
 def _check_signer_directories(doc: SettingsDoc, root: Path) -> Iterable[Diagnostic]:
     """Keys inside the desired-state directory would be one ``git add`` away from being published."""
     base = doc.source.path.parent
     for name, signer in doc.spec.signers.items():
+        if signer.type != "file" or signer.directory is None:
+            continue
         directory = resolve_path(base, signer.directory)
         if directory == root or root in directory.parents:
             yield diag(

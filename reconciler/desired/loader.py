@@ -41,6 +41,7 @@ from reconciler.desired.checks import (
 from reconciler.desired.model import (
     CaIntent,
     DesiredState,
+    Pkcs11SignerConfig,
     Publication,
     RoaIntent,
     SafetyPolicy,
@@ -48,7 +49,7 @@ from reconciler.desired.model import (
     SourceLocation,
     Timing,
 )
-from reconciler.desired.schema import CA_NAME_RE, CaFile, RpkiFile, describe, quote_hint
+from reconciler.desired.schema import CA_NAME_RE, CaFile, RpkiFile, SignerSection, describe, quote_hint
 from reconciler.diagnostics import DesiredStateError, Diagnostic, display_path, split_hint
 
 SETTINGS_FILE = "rpki.yaml"
@@ -480,6 +481,20 @@ def _ca_intent(doc: CaDoc, policy: SafetyPolicy) -> CaIntent:
     )
 
 
+def _signer_config(base: Path, name: str, signer: SignerSection) -> SignerConfig:
+    """Paths resolved against rpki.yaml's directory; the PIN is left for ``open_signer`` to read."""
+    if signer.type == "pkcs11":
+        return Pkcs11SignerConfig(
+            name=name,
+            type=signer.type,
+            module=None if signer.module is None else resolve_path(base, signer.module),
+            token=signer.token,
+            pin_env=signer.pin_env,
+        )
+    directory = None if signer.directory is None else resolve_path(base, signer.directory)
+    return SignerConfig(name=name, type=signer.type, directory=directory)
+
+
 def _build(root: Path, settings: SettingsDoc, docs: Sequence[CaDoc], digest: str) -> DesiredState:
     """The checked state; only reached when no diagnostic was found."""
     base = settings.source.path.parent
@@ -491,10 +506,7 @@ def _build(root: Path, settings: SettingsDoc, docs: Sequence[CaDoc], digest: str
             rsync_base=spec.publication.rsync_base,
             directory=resolve_path(base, spec.publication.directory),
         ),
-        signers={
-            name: SignerConfig(name=name, type=signer.type, directory=resolve_path(base, signer.directory))
-            for name, signer in spec.signers.items()
-        },
+        signers={name: _signer_config(base, name, signer) for name, signer in spec.signers.items()},
         timing=Timing(**{f.name: getattr(spec.timing, f.name) for f in fields(Timing)}),
         cas=tuple(_ca_intent(doc, policy) for doc in order_cas(docs)),
         digest=digest,

@@ -90,9 +90,26 @@ class Publication:
 
 @dataclass(frozen=True, slots=True)
 class SignerConfig:
+    """One entry of rpki.yaml's ``signers``; a ``type: pkcs11`` entry is a :class:`Pkcs11SignerConfig`."""
+
     name: str
-    type: str  # "file" for now
+    type: str  # "file" or "pkcs11"
     directory: Path | None = None  # absolute, for type "file"
+
+
+@dataclass(frozen=True, slots=True)
+class Pkcs11SignerConfig(SignerConfig):
+    """A ``type: pkcs11`` signer: an HSM token reached through its PKCS#11 library.
+
+    A subclass rather than more fields on :class:`SignerConfig`, so that file signers keep exactly their
+    old shape (plan summaries print a signer's fields). The PIN is deliberately not here: only the
+    *name* of the environment variable holding it is, so ``validate`` works without the secret and no
+    desired-state value ever contains it.
+    """
+
+    module: Path | None = None  # absolute path of the PKCS#11 library
+    token: str | None = None  # the token's label
+    pin_env: str | None = None  # the environment variable holding the user PIN
 
 
 @dataclass(frozen=True, slots=True)

@@ -292,10 +292,41 @@ def _vrp_count(value: object) -> int:
     return value
 
 
+SIGNER_TYPES = ("file", "pkcs11")
+TOKEN_LABEL_BYTES = 32  # the size of CK_TOKEN_INFO.label
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
+
+
 def _signer_type(value: object) -> str:
     text = _text(value, "a signer type", "file")
-    if text != "file":
-        _fail(f"signer type {text!r} is not supported", "only 'file' is supported for now")
+    if text not in SIGNER_TYPES:
+        _fail(f"signer type {text!r} is not supported", "write 'file' or 'pkcs11'")
+    return text
+
+
+def _module_path(value: object) -> str:
+    return _path(value, "the path of a PKCS#11 library", "/usr/lib/softhsm/libsofthsm2.so")
+
+
+def _token_label(value: object) -> str:
+    """PKCS#11 token labels are at most 32 bytes (CK_TOKEN_INFO.label); a longer one can never match."""
+    text = _text(value, "a token label", "rpki")
+    if len(text.encode()) > TOKEN_LABEL_BYTES:
+        _fail(
+            f"the token label {text!r} is longer than 32 bytes", "PKCS#11 token labels have at most 32 bytes"
+        )
+    return text
+
+
+def _env_name(value: object) -> str:
+    """The *name* of the variable holding the PIN: the PIN itself must never be written in Git."""
+    text = _text(value, "the name of an environment variable", "RPKI_HSM_PIN")
+    if not _ENV_NAME_RE.match(text):
+        _fail(
+            f"{text!r} is not an environment variable name",
+            "write the variable's name (letters, digits and '_'), e.g. RPKI_HSM_PIN; never the PIN itself",
+        )
     return text
 
 
@@ -339,7 +370,19 @@ RsyncBase = Annotated[
 ]
 DirectoryPath = Annotated[str, PlainValidator(_path), WithJsonSchema({"type": "string", "minLength": 1})]
 SignerType = Annotated[
-    str, PlainValidator(_signer_type), WithJsonSchema({"type": "string", "enum": ["file"]})
+    str, PlainValidator(_signer_type), WithJsonSchema({"type": "string", "enum": list(SIGNER_TYPES)})
+]
+DirectoryOrUnset = Annotated[
+    str | None, PlainValidator(_path), WithJsonSchema({"type": "string", "minLength": 1})
+]
+ModulePathOrUnset = Annotated[
+    str | None, PlainValidator(_module_path), WithJsonSchema({"type": "string", "minLength": 1})
+]
+TokenLabelOrUnset = Annotated[
+    str | None, PlainValidator(_token_label), WithJsonSchema({"type": "string", "minLength": 1})
+]
+EnvNameOrUnset = Annotated[
+    str | None, PlainValidator(_env_name), WithJsonSchema({"type": "string", "pattern": ENV_NAME_PATTERN})
 ]
 Text = Annotated[str, PlainValidator(_string), WithJsonSchema({"type": "string"})]
 Flag = Annotated[bool, PlainValidator(_flag), WithJsonSchema({"type": "boolean"})]
@@ -393,13 +436,68 @@ class PublicationSection(_Section):
     )
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """Keep ``"default": null`` out of the JSON Schema: a key left out is inherited or unused, not null."""
+    schema.pop("default", None)
+
+
+# Which keys each signer type needs and allows. Both types share one model (pydantic's tagged unions would
+# put the tag into error locations); ``checks.py`` enforces this table, the JSON Schema states it.
+SIGNER_KEYS: dict[str, tuple[str, ...]] = {"file": ("directory",), "pkcs11": ("module", "token", "pin_env")}
+
+
+def _signer_schema(schema: dict[str, Any]) -> None:
+    """Per type: the keys it needs are required, the other type's keys are refused."""
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+            "then": {
+                "required": list(needed),
+                "not": {
+                    "anyOf": [
+                        {"required": [key]}
+                        for other in SIGNER_KEYS
+                        if other != kind
+                        for key in SIGNER_KEYS[other]
+                    ]
+                },
+            },
+        }
+        for kind, needed in SIGNER_KEYS.items()
+    ]
+
+
 class SignerSection(_Section):
     """A place where CA private keys live; CAs pick one with their `signer` key."""
 
-    type: SignerType = Field(description="Kind of key store. Only 'file' is supported for now.")
-    directory: DirectoryPath = Field(
-        description="For type 'file': directory holding the private keys (mode 0600). Keep it outside "
-        "the Git repository. Relative to rpki.yaml."
+    model_config = ConfigDict(json_schema_extra=_signer_schema)
+
+    type: SignerType = Field(
+        description="Kind of key store: 'file' (PEM files in `directory`) or 'pkcs11' (an HSM, with "
+        "`module`, `token` and `pin_env`)."
+    )
+    directory: DirectoryOrUnset = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="For type 'file' (required there): directory holding the private keys (mode 0600). "
+        "Keep it outside the Git repository. Relative to rpki.yaml.",
+    )
+    module: ModulePathOrUnset = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="For type 'pkcs11' (required there): path of the HSM's PKCS#11 library (such as "
+        "/usr/lib/softhsm/libsofthsm2.so). Relative to rpki.yaml or absolute.",
+    )
+    token: TokenLabelOrUnset = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="For type 'pkcs11' (required there): the label of the token holding the CA keys.",
+    )
+    pin_env: EnvNameOrUnset = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="For type 'pkcs11' (required there): the name of the environment variable that holds "
+        "the token's user PIN at plan and apply time. Never write the PIN itself here.",
     )
 
 
@@ -464,11 +562,6 @@ _SAFETY_HELP = {
 def _safety_default(name: str) -> Any:
     """Defaults come from ``model.SafetyPolicy`` so that the schema and the code cannot disagree."""
     return getattr(SafetyPolicy(), name)
-
-
-def _no_default(schema: dict[str, Any]) -> None:
-    """Keep ``"default": null`` out of the JSON Schema: an override left out is inherited, not null."""
-    schema.pop("default", None)
 
 
 class SafetySection(_Section):

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
-from reconciler.desired.model import SignerConfig
+import os
+
+from reconciler.desired.model import Pkcs11SignerConfig, SignerConfig
 from reconciler.signers.base import Signer, SignerError
 from reconciler.signers.files import FileSigner
+from reconciler.signers.pkcs11 import Pkcs11Signer
 
 
 def open_signer(config: SignerConfig) -> Signer:
+    """The signer for one entry; a pkcs11 signer reads its PIN from the environment here, at run time,
+    so that loading and validating the desired state never needs the secret."""
     if config.type == "file" and config.directory is not None:
         return FileSigner(config.directory)
+    if (
+        isinstance(config, Pkcs11SignerConfig)
+        and config.module is not None
+        and config.token
+        and config.pin_env
+    ):
+        pin = os.environ.get(config.pin_env, "")
+        if not pin:
+            raise SignerError(
+                f"signer {config.name!r}: the environment variable {config.pin_env} holding the PIN of "
+                f"token {config.token!r} is {'empty' if config.pin_env in os.environ else 'not set'} "
+                f"(fix: export {config.pin_env}=<the token's user PIN>)"
+            )
+        return Pkcs11Signer(config.module, config.token, pin, pin_env=config.pin_env)
     raise SignerError(f"signer {config.name!r}: unsupported type {config.type!r}")
 
 
@@ -17,4 +36,4 @@ def open_signers(configs: dict[str, SignerConfig]) -> dict[str, Signer]:
     return {name: open_signer(config) for name, config in configs.items()}
 
 
-__all__ = ["FileSigner", "Signer", "SignerError", "open_signer", "open_signers"]
+__all__ = ["FileSigner", "Pkcs11Signer", "Signer", "SignerError", "open_signer", "open_signers"]

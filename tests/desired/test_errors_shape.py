@@ -286,7 +286,7 @@ def test_signer_without_directory(repo: Repo) -> None:
     expect(repo.error(), repo, "rpki.yaml", 5, 3, "missing required key 'directory' in signers.default")
 
 
-def test_signer_type_must_be_file(repo: Repo) -> None:
+def test_signer_type_must_be_file_or_pkcs11(repo: Repo) -> None:
     repo.write(
         "rpki.yaml",
         """\
@@ -295,13 +295,13 @@ def test_signer_type_must_be_file(repo: Repo) -> None:
           directory: ../published
         signers:
           default:
-            type: pkcs11
+            type: hsm
             directory: ../keys
         """,
     )
     problem = repo.error()
-    expect(problem, repo, "rpki.yaml", 6, 11, "signer type 'pkcs11' is not supported")
-    assert problem.hint == "only 'file' is supported for now"
+    expect(problem, repo, "rpki.yaml", 6, 11, "signer type 'hsm' is not supported")
+    assert problem.hint == "write 'file' or 'pkcs11'"
 
 
 # --- types ----------------------------------------------------------------------------------------------
