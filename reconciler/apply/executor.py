@@ -171,7 +171,10 @@ class _Executor:
         found = self.published.crl(layout.repository(ca.name) + layout.crl_name(key))
         if not isinstance(found, crl.Crl) or found.authority_key_id != key:
             return []
-        keep = max(self.desired.timing.certificate_validity, self.desired.timing.manifest_validity)
+        # The CRL does not say when a revoked object expires, and validity settings may have been longer
+        # when it was issued: keep entries for the longest validity this CA could have used.
+        timing = self.desired.timing
+        keep = max(timing.certificate_validity, timing.ta_certificate_validity, timing.manifest_validity)
         return [r for r in found.revoked if r.revoked_at + keep > self.now]
 
     def previous_numbers(self, ca: CaIntent) -> tuple[int, int]:

@@ -175,6 +175,10 @@ class _Planner:
         crl_uri = self.base + layout.repository(ca.name) + layout.crl_name(key)
         if ee.signed_object != self.base + path or ee.crldp != crl_uri:
             return Action.REISSUE, "publication URIs changed"
+        if ee.aia != self.base + layout.certificate_path(ca):
+            return Action.REISSUE, "the CA's certificate moved (new parent)"
+        if ee.not_before > self.now:
+            return Action.REISSUE, f"dated in the future (valid from {ee.not_before:%Y-%m-%dT%H:%M:%SZ})"
         left = ee.not_after - self.now
         renew = self.desired.timing.certificate_renew_before
         if left < renew:
@@ -291,6 +295,10 @@ class _Planner:
         present.pop(layout.manifest_name(key), None)
         if listed != present:
             return ["manifest does not list exactly the files published (drift)"]
+        if mft.signed.ee.aia != self.base + layout.certificate_path(ca):
+            return ["the CA's certificate moved (new parent)"]
+        if max(mft.content.this_update, crl.this_update) > self.now:
+            return ["manifest or CRL dated in the future"]
         left = min(mft.content.next_update, crl.next_update) - self.now
         if left < renew:
             return [expiry("manifest and CRL", left, renew, plural=True)]

@@ -94,28 +94,43 @@ def _percentage_gates(ca: CaIntent, have: set[Vrp], wanted: set[Vrp]) -> list[Ga
     return gates
 
 
+def _descendants(published: PublishedState, ca: str) -> list[str]:
+    """The CA and every CA below it, as the published certificates say (``<parent>/<child>.cer``)."""
+    children: dict[str, list[str]] = {}
+    for path in published.files:
+        if path.endswith(".cer") and path.count("/") == 1:
+            parent, name = path.split("/")
+            children.setdefault(parent, []).append(name.removesuffix(".cer"))
+    found, todo = [], [ca]
+    while todo:
+        current = todo.pop()
+        if current not in found:
+            found.append(current)
+            todo += children.get(current, [])
+    return found
+
+
 def _ca_gates(
     desired: DesiredState,
     published: PublishedState,
     changes: tuple[Change, ...],
     have_by_ca: dict[str, set[Vrp]],
 ) -> list[Gate]:
-    """Revoking a child CA takes every ROA below it down; the approval covers those VRPs by name."""
+    """Removing a child CA takes every ROA below it down: the approval names the CAs and those VRPs."""
     gates = []
     for change in changes:
         if change.kind is not Kind.CERTIFICATE or change.subject is None:
             continue
-        if change.action is Action.REVOKE:
+        if change.action in (Action.REVOKE, Action.WITHDRAW):
+            below = _descendants(published, change.subject)
+            vrps = sorted({_vrp(v) for ca in below for v in have_by_ca.get(ca, ())})
             gates.append(
                 Gate(
                     "ca-revoke",
                     change.subject,
-                    f"the certificate of CA {change.subject} is revoked, "
-                    f"with the {len(have_by_ca.get(change.subject, ()))} VRPs it publishes",
-                    (
-                        f"revoke CA {change.subject}",
-                        *sorted(_vrp(v) for v in have_by_ca.get(change.subject, ())),
-                    ),
+                    f"CA {change.subject} is removed ({len(below)} CA(s) in all), with the {len(vrps)} VRPs "
+                    "published below it",
+                    (*(f"remove CA {name}" for name in sorted(below)), *vrps),
                 )
             )
         elif change.action is Action.REISSUE:
@@ -141,14 +156,22 @@ def _trust_anchor_gate(
     ta = desired.trust_anchor
     if layout.certificate_path(ta) not in published.files:
         return []
-    touching = sorted(
-        c.address for c in changes if c.ca == ta.name and c.kind not in (Kind.MANIFEST, Kind.CRL)
-    )
+    touching = sorted(_ta_item(desired, c) for c in changes if c.ca == ta.name and not c.routine)
     if not touching:
         return []
     return [
         Gate("trust-anchor", ta.name, f"{len(touching)} changes signed by the trust anchor", tuple(touching))
     ]
+
+
+def _ta_item(desired: DesiredState, change: Change) -> str:
+    """What the trust anchor would sign, precisely enough that an approval cannot cover another plan."""
+    item = f"{change.action.value} {change.address}"
+    if change.kind is Kind.CERTIFICATE and change.subject and change.action is not Action.REVOKE:
+        names = {ca.name for ca in desired.cas}
+        if change.subject in names:
+            item += f" with {desired.ca(change.subject).resources}"
+    return item
 
 
 def _empty_gates(desired: DesiredState, have_by_ca: dict[str, set[Vrp]]) -> list[Gate]:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 KEEP_OLD_TREES = 3
+IN_FLIGHT_GRACE = timedelta(minutes=10)
+KEPT_ASIDE = "-replaced-directory"
 
 
 class PublishError(Exception):
@@ -54,7 +57,7 @@ def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
             _fsync_dir(sub)
         if link.exists() and not link.is_symlink():
             # A plain directory (made by hand): keep it aside rather than destroying it.
-            link.rename(trees / f"{stamp}-replaced-directory")
+            link.rename(trees / f"{stamp}-{os.getpid()}{KEPT_ASIDE}")
         tmp_link = directory / f".rsync.{os.getpid()}.tmp"
         tmp_link.unlink(missing_ok=True)
         tmp_link.symlink_to(Path("trees") / target.name)
@@ -70,9 +73,13 @@ def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
 
 
 def _prune(trees: Path, keep: set[str]) -> None:
-    """Remove all but the newest few trees (by modification time); never the one being served."""
+    """Remove old trees, but never the one being served, one of the newest few, one younger than
+    ``IN_FLIGHT_GRACE`` (an rsync transfer may still be reading it), or a hand-made directory kept aside."""
+    now = time.time()
     old = sorted(
-        (p for p in trees.iterdir() if p.is_dir() and p.name not in keep), key=lambda p: p.stat().st_mtime
+        (p for p in trees.iterdir() if p.is_dir() and p.name not in keep and not p.name.endswith(KEPT_ASIDE)),
+        key=lambda p: p.stat().st_mtime,
     )
     for path in old[: max(0, len(old) - (KEEP_OLD_TREES - 1))]:
-        shutil.rmtree(path, ignore_errors=True)
+        if now - path.stat().st_mtime > IN_FLIGHT_GRACE.total_seconds():
+            shutil.rmtree(path, ignore_errors=True)

@@ -108,7 +108,7 @@ def test_revoking_or_shrinking_a_child_ca_is_gated(tmp_path: Path) -> None:
     (scratch.repo / ISP).unlink()
     assert _gates(scratch.plan(later(1))) == {
         "ca-revoke@example-isp": (
-            "revoke CA example-isp",  # and the VRPs that go with it, so the approval names them
+            "remove CA example-isp",  # and the VRPs that go with it, so the approval names them
             "AS0 192.0.2.128/25 max 25",
             "AS64496 192.0.2.0/24 max 24",
             "AS64496 198.51.100.0/25 max 26",
@@ -123,7 +123,42 @@ def test_changes_signed_by_an_established_trust_anchor_are_gated(tmp_path: Path)
     scratch.apply()
     scratch.write("cas/second.yaml", "name: second\nparent: ta\nresources:\n  asn: [AS65000]\n")
     gates = _gates(scratch.plan(later(1)))
-    assert gates == {"trust-anchor@ta": ("certificate second (ta/second.cer)",)}
+    assert gates == {"trust-anchor@ta": ("issue certificate second (ta/second.cer) with AS65000",)}
+
+
+def test_routine_renewals_by_the_trust_anchor_need_no_approval(tmp_path: Path) -> None:
+    """Renewing the certificates the TA issued, when they near expiry, is routine: never gated, so a
+    cron-driven apply keeps the tree alive without a human."""
+    scratch = scratch_copy(tmp_path)
+    scratch.apply()
+    plan = scratch.plan(later(49 * 7 * 24))  # inside the 4-week renewal margin of the 52-week certificates
+    assert any(c.kind.value == "certificate" and c.action.value == "renew" for c in plan.changes)
+    assert plan.gates == ()
+
+
+def test_removing_a_ca_binds_every_vrp_below_it(tmp_path: Path) -> None:
+    """A CA below the removed one goes too: the approval names both CAs and all their VRPs."""
+    scratch = scratch_copy(tmp_path)
+    scratch.write(
+        "cas/members/customer.yaml",
+        "name: customer\nparent: example-isp\nresources:\n  ipv4: [192.0.2.0/26]\n"
+        "roas:\n  - {asn: AS64511, prefix: 192.0.2.0/26}\n",
+    )
+    scratch.apply()
+    (scratch.repo / ISP).unlink()
+    (scratch.repo / "cas/members/customer.yaml").unlink()
+    gates = _gates(scratch.plan(later(1)))
+    assert gates["ca-revoke@example-isp"][:2] == ("remove CA customer", "remove CA example-isp")
+    assert "AS64511 192.0.2.0/26 max 26" in gates["ca-revoke@example-isp"]
+
+
+def test_a_ca_whose_certificate_cannot_be_revoked_is_still_gated(tmp_path: Path) -> None:
+    """An unreadable child certificate is withdrawn rather than revoked: removing the CA is still gated."""
+    scratch = scratch_copy(tmp_path)
+    scratch.apply()
+    (scratch.rsync.resolve() / "online" / "example-isp.cer").write_bytes(b"garbage")
+    (scratch.repo / ISP).unlink()
+    assert "ca-revoke@example-isp" in _gates(scratch.plan(later(1)))
 
 
 def test_routes_turning_invalid_are_a_gate(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.plan.model import Action, Kind
 from reconciler.published import read
-from reconciler.published.reader import SignedManifest
+from reconciler.published.reader import SignedManifest, SignedRoa
 from reconciler.rpki import crl as crl_mod
 from tests.helpers import T0, Scratch, actions, later, scratch_copy
 
@@ -234,3 +234,47 @@ def test_drift_is_named_and_repaired(applied: Scratch) -> None:
     assert reasons["online/junk.txt"] == (Action.WITHDRAW, "not part of the desired state")
     applied.apply()
     converged(applied)
+
+
+def test_moving_a_ca_to_another_parent_reissues_what_it_signed(applied: Scratch) -> None:
+    """The CA's certificate moves to its new parent's directory; its ROAs and manifest must point there."""
+    applied.edit(ISP, "parent: online", "parent: ta")
+    plan = applied.plan(later(1))
+    moved = [c for c in plan.changes if c.kind is Kind.ROA]
+    assert len(moved) == 4 and all(c.reason == "the CA's certificate moved (new parent)" for c in moved)
+    applied.apply(later(1))
+    converged(applied, later(1))
+    published = read(applied.rsync)
+    for path in published.files:
+        if path.startswith("example-isp/") and path.endswith(".roa"):
+            found = published.roa(path)
+            assert isinstance(found, SignedRoa)
+            assert found.signed.ee.aia == "rsync://rpki.example.net/repo/ta/example-isp.cer"
+
+
+def test_objects_dated_in_the_future_are_reissued(tmp_path: Path) -> None:
+    """An apply made while the clock ran a day ahead is repaired once the clock is right."""
+    scratch = scratch_copy(tmp_path)
+    scratch.apply(later(24))
+    plan = scratch.plan(T0)
+    assert any("dated in the future" in c.reason for c in plan.changes)
+    scratch.apply(T0)
+    converged(scratch, T0)
+
+
+def test_revocations_outlive_a_shorter_validity_setting(applied: Scratch) -> None:
+    """A revoked ROA stays on the CRL even if certificate_validity is shortened afterwards."""
+    applied.edit(ISP, "  - {asn: AS0, prefix: 192.0.2.128/25}\n", "")
+    (change,) = [c for c in applied.plan().changes if c.kind is Kind.ROA]
+    applied.apply()
+    applied.write(
+        "rpki.yaml",
+        (applied.repo / "rpki.yaml").read_text() + "timing:\n  certificate_validity: 2w\n"
+        "  certificate_renew_before: 1w\n",
+    )
+    applied.apply(later(18 * 24))
+    published = read(applied.rsync)
+    crl_path = next(p for p in published.files if p.startswith("example-isp/") and p.endswith(".crl"))
+    found = published.crl(crl_path)
+    assert isinstance(found, crl_mod.Crl)
+    assert change.revoke_serial in {r.serial for r in found.revoked}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
-from reconciler.publish.rsync_tree import KEEP_OLD_TREES, PublishError, publish
+from reconciler.publish.rsync_tree import IN_FLIGHT_GRACE, KEEP_OLD_TREES, KEPT_ASIDE, PublishError, publish
 from tests.helpers import T0, later
 
 
@@ -33,10 +34,28 @@ def test_files_are_world_readable_whatever_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE((tree / "ca").stat().st_mode) == 0o755
 
 
-def test_old_trees_are_pruned(tmp_path: Path) -> None:
+def _age(directory: Path, seconds: float) -> None:
+    for tree in directory.iterdir():
+        os.utime(tree, (time.time() - seconds, time.time() - seconds))
+
+
+def test_old_trees_are_pruned_young_ones_kept(tmp_path: Path) -> None:
+    """Beyond the newest few, trees are removed once no transfer can still be reading them."""
     for hour in range(KEEP_OLD_TREES + 3):
         publish(tmp_path, {"f.cer": bytes([hour])}, later(hour))
+    assert len(list((tmp_path / "trees").iterdir())) == KEEP_OLD_TREES + 3  # all young: all kept
+    _age(tmp_path / "trees", IN_FLIGHT_GRACE.total_seconds() + 60)
+    publish(tmp_path, {"f.cer": b"last"}, later(10))
     assert len(list((tmp_path / "trees").iterdir())) == KEEP_OLD_TREES
+
+
+def test_a_directory_kept_aside_is_never_pruned(tmp_path: Path) -> None:
+    (tmp_path / "rsync").mkdir()
+    publish(tmp_path, {"ta.cer": b"1"}, T0)
+    for hour in range(KEEP_OLD_TREES + 2):
+        _age(tmp_path / "trees", IN_FLIGHT_GRACE.total_seconds() + 60)
+        publish(tmp_path, {"ta.cer": bytes([hour])}, later(hour + 1))
+    assert [p for p in (tmp_path / "trees").iterdir() if p.name.endswith(KEPT_ASIDE)]
 
 
 def test_a_plain_directory_is_kept_aside(tmp_path: Path) -> None:
