@@ -252,6 +252,14 @@ def apply(
     ] = "0s",
     announcements: AnnouncementsOpt = None,
     min_peers: MinPeersOpt = 0,
+    routine_only: Annotated[
+        bool,
+        typer.Option(
+            "--routine-only",
+            help="Apply only manifest/CRL renewals and scheduled re-issues (for a scheduled job: keeps the "
+            "tree valid while other changes wait for review or approval).",
+        ),
+    ] = False,
 ) -> None:
     """Plan (or take a saved plan), check gates, confirm, sign and publish atomically, and audit.
 
@@ -261,6 +269,8 @@ def apply(
         current = clock.now(now)
         approvals = [parse_approval(token) for token in approve or []]
         saved = document.loads(target.read_text(), where=str(target)) if target.is_file() else None
+        if saved is not None and routine_only:
+            _fail("--routine-only applies to a desired-state directory, not to a saved plan")
         repo = Path(saved.desired.repo) if saved else target
         workspace = _open(repo)
         if saved is not None and (problem := too_old(saved, current, workspace.desired.plan_max_age)):
@@ -272,7 +282,8 @@ def apply(
             plan_id=saved.plan_id if saved else None,
             timeout=wait,
         ):
-            _apply_locked(repo, saved, current, approvals, yes, _announcements(announcements, min_peers))
+            routes = None if routine_only else _announcements(announcements, min_peers)
+            _apply_locked(repo, saved, current, approvals, yes, routes, routine_only=routine_only)
     except lock.LockHeld as exc:
         _fail(f"the publication point is locked: {exc.holder.describe()}", EXIT_LOCKED)
     except OPERATOR_ERRORS as exc:
@@ -286,6 +297,8 @@ def _apply_locked(
     approvals: list[Approval],
     yes: bool,
     routes: engine.Announcements | None,
+    *,
+    routine_only: bool = False,
 ) -> None:
     """Under the lock: re-read the publication point, re-plan, and publish only what was reviewed."""
     workspace = _open(repo)  # the publication point as it is now that we hold the lock
@@ -293,6 +306,8 @@ def _apply_locked(
         routes = engine.Announcements.read(Path(saved.announcements.path), saved.announcements.min_peers)
     plan_time = saved.created_at if saved is not None else current
     the_plan = engine.plan(workspace, plan_time, routes)
+    if routine_only:
+        the_plan = engine.routine_only(the_plan)
     doc = engine.plan_document(workspace, the_plan, announcements=routes)
     if saved is not None and (reasons := stale_reasons(saved, doc)):
         _fail("refusing a stale plan: " + "; ".join(reasons) + ". Make a new plan.", EXIT_STALE)

@@ -84,6 +84,20 @@ def plan(workspace: Workspace, now: datetime, announcements: Announcements | Non
     return make_plan(workspace.desired, workspace.published, workspace.keys(), now, routes)
 
 
+def routine_only(the_plan: Plan) -> Plan:
+    """Only the routine part of a plan: manifest and CRL renewals and scheduled re-issues of unchanged
+    objects. They change no VRP and trip no gate, so a scheduled job can keep the tree valid while a
+    gated change waits for its approval (a CA that stops renewing for a day takes its children down)."""
+    return dataclasses.replace(
+        the_plan,
+        changes=tuple(c for c in the_plan.changes if c.routine),
+        vrps_added=frozenset(),
+        vrps_removed=frozenset(),
+        gates=(),
+        route_changes=None,
+    )
+
+
 def plan_document(
     workspace: Workspace,
     the_plan: Plan,

@@ -297,3 +297,21 @@ def test_plan_time_is_respected_by_saved_plans(applied: Scratch, tmp_path: Path)
     assert rpkictl("plan", str(applied.repo), "--now", at.isoformat(), "--out", str(saved)).returncode == 2
     result = rpkictl("apply", str(saved), "--now", (at + timedelta(minutes=10)).isoformat(), "--yes")
     assert result.returncode == 0, result.stderr
+
+
+def test_routine_only_keeps_the_tree_alive_while_a_gated_change_waits(applied: Scratch) -> None:
+    """A gated change is pending; at +17 h the scheduled job renews manifests and CRLs anyway."""
+    _empty_isp(applied)
+    due = "2026-11-24T05:00:00Z"
+    assert rpkictl("apply", str(applied.repo), "--now", due, "--yes").returncode == 3  # the whole plan: gated
+    renewed = rpkictl("apply", str(applied.repo), "--now", due, "--yes", "--routine-only")
+    assert renewed.returncode == 0, renewed.stderr
+    assert "Applied: 9 signatures" in renewed.stdout  # 3 CAs x (CRL, manifest EE, manifest)
+    still = rpkictl("plan", str(applied.repo), "--now", due)
+    assert still.returncode == 3 and "ca-empty@example-isp" in still.stdout  # the gated change waits
+    pending = json.loads(rpkictl("plan", str(applied.repo), "--now", due, "--format", "json").stdout)
+    assert not [c for c in pending["changes"] if "expire" in c["reason"]]  # nothing is due any more
+    saved_plan = applied.root / "plan.json"
+    rpkictl("plan", str(applied.repo), "--now", due, "--out", str(saved_plan))
+    refused = rpkictl("apply", str(saved_plan), "--routine-only", "--yes")
+    assert refused.returncode == 1 and "not to a saved plan" in refused.stderr
