@@ -330,8 +330,13 @@ def _apply_locked(
         )
         raise
     assert result is not None  # noqa: S101 - a non-empty plan always yields a result
-    audit.append(log_path, engine.audit_record(doc, approvals, status="applied", result=result), now=current)
     _report(result, workspace)
+    try:
+        audit.append(
+            log_path, engine.audit_record(doc, approvals, status="applied", result=result), now=current
+        )
+    except (audit.AuditError, OSError) as exc:
+        _fail(f"published, but the audit record could not be written to {log_path}: {exc}")
 
 
 def _report(result: ApplyResult, workspace: engine.Workspace) -> None:

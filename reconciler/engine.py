@@ -24,7 +24,7 @@ from reconciler.plan.approval import Approval
 from reconciler.plan.diff import make_plan
 from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument
 from reconciler.plan.gitcontext import git_info, intent_changes
-from reconciler.plan.impact import Announcement, read_announcements
+from reconciler.plan.impact import Announcement, AnnouncementsError, read_announcements
 from reconciler.plan.model import Plan
 from reconciler.publish.rsync_tree import publish
 from reconciler.published.reader import PublishedState
@@ -72,6 +72,11 @@ class Announcements:
     @classmethod
     def read(cls, path: Path, min_peers: int = 0) -> Announcements:
         found = read_announcements(path, min_peers=min_peers)
+        if not found.announcements and not found.below_min_peers:
+            # An empty file (a failed download, a wrong path) would silently disable the route gate.
+            raise AnnouncementsError(
+                path, 1, "no announcements in the file", "is it the right file, and complete?"
+            )
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         meta = AnnouncementsDoc(
             path=str(path.resolve()), sha256=digest, min_peers=min_peers, routes=len(found.announcements)

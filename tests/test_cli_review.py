@@ -261,15 +261,15 @@ def test_github_outputs(applied: Scratch, tmp_path: Path) -> None:
 def test_plan_base_lists_the_yaml_entries_changed(tmp_path: Path) -> None:
     """In a Git work tree, --base shows intent (file:line) next to effect, and the commit is recorded."""
     scratch = scratch_copy(tmp_path)
-    repo = git.Repo.init(tmp_path)
-    with repo.config_writer() as config:
-        config.set_value("user", "name", "Test").set_value("user", "email", "test@example.invalid")
-    repo.index.add(["state"])
-    repo.index.commit("desired state")
+    with git.Repo.init(tmp_path) as repo:  # closed: gitpython keeps git helper processes otherwise
+        with repo.config_writer() as config:
+            config.set_value("user", "name", "Test").set_value("user", "email", "test@example.invalid")
+        repo.index.add(["state"])
+        head = repo.index.commit("desired state").hexsha
     scratch.edit(ISP, "max_length: 26", "max_length: 27")
     result = rpkictl("plan", str(scratch.repo), "--now", NOW, "--base", "HEAD", "--format", "json")
     doc = json.loads(result.stdout)
-    assert doc["desired"]["git_commit"] == repo.head.commit.hexsha and doc["desired"]["git_dirty"] is True
+    assert doc["desired"]["git_commit"] == head and doc["desired"]["git_dirty"] is True
     (intent,) = doc["intent"]
     assert intent["kind"] == "roa-changed" and intent["where"].startswith(
         "state/cas/members/example-isp.yaml:10:"
@@ -315,3 +315,11 @@ def test_routine_only_keeps_the_tree_alive_while_a_gated_change_waits(applied: S
     rpkictl("plan", str(applied.repo), "--now", due, "--out", str(saved_plan))
     refused = rpkictl("apply", str(saved_plan), "--routine-only", "--yes")
     assert refused.returncode == 1 and "not to a saved plan" in refused.stderr
+
+
+def test_an_empty_announcements_file_is_an_error(applied: Scratch, tmp_path: Path) -> None:
+    """A truncated download must not silently turn the route-invalid gate off."""
+    empty = tmp_path / "routes.txt"
+    empty.write_text("# header only\n")
+    result = rpkictl("plan", str(applied.repo), "--announcements", str(empty))
+    assert result.returncode == 1 and "no announcements in the file" in result.stderr
