@@ -22,7 +22,8 @@ from rich.console import Console
 from reconciler import clock, engine
 from reconciler.apply import audit, lock
 from reconciler.apply.executor import ApplyResult
-from reconciler.desired import DesiredStateError
+from reconciler.desired import DesiredStateError, load
+from reconciler.desired.model import DesiredState
 from reconciler.desired.schema import parse_duration
 from reconciler.plan import document
 from reconciler.plan.approval import (
@@ -107,8 +108,13 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 
 def _open(repo: Path) -> engine.Workspace:
+    return engine.workspace_for(_desired(repo))
+
+
+def _desired(repo: Path) -> DesiredState:
+    """The checked desired state alone, for commands that need no publication point read back."""
     try:
-        return engine.open_workspace(repo)
+        return load(repo)
     except DesiredStateError as exc:
         for diagnostic in exc.diagnostics:
             err.print(str(diagnostic), markup=False)
@@ -272,11 +278,11 @@ def apply(
         if saved is not None and routine_only:
             _fail("--routine-only applies to a desired-state directory, not to a saved plan")
         repo = Path(saved.desired.repo) if saved else target
-        workspace = _open(repo)
-        if saved is not None and (problem := too_old(saved, current, workspace.desired.plan_max_age)):
+        desired = _desired(repo)  # the publication point is read once the lock is held
+        if saved is not None and (problem := too_old(saved, current, desired.plan_max_age)):
             _fail(f"refusing the saved plan: {problem}", EXIT_STALE)
         with lock.acquire(
-            workspace.desired.publication.directory,
+            desired.publication.directory,
             who=audit.who(),
             operation="apply",
             plan_id=saved.plan_id if saved else None,
@@ -368,7 +374,7 @@ def show_log(
     verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 if broken.")] = False,
 ) -> None:
     """Show the audit log of applies (who, when, commit, plan, approvals, changes)."""
-    path = _open(repo).desired.audit_log_path
+    path = _desired(repo).audit_log_path
     for entry in audit.read(path):
         record = entry.record
         commit = (record.get("git_commit") or "-")[:12]
@@ -394,7 +400,7 @@ def force_unlock(
 ) -> None:
     """Remove a lock left by an apply that can no longer release it (only with its exact ID)."""
     try:
-        info = lock.force_unlock(_open(repo).desired.publication.directory, lock_id)
+        info = lock.force_unlock(_desired(repo).publication.directory, lock_id)
     except lock.LockError as exc:
         _fail(str(exc))
     out.print(f"Removed the lock {info.describe()}")

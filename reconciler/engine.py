@@ -57,7 +57,11 @@ class Workspace:
 
 def open_workspace(repo: Path) -> Workspace:
     """Load and check the YAML (raises DesiredStateError), open the signers, read the publication point."""
-    desired = load(repo)
+    return workspace_for(load(repo))
+
+
+def workspace_for(desired: DesiredState) -> Workspace:
+    """Open the signers of a loaded desired state and read its publication point."""
     signers = open_signers(desired.signers)
     return Workspace(desired, signers, published.read(desired.publication.directory / "rsync"))
 

@@ -39,6 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.fsutil import fsync_dir
+
 GENESIS = "0" * 64
 RESERVED = frozenset({"seq", "time", "prev", "hash"})
 FILE_MODE = 0o640  # readable by an operators' group, not by everyone: records name people and plans
@@ -117,7 +119,7 @@ def append(path: Path, record: dict[str, Any], *, now: datetime) -> AuditEntry:
     finally:
         os.close(fd)
     if created:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     return _entry(entry)
 
 
@@ -320,11 +322,3 @@ def _display_order(entry: dict[str, Any]) -> dict[str, Any]:
     The order does not matter to the hash, which is over the canonical (sorted) form."""
     head = {key: entry[key] for key in ("seq", "time", "prev", "hash")}
     return {**head, **{key: value for key, value in entry.items() if key not in RESERVED}}
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -13,6 +13,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from reconciler.fsutil import fsync_dir
+
 KEEP_OLD_TREES = 3
 IN_FLIGHT_GRACE = timedelta(minutes=10)
 KEPT_ASIDE = "-replaced-directory"
@@ -33,14 +35,6 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
     """Make ``files`` (path relative to the rsync base -> bytes) the served tree; return its directory."""
     trees = directory / "trees"
@@ -54,7 +48,7 @@ def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
         target.mkdir(exist_ok=True)
         for sub in sorted({p.parent for p in target.rglob("*")} | {target}, reverse=True):
             sub.chmod(0o755)  # readable by the daemon whatever the umask
-            _fsync_dir(sub)
+            fsync_dir(sub)
         if link.exists() and not link.is_symlink():
             # A plain directory (made by hand): keep it aside rather than destroying it.
             link.rename(trees / f"{stamp}-{os.getpid()}{KEPT_ASIDE}")
@@ -62,7 +56,7 @@ def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
         tmp_link.unlink(missing_ok=True)
         tmp_link.symlink_to(Path("trees") / target.name)
         tmp_link.replace(link)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except OSError as exc:
         raise PublishError(
             f"cannot write the publication directory {directory}: {exc.strerror or exc}; "

@@ -8,17 +8,9 @@ import pytest
 
 from reconciler.desired.model import Pkcs11SignerConfig
 
-from .helpers import Repo, expect
+from .helpers import RPKI_YAML, Repo, expect
 
-HEAD = """\
-publication:
-  rsync_base: rsync://rpki.example.net/repo/
-  directory: ../published
-signers:
-  default:
-    type: file
-    directory: ../keys
-"""
+HEAD = RPKI_YAML  # rpki.yaml with the default file signer; tests append more signers
 
 
 def test_pkcs11_signer_loads_without_the_pin(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
