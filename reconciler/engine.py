@@ -25,7 +25,8 @@ from reconciler.plan.diff import make_plan
 from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument
 from reconciler.plan.gitcontext import git_info, intent_changes
 from reconciler.plan.impact import Announcement, AnnouncementsError, read_announcements
-from reconciler.plan.model import Plan
+from reconciler.plan.model import Action, Plan
+from reconciler.plan.rollover import KeyIds
 from reconciler.publish.rsync_tree import publish
 from reconciler.published.reader import PublishedState
 from reconciler.rpki import tal
@@ -51,8 +52,17 @@ class Workspace:
     def rsync_dir(self) -> Path:
         return self.desired.publication.directory / "rsync"
 
-    def keys(self) -> dict[str, bytes | None]:
-        return {ca.name: self.signers[ca.signer].find_key(ca.name) for ca in self.desired.cas}
+    def keys(self) -> KeyIds:
+        """Per CA, the keys its signer holds, by generation (1 up to the desired one)."""
+        found: KeyIds = {}
+        for ca in self.desired.cas:
+            signer = self.signers[ca.signer]
+            found[ca.name] = {}
+            for generation in range(1, ca.key_generation + 1):
+                key = signer.find_key(layout.key_label(ca.name, generation))
+                if key is not None:
+                    found[ca.name][generation] = key
+        return found
 
 
 def open_workspace(repo: Path) -> Workspace:
@@ -147,8 +157,22 @@ def apply(workspace: Workspace, the_plan: Plan, now: datetime | None = None) -> 
     if now is not None:
         the_plan = dataclasses.replace(the_plan, now=now)
     result = execute(the_plan, workspace.desired, workspace.published, workspace.signers)
-    publish(workspace.desired.publication.directory, result.files, the_plan.now)
+    if result.written or result.removed:
+        publish(workspace.desired.publication.directory, result.files, the_plan.now)
+    destroy_retired_keys(workspace, the_plan)
     return result
+
+
+def destroy_retired_keys(workspace: Workspace, the_plan: Plan) -> None:
+    """Destroy the keys a finished key roll retired -- only after the publication that no longer uses
+    them is out, so that a failed publish never leaves objects whose key is gone."""
+    for change in the_plan.changes:
+        if change.action is Action.DESTROY_KEY and change.generation is not None:
+            ca = workspace.desired.ca(change.ca)
+            signer = workspace.signers[ca.signer]
+            key = signer.find_key(layout.key_label(ca.name, change.generation))
+            if key is not None:
+                signer.destroy_key(key)
 
 
 def audit_record(

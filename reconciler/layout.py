@@ -6,7 +6,8 @@ rebuilt at the very same URIs:
     <rsync_base><ta>.cer                 the trust anchor's self-signed certificate (the TAL points here)
     <rsync_base><ca>/                    each CA's repository (its certificate's caRepository)
     <rsync_base><ca>/<KEYID>.mft|.crl    its manifest and CRL, named after the CA key's identifier
-    <rsync_base><ca>/<child>.cer         certificates it issued to child CAs
+    <rsync_base><ca>/<child>.cer         certificates it issued to child CAs (key generation 1)
+    <rsync_base><ca>/<child>_g<N>.cer    ... for the child's key generation N (both during a key roll)
     <rsync_base><ca>/AS<asn>_<prefix>_<len>.roa   its ROAs, one prefix each
 """
 
@@ -21,11 +22,29 @@ def repository(ca: str) -> str:
     return f"{ca}/"
 
 
-def certificate_path(ca: CaIntent) -> str:
-    """Where the CA's own certificate is published: at the top for the TA, else in its parent's directory."""
+def key_label(ca: str, generation: int) -> str:
+    """The label of a CA's key in its signer, and the stem of the certificate for that key. CA names
+    have no '_', so ``<ca>_g<N>`` can never be another CA's name."""
+    return ca if generation == 1 else f"{ca}_g{generation}"
+
+
+def certificate_path(ca: CaIntent, generation: int | None = None) -> str:
+    """Where the certificate for one of the CA's keys is published (``generation`` defaults to the
+    desired one): at the top for the TA, else in its parent's directory. During a key roll the old and
+    the new key each have their certificate, under different names."""
     if ca.parent is None:
         return f"{ca.name}.cer"
-    return f"{repository(ca.parent)}{ca.name}.cer"
+    stem = key_label(ca.name, ca.key_generation if generation is None else generation)
+    return f"{repository(ca.parent)}{stem}.cer"
+
+
+def certificate_subject(name: str) -> tuple[str, int]:
+    """The CA and key generation of a child certificate's file name: ``isp_g2.cer`` -> ("isp", 2)."""
+    stem = name.removesuffix(".cer")
+    ca, sep, generation = stem.rpartition("_g")
+    if sep and ca and generation.isdigit() and not generation.startswith("0"):
+        return ca, int(generation)
+    return stem, 1
 
 
 def manifest_name(key_id: bytes) -> str:

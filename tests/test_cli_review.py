@@ -286,7 +286,7 @@ def test_markdown_and_json_formats(applied: Scratch) -> None:
     assert md.returncode == 3 and md.stdout.startswith("<!-- rpkictl-plan -->")
     assert "Approval required" in md.stdout and "Revocations (4)" in md.stdout
     doc = json.loads(rpkictl("plan", str(applied.repo), "--now", LATER, "--format", "json").stdout)
-    assert doc["format_version"] == "1.0" and doc["approval_required"] is True
+    assert doc["format_version"] == "1.1" and doc["approval_required"] is True
     assert doc["gates"][0]["rule"] == "ca-empty" and doc["gates"][0]["count"] == 4
 
 
@@ -306,7 +306,7 @@ def test_routine_only_keeps_the_tree_alive_while_a_gated_change_waits(applied: S
     assert rpkictl("apply", str(applied.repo), "--now", due, "--yes").returncode == 3  # the whole plan: gated
     renewed = rpkictl("apply", str(applied.repo), "--now", due, "--yes", "--routine-only")
     assert renewed.returncode == 0, renewed.stderr
-    assert "Applied: 9 signatures" in renewed.stdout  # 3 CAs x (CRL, manifest EE, manifest)
+    assert "Applied: 6 signatures" in renewed.stdout  # 2 CAs x (CRL, manifest EE, manifest); TA: 12 weeks
     still = rpkictl("plan", str(applied.repo), "--now", due)
     assert still.returncode == 3 and "ca-empty@example-isp" in still.stdout  # the gated change waits
     pending = json.loads(rpkictl("plan", str(applied.repo), "--now", due, "--format", "json").stdout)

@@ -16,6 +16,7 @@ from cryptography import x509
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.plan.model import Action, Change, Kind, Plan
+from reconciler.plan.rollover import KeyPlan
 from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
@@ -53,7 +54,8 @@ class _Executor:
     signers: dict[str, Signer]
     serial: SerialSource = x509.random_serial_number
     files: dict[str, bytes] = field(default_factory=dict)
-    keys: dict[str, bytes] = field(default_factory=dict)
+    keys: dict[str, bytes] = field(default_factory=dict)  # CA -> its active key
+    pending: dict[str, bytes] = field(default_factory=dict)  # CA -> the key a roll is staging
     revoke: dict[str, list[int]] = field(default_factory=dict)
     signed: int = 0
 
@@ -72,35 +74,63 @@ class _Executor:
     def signer(self, ca: str) -> Signer:
         return self.signers[self.desired.ca(ca).signer]
 
+    def key_plan(self, ca: CaIntent) -> KeyPlan:
+        return self.plan.key_plans.get(ca.name) or KeyPlan(ca.name, ca.key_generation)
+
     def self_issuer(self, ca: CaIntent) -> rc.Issuer:
         """The trust anchor signing its own certificate: no AIA, no CRLDP (RFC 6487 §4.8.6, §4.8.7)."""
         key = self.keys[ca.name]
         return rc.Issuer(SignerKey(self.signer(ca.name), key), key, None, None)
 
-    def own_issuer(self, ca: CaIntent) -> rc.Issuer:
-        """The CA as the issuer of the objects in its own directory (AIA points at its certificate)."""
-        key = self.keys[ca.name]
+    def issuer(self, ca: CaIntent, *, pending: bool = False) -> rc.Issuer:
+        """The CA as the issuer of the objects in its own directory, with its active key (or the key a
+        roll is staging); the AIA points at that key's certificate."""
+        plan = self.key_plan(ca)
+        key, generation = (
+            (self.pending[ca.name], plan.pending) if pending else (self.keys[ca.name], plan.active)
+        )
         return rc.Issuer(
             SignerKey(self.signer(ca.name), key),
             key,
-            self.base + layout.certificate_path(ca),
+            self.base + layout.certificate_path(ca, generation),
             self.base + layout.repository(ca.name) + layout.crl_name(key),
         )
+
+    def own_issuer(self, ca: CaIntent) -> rc.Issuer:
+        return self.issuer(ca)
+
+    def find(self, ca: CaIntent, generation: int) -> bytes:
+        key = self.signer(ca.name).find_key(layout.key_label(ca.name, generation))
+        if key is None:
+            raise SignerError(
+                f"the key of {ca.name} (generation {generation}) is missing from signer {ca.signer!r} "
+                "(fix: run plan again; a lost key is replaced by raising key_generation)"
+            )
+        return key
 
     def load_keys(self) -> None:
         for change in self.plan.changes:
             if change.action is Action.CREATE_KEY:
-                self.signer(change.ca).create_key(change.ca)
+                ca = self.desired.ca(change.ca)
+                self.signer(ca.name).create_key(layout.key_label(ca.name, change.generation or 1))
         for ca in self.desired.cas:
-            key = self.signer(ca.name).find_key(ca.name)
-            if key is None:
-                raise SignerError(f"the key of {ca.name} is missing from its signer (fix: run plan again)")
-            self.keys[ca.name] = key
+            plan = self.key_plan(ca)
+            self.keys[ca.name] = self.find(ca, plan.active)
+            if plan.pending is not None:
+                self.pending[ca.name] = self.find(ca, plan.pending)
+
+    def subject_key(self, ca: CaIntent, generation: int | None) -> bytes:
+        plan = self.key_plan(ca)
+        if generation is None or generation == plan.active:
+            return self.keys[ca.name]
+        if generation == plan.pending:
+            return self.pending[ca.name]
+        raise SignerError(f"the plan certifies generation {generation} of {ca.name}, which it does not use")
 
     def issue_certificate(self, change: Change) -> None:
         assert change.subject is not None  # noqa: S101 - certificate changes always name their subject
         ca = self.desired.ca(change.subject)
-        key = self.keys[ca.name]
+        key = self.subject_key(ca, change.generation)
         timing = self.desired.timing
         if ca.trust_anchor:
             issuer, validity = self.self_issuer(ca), timing.ta_certificate_validity
@@ -129,11 +159,12 @@ class _Executor:
         econtent: bytes,
         ee: tuple[datetime, datetime],
         resources: Resources | None,
+        issuer: rc.Issuer | None = None,
     ) -> bytes:
         """A one-time EE certificate and the CMS envelope around ``econtent`` (two signatures)."""
         one_time = OneTimeKey()
         ee_cert = rc.build(
-            issuer=self.own_issuer(ca),
+            issuer=issuer or self.own_issuer(ca),
             subject_key=one_time.public,
             serial=self.serial(),
             not_before=ee[0],
@@ -165,20 +196,23 @@ class _Executor:
             resources=resources,
         )
 
-    def previous_revocations(self, ca: CaIntent) -> list[crl.Revocation]:
+    def previous_revocations(self, ca: CaIntent, key: bytes) -> list[crl.Revocation]:
         """Entries of the current CRL worth keeping: until the revoked object would have expired anyway."""
-        key = self.keys[ca.name]
         found = self.published.crl(layout.repository(ca.name) + layout.crl_name(key))
         if not isinstance(found, crl.Crl) or found.authority_key_id != key:
             return []
         # The CRL does not say when a revoked object expires, and validity settings may have been longer
         # when it was issued: keep entries for the longest validity this CA could have used.
         timing = self.desired.timing
-        keep = max(timing.certificate_validity, timing.ta_certificate_validity, timing.manifest_validity)
+        keep = max(
+            timing.certificate_validity,
+            timing.ta_certificate_validity,
+            timing.manifest_validity,
+            timing.ta_manifest_validity,
+        )
         return [r for r in found.revoked if r.revoked_at + keep > self.now]
 
-    def previous_numbers(self, ca: CaIntent) -> tuple[int, int]:
-        key = self.keys[ca.name]
+    def previous_numbers(self, ca: CaIntent, key: bytes) -> tuple[int, int]:
         repo = layout.repository(ca.name)
         found_crl = self.published.crl(repo + layout.crl_name(key))
         found_mft = self.published.manifest(repo + layout.manifest_name(key))
@@ -186,20 +220,24 @@ class _Executor:
         mft_number = found_mft.content.number if isinstance(found_mft, SignedManifest) else -1
         return mft_number, crl_number
 
-    def issue_point(self, ca: CaIntent) -> None:
-        """A new CRL and a manifest listing every file of the CA's directory as it now stands."""
-        key = self.keys[ca.name]
+    def issue_point(self, ca: CaIntent, *, pending: bool = False) -> None:
+        """A new CRL and a manifest listing every file of the CA's directory as it now stands; for the
+        key a roll is staging, a CRL and a manifest listing just that CRL (the key signs nothing else)."""
+        key = self.pending[ca.name] if pending else self.keys[ca.name]
+        issuer = self.issuer(ca, pending=pending)
         repo = layout.repository(ca.name)
-        mft_number, crl_number = self.previous_numbers(ca)
+        mft_number, crl_number = self.previous_numbers(ca, key)
         floor = number_floor(self.now)
         this_update = self.valid_from
-        next_update = self.now + self.desired.timing.manifest_validity
-        revoked = self.previous_revocations(ca)
-        known = {r.serial for r in revoked}
-        revoked += [crl.Revocation(s, self.now) for s in self.revoke.get(ca.name, []) if s not in known]
+        validity, _ = self.desired.timing.point_validity(ca.trust_anchor)
+        next_update = self.now + validity
+        revoked = self.previous_revocations(ca, key)
+        if not pending:
+            known = {r.serial for r in revoked}
+            revoked += [crl.Revocation(s, self.now) for s in self.revoke.get(ca.name, []) if s not in known]
         crl_path = repo + layout.crl_name(key)
         self.files[crl_path] = crl.build(
-            issuer=self.own_issuer(ca),
+            issuer=issuer,
             number=max(crl_number + 1, floor),
             this_update=this_update,
             next_update=next_update,
@@ -207,10 +245,18 @@ class _Executor:
         )
         self.signed += 1
         mft_name = layout.manifest_name(key)
+        others = set()
+        for other in (self.keys[ca.name], self.pending.get(ca.name)):
+            if other is not None and other != key:
+                others |= {layout.manifest_name(other), layout.crl_name(other)}
         listed = tuple(
             (path[len(repo) :], hashlib.sha256(data).digest())
             for path, data in sorted(self.files.items())
-            if path.startswith(repo) and "/" not in path[len(repo) :] and path != repo + mft_name
+            if path.startswith(repo)
+            and "/" not in path[len(repo) :]
+            and path != repo + mft_name
+            and path[len(repo) :] not in others
+            and (not pending or path == crl_path)
         )
         content = manifest.ManifestContent(max(mft_number + 1, floor), this_update, next_update, listed)
         self.files[repo + mft_name] = self.signed_object(
@@ -220,25 +266,34 @@ class _Executor:
             econtent=manifest.encode(content),
             ee=(this_update, next_update),
             resources=None,
+            issuer=issuer,
         )
 
     def run(self) -> ApplyResult:
         self.files = dict(self.published.files)
         self.load_keys()
-        point_cas: list[str] = []
+        points: list[tuple[str, bool]] = []
         for change in self.plan.changes:
             if change.revoke_serial is not None:
                 self.revoke.setdefault(change.ca, []).append(change.revoke_serial)
+            if change.kind is Kind.KEY:
+                continue  # created in load_keys; destroyed after publication
             if change.action in (Action.WITHDRAW, Action.REVOKE):
                 self.files.pop(change.path, None)
             elif change.kind is Kind.CERTIFICATE:
                 self.issue_certificate(change)
             elif change.kind is Kind.ROA:
                 self.issue_roa(change)
-            elif change.kind is Kind.MANIFEST and change.ca not in point_cas:
-                point_cas.append(change.ca)
-        for name in point_cas:
-            self.issue_point(self.desired.ca(name))
+            elif change.kind is Kind.MANIFEST:
+                ca = self.desired.ca(change.ca)
+                point = (
+                    ca.name,
+                    change.generation is not None and change.generation == self.key_plan(ca).pending,
+                )
+                if point not in points:
+                    points.append(point)
+        for name, pending in points:
+            self.issue_point(self.desired.ca(name), pending=pending)
         written = tuple(sorted(p for p, d in self.files.items() if self.published.files.get(p) != d))
         removed = tuple(sorted(set(self.published.files) - set(self.files)))
         return ApplyResult(self.files, self.signed, written, removed)

@@ -31,6 +31,7 @@ TIMING_PAIRS = (
     ("manifest_validity", "manifest_renew_before"),
     ("certificate_validity", "certificate_renew_before"),
     ("ta_certificate_validity", "ta_certificate_renew_before"),
+    ("ta_manifest_validity", "ta_manifest_renew_before"),
 )
 
 
@@ -136,13 +137,13 @@ def _check_timing(doc: SettingsDoc) -> Iterable[Diagnostic]:
 
 
 def _check_signer_keys(doc: SettingsDoc) -> Iterable[Diagnostic]:
-    """Each signer type has its own keys (``SIGNER_KEYS``): all of them are required, and a key of the other
-    type is refused rather than ignored -- a ``directory`` on an HSM signer suggests that its author
-    thinks the keys are files somewhere, which they are not."""
+    """Each signer type has its own keys (``SIGNER_KEYS``): its required keys must be there, its optional
+    keys may be, and a key of another type is refused rather than ignored -- a ``directory`` on an HSM
+    signer suggests that its author thinks the keys are files somewhere, which they are not."""
     for name, signer in doc.spec.signers.items():
-        needed = SIGNER_KEYS[signer.type]
+        keys = SIGNER_KEYS[signer.type]
         given = signer.model_fields_set
-        for key in needed:
+        for key in keys.required:
             if key not in given:
                 description = SignerSection.model_fields[key].description or ""
                 purpose = description.split(": ", 1)[-1].split(". ")[0].rstrip(".")
@@ -153,12 +154,15 @@ def _check_signer_keys(doc: SettingsDoc) -> Iterable[Diagnostic]:
                     f"add '{key}:' -- a {signer.type} signer needs it: {purpose}",
                     key=True,
                 )
-        for key in sorted(given - {"type", *needed}, key=list(SignerSection.model_fields).index):
+        takes = ", ".join(keys.required)
+        if keys.optional:
+            takes += f" (and optionally {', '.join(keys.optional)})"
+        for key in sorted(given - {"type", *keys.allowed}, key=list(SignerSection.model_fields).index):
             yield diag(
                 doc.source,
                 ("signers", name, key),
                 f"'{key}' does not apply to a {signer.type} signer (signers.{name})",
-                f"remove it; a {signer.type} signer takes {', '.join(needed)}",
+                f"remove it; a {signer.type} signer takes {takes}",
                 key=True,
             )
 
@@ -217,8 +221,21 @@ def check_cas(
     for doc in docs:
         problems += _check_holds_something(doc)
         problems += _check_signer(doc, settings)
+        problems += _check_key_generation(doc)
         problems += _check_roas(doc)
     return problems
+
+
+def _check_key_generation(doc: CaDoc) -> Iterable[Diagnostic]:
+    """Relying parties find the trust anchor's key through the TAL they were given, so its key cannot be
+    rolled by publishing alone (that takes a new TAL, RFC 9691); only CAs below it roll their keys."""
+    if doc.spec.trust_anchor and doc.spec.key_generation != 1:
+        yield diag(
+            doc.source,
+            ("key_generation",),
+            "the trust anchor's key cannot be rolled with key_generation",
+            "relying parties hold its key in their TAL: remove key_generation from the trust anchor",
+        )
 
 
 def _first_by_name(docs: Sequence[CaDoc]) -> dict[str, CaDoc]:

@@ -478,11 +478,13 @@ def _ca_intent(doc: CaDoc, policy: SafetyPolicy) -> CaIntent:
         signer=doc.spec.signer,
         where=_location(source, ("name",), key=True),
         safety=_safety(policy, doc),
+        key_generation=doc.spec.key_generation,
     )
 
 
 def _signer_config(base: Path, name: str, signer: SignerSection) -> SignerConfig:
-    """Paths resolved against rpki.yaml's directory; the PIN is left for ``open_signer`` to read."""
+    """Paths resolved against rpki.yaml's directory; the PIN and the passphrase are left for
+    ``open_signer`` to read."""
     if signer.type == "pkcs11":
         return Pkcs11SignerConfig(
             name=name,
@@ -492,7 +494,9 @@ def _signer_config(base: Path, name: str, signer: SignerSection) -> SignerConfig
             pin_env=signer.pin_env,
         )
     directory = None if signer.directory is None else resolve_path(base, signer.directory)
-    return SignerConfig(name=name, type=signer.type, directory=directory)
+    return SignerConfig(
+        name=name, type=signer.type, directory=directory, passphrase_env=signer.passphrase_env
+    )
 
 
 def _build(root: Path, settings: SettingsDoc, docs: Sequence[CaDoc], digest: str) -> DesiredState:

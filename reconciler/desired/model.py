@@ -68,6 +68,7 @@ class CaIntent:
     signer: str = "default"
     where: SourceLocation | None = field(default=None, compare=False)
     safety: SafetyPolicy = field(default_factory=SafetyPolicy)  # global policy with this CA's overrides
+    key_generation: int = 1  # raising it starts an RFC 6489 key roll to a new key
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,19 @@ class Timing:
     certificate_renew_before: timedelta = timedelta(weeks=4)
     ta_certificate_validity: timedelta = timedelta(weeks=52 * 5)
     ta_certificate_renew_before: timedelta = timedelta(weeks=26)
+    # The trust anchor's manifest and CRL live longer: an offline trust anchor is renewed by hand,
+    # monthly, with weeks to spare (Krill's trust anchor uses 12 weeks too).
+    ta_manifest_validity: timedelta = timedelta(weeks=12)
+    ta_manifest_renew_before: timedelta = timedelta(weeks=8)
+    ta_reminder_before: timedelta = timedelta(days=15)  # plan warns
+    ta_critical_before: timedelta = timedelta(days=7)  # plan warns louder, ``check`` fails
+    key_roll_staging: timedelta = timedelta(hours=24)  # RFC 6489 §2: new key published, not yet used
+
+    def point_validity(self, trust_anchor: bool) -> tuple[timedelta, timedelta]:
+        """(validity, renew_before) of a CA's manifest and CRL."""
+        if trust_anchor:
+            return self.ta_manifest_validity, self.ta_manifest_renew_before
+        return self.manifest_validity, self.manifest_renew_before
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,9 @@ class SignerConfig:
     name: str
     type: str  # "file" or "pkcs11"
     directory: Path | None = None  # absolute, for type "file"
+    # For type "file": the environment variable holding the passphrase of the key files (None: the files
+    # are not encrypted). Like the PIN, the passphrase itself is never in the model.
+    passphrase_env: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -292,6 +292,24 @@ def _vrp_count(value: object) -> int:
     return value
 
 
+MAX_KEY_GENERATION = 1_000_000
+
+
+def _key_generation(value: object) -> int:
+    """A key generation: a whole number from 1, raised by one to roll the CA's key."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        hint = "write a whole number such as 2"
+        if isinstance(value, str) and _NUMBER_RE.fullmatch(value):
+            hint = f"write {value.strip()} without quotes"
+        _fail(f"expected a key generation, found {describe(value)}", hint)
+    if not 1 <= value <= MAX_KEY_GENERATION:
+        _fail(
+            f"key generation {value} is out of range",
+            "the first key is generation 1; raise it by one to roll the key",
+        )
+    return value
+
+
 SIGNER_TYPES = ("file", "pkcs11")
 TOKEN_LABEL_BYTES = 32  # the size of CK_TOKEN_INFO.label
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -320,12 +338,13 @@ def _token_label(value: object) -> str:
 
 
 def _env_name(value: object) -> str:
-    """The *name* of the variable holding the PIN: the PIN itself must never be written in Git."""
+    """The *name* of the variable holding a PIN or passphrase: the secret must never be written in Git."""
     text = _text(value, "the name of an environment variable", "RPKI_HSM_PIN")
     if not _ENV_NAME_RE.match(text):
         _fail(
             f"{text!r} is not an environment variable name",
-            "write the variable's name (letters, digits and '_'), e.g. RPKI_HSM_PIN; never the PIN itself",
+            "write the variable's name (letters, digits and '_'), e.g. RPKI_HSM_PIN; "
+            "never the PIN or passphrase itself",
         )
     return text
 
@@ -395,6 +414,11 @@ _SHARE_SCHEMA = {
 _COUNT_SCHEMA = {"type": "integer", "minimum": 0}
 Share = Annotated[float, PlainValidator(parse_share), WithJsonSchema(_SHARE_SCHEMA)]
 VrpCount = Annotated[int, PlainValidator(_vrp_count), WithJsonSchema(_COUNT_SCHEMA)]
+KeyGeneration = Annotated[
+    int,
+    PlainValidator(_key_generation),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_KEY_GENERATION}),
+]
 # Per-CA overrides: None means "not written, inherit rpki.yaml's value". An explicit empty value (``~``)
 # still goes through the validator and is refused, like anywhere else.
 ShareOverride = Annotated[float | None, PlainValidator(parse_share), WithJsonSchema(_SHARE_SCHEMA)]
@@ -441,29 +465,45 @@ def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
+@dataclasses.dataclass(frozen=True)
+class SignerKeys:
+    """The keys of one signer type besides ``type``: those it needs and those it may have."""
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        return (*self.required, *self.optional)
+
+
 # Which keys each signer type needs and allows. Both types share one model (pydantic's tagged unions would
 # put the tag into error locations); ``checks.py`` enforces this table, the JSON Schema states it.
-SIGNER_KEYS: dict[str, tuple[str, ...]] = {"file": ("directory",), "pkcs11": ("module", "token", "pin_env")}
+SIGNER_KEYS: dict[str, SignerKeys] = {
+    "file": SignerKeys(required=("directory",), optional=("passphrase_env",)),
+    "pkcs11": SignerKeys(required=("module", "token", "pin_env")),
+}
 
 
 def _signer_schema(schema: dict[str, Any]) -> None:
-    """Per type: the keys it needs are required, the other type's keys are refused."""
+    """Per type: the keys it needs are required, keys only other types take are refused."""
     schema["allOf"] = [
         {
             "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
             "then": {
-                "required": list(needed),
+                "required": list(keys.required),
                 "not": {
                     "anyOf": [
                         {"required": [key]}
-                        for other in SIGNER_KEYS
-                        if other != kind
-                        for key in SIGNER_KEYS[other]
+                        for key in dict.fromkeys(
+                            key for other in SIGNER_KEYS.values() for key in other.allowed
+                        )
+                        if key not in keys.allowed
                     ]
                 },
             },
         }
-        for kind, needed in SIGNER_KEYS.items()
+        for kind, keys in SIGNER_KEYS.items()
     ]
 
 
@@ -473,14 +513,14 @@ class SignerSection(_Section):
     model_config = ConfigDict(json_schema_extra=_signer_schema)
 
     type: SignerType = Field(
-        description="Kind of key store: 'file' (PEM files in `directory`) or 'pkcs11' (an HSM, with "
-        "`module`, `token` and `pin_env`)."
+        description="Kind of key store: 'file' (PEM files in `directory`, optionally encrypted with the "
+        "passphrase from `passphrase_env`) or 'pkcs11' (an HSM, with `module`, `token` and `pin_env`)."
     )
     directory: DirectoryOrUnset = Field(
         default=None,
         json_schema_extra=_no_default,
-        description="For type 'file' (required there): directory holding the private keys (mode 0600). "
-        "Keep it outside the Git repository. Relative to rpki.yaml.",
+        description="For type 'file' (required there): directory holding the private keys (mode 0600), "
+        "encrypted when `passphrase_env` is set. Keep it outside the Git repository. Relative to rpki.yaml.",
     )
     module: ModulePathOrUnset = Field(
         default=None,
@@ -498,6 +538,13 @@ class SignerSection(_Section):
         json_schema_extra=_no_default,
         description="For type 'pkcs11' (required there): the name of the environment variable that holds "
         "the token's user PIN at plan and apply time. Never write the PIN itself here.",
+    )
+    passphrase_env: EnvNameOrUnset = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="For type 'file' (optional there): the name of the environment variable that holds "
+        "the passphrase encrypting the key files at plan and apply time; left out, key files are not "
+        "encrypted. Never write the passphrase itself here.",
     )
 
 
@@ -544,6 +591,36 @@ class TimingSection(_Section):
         default=_timing_default("ta_certificate_renew_before"),
         validate_default=True,
         description=f"Re-issue the trust anchor certificate this long before it expires. {_DURATION_HELP}",
+    )
+    ta_manifest_validity: Duration = Field(
+        default=_timing_default("ta_manifest_validity"),
+        validate_default=True,
+        description=f"How long the trust anchor's manifest and CRL are valid (longer than other CAs': an "
+        f"offline trust anchor is renewed by hand). {_DURATION_HELP}",
+    )
+    ta_manifest_renew_before: Duration = Field(
+        default=_timing_default("ta_manifest_renew_before"),
+        validate_default=True,
+        description=f"Re-issue the trust anchor's manifest and CRL this long before they expire (the "
+        f"defaults renew them monthly). {_DURATION_HELP}",
+    )
+    ta_reminder_before: Duration = Field(
+        default=_timing_default("ta_reminder_before"),
+        validate_default=True,
+        description=f"plan warns when the trust anchor's manifest or CRL expires within this time. "
+        f"{_DURATION_HELP}",
+    )
+    ta_critical_before: Duration = Field(
+        default=_timing_default("ta_critical_before"),
+        validate_default=True,
+        description=f"Within this time of the trust anchor's manifest or CRL expiring, plan's warning is "
+        f"critical and 'rpkictl check' fails (exit 2). {_DURATION_HELP}",
+    )
+    key_roll_staging: Duration = Field(
+        default=_timing_default("key_roll_staging"),
+        validate_default=True,
+        description=f"How long a CA's new key is published, unused, before a key roll activates it "
+        f"(RFC 6489 staging period). {_DURATION_HELP}",
     )
 
 
@@ -689,6 +766,12 @@ class CaFile(_Section):
         default=None, description="Name of the CA that certifies this one; required unless trust_anchor."
     )
     signer: Text = Field(default="default", description="Which signer from rpki.yaml holds this CA's key.")
+    key_generation: KeyGeneration = Field(
+        default=1,
+        description="The generation of this CA's key, 1 for its first. Raising it by one starts an RFC "
+        "6489 key roll: a new key is created and certified, staged for timing.key_roll_staging, then "
+        "activated; the old key is then revoked and destroyed. Not for the trust anchor.",
+    )
     resources: ResourcesSection = Field(description="The resources this CA holds.")
     roas: list[RoaEntry] = Field(default_factory=list, description="ROAs this CA issues.")
     safety: CaSafetySection = Field(

@@ -15,11 +15,14 @@ from datetime import datetime, timedelta
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.plan.impact import Announcement, ValidityChange, impact
-from reconciler.plan.model import Action, Change, Kind, ObservedPoint, Plan
+from reconciler.plan.model import Action, Change, Kind, Notice, ObservedPoint, Plan, Severity
+from reconciler.plan.rollover import KeyIds, KeyPlan, key_plans
+from reconciler.plan.rollover import describe as describe_roll
 from reconciler.plan.safety import gates_for
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa, Unreadable
 from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
+from reconciler.rpki import crl as rc_crl
 from reconciler.rpki.roa import RoaContent, RoaPrefix
 
 
@@ -59,14 +62,44 @@ def desired_roas(ca: CaIntent) -> dict[str, RoaContent]:
 class _Planner:
     desired: DesiredState
     published: PublishedState
-    keys: dict[str, bytes | None]
+    all_keys: KeyIds
     now: datetime
     changes: list[Change] = field(default_factory=list)
     dirty: dict[str, list[str]] = field(default_factory=dict)  # CA -> why its directory changes
+    rolls: dict[str, KeyPlan] = field(default_factory=dict)
+    keys: dict[str, bytes | None] = field(default_factory=dict)  # CA -> its active key
+
+    def __post_init__(self) -> None:
+        self.rolls = key_plans(self.desired, self.all_keys, self.published, self.now)
+        self.keys = {
+            ca.name: self.all_keys.get(ca.name, {}).get(self.rolls[ca.name].active) for ca in self.desired.cas
+        }
 
     @property
     def base(self) -> str:
         return self.desired.publication.rsync_base
+
+    def cert_uri(self, ca: CaIntent) -> str:
+        """Where the certificate of the CA's active key is: the AIA of everything that key signs."""
+        return self.base + layout.certificate_path(ca, self.rolls[ca.name].active)
+
+    def pending_key(self, ca: str) -> bytes | None:
+        pending = self.rolls[ca].pending
+        return None if pending is None else self.all_keys.get(ca, {}).get(pending)
+
+    def rolled(self, ca: str) -> bool:
+        """True while the CA's key roll re-issues what its old key signed (no VRP changes)."""
+        return self.rolls[ca].phase is not None
+
+    def other_key_files(self, ca: str) -> set[str]:
+        """Manifest and CRL names of the CA's keys other than the active one: never on its manifest."""
+        active = self.keys.get(ca)
+        return {
+            name
+            for key in self.all_keys.get(ca, {}).values()
+            if key != active
+            for name in (layout.manifest_name(key), layout.crl_name(key))
+        }
 
     def add(self, change: Change) -> None:
         self.changes.append(change)
@@ -95,8 +128,9 @@ class _Planner:
 
     # -- certificates -------------------------------------------------------------------------------
 
-    def cert_problem(self, ca: CaIntent, found: rc.ResourceCertificate) -> tuple[Action, str] | None:
-        key = self.keys[ca.name]
+    def cert_problem(
+        self, ca: CaIntent, found: rc.ResourceCertificate, key: bytes | None
+    ) -> tuple[Action, str] | None:
         issuer = ca.parent or ca.name
         issuer_key = self.keys[issuer]
         timing = self.desired.timing
@@ -118,7 +152,7 @@ class _Planner:
             return Action.REISSUE, "publication URIs changed"
         if ca.parent is not None:
             parent = self.desired.ca(ca.parent)
-            aia = self.base + layout.certificate_path(parent)
+            aia = self.cert_uri(parent)
             crldp = self.base + layout.repository(ca.parent) + layout.crl_name(issuer_key)
             if found.aia != aia or found.crldp != crldp:
                 return Action.REISSUE, "issuer URIs changed"
@@ -130,22 +164,38 @@ class _Planner:
             )
         return None
 
-    def plan_certificate(self, ca: CaIntent) -> None:
-        path = layout.certificate_path(ca)
+    def plan_certificates(self, ca: CaIntent) -> None:
+        """The certificate of the CA's active key and, during a key roll's staging, of its new key."""
+        roll = self.rolls[ca.name]
+        for generation in roll.generations:
+            self.plan_certificate(ca, generation, pending=generation == roll.pending)
+
+    def plan_certificate(self, ca: CaIntent, generation: int, *, pending: bool) -> None:
+        path = layout.certificate_path(ca, generation)
+        key = self.all_keys.get(ca.name, {}).get(generation)
         issuer = ca.parent or ca.name
         found = self.published.certificate(path)
         serial = None
         if found is None:
-            action, reason = Action.ISSUE, "not published"
+            action = Action.ISSUE
+            reason = (
+                f"key roll: certificate for the new key (generation {generation})"
+                if pending
+                else ("not published")
+            )
         elif isinstance(found, Unreadable):
             action, reason = Action.REISSUE, f"unreadable: {found.reason}"
         elif self.drifted(issuer, path):
             action, reason = Action.REISSUE, "altered after publication (does not match the manifest)"
         else:
-            problem = self.cert_problem(ca, found)
+            problem = self.cert_problem(ca, found, key)
             if problem is None:
                 return
             action, reason = problem
+        roll = pending or (
+            reason in ("the CA has a new key", f"issuer {issuer} has a new key")
+            and (self.rolled(ca.name) or self.rolled(issuer))
+        )
         if (
             isinstance(found, rc.ResourceCertificate)
             and found.authority_key_id == self.keys[issuer]
@@ -153,7 +203,17 @@ class _Planner:
         ):
             serial = found.serial
         self.add(
-            Change(action, Kind.CERTIFICATE, issuer, path, reason, subject=ca.name, revoke_serial=serial)
+            Change(
+                action,
+                Kind.CERTIFICATE,
+                issuer,
+                path,
+                reason,
+                subject=ca.name,
+                revoke_serial=serial,
+                generation=generation,
+                roll=roll,
+            )
         )
 
     # -- ROAs ---------------------------------------------------------------------------------------
@@ -175,7 +235,7 @@ class _Planner:
         crl_uri = self.base + layout.repository(ca.name) + layout.crl_name(key)
         if ee.signed_object != self.base + path or ee.crldp != crl_uri:
             return Action.REISSUE, "publication URIs changed"
-        if ee.aia != self.base + layout.certificate_path(ca):
+        if ee.aia != self.cert_uri(ca):
             return Action.REISSUE, "the CA's certificate moved (new parent)"
         if ee.not_before > self.now:
             return Action.REISSUE, f"dated in the future (valid from {ee.not_before:%Y-%m-%dT%H:%M:%SZ})"
@@ -205,9 +265,17 @@ class _Planner:
                 if problem is None:
                     continue
                 action, reason = problem
+            roll = reason == "the CA has a new key" and self.rolled(ca.name)
             self.add(
                 Change(
-                    action, Kind.ROA, ca.name, path, reason, roa=want, revoke_serial=self._serial(ca, found)
+                    action,
+                    Kind.ROA,
+                    ca.name,
+                    path,
+                    reason,
+                    roa=want,
+                    revoke_serial=self._serial(ca, found),
+                    roll=roll,
                 )
             )
         return set(wanted)
@@ -238,6 +306,9 @@ class _Planner:
                 self.add(Change(action, Kind.ROA, ca.name, path, reason, revoke_serial=serial))
             elif name.endswith(".cer"):
                 self.plan_stray_cert(ca, path, name)
+            elif name in self.other_key_files(ca.name):
+                reason = f"key roll: {name} belongs to a retired key of {ca.name}"
+                self.add(Change(Action.WITHDRAW, Kind.FILE, ca.name, path, reason, roll=True))
             else:
                 self.add(Change(Action.WITHDRAW, Kind.FILE, ca.name, path, "not part of the desired state"))
 
@@ -246,10 +317,25 @@ class _Planner:
         serial = None
         if isinstance(found, rc.ResourceCertificate) and found.authority_key_id == self.keys[ca.name]:
             serial = found.serial if found.not_after > self.now else None
-        child = name.removesuffix(".cer")
+        child, generation = layout.certificate_subject(name)
         reason = f"CA {child} is no longer a child of {ca.name}"
         action = Action.REVOKE if serial is not None else Action.WITHDRAW
-        self.add(Change(action, Kind.CERTIFICATE, ca.name, path, reason, subject=child, revoke_serial=serial))
+        roll = any(c.name == child and c.parent == ca.name for c in self.desired.cas)
+        if roll:
+            reason = f"key roll: generation {generation} of {child} is retired"
+        self.add(
+            Change(
+                action,
+                Kind.CERTIFICATE,
+                ca.name,
+                path,
+                reason,
+                subject=child,
+                revoke_serial=serial,
+                generation=generation,
+                roll=roll,
+            )
+        )
 
     def plan_orphans(self) -> None:
         """Files outside every desired CA's directory: a removed CA's repository, or junk at the top."""
@@ -279,7 +365,7 @@ class _Planner:
         repo = layout.repository(ca.name)
         mft = self.published.manifest(repo + layout.manifest_name(key))
         crl = self.published.crl(repo + layout.crl_name(key))
-        renew = self.desired.timing.manifest_renew_before
+        _, renew = self.desired.timing.point_validity(ca.trust_anchor)
         if mft is None:
             return ["manifest not published"]
         if isinstance(mft, Unreadable):
@@ -293,9 +379,11 @@ class _Planner:
         listed = dict(mft.content.files)
         present = {name: self.published.sha256(repo + name) for name in self.published.under(repo)}
         present.pop(layout.manifest_name(key), None)
+        for name in self.other_key_files(ca.name):
+            present.pop(name, None)
         if listed != present:
             return ["manifest does not list exactly the files published (drift)"]
-        if mft.signed.ee.aia != self.base + layout.certificate_path(ca):
+        if mft.signed.ee.aia != self.cert_uri(ca):
             return ["the CA's certificate moved (new parent)"]
         if max(mft.content.this_update, crl.this_update) > self.now:
             return ["manifest or CRL dated in the future"]
@@ -323,27 +411,108 @@ class _Planner:
         self.changes.append(Change(action, Kind.CRL, ca.name, crl_path, reason))
         self.changes.append(Change(action, Kind.MANIFEST, ca.name, mft_path, reason))
 
-    def run(self) -> None:
+    def pending_point_problems(self, ca: CaIntent, key: bytes) -> list[str]:
+        """The staged key publishes a manifest listing only its (empty) CRL, kept fresh like any other."""
+        repo = layout.repository(ca.name)
+        pending = self.rolls[ca.name].pending
+        mft = self.published.manifest(repo + layout.manifest_name(key))
+        crl = self.published.crl(repo + layout.crl_name(key))
+        if not isinstance(mft, SignedManifest) or not isinstance(crl, rc_crl.Crl):
+            return [f"key roll: manifest and CRL of the new key (generation {pending})"]
+        crl_name = layout.crl_name(key)
+        if dict(mft.content.files) != {crl_name: self.published.sha256(repo + crl_name)}:
+            return ["manifest does not list exactly the new key's CRL (drift)"]
+        if mft.signed.ee.authority_key_id != key or crl.authority_key_id != key:
+            return ["signed by another key"]
+        if mft.signed.ee.aia != self.base + layout.certificate_path(ca, pending):
+            return ["the new key's certificate moved"]
+        if max(mft.content.this_update, crl.this_update) > self.now:
+            return ["manifest or CRL dated in the future"]
+        _, renew = self.desired.timing.point_validity(ca.trust_anchor)
+        left = min(mft.content.next_update, crl.next_update) - self.now
+        if left < renew:
+            return [expiry("manifest and CRL", left, renew, plural=True)]
+        return []
+
+    def plan_pending_point(self, ca: CaIntent) -> None:
+        pending = self.rolls[ca.name].pending
+        if pending is None:
+            return
+        key = self.pending_key(ca.name)
+        repo = layout.repository(ca.name)
+        if key is None:
+            reasons = [f"key roll: manifest and CRL of the new key (generation {pending})"]
+            mft_path, crl_path = repo + "<new key>.mft", repo + "<new key>.crl"
+        else:
+            reasons = self.pending_point_problems(ca, key)
+            mft_path, crl_path = repo + layout.manifest_name(key), repo + layout.crl_name(key)
+        if not reasons:
+            return
+        missing = key is None or layout.manifest_name(key) not in self.published.under(repo)
+        action = Action.ISSUE if missing else Action.RENEW
+        reason = "; ".join(reasons)
+        for kind, path in ((Kind.CRL, crl_path), (Kind.MANIFEST, mft_path)):
+            self.changes.append(Change(action, kind, ca.name, path, reason, generation=pending, roll=True))
+
+    def plan_keys(self) -> None:
+        """Keys to create (a new CA, or the new key of a roll) and retired keys to destroy."""
         for ca in self.desired.cas:
-            if self.keys.get(ca.name) is None:
-                signer = ca.signer
+            roll = self.rolls[ca.name]
+            have = self.all_keys.get(ca.name, {})
+            for generation in roll.generations:
+                if have.get(generation) is not None:
+                    continue
+                pending = generation == roll.pending
+                reason = (
+                    f"key roll: new key (generation {generation}) for {ca.name} in signer {ca.signer!r}"
+                    if pending
+                    else f"no key for {ca.name} in signer {ca.signer!r}"
+                )
                 self.changes.append(
                     Change(
-                        Action.CREATE_KEY, Kind.KEY, ca.name, "", f"no key for {ca.name} in signer {signer!r}"
+                        Action.CREATE_KEY, Kind.KEY, ca.name, "", reason, generation=generation, roll=pending
                     )
                 )
-        for ca in self.desired.cas:
-            self.plan_certificate(ca)
-        for ca in self.desired.cas:
-            expected = self.plan_roas(ca)
-            expected |= {f"{child.name}.cer" for child in self.desired.children(ca.name)}
-            key = self.keys[ca.name]
+            for generation in roll.destroy:
+                reason = f"key roll: generation {generation} signs nothing published any more"
+                self.changes.append(
+                    Change(
+                        Action.DESTROY_KEY, Kind.KEY, ca.name, "", reason, generation=generation, roll=True
+                    )
+                )
+
+    def expected_files(self, ca: CaIntent) -> set[str]:
+        """What the CA's directory holds besides its ROAs: child certificates, manifests and CRLs."""
+        expected = {
+            layout.certificate_path(child, generation).rsplit("/", 1)[-1]
+            for child in self.desired.children(ca.name)
+            for generation in self.rolls[child.name].generations
+        }
+        for key in (self.keys[ca.name], self.pending_key(ca.name)):
             if key is not None:
                 expected |= {layout.manifest_name(key), layout.crl_name(key)}
+        return expected
+
+    def run(self) -> None:
+        self.plan_keys()
+        for ca in self.desired.cas:
+            self.plan_certificates(ca)
+        for ca in self.desired.cas:
+            expected = self.plan_roas(ca) | self.expected_files(ca)
             self.plan_strays(ca, expected)
         self.plan_orphans()
         for ca in self.desired.cas:
             self.plan_point(ca)
+            self.plan_pending_point(ca)
+
+    def notices(self) -> list[Notice]:
+        found = []
+        for ca in self.desired.cas:
+            roll = self.rolls[ca.name]
+            if roll.phase is not None:
+                message = describe_roll(roll, self.now)
+                found.append(Notice("key-roll", Severity.INFO, ca.name, message, roll.due))
+        return found
 
 
 def _describe_roa(content: RoaContent) -> str:
@@ -383,11 +552,12 @@ def observe(published: PublishedState) -> tuple[dict[str, ObservedPoint], str]:
 def make_plan(
     desired: DesiredState,
     published: PublishedState,
-    keys: dict[str, bytes | None],
+    keys: KeyIds,
     now: datetime,
     announcements: Sequence[Announcement] | None = None,
 ) -> Plan:
-    """Compute what apply must do. ``keys`` maps each CA to its key identifier in its signer, or None.
+    """Compute what apply must do. ``keys`` maps each CA to the identifiers of the keys its signer holds,
+    by key generation.
     With ``announcements`` (routes seen in BGP), the plan also says which routes change validity."""
     planner = _Planner(desired, published, keys, now)
     planner.run()
@@ -410,6 +580,8 @@ def make_plan(
         tree_sha256=tree,
         gates=gates_for(desired, published, changes, broken),
         route_changes=route_changes,
+        notices=tuple(planner.notices()),
+        key_plans=planner.rolls,
     )
 
 

@@ -25,7 +25,7 @@ from reconciler.rpki import cert as rc
 from reconciler.rpki import crl
 from reconciler.rpki.roa import RoaContent
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 FORMAT_MAJOR = 1
 
 
@@ -72,7 +72,7 @@ class GateDoc(_Doc):
 
 
 class ChangeDoc(_Doc):
-    action: Literal["create-key", "issue", "reissue", "renew", "revoke", "withdraw"]
+    action: Literal["create-key", "issue", "reissue", "renew", "revoke", "withdraw", "destroy-key"]
     kind: Literal["key", "certificate", "roa", "manifest", "crl", "file"]
     ca: str = Field(description="The CA whose key signs the object (whose directory holds it).")
     address: str = Field(description="Stable, readable object address.")
@@ -83,10 +83,25 @@ class ChangeDoc(_Doc):
     before: dict[str, Any] | None = Field(None, description="The published object, as far as it matters.")
     after: dict[str, Any] | None = Field(None, description="The object as it will be published.")
     revoke_serial: str | None = Field(None, description="Serial (hex) of the published object revoked.")
+    generation: int | None = Field(
+        None,
+        description="Key generation: of the key (keys), of the subject's key (certificates), of the "
+        "signing key when it is not the CA's active one (a key roll's staged manifest and CRL).",
+    )
+    roll: bool = Field(False, description="A step of a key roll declared in the desired state.")
+
+
+class NoticeDoc(_Doc):
+    kind: str = Field(description="key-roll, offline-signing or expiry.")
+    severity: Literal["info", "warning", "critical"]
+    ca: str
+    message: str
+    due: datetime | None = Field(None, description="When the next step is due, or the expiry.")
 
 
 class SummaryDoc(_Doc):
     create_key: int
+    destroy_key: int = 0
     issue: int
     replace: int
     revoke: int
@@ -143,6 +158,11 @@ class PlanDocument(_Doc):
     route_impact: list[RouteChangeDoc] | None = None
     intent: list[IntentDoc] | None = Field(None, description="Desired-state entries changed since --base.")
     base: str | None = Field(None, description="The --base revision the intent list compares with.")
+    notices: list[NoticeDoc] = Field(
+        default_factory=list,
+        description="What the operator must know besides the changes: key roll phases, trust anchor "
+        "renewals waiting for the offline signer, expiries coming closer.",
+    )
 
 
 def _time(value: datetime) -> str:
@@ -205,6 +225,8 @@ def _change(desired: DesiredState, published: PublishedState, change: Change) ->
         before=_before(published, change),
         after=_after(desired, change),
         revoke_serial=f"{change.revoke_serial:x}" if change.revoke_serial is not None else None,
+        generation=change.generation,
+        roll=change.roll,
     )
 
 
@@ -270,6 +292,7 @@ def build(
         approval_required=plan.approval_required,
         summary=SummaryDoc(
             create_key=counts[Action.CREATE_KEY],
+            destroy_key=counts[Action.DESTROY_KEY],
             issue=counts[Action.ISSUE],
             replace=counts[Action.REISSUE],
             revoke=counts[Action.REVOKE],
@@ -303,6 +326,10 @@ def build(
         route_impact=route_impact,
         intent=intent,
         base=base,
+        notices=[
+            NoticeDoc(kind=n.kind, severity=n.severity.value, ca=n.ca, message=n.message, due=n.due)
+            for n in plan.notices
+        ],
     )
     return doc.model_copy(update={"plan_id": compute_plan_id(doc)})
 

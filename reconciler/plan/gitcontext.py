@@ -611,8 +611,11 @@ class _Comparison:
                 return os.path.relpath(value, self.current.root)
             return str(value)
         if is_dataclass(value) and not isinstance(value, type):
+            # An optional key left out (None, its default: e.g. a file signer's passphrase_env) is not shown.
             shown = (
-                f"{f.name} {self.show(getattr(value, f.name))}" for f in fields(value) if f.name != "name"
+                f"{f.name} {self.show(getattr(value, f.name))}"
+                for f in fields(value)
+                if f.name != "name" and not (getattr(value, f.name) is None and f.default is None)
             )
             return ", ".join(shown)
         return str(value)

@@ -17,6 +17,7 @@ from reconciler.rpki.roa import RoaContent
 
 if TYPE_CHECKING:
     from reconciler.plan.impact import ValidityChange
+    from reconciler.plan.rollover import KeyPlan
 
 
 class Action(StrEnum):
@@ -26,6 +27,7 @@ class Action(StrEnum):
     RENEW = "renew"
     REVOKE = "revoke"
     WITHDRAW = "withdraw"
+    DESTROY_KEY = "destroy-key"
 
 
 class Kind(StrEnum):
@@ -52,11 +54,17 @@ class Change:
     subject: str | None = None  # the child CA a certificate is for
     roa: RoaContent | None = None  # what a ROA will say
     revoke_serial: int | None = None  # serial of the published object this change revokes
+    # The key generation concerned: of the key (keys), of the subject's key (certificates), of the
+    # signing key (a manifest or CRL of a key being staged). None: the CA's active key.
+    generation: int | None = None
+    roll: bool = False  # a step of a key roll declared in the desired state (no VRP changes)
 
     @property
     def address(self) -> str:
         """A stable, readable name for the object (``roa example-isp/AS64496_192-0-2-0_24.roa``)."""
         if self.kind is Kind.KEY:
+            if self.generation is not None and self.generation != 1:
+                return f"key {self.ca} (generation {self.generation})"
             return f"key {self.ca}"
         if self.kind is Kind.CERTIFICATE and self.subject:
             return f"certificate {self.subject} ({self.path})"
@@ -65,7 +73,7 @@ class Change:
     @property
     def routine(self) -> bool:
         """Manifests, CRLs and scheduled renewals: needed to stay valid, not a reviewer's decision."""
-        return self.kind in ROUTINE_KINDS or self.action is Action.RENEW
+        return self.kind in ROUTINE_KINDS or self.action is Action.RENEW or self.roll
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +125,25 @@ class ObservedPoint:
 Vrp = tuple[int, str, int]
 
 
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the operator must know that is not a change: a key roll's phase, a trust anchor
+    renewal that waits for the offline signer, an expiry coming closer. Shown even when there are no
+    changes; a critical notice fails ``rpkictl check``."""
+
+    kind: str  # key-roll, offline-signing, expiry
+    severity: Severity
+    ca: str
+    message: str
+    due: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     now: datetime
@@ -128,6 +155,8 @@ class Plan:
     tree_sha256: str = ""  # over every published file: drift anywhere makes a saved plan stale
     gates: tuple[Gate, ...] = ()
     route_changes: tuple[ValidityChange, ...] | None = None  # None: no announcements were given
+    notices: tuple[Notice, ...] = ()
+    key_plans: dict[str, KeyPlan] = field(default_factory=dict)  # which key signs for each CA
 
     @property
     def empty(self) -> bool:

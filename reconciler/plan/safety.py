@@ -100,7 +100,7 @@ def _descendants(published: PublishedState, ca: str) -> list[str]:
     for path in published.files:
         if path.endswith(".cer") and path.count("/") == 1:
             parent, name = path.split("/")
-            children.setdefault(parent, []).append(name.removesuffix(".cer"))
+            children.setdefault(parent, []).append(layout.certificate_subject(name)[0])
     found, todo = [], [ca]
     while todo:
         current = todo.pop()
@@ -119,8 +119,8 @@ def _ca_gates(
     """Removing a child CA takes every ROA below it down: the approval names the CAs and those VRPs."""
     gates = []
     for change in changes:
-        if change.kind is not Kind.CERTIFICATE or change.subject is None:
-            continue
+        if change.kind is not Kind.CERTIFICATE or change.subject is None or change.roll:
+            continue  # a key roll replaces the CA's certificate; the CA and its VRPs stay
         if change.action in (Action.REVOKE, Action.WITHDRAW):
             below = _descendants(published, change.subject)
             vrps = sorted({_vrp(v) for ca in below for v in have_by_ca.get(ca, ())})

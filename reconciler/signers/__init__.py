@@ -11,10 +11,21 @@ from reconciler.signers.pkcs11 import Pkcs11Signer
 
 
 def open_signer(config: SignerConfig) -> Signer:
-    """The signer for one entry; a pkcs11 signer reads its PIN from the environment here, at run time,
-    so that loading and validating the desired state never needs the secret."""
+    """The signer for one entry; a pkcs11 signer reads its PIN (and a file signer with ``passphrase_env``
+    its passphrase) from the environment here, at run time, so that loading and validating the desired
+    state never needs the secret."""
     if config.type == "file" and config.directory is not None:
-        return FileSigner(config.directory)
+        if config.passphrase_env is None:
+            return FileSigner(config.directory)
+        passphrase = os.environ.get(config.passphrase_env, "")
+        if not passphrase:
+            raise SignerError(
+                f"signer {config.name!r}: the environment variable {config.passphrase_env} holding the "
+                f"passphrase of the keys in {config.directory} is "
+                f"{'empty' if config.passphrase_env in os.environ else 'not set'} "
+                f"(fix: export {config.passphrase_env}=<the key passphrase>)"
+            )
+        return FileSigner(config.directory, os.fsencode(passphrase), passphrase_env=config.passphrase_env)
     if (
         isinstance(config, Pkcs11SignerConfig)
         and config.module is not None

@@ -42,3 +42,8 @@ class Signer(Protocol):
     def sign(self, key: bytes, data: bytes) -> bytes:
         """RSASSA-PKCS1-v1_5 with SHA-256 over ``data`` (RFC 7935 §2)."""
         ...
+
+    def destroy_key(self, key: bytes) -> None:
+        """Destroy the private key (and what else the signer keeps of it) for good; it cannot be used or
+        found by its label again. Used when a key roll has retired a key. An unknown key is an error."""
+        ...

@@ -2,27 +2,66 @@
 
 Keys are written with mode 0600 in a 0700 directory, and a key file that others can read is refused
 rather than used: a leaked CA key lets anyone sign routes for the CA's address space.
+
+With a passphrase (rpki.yaml's ``passphrase_env``), key files are also encrypted at rest: PKCS#8 with the
+best encryption ``cryptography`` offers (PBES2, AES-256-CBC). The passphrase is held only in memory and
+never appears in a message; messages name the environment variable that holds it instead.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from reconciler.fsutil import fsync_dir
 from reconciler.signers.base import RSA_KEY_BITS, RSA_PUBLIC_EXPONENT, SignerError, key_id
+
+_ENCRYPTED_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
+
+
+def _is_encrypted(pem: bytes) -> bool:
+    """An encrypted PKCS#8 key, or a traditional (OpenSSL) PEM key with an encryption header."""
+    return any(marker in pem for marker in _ENCRYPTED_MARKERS)
 
 
 class FileSigner:
-    """One PEM file per key, named ``<label>.pem``."""
+    """One PEM file per key, named ``<label>.pem``; encrypted with ``passphrase`` when one is given.
 
-    def __init__(self, directory: Path) -> None:
+    ``passphrase_env`` only names the environment variable the passphrase came from, for messages.
+
+    With a passphrase, every key file must be encrypted: an unencrypted key file is refused, not used.
+    Whoever configured a passphrase relies on the keys being encrypted at rest (e.g. in backups of the key
+    directory); quietly signing with a plaintext key would hide that one is not, and a plaintext file in an
+    encrypted directory may not even be the operator's own. The message says how to encrypt it in place.
+    Without a passphrase, an encrypted key file is refused too, with the fix (set ``passphrase_env``).
+    """
+
+    def __init__(
+        self, directory: Path, passphrase: bytes | None = None, passphrase_env: str | None = None
+    ) -> None:
+        if passphrase is not None and not passphrase:
+            raise SignerError(
+                f"the passphrase for the keys in {directory} is empty"
+                + (f" (fix: export {passphrase_env}=<the key passphrase>)" if passphrase_env else "")
+            )
         self.directory = directory
+        self._passphrase = passphrase
+        self._passphrase_env = passphrase_env
         self._by_id: dict[bytes, rsa.RSAPrivateKey] = {}
         self._by_label: dict[str, bytes] = {}
+
+    def __repr__(self) -> str:  # never the passphrase
+        return f"FileSigner(directory={str(self.directory)!r}, encrypted={self._passphrase is not None})"
+
+    def _passphrase_source(self) -> str:
+        if self._passphrase_env:
+            return f"the passphrase from the environment variable {self._passphrase_env}"
+        return "the configured passphrase"
 
     def _path(self, label: str) -> Path:
         return self.directory / f"{label}.pem"
@@ -34,9 +73,36 @@ class FileSigner:
                 f"{path} is readable by other users (mode {stat.S_IMODE(mode):04o}); "
                 f"refusing to use it (fix: chmod 600 {path})"
             )
+        pem = path.read_bytes()
+        encrypted = _is_encrypted(pem)
+        if encrypted and self._passphrase is None:
+            raise SignerError(
+                f"{path} is encrypted, but this file signer has no passphrase (fix: set "
+                "passphrase_env: <VARIABLE> on the signer with this directory in rpki.yaml, and export "
+                "VARIABLE=<the key passphrase>)"
+            )
+        if not encrypted and self._passphrase is not None:
+            variable = self._passphrase_env or "VARIABLE"
+            plain, encrypted_copy = shlex.quote(str(path)), shlex.quote(f"{path}.enc")
+            raise SignerError(
+                f"{path} is not encrypted, but this file signer has a passphrase; refusing to use an "
+                f"unencrypted key (fix: encrypt it in place with: (umask 077 && openssl pkcs8 -topk8 "
+                f"-v2 aes-256-cbc -in {plain} -out {encrypted_copy} -passout env:{variable}) && "
+                f"mv {encrypted_copy} {plain} -- or remove passphrase_env from the signer in rpki.yaml)"
+            )
         try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            key = serialization.load_pem_private_key(pem, password=self._passphrase)
         except (ValueError, TypeError) as exc:
+            if encrypted:  # the library's message never contains the passphrase, but do not risk it
+                fix = (
+                    f"export the right passphrase in {self._passphrase_env}"
+                    if self._passphrase_env
+                    else "use the right passphrase"
+                )
+                raise SignerError(
+                    f"{path} cannot be decrypted with {self._passphrase_source()}: a wrong passphrase "
+                    f"or a damaged file (fix: {fix})"
+                ) from None
             raise SignerError(f"{path} is not a readable private key: {exc}") from exc
         if not isinstance(key, rsa.RSAPrivateKey) or key.key_size != RSA_KEY_BITS:
             raise SignerError(f"{path} is not an RSA-{RSA_KEY_BITS} key (RFC 7935 requires one)")
@@ -65,9 +131,12 @@ class FileSigner:
         except OSError as exc:
             raise SignerError(f"cannot create the key directory {self.directory}: {exc.strerror}") from exc
         key = rsa.generate_private_key(public_exponent=RSA_PUBLIC_EXPONENT, key_size=RSA_KEY_BITS)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.NoEncryption()
+            if self._passphrase is None
+            else serialization.BestAvailableEncryption(self._passphrase)
         )
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
         tmp = path.with_suffix(".pem.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
@@ -75,6 +144,7 @@ class FileSigner:
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(path)
+        fsync_dir(self.directory)
         return self._remember(label, key)
 
     def _key(self, key: bytes) -> rsa.RSAPrivateKey:
@@ -88,6 +158,36 @@ class FileSigner:
 
     def sign(self, key: bytes, data: bytes) -> bytes:
         return self._key(key).sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+    def _label_of(self, key: bytes) -> str | None:
+        """The label of the key with this identifier, looking through the directory if need be."""
+        for label, kid in self._by_label.items():
+            if kid == key:
+                return label
+        try:
+            paths = sorted(self.directory.glob("*.pem"))
+        except OSError as exc:
+            raise SignerError(f"cannot list the key directory {self.directory}: {exc.strerror}") from exc
+        for path in paths:
+            if path.stem not in self._by_label and self.find_key(path.stem) == key:
+                return path.stem
+        return None
+
+    def destroy_key(self, key: bytes) -> None:
+        """Remove the key's file for good (no copy is kept); backups of the directory still hold it."""
+        label = self._label_of(key)
+        if label is None:
+            raise SignerError(f"no key with identifier {key.hex()} in {self.directory}")
+        path = self._path(label)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass  # removed behind our back: gone either way
+        except OSError as exc:
+            raise SignerError(f"cannot remove the key file {path}: {exc.strerror}") from exc
+        self._by_label.pop(label, None)
+        self._by_id.pop(key, None)
+        fsync_dir(self.directory)
 
 
 class OneTimeKey:

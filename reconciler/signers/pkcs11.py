@@ -222,3 +222,21 @@ class Pkcs11Signer:
         except PKCS11Error as exc:
             raise SignerError(f"signing with key {key.hex()} in {self._where()} failed: {exc!r}") from exc
         return signature
+
+    def destroy_key(self, key: bytes) -> None:
+        """Destroy the key pair with this ``CKA_ID``: the private key first (what must never be used again),
+        then the public key. A pair whose private key is already gone counts as destroyed once its
+        public key is, so a second call after a crash in between finishes the job."""
+        private = self._one(ObjectClass.PRIVATE_KEY, id=key)
+        public = self._one(ObjectClass.PUBLIC_KEY, id=key)
+        if private is None and public is None:
+            raise self._gone(key)
+        for obj in (private, public):
+            if obj is None:
+                continue
+            try:
+                obj.destroy()
+            except PKCS11Error as exc:
+                raise SignerError(
+                    f"cannot destroy key {key.hex()} in {self._where()}: {type(exc).__name__}"
+                ) from exc

@@ -108,7 +108,7 @@ def test_module_on_a_file_signer(repo: Repo) -> None:
     repo.write("rpki.yaml", HEAD + "    module: /p11.so\n")
     problem = repo.error()
     expect(problem, repo, "rpki.yaml", 8, 5, "'module' does not apply to a file signer (signers.default)")
-    assert problem.hint == "remove it; a file signer takes directory"
+    assert problem.hint == "remove it; a file signer takes directory (and optionally passphrase_env)"
 
 
 def test_missing_key_hint_says_what_it_is_for(repo: Repo) -> None:

@@ -13,43 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import engine
-from tests.e2e.harness import ValidatorResult, validate_with_all
+from tests.e2e.relying_parties import assert_accepts_exactly_the_yaml, validate
 from tests.helpers import Scratch, scratch_copy
 
 ISP = "cas/members/example-isp.yaml"
 
 
-def _tal(scratch: Scratch) -> Path:
-    path = scratch.root / "ta.tal"
-    path.write_text(engine.trust_anchor_locator(engine.open_workspace(scratch.repo)))
-    return path
-
-
-def _validate(
-    scratch: Scratch,
-    validators: tuple[str, ...],
-    *,
-    now: datetime | None = None,
-    caches: dict[str, Path] | None = None,
-) -> dict[str, ValidatorResult]:
-    desired = engine.open_workspace(scratch.repo).desired
-    return validate_with_all(
-        _tal(scratch),
-        scratch.rsync,
-        desired.publication.rsync_base,
-        now=now,
-        validators=validators,
-        caches=caches,
-    )
-
-
-def _assert_accepts_exactly_the_yaml(scratch: Scratch, results: dict[str, ValidatorResult]) -> None:
-    want = scratch.desired_vrps()
-    assert want, "the scenario should have VRPs"
-    for result in results.values():
-        assert result.vrps == want, result.summary()
-        assert result.warnings == [], result.summary()
+_validate = validate
+_assert_accepts_exactly_the_yaml = assert_accepts_exactly_the_yaml
 
 
 @pytest.fixture

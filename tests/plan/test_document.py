@@ -66,13 +66,24 @@ def by_address(doc: PlanDocument) -> dict[str, document.ChangeDoc]:
 # --- version ---
 
 
-def test_format_version_is_1_0(scratch: Scratch) -> None:
-    """Documents are written as format 1.0, the first key of the JSON."""
+def test_format_version_is_1_1(scratch: Scratch) -> None:
+    """Documents are written as format 1.1 (1.0 plus notices and key generations), the first key."""
     doc = plan_doc(scratch, T0)
-    assert document.FORMAT_VERSION == "1.0"
-    assert doc.format_version == "1.0"
+    assert document.FORMAT_VERSION == "1.1"
+    assert doc.format_version == "1.1"
     raw = json.loads(document.dumps(doc))
-    assert next(iter(raw)) == "format_version" and raw["format_version"] == "1.0"
+    assert next(iter(raw)) == "format_version" and raw["format_version"] == "1.1"
+
+
+def test_a_1_0_document_still_loads(scratch: Scratch) -> None:
+    """A minor version only adds keys: a 1.0 plan (no notices, no generations) is read as before."""
+    raw = json.loads(document.dumps(plan_doc(scratch, T0)))
+    raw["format_version"] = "1.0"
+    del raw["notices"]
+    for change in raw["changes"]:
+        del change["generation"], change["roll"]
+    loaded = document.loads(json.dumps(raw))
+    assert loaded.notices == [] and all(c.generation is None for c in loaded.changes)
 
 
 # --- plan id ---

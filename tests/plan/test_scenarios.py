@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -182,17 +182,36 @@ def test_remove_ca(applied: Scratch) -> None:
 
 
 def test_renewal_at_17_hours_touches_only_manifests_and_crls(applied: Scratch) -> None:
+    """Below the trust anchor, manifests and CRLs live 24 h and are renewed 8 h before expiry; the
+    trust anchor's live 12 weeks and are not touched."""
     assert applied.plan(later(15)).empty
     plan = applied.plan(later(17))
-    assert len(plan.changes) == 6
+    assert len(plan.changes) == 4
     assert all(c.action is Action.RENEW and c.kind in (Kind.MANIFEST, Kind.CRL) for c in plan.changes)
     assert all("expire in 7h" in c.reason for c in plan.changes)
+    assert {c.ca for c in plan.changes} == {"online", "example-isp"}
     before = _manifest_numbers(applied)
     result = applied.apply(later(17))
-    assert result is not None and result.signed == 3 * 3  # per CA: CRL, manifest EE, manifest CMS
+    assert result is not None and result.signed == 2 * 3  # per CA: CRL, manifest EE, manifest CMS
     after = _manifest_numbers(applied)
-    assert all(after[ca] > before[ca] for ca in before)
+    assert all(after[ca] > before[ca] for ca in before if ca != "ta")
+    assert after["ta"] == before["ta"]
     converged(applied, later(17))
+
+
+def test_the_trust_anchor_point_is_renewed_monthly(applied: Scratch) -> None:
+    """12 weeks of validity, renewed 8 weeks before expiry: after 4 weeks, not before."""
+    ta_changes = [c for c in applied.plan(later(4 * 7 * 24 - 1)).changes if c.ca == "ta"]
+    assert ta_changes == []
+    plan = applied.plan(later(4 * 7 * 24 + 1))
+    ta_changes = [c for c in plan.changes if c.ca == "ta"]
+    assert {c.kind for c in ta_changes} == {Kind.MANIFEST, Kind.CRL}
+    assert all("renewal margin 8w" in c.reason or "renewal margin 56d" in c.reason for c in ta_changes)
+    applied.apply(later(4 * 7 * 24 + 1))
+    published = read(applied.rsync)
+    mft = next(published.manifest(p) for p in published.files if p.startswith("ta/") and p.endswith(".mft"))
+    assert isinstance(mft, SignedManifest)
+    assert mft.content.next_update - mft.content.this_update == timedelta(weeks=12, minutes=5)
 
 
 def _manifest_numbers(scratch: Scratch) -> dict[str, int]:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import stat
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from reconciler.signers import FileSigner, Signer, SignerError
+from reconciler.desired.model import SignerConfig
+from reconciler.signers import FileSigner, Signer, SignerError, open_signer
 from reconciler.signers.base import key_id
 
 
@@ -51,3 +56,139 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_unknown_key_id(tmp_path: Path) -> None:
     with pytest.raises(SignerError, match="no key"):
         FileSigner(tmp_path).sign(b"\x00" * 20, b"x")
+
+
+# --- passphrase-encrypted key files ---------------------------------------------------------------------
+
+PASSPHRASE = b"correct horse battery staple"
+PASSPHRASE_ENV = "RPKI_TEST_KEY_PASSPHRASE"
+
+
+def _encrypted(directory: Path, passphrase: bytes = PASSPHRASE) -> FileSigner:
+    return FileSigner(directory, passphrase, passphrase_env=PASSPHRASE_ENV)
+
+
+def _refused(call: Callable[[], object], pattern: str) -> str:
+    """The SignerError message of ``call``; it matches ``pattern`` and never contains a passphrase."""
+    with pytest.raises(SignerError, match=pattern) as info:
+        call()
+    message = str(info.value)
+    assert PASSPHRASE.decode() not in message and "wrong horse" not in message
+    return message
+
+
+def test_encrypted_key_round_trip(tmp_path: Path) -> None:
+    kid = _encrypted(tmp_path / "keys").create_key("ta")
+    pem = (tmp_path / "keys" / "ta.pem").read_bytes()
+    assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert stat.S_IMODE((tmp_path / "keys" / "ta.pem").stat().st_mode) == 0o600
+    assert serialization.load_pem_private_key(pem, password=PASSPHRASE) is not None
+    again = _encrypted(tmp_path / "keys")  # as after a restart
+    assert again.find_key("ta") == kid
+    public = again.public_key(kid)
+    assert key_id(public) == kid
+    public.verify(again.sign(kid, b"tbs"), b"tbs", padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_encrypted_key_without_a_passphrase(tmp_path: Path) -> None:
+    _encrypted(tmp_path).create_key("ta")
+    message = _refused(lambda: FileSigner(tmp_path).find_key("ta"), "ta.pem is encrypted")
+    assert "passphrase_env" in message and "export" in message
+
+
+def test_wrong_passphrase_names_the_variable_not_the_passphrase(tmp_path: Path) -> None:
+    _encrypted(tmp_path).create_key("ta")
+    signer = _encrypted(tmp_path, b"wrong horse")
+    message = _refused(lambda: signer.find_key("ta"), "ta.pem cannot be decrypted")
+    assert f"the environment variable {PASSPHRASE_ENV}" in message
+    assert f"export the right passphrase in {PASSPHRASE_ENV}" in message
+    assert "wrong horse" not in repr(signer) and PASSPHRASE.decode() not in repr(_encrypted(tmp_path))
+
+
+def test_unencrypted_key_with_a_passphrase_is_refused(tmp_path: Path) -> None:
+    """A plaintext key in a directory meant to be encrypted is refused, with a command that encrypts it."""
+    kid = FileSigner(tmp_path).create_key("ta")
+    message = _refused(lambda: _encrypted(tmp_path).find_key("ta"), "ta.pem is not encrypted")
+    assert "openssl pkcs8 -topk8 -v2 aes-256-cbc" in message and f"env:{PASSPHRASE_ENV}" in message
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed, so the suggested command cannot be tried")
+    command = message.split("encrypt it in place with: ", 1)[1].split(" -- or ", 1)[0]
+    env = {"PATH": os.environ.get("PATH", ""), PASSPHRASE_ENV: PASSPHRASE.decode()}
+    subprocess.run(["sh", "-c", command], check=True, env=env, capture_output=True)
+    assert (tmp_path / "ta.pem").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert _encrypted(tmp_path).find_key("ta") == kid  # the fix works, and left the file private
+
+
+def test_empty_passphrase_is_refused(tmp_path: Path) -> None:
+    _refused(lambda: FileSigner(tmp_path, b"", passphrase_env=PASSPHRASE_ENV), f"empty.*{PASSPHRASE_ENV}")
+
+
+def _config(directory: Path, passphrase_env: str | None = PASSPHRASE_ENV) -> SignerConfig:
+    return SignerConfig(name="default", type="file", directory=directory, passphrase_env=passphrase_env)
+
+
+def test_open_signer_reads_the_passphrase_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSPHRASE_ENV, PASSPHRASE.decode())
+    kid = open_signer(_config(tmp_path)).create_key("ta")
+    assert (tmp_path / "ta.pem").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert _encrypted(tmp_path).find_key("ta") == kid
+    assert open_signer(_config(tmp_path)).find_key("ta") == kid
+    assert not (tmp_path / "plain").exists()
+    open_signer(_config(tmp_path / "plain", None)).create_key("ta")
+    assert (tmp_path / "plain" / "ta.pem").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_open_signer_without_the_passphrase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    if value is None:
+        monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PASSPHRASE_ENV, value)
+    message = _refused(
+        lambda: open_signer(_config(tmp_path)),
+        f"signer 'default': the environment variable {PASSPHRASE_ENV} .* is (not set|empty)",
+    )
+    assert f"export {PASSPHRASE_ENV}=<the key passphrase>" in message
+
+
+# --- destroy_key ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("passphrase", [None, PASSPHRASE])
+def test_destroy_key(tmp_path: Path, passphrase: bytes | None) -> None:
+    signer = FileSigner(tmp_path, passphrase)
+    old = signer.create_key("ta")
+    new = signer.create_key("ta-2")
+    signer.destroy_key(old)
+    assert not (tmp_path / "ta.pem").exists()
+    assert signer.find_key("ta") is None and FileSigner(tmp_path, passphrase).find_key("ta") is None
+    with pytest.raises(SignerError, match="no key"):
+        signer.sign(old, b"x")
+    with pytest.raises(SignerError, match=f"no key with identifier {old.hex()}"):
+        signer.destroy_key(old)
+    assert signer.find_key("ta-2") == new  # the other key is untouched
+    signer.public_key(new).verify(signer.sign(new, b"x"), b"x", padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_destroy_key_known_only_by_its_identifier(tmp_path: Path) -> None:
+    """A fresh signer (a later run) destroys a retired key it has not looked up by label."""
+    kid = _encrypted(tmp_path).create_key("ta")
+    keep = _encrypted(tmp_path).create_key("other")
+    signer = _encrypted(tmp_path)
+    signer.destroy_key(kid)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.pem"]
+    assert signer.find_key("ta") is None and signer.find_key("other") == keep
+
+
+def test_destroy_unknown_key(tmp_path: Path) -> None:
+    FileSigner(tmp_path).create_key("ta")
+    with pytest.raises(SignerError, match=f"no key with identifier {'00' * 20} in {tmp_path}"):
+        FileSigner(tmp_path).destroy_key(b"\x00" * 20)
+    assert (tmp_path / "ta.pem").exists()
+    with pytest.raises(SignerError, match="no key"):
+        FileSigner(tmp_path / "missing").destroy_key(b"\x00" * 20)

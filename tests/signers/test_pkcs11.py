@@ -163,6 +163,42 @@ def test_a_deleted_key_is_reported(hsm_token: HsmToken) -> None:
             signer.sign(kid, b"x")
 
 
+def test_destroy_key(hsm_token: HsmToken) -> None:
+    """Both halves of the pair leave the token; other keys stay, and a second destroy is an error."""
+    with hsm_token.signer() as signer:
+        old = signer.create_key("online")
+        new = signer.create_key("online-2")
+        signer.destroy_key(old)
+        assert signer.find_key("online") is None
+        with pytest.raises(SignerError, match=f"no key with identifier {old.hex()}"):
+            signer.sign(old, b"x")
+        with pytest.raises(SignerError, match=f"no key with identifier {old.hex()}"):
+            signer.destroy_key(old)
+        assert signer.find_key("online-2") == new
+        signer.public_key(new).verify(signer.sign(new, b"x"), b"x", padding.PKCS1v15(), hashes.SHA256())
+    session = hsm_token.session()
+    try:
+        assert list(session.get_objects({Attribute.ID: old})) == []
+        assert list(session.get_objects({Attribute.LABEL: "online"})) == []
+        assert len(list(session.get_objects({Attribute.ID: new}))) == 2
+    finally:
+        session.close()
+    with hsm_token.signer() as again:  # a new session does not find it either
+        assert again.find_key("online") is None
+
+
+def test_destroy_key_finishes_a_half_destroyed_pair(hsm_token: HsmToken) -> None:
+    with hsm_token.signer() as signer:
+        kid = signer.create_key("online")
+        session = hsm_token.session()
+        try:
+            session.get_key(ObjectClass.PRIVATE_KEY, KeyType.RSA, id=kid).destroy()
+            signer.destroy_key(kid)  # only the public key was left
+            assert list(session.get_objects({Attribute.ID: kid})) == []
+        finally:
+            session.close()
+
+
 def test_two_signers_on_one_token_share_the_login(hsm_token: HsmToken) -> None:
     """PKCS#11 logs in per process: a second signer (a second workspace) must still work."""
     with hsm_token.signer() as first, hsm_token.signer() as second:

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from collections import Counter
 
-from reconciler.plan.document import ChangeDoc, PlanDocument
+from reconciler.plan.document import ChangeDoc, NoticeDoc, PlanDocument
 
-SYMBOLS = {"create-key": "+", "issue": "+", "reissue": "~", "renew": "↻", "revoke": "-", "withdraw": "-"}
+SYMBOLS = {
+    "create-key": "+",
+    "issue": "+",
+    "reissue": "~",
+    "renew": "↻",
+    "revoke": "-",
+    "withdraw": "-",
+    "destroy-key": "-",
+}
 
 
 def verdict(doc: PlanDocument) -> str:
     """The first thing anyone reads: is there anything to do, and does it need a human?"""
     if not doc.changes:
         return "No changes."
+    if all(c.routine for c in doc.changes) and any(c.roll for c in doc.changes):
+        return "Only routine renewals and key roll steps; no approval needed."
     review = [c for c in doc.changes if not c.routine]
     if not review:
         return f"Only routine renewals ({doc.summary.routine}); no approval needed."
@@ -24,8 +34,9 @@ def verdict(doc: PlanDocument) -> str:
 
 
 def routine_summary(changes: list[ChangeDoc]) -> str:
-    """Routine churn in one line: how many of each kind, in which CA directories."""
-    routine = [c for c in changes if c.routine]
+    """Routine churn in one line: how many of each kind, in which CA directories (key roll steps are
+    counted by ``roll_summary``)."""
+    routine = [c for c in changes if c.routine and not c.roll]
     kinds = Counter(c.kind for c in routine)
     names = {"manifest": "manifest", "crl": "CRL", "roa": "ROA renewal", "certificate": "certificate renewal"}
     parts = [
@@ -35,6 +46,21 @@ def routine_summary(changes: list[ChangeDoc]) -> str:
     ]
     cas = sorted({c.ca for c in routine})
     return f"{', '.join(parts)} (in {', '.join(cas)})"
+
+
+def roll_summary(changes: list[ChangeDoc]) -> str:
+    """A key roll's steps in one line: keys created or destroyed, objects re-issued, retired files."""
+    roll = [c for c in changes if c.roll]
+    if not roll:
+        return ""
+    words = Counter(f"{c.action} {c.kind}" for c in roll)
+    parts = [f"{count} {what}" for what, count in sorted(words.items())]
+    return f"{', '.join(parts)} (in {', '.join(sorted({c.ca for c in roll}))}); no VRP changes"
+
+
+def notice_line(notice: NoticeDoc) -> str:
+    mark = {"info": "", "warning": "WARNING: ", "critical": "CRITICAL: "}[notice.severity]
+    return f"{mark}{notice.ca}: {notice.message}"
 
 
 def header(doc: PlanDocument) -> str:

@@ -9,7 +9,14 @@ each cut saying how many rows were left out and that ``plan.json`` has them all.
 from __future__ import annotations
 
 from reconciler.plan.document import ChangeDoc, PlanDocument
-from reconciler.plan.render.common import SYMBOLS, revocation_line, routine_summary, verdict
+from reconciler.plan.render.common import (
+    SYMBOLS,
+    notice_line,
+    revocation_line,
+    roll_summary,
+    routine_summary,
+    verdict,
+)
 
 COMMENT_LIMIT = 65_536
 MARKER = "<!-- rpkictl-plan -->"
@@ -40,7 +47,8 @@ class _Sections:
 
     def __init__(self, doc: PlanDocument) -> None:
         review = [c for c in doc.changes if not c.routine]
-        routine = [c for c in doc.changes if c.routine]
+        routine = [c for c in doc.changes if c.routine and not c.roll]
+        roll = [c for c in doc.changes if c.roll]
         self.tables: list[tuple[str, list[str], list[str]]] = []
         if review:
             self.tables.append(
@@ -90,6 +98,14 @@ class _Sections:
                     [_change_row(c) for c in routine],
                 )
             )
+        if roll:
+            self.tables.append(
+                (
+                    f"Key roll steps: {roll_summary(doc.changes)}",
+                    ["| Action | Object | Reason |", "|---|---|---|"],
+                    [_change_row(c) for c in roll],
+                )
+            )
         self.keep: list[int | None] = [None] * len(self.tables)
 
     def render(self) -> list[str]:
@@ -117,6 +133,9 @@ def _visible(doc: PlanDocument) -> list[str]:
         "",
         f"plan `{doc.plan_id[:12]}` · desired {commit} · computed for {doc.created_at:%Y-%m-%dT%H:%M:%SZ}",
     ]
+    if doc.notices:
+        parts += ["", "#### Notices", ""]
+        parts += [f"- {_cell(notice_line(n))}" for n in doc.notices]
     if doc.gates:
         parts += [
             "",

@@ -6,9 +6,18 @@ from __future__ import annotations
 from rich.text import Text
 
 from reconciler.plan.document import ChangeDoc, PlanDocument
-from reconciler.plan.render.common import SYMBOLS, header, revocation_line, routine_summary, verdict
+from reconciler.plan.render.common import (
+    SYMBOLS,
+    header,
+    notice_line,
+    revocation_line,
+    roll_summary,
+    routine_summary,
+    verdict,
+)
 
 STYLES = {"+": "green", "~": "yellow", "↻": "cyan", "-": "red"}
+NOTICE_STYLES = {"info": "cyan", "warning": "bold yellow", "critical": "bold red"}
 
 
 def _change(change: ChangeDoc) -> Text:
@@ -53,6 +62,9 @@ def render(doc: PlanDocument) -> list[Text]:
     lines = [Text(header(doc), style="dim")]
     gated = bool(doc.gates)
     lines.append(Text(verdict(doc), style="bold red" if gated else "bold"))
+    if doc.notices:
+        lines.append(_section("Notices:"))
+        lines += [Text(f"  {notice_line(n)}", style=NOTICE_STYLES[n.severity]) for n in doc.notices]
     if not doc.changes:
         lines.append(Text(doc.summary.text, style="green"))
         return lines
@@ -60,10 +72,12 @@ def render(doc: PlanDocument) -> list[Text]:
     if review:
         lines.append(_section("Changes:"))
         lines += [_change(c) for c in review]
-    if doc.summary.routine:
+    if any(c.routine and not c.roll for c in doc.changes):
         lines.append(
             Text("Routine (not for review): ", style="bold").append(routine_summary(doc.changes), style="")
         )
+    if any(c.roll for c in doc.changes):
+        lines.append(Text("Key roll steps: ", style="bold").append(roll_summary(doc.changes), style=""))
     if doc.vrps.added or doc.vrps.removed:
         lines.append(_section(f"Validated ROA payloads: +{len(doc.vrps.added)} -{len(doc.vrps.removed)}"))
         lines += [Text(f"  + {v}", style="green") for v in doc.vrps.added]

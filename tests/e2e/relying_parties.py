@@ -1,0 +1,44 @@
+"""What every end-to-end test asks: do both validators, fetching the published tree, output exactly the
+VRPs of the YAML, with no warnings about our objects?"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from reconciler import engine
+from tests.e2e.harness import ValidatorResult, validate_with_all
+from tests.helpers import Scratch
+
+
+def write_tal(scratch: Scratch) -> Path:
+    path = scratch.root / "ta.tal"
+    path.write_text(engine.trust_anchor_locator(engine.open_workspace(scratch.repo)))
+    return path
+
+
+def validate(
+    scratch: Scratch,
+    validators: tuple[str, ...],
+    *,
+    now: datetime | None = None,
+    caches: dict[str, Path] | None = None,
+    tal: Path | None = None,
+) -> dict[str, ValidatorResult]:
+    desired = engine.open_workspace(scratch.repo).desired
+    return validate_with_all(
+        tal or write_tal(scratch),
+        scratch.rsync,
+        desired.publication.rsync_base,
+        now=now,
+        validators=validators,
+        caches=caches,
+    )
+
+
+def assert_accepts_exactly_the_yaml(scratch: Scratch, results: dict[str, ValidatorResult]) -> None:
+    want = scratch.desired_vrps()
+    assert want, "the scenario should have VRPs"
+    for result in results.values():
+        assert result.vrps == want, result.summary()
+        assert result.warnings == [], result.summary()
