@@ -19,12 +19,14 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from reconciler import clock, engine
+from reconciler import clock, engine, health
 from reconciler.apply import audit, lock
 from reconciler.apply.executor import ApplyResult
 from reconciler.desired import DesiredStateError, load
 from reconciler.desired.model import DesiredState
 from reconciler.desired.schema import parse_duration
+from reconciler.offline import ceremony
+from reconciler.offline.request import CeremonyError, SigningRequest, dumps, fingerprint, read_request
 from reconciler.plan import document
 from reconciler.plan.approval import (
     Approval,
@@ -37,9 +39,10 @@ from reconciler.plan.approval import (
 from reconciler.plan.document import GateDoc, PlanDocument, PlanFormatError
 from reconciler.plan.gitcontext import GitContextError
 from reconciler.plan.impact import AnnouncementsError
+from reconciler.plan.model import Severity
 from reconciler.plan.render import markdown, text
 from reconciler.publish.rsync_tree import PublishError
-from reconciler.signers import SignerError
+from reconciler.signers import Signer, SignerError, open_signer
 
 # typer vendors its own Click; BadParameter is public and its base class covers every usage mistake.
 UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -74,6 +77,7 @@ OPERATOR_ERRORS = (
     ApprovalError,
     lock.LockError,
     audit.AuditError,
+    CeremonyError,
     OSError,
 )
 
@@ -350,6 +354,173 @@ def _report(result: ApplyResult, workspace: engine.Workspace) -> None:
         f"Applied: {result.signed} signatures, {len(result.written)} files written, "
         f"{len(result.removed)} removed. Published in {workspace.rsync_dir}."
     )
+    if result.request is not None:
+        raw = Path(result.request).read_bytes()
+        out.print(
+            f"[bold yellow]{len(result.deferred)} change(s) wait for the offline trust anchor.[/] "
+            f"Signing request: {result.request} (fingerprint {fingerprint(raw)}).\n"
+            f"  1. Carry it to the offline machine and run: rpkictl ta sign {Path(result.request).name} "
+            "--out ta-response.json\n"
+            "  2. Carry ta-response.json back and run: rpkictl ta import ta-response.json "
+            f"{workspace.desired.root}"
+        )
+
+
+ta_app = typer.Typer(
+    help="The offline trust anchor: sign a request on the offline machine, import the response online.",
+    no_args_is_help=True,
+)
+app.add_typer(ta_app, name="ta")
+
+
+def _offline_key_signer(desired: DesiredState) -> Signer:
+    """The signer that holds the trust anchor's key here, on the offline machine."""
+    ta = desired.trust_anchor
+    config = desired.signers[ta.signer]
+    if config.type != "offline" or config.key_signer is None:
+        _fail(
+            f"the trust anchor {ta.name} uses signer {ta.signer!r}, which is not offline: "
+            "'rpkictl ta sign' is for a trust anchor with an offline signer"
+        )
+    return open_signer(desired.signers[config.key_signer])
+
+
+@ta_app.command("sign")
+def ta_sign(
+    request_path: Annotated[Path, typer.Argument(help="The signing request written by apply online.")],
+    response_path: Annotated[Path, typer.Option("--out", "-o", help="Where to write the signed response.")],
+    repo: Annotated[
+        Path, typer.Option("--repo", help="This machine's copy of the desired-state directory.")
+    ] = Path(),
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Sign without asking.")] = False,
+    now: NowOpt = None,
+) -> None:
+    """On the offline machine: show what the request asks the trust anchor to sign, confirm, sign."""
+    try:
+        desired = _desired(repo)
+        request, raw = read_request(request_path)
+        problems = ceremony.check_against(request, desired)
+        if problems:
+            for problem in problems:
+                err.print(f"  {problem}", markup=False)
+            _fail(
+                f"the request does not match the desired state in {repo} ({len(problems)} difference(s)): "
+                "bring this copy up to date, or find out who changed the request; nothing was signed"
+            )
+        signer = _offline_key_signer(desired)
+        _key, create = ceremony.signing_key(request, signer)
+        _show_request(request, raw, create)
+        if not yes:
+            if not sys.stdin.isatty():
+                _fail("no terminal to confirm on; re-run with --yes to sign without a prompt")
+            if not typer.confirm("Sign these objects with the trust anchor's key?", default=False):
+                _fail("not signed: no response was written")
+        response = ceremony.sign(request, raw, signer, clock.now(now))
+        response_path.write_bytes(dumps(response))
+    except OPERATOR_ERRORS as exc:
+        _fail(str(exc))
+    out.print(
+        f"Signed {len(response.files)} objects with key {response.key_id}. Wrote {response_path}: carry it "
+        f"to the online machine and run 'rpkictl ta import {response_path.name}'."
+    )
+
+
+def _show_request(request: SigningRequest, raw: bytes, create: bool) -> None:
+    out.print(f"[bold]Signing request {request.request_id}[/] (fingerprint {fingerprint(raw)})")
+    out.print(
+        f"  written {request.created_at:%Y-%m-%dT%H:%M:%SZ}, "
+        f"expires {request.expires_at:%Y-%m-%dT%H:%M:%SZ}; "
+        f"desired state {request.git_commit or request.desired_digest[:12]}"
+    )
+    key = "a NEW key will be created" if create else f"key {request.key_id}"
+    out.print(f"  trust anchor {request.trust_anchor} ({key})")
+    for spec in request.certificates:
+        what = "its own certificate" if spec.self_signed else f"certificate for {spec.subject}"
+        out.print(f"  sign {what} ({spec.path}): {spec.resources}; {spec.why}", markup=False)
+    point = request.point
+    out.print(
+        f"  sign the CRL ({len(point.revoked)} revoked serial(s)) and the manifest "
+        f"({len(point.keep)} file(s) kept as published)"
+    )
+    for line in request.summary:
+        out.print(f"    {line}", markup=False)
+
+
+@ta_app.command("import")
+def ta_import(
+    response_path: Annotated[Path, typer.Argument(help="The response written by 'rpkictl ta sign'.")],
+    repo: RepoArg = Path(),
+    now: NowOpt = None,
+) -> None:
+    """Online: verify the offline trust anchor's response against the waiting request, and publish it."""
+    try:
+        current = clock.now(now)
+        desired = _desired(repo)
+        directory = desired.publication.directory
+        with lock.acquire(
+            directory, who=audit.who(), operation="ta import", plan_id=None, timeout=timedelta(0)
+        ):
+            workspace = engine.workspace_for(desired)
+            imported = engine.import_signed(workspace, response_path, current)
+            record = {
+                "who": audit.who(),
+                "status": "ta-imported",
+                "request_id": imported.request_id,
+                "desired_digest": desired.digest,
+                "changes": [
+                    *(f"write {p}" for p in imported.written),
+                    *(f"remove {p}" for p in imported.removed),
+                ],
+                "summary": f"offline trust anchor response {imported.request_id[:12]} imported",
+            }
+            audit.append(desired.audit_log_path, record, now=current)
+    except lock.LockHeld as exc:
+        _fail(f"the publication point is locked: {exc.holder.describe()}", EXIT_LOCKED)
+    except OPERATOR_ERRORS as exc:
+        _fail(f"{exc}; nothing was published")
+    out.print(
+        f"Imported {imported.files} objects signed offline: {len(imported.written)} files written, "
+        f"{len(imported.removed)} removed. Published in {workspace.rsync_dir}."
+    )
+
+
+CHECK_EXIT = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+@app.command()
+def check(
+    repo: RepoArg = Path(),
+    warn: Annotated[
+        str,
+        typer.Option(
+            "--warn", help="Warn when a manifest or CRL below the trust anchor expires within this."
+        ),
+    ] = "4h",
+    critical: Annotated[str, typer.Option("--critical", help="Critical within this.")] = "1h",
+    now: NowOpt = None,
+) -> None:
+    """Monitoring check: exit 0 ok, 1 warning, 2 critical, one line per problem with what to do.
+
+    Covers each CA's manifest and CRL, the trust anchor's (with rpki.yaml's ta_reminder_before and
+    ta_critical_before), and renewals waiting for the offline signer."""
+    try:
+        margins = (parse_duration(warn), parse_duration(critical))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    try:
+        findings = engine.check(_open(repo), clock.now(now), warn=margins[0], critical=margins[1])
+    except OPERATOR_ERRORS as exc:
+        out.print(f"CRITICAL: cannot check: {exc}", markup=False)
+        raise typer.Exit(CHECK_EXIT[Severity.CRITICAL]) from exc
+    level = health.worst(findings)
+    shown = [f for f in findings if f.severity is not Severity.INFO]
+    if not shown:
+        out.print(
+            "OK: every manifest and CRL is valid beyond the warning margins; nothing waits for a person"
+        )
+    for finding in sorted(shown, key=lambda f: -health.RANK[f.severity]):
+        out.print(f"{finding.severity.value.upper()}: {finding.ca}: {finding.message}", markup=False)
+    raise typer.Exit(CHECK_EXIT[level])
 
 
 @app.command()

@@ -9,28 +9,32 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from reconciler import layout, published
+from reconciler import health, layout, published
 from reconciler.apply import audit
 from reconciler.apply.executor import ApplyResult, execute
 from reconciler.desired import load
 from reconciler.desired.model import DesiredState
+from reconciler.health import Finding
+from reconciler.offline import ceremony
+from reconciler.offline.request import fingerprint, read_response
 from reconciler.plan import document
 from reconciler.plan.approval import Approval
 from reconciler.plan.diff import make_plan
 from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument
 from reconciler.plan.gitcontext import git_info, intent_changes
 from reconciler.plan.impact import Announcement, AnnouncementsError, read_announcements
-from reconciler.plan.model import Action, Plan
+from reconciler.plan.model import Action, Notice, Plan, Severity
 from reconciler.plan.rollover import KeyIds
 from reconciler.publish.rsync_tree import publish
 from reconciler.published.reader import PublishedState
+from reconciler.rpki import cert as rc
 from reconciler.rpki import tal
-from reconciler.signers import Signer, SignerError, open_signers
+from reconciler.signers import OfflineSigner, Signer, SignerError, open_signers
 
 
 def tool_version() -> str:
@@ -72,8 +76,16 @@ def open_workspace(repo: Path) -> Workspace:
 
 def workspace_for(desired: DesiredState) -> Workspace:
     """Open the signers of a loaded desired state and read its publication point."""
-    signers = open_signers(desired.signers)
-    return Workspace(desired, signers, published.read(desired.publication.directory / "rsync"))
+    signers = open_signers(desired.signers, {ca.signer for ca in desired.cas})
+    found = published.read(desired.publication.directory / "rsync")
+    ta = desired.trust_anchor
+    offline = signers[ta.signer]
+    if isinstance(offline, OfflineSigner):
+        # The trust anchor's key is offline: what it is, online, is what its published certificate says.
+        cert = found.certificate(layout.certificate_path(ta))
+        if isinstance(cert, rc.ResourceCertificate) and cert.authority_key_id in (None, cert.key_id):
+            offline.learn(ta.name, cert.public_key)
+    return Workspace(desired, signers, found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +112,41 @@ class Announcements:
 
 def plan(workspace: Workspace, now: datetime, announcements: Announcements | None = None) -> Plan:
     routes = announcements.routes if announcements is not None else None
-    return make_plan(workspace.desired, workspace.published, workspace.keys(), now, routes)
+    the_plan = make_plan(workspace.desired, workspace.published, workspace.keys(), now, routes)
+    notice = offline_notice(workspace, the_plan)
+    if notice is not None:
+        the_plan = dataclasses.replace(the_plan, notices=(*the_plan.notices, notice))
+    return the_plan
+
+
+def offline_signer(workspace: Workspace) -> OfflineSigner | None:
+    signer = workspace.signers[workspace.desired.trust_anchor.signer]
+    return signer if isinstance(signer, OfflineSigner) else None
+
+
+def offline_notice(workspace: Workspace, the_plan: Plan) -> Notice | None:
+    """The changes only the offline trust anchor can sign, and the request waiting for it, if any."""
+    ta = workspace.desired.trust_anchor.name
+    if offline_signer(workspace) is None:
+        return None
+    waiting = [c for c in the_plan.changes if c.ca == ta]
+    if not waiting:
+        return None
+    message = f"{len(waiting)} change(s) need the offline trust anchor's signature"
+    pending = ceremony.read_pending(workspace.desired.publication.directory)
+    due = None
+    if pending is not None:
+        request, raw = pending
+        due = request.expires_at
+        message += (
+            f"; request {request.request_id[:12]} (fingerprint {fingerprint(raw)}) waits at "
+            f"{ceremony.pending_path(workspace.desired.publication.directory)}, written "
+            f"{request.created_at:%Y-%m-%dT%H:%M:%SZ}, expires {request.expires_at:%Y-%m-%dT%H:%M:%SZ}: "
+            "sign it with 'rpkictl ta sign' offline, then 'rpkictl ta import'"
+        )
+    else:
+        message += "; 'rpkictl apply' writes the signing request"
+    return Notice("offline-signing", Severity.WARNING, ta, message, due)
 
 
 def routine_only(the_plan: Plan) -> Plan:
@@ -160,7 +206,42 @@ def apply(workspace: Workspace, the_plan: Plan, now: datetime | None = None) -> 
     if result.written or result.removed:
         publish(workspace.desired.publication.directory, result.files, the_plan.now)
     destroy_retired_keys(workspace, the_plan)
+    if result.deferred:
+        info = git_info(workspace.desired.root)
+        request = ceremony.build_request(
+            the_plan,
+            result.deferred,
+            workspace.desired,
+            workspace.published,
+            workspace.signers,
+            git_commit=info.commit if info else None,
+        )
+        pending = ceremony.keep_or_write(workspace.desired.publication.directory, request, the_plan.now)
+        result = dataclasses.replace(result, request=str(pending.path))
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    request_id: str
+    files: int  # files signed offline
+    written: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+def import_signed(workspace: Workspace, response_path: Path, now: datetime) -> Imported:
+    """Verify the offline trust anchor's response against the waiting request and publish it; the
+    request is then consumed, so the same response cannot be imported again."""
+    response = read_response(response_path)
+    directory = workspace.desired.publication.directory
+    pending = ceremony.read_pending(directory)
+    tree = ceremony.import_response(response, pending, workspace.published, now)
+    publish(directory, tree, now)
+    ceremony.pending_path(directory).unlink()
+    old = workspace.published.files
+    written = tuple(sorted(p for p, d in tree.items() if old.get(p) != d))
+    removed = tuple(sorted(set(old) - set(tree)))
+    return Imported(response.request_id, len(response.files), written, removed)
 
 
 def destroy_retired_keys(workspace: Workspace, the_plan: Plan) -> None:
@@ -196,6 +277,21 @@ def audit_record(
         "signatures": result.signed if result else 0,
         "message": message,
     }
+
+
+def check(workspace: Workspace, now: datetime, *, warn: timedelta, critical: timedelta) -> list[Finding]:
+    """Everything ``rpkictl check`` reports: expiring manifests and CRLs, and the plan's warnings."""
+    the_plan = plan(workspace, now)
+    active = {
+        ca.name: workspace.signers[ca.signer].find_key(
+            layout.key_label(ca.name, the_plan.key_plans[ca.name].active)
+        )
+        for ca in workspace.desired.cas
+    }
+    findings = health.point_findings(
+        workspace.desired, workspace.published, active, now, warn=warn, critical=critical
+    )
+    return findings + health.notice_findings(the_plan.notices)
 
 
 def trust_anchor_locator(workspace: Workspace) -> str:

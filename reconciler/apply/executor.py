@@ -24,6 +24,7 @@ from reconciler.rpki import cms, crl, manifest, rfc3779, roa
 from reconciler.signers.adapter import SignerKey
 from reconciler.signers.base import Signer, SignerError
 from reconciler.signers.files import OneTimeKey
+from reconciler.signers.offline import is_offline
 
 SerialSource = Callable[[], int]
 
@@ -44,6 +45,50 @@ class ApplyResult:
     signed: int  # signatures made
     written: tuple[str, ...]  # paths whose content is new
     removed: tuple[str, ...]
+    deferred: tuple[Change, ...] = ()  # what an offline key must sign (see reconciler.offline)
+    request: str | None = None  # where the signing request for them is (set by the engine)
+
+
+def signed_object(
+    *,
+    issuer: rc.Issuer,
+    uri: str,
+    content_type: str,
+    econtent: bytes,
+    ee: tuple[datetime, datetime],
+    resources: Resources | None,
+    serial: int,
+    signing_time: datetime,
+) -> bytes:
+    """A one-time EE certificate and the CMS envelope around ``econtent`` (two signatures, RFC 6488).
+    ``resources`` None means a manifest's EE certificate: it inherits (RFC 9286 §5.1)."""
+    one_time = OneTimeKey()
+    ee_cert = rc.build(
+        issuer=issuer,
+        subject_key=one_time.public,
+        serial=serial,
+        not_before=ee[0],
+        not_after=ee[1],
+        ip_resources=rfc3779.encode_ip(resources),
+        as_resources=None if resources is not None else rfc3779.encode_asn(None),
+        signed_object=uri,
+    )
+    return cms.build(
+        content_type=content_type,
+        econtent=econtent,
+        ee_cert=ee_cert,
+        ee_key=one_time,
+        signing_time=signing_time,
+    )
+
+
+def manifest_entries(files: dict[str, bytes], repo: str, exclude: set[str]) -> tuple[tuple[str, bytes], ...]:
+    """(name, SHA-256) of the files directly in ``repo``, sorted, but for the names in ``exclude``."""
+    return tuple(
+        (path[len(repo) :], hashlib.sha256(data).digest())
+        for path, data in sorted(files.items())
+        if path.startswith(repo) and "/" not in path[len(repo) :] and path[len(repo) :] not in exclude
+    )
 
 
 @dataclass
@@ -108,12 +153,18 @@ class _Executor:
             )
         return key
 
+    def offline(self, ca: str) -> bool:
+        """True when the CA's key is on an offline machine: what it signs goes into a signing request."""
+        return is_offline(self.signer(ca))
+
     def load_keys(self) -> None:
         for change in self.plan.changes:
-            if change.action is Action.CREATE_KEY:
+            if change.action is Action.CREATE_KEY and not self.offline(change.ca):
                 ca = self.desired.ca(change.ca)
                 self.signer(ca.name).create_key(layout.key_label(ca.name, change.generation or 1))
         for ca in self.desired.cas:
+            if self.offline(ca.name):
+                continue
             plan = self.key_plan(ca)
             self.keys[ca.name] = self.find(ca, plan.active)
             if plan.pending is not None:
@@ -162,23 +213,15 @@ class _Executor:
         issuer: rc.Issuer | None = None,
     ) -> bytes:
         """A one-time EE certificate and the CMS envelope around ``econtent`` (two signatures)."""
-        one_time = OneTimeKey()
-        ee_cert = rc.build(
-            issuer=issuer or self.own_issuer(ca),
-            subject_key=one_time.public,
-            serial=self.serial(),
-            not_before=ee[0],
-            not_after=ee[1],
-            ip_resources=rfc3779.encode_ip(resources),
-            as_resources=None if resources is not None else rfc3779.encode_asn(None),
-            signed_object=self.base + path,
-        )
         self.signed += 2
-        return cms.build(
+        return signed_object(
+            issuer=issuer or self.own_issuer(ca),
+            uri=self.base + path,
             content_type=content_type,
             econtent=econtent,
-            ee_cert=ee_cert,
-            ee_key=one_time,
+            ee=ee,
+            resources=resources,
+            serial=self.serial(),
             signing_time=self.now,
         )
 
@@ -245,19 +288,14 @@ class _Executor:
         )
         self.signed += 1
         mft_name = layout.manifest_name(key)
-        others = set()
-        for other in (self.keys[ca.name], self.pending.get(ca.name)):
-            if other is not None and other != key:
-                others |= {layout.manifest_name(other), layout.crl_name(other)}
-        listed = tuple(
-            (path[len(repo) :], hashlib.sha256(data).digest())
-            for path, data in sorted(self.files.items())
-            if path.startswith(repo)
-            and "/" not in path[len(repo) :]
-            and path != repo + mft_name
-            and path[len(repo) :] not in others
-            and (not pending or path == crl_path)
-        )
+        if pending:
+            listed = manifest_entries({crl_path: self.files[crl_path]}, repo, set())
+        else:
+            others = {mft_name}
+            for other in (self.keys[ca.name], self.pending.get(ca.name)):
+                if other is not None and other != key:
+                    others |= {layout.manifest_name(other), layout.crl_name(other)}
+            listed = manifest_entries(self.files, repo, others)
         content = manifest.ManifestContent(max(mft_number + 1, floor), this_update, next_update, listed)
         self.files[repo + mft_name] = self.signed_object(
             ca=ca,
@@ -273,7 +311,11 @@ class _Executor:
         self.files = dict(self.published.files)
         self.load_keys()
         points: list[tuple[str, bool]] = []
+        deferred: list[Change] = []
         for change in self.plan.changes:
+            if self.offline(change.ca):
+                deferred.append(change)
+                continue
             if change.revoke_serial is not None:
                 self.revoke.setdefault(change.ca, []).append(change.revoke_serial)
             if change.kind is Kind.KEY:
@@ -296,7 +338,7 @@ class _Executor:
             self.issue_point(self.desired.ca(name), pending=pending)
         written = tuple(sorted(p for p, d in self.files.items() if self.published.files.get(p) != d))
         removed = tuple(sorted(set(self.published.files) - set(self.files)))
-        return ApplyResult(self.files, self.signed, written, removed)
+        return ApplyResult(self.files, self.signed, written, removed, tuple(deferred))
 
 
 def execute(

@@ -109,6 +109,7 @@ def check_settings(doc: SettingsDoc, root: Path) -> list[Diagnostic]:
     return [
         *_check_timing(doc),
         *_check_signer_keys(doc),
+        *_check_key_signers(doc),
         *_check_signer_directories(doc, root),
         *_check_audit_log(doc),
     ]
@@ -164,6 +165,32 @@ def _check_signer_keys(doc: SettingsDoc) -> Iterable[Diagnostic]:
                 f"'{key}' does not apply to a {signer.type} signer (signers.{name})",
                 f"remove it; a {signer.type} signer takes {takes}",
                 key=True,
+            )
+
+
+def _check_key_signers(doc: SettingsDoc) -> Iterable[Diagnostic]:
+    """An offline signer names the signer that holds the key on the offline machine: one that exists
+    and really holds keys (not another offline signer)."""
+    signers = doc.spec.signers
+    for name, signer in signers.items():
+        if signer.type != "offline" or signer.key_signer is None:
+            continue
+        target = signers.get(signer.key_signer)
+        if target is None:
+            known = sorted(n for n, s in signers.items() if s.type != "offline")
+            yield diag(
+                doc.source,
+                ("signers", name, "key_signer"),
+                f"signer '{signer.key_signer}' is not defined in signers",
+                f"{_did_you_mean(signer.key_signer, known)}define the signer that holds the trust anchor's "
+                "key on the offline machine, e.g. a file or pkcs11 signer",
+            )
+        elif target.type == "offline":
+            yield diag(
+                doc.source,
+                ("signers", name, "key_signer"),
+                f"signer '{signer.key_signer}' is itself offline",
+                "name the file or pkcs11 signer that holds the key on the offline machine",
             )
 
 
@@ -419,8 +446,28 @@ def _check_holds_something(doc: CaDoc) -> Iterable[Diagnostic]:
 
 
 def _check_signer(doc: CaDoc, settings: SettingsDoc | None) -> Iterable[Diagnostic]:
-    """The CA's key must live somewhere rpki.yaml knows about (unchecked if rpki.yaml itself is broken)."""
-    if settings is None or doc.spec.signer in settings.spec.signers:
+    """The CA's key must live somewhere rpki.yaml knows about (unchecked if rpki.yaml itself is broken);
+    only the trust anchor may be offline: the CAs below it renew every day."""
+    if settings is None:
+        return
+    found = settings.spec.signers.get(doc.spec.signer)
+    if found is not None and found.type == "offline" and not doc.spec.trust_anchor:
+        yield diag(
+            doc.source,
+            ("signer",),
+            f"signer '{doc.spec.signer}' is offline, and only the trust anchor can be offline",
+            "CAs below the trust anchor renew their manifests and CRLs daily: use a file or pkcs11 signer",
+        )
+        return
+    if found is not None and found.type == "offline" and doc.spec.roas:
+        yield diag(
+            doc.source,
+            ("roas",),
+            "an offline trust anchor cannot issue ROAs: they would wait for the offline signer",
+            "move these ROAs to a CA below the trust anchor",
+            key=True,
+        )
+    if found is not None:
         return
     known = sorted(settings.spec.signers)
     hint = f"{_did_you_mean(doc.spec.signer, known)}signers in {display_path(settings.source.path)}: "

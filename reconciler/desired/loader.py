@@ -495,7 +495,11 @@ def _signer_config(base: Path, name: str, signer: SignerSection) -> SignerConfig
         )
     directory = None if signer.directory is None else resolve_path(base, signer.directory)
     return SignerConfig(
-        name=name, type=signer.type, directory=directory, passphrase_env=signer.passphrase_env
+        name=name,
+        type=signer.type,
+        directory=directory,
+        passphrase_env=signer.passphrase_env,
+        key_signer=signer.key_signer,
     )
 
 

@@ -112,6 +112,7 @@ class SignerConfig:
     # For type "file": the environment variable holding the passphrase of the key files (None: the files
     # are not encrypted). Like the PIN, the passphrase itself is never in the model.
     passphrase_env: str | None = None
+    key_signer: str | None = None  # type "offline": the signer holding the key on the offline machine
 
 
 @dataclass(frozen=True, slots=True)

@@ -310,7 +310,7 @@ def _key_generation(value: object) -> int:
     return value
 
 
-SIGNER_TYPES = ("file", "pkcs11")
+SIGNER_TYPES = ("file", "pkcs11", "offline")
 TOKEN_LABEL_BYTES = 32  # the size of CK_TOKEN_INFO.label
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
@@ -319,7 +319,7 @@ _ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
 def _signer_type(value: object) -> str:
     text = _text(value, "a signer type", "file")
     if text not in SIGNER_TYPES:
-        _fail(f"signer type {text!r} is not supported", "write 'file' or 'pkcs11'")
+        _fail(f"signer type {text!r} is not supported", "write 'file', 'pkcs11' or 'offline'")
     return text
 
 
@@ -482,6 +482,7 @@ class SignerKeys:
 SIGNER_KEYS: dict[str, SignerKeys] = {
     "file": SignerKeys(required=("directory",), optional=("passphrase_env",)),
     "pkcs11": SignerKeys(required=("module", "token", "pin_env")),
+    "offline": SignerKeys(required=("key_signer",)),
 }
 
 
@@ -514,7 +515,9 @@ class SignerSection(_Section):
 
     type: SignerType = Field(
         description="Kind of key store: 'file' (PEM files in `directory`, optionally encrypted with the "
-        "passphrase from `passphrase_env`) or 'pkcs11' (an HSM, with `module`, `token` and `pin_env`)."
+        "passphrase from `passphrase_env`), 'pkcs11' (an HSM, with `module`, `token` and `pin_env`) or "
+        "'offline' (the trust anchor's key on a machine that is never online, reached through signing "
+        "requests; `key_signer` names the signer that holds it there)."
     )
     directory: DirectoryOrUnset = Field(
         default=None,
@@ -545,6 +548,13 @@ class SignerSection(_Section):
         description="For type 'file' (optional there): the name of the environment variable that holds "
         "the passphrase encrypting the key files at plan and apply time; left out, key files are not "
         "encrypted. Never write the passphrase itself here.",
+    )
+    key_signer: Text | None = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="For type 'offline' (required there): the signer (another entry of `signers`) that "
+        "holds the trust anchor's key on the offline machine, where 'rpkictl ta sign' uses it. It is "
+        "never opened online.",
     )
 
 

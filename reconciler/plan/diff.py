@@ -16,6 +16,7 @@ from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.plan.impact import Announcement, ValidityChange, impact
 from reconciler.plan.model import Action, Change, Kind, Notice, ObservedPoint, Plan, Severity
+from reconciler.plan.reminders import trust_anchor_reminders
 from reconciler.plan.rollover import KeyIds, KeyPlan, key_plans
 from reconciler.plan.rollover import describe as describe_roll
 from reconciler.plan.safety import gates_for
@@ -468,6 +469,8 @@ class _Planner:
                     if pending
                     else f"no key for {ca.name} in signer {ca.signer!r}"
                 )
+                if self.desired.signers[ca.signer].type == "offline":
+                    reason = "no key published yet: the offline signer creates it when it signs the request"
                 self.changes.append(
                     Change(
                         Action.CREATE_KEY, Kind.KEY, ca.name, "", reason, generation=generation, roll=pending
@@ -580,7 +583,15 @@ def make_plan(
         tree_sha256=tree,
         gates=gates_for(desired, published, changes, broken),
         route_changes=route_changes,
-        notices=tuple(planner.notices()),
+        notices=(
+            *planner.notices(),
+            *trust_anchor_reminders(
+                desired,
+                published,
+                now,
+                offline=desired.signers[desired.trust_anchor.signer].type == "offline",
+            ),
+        ),
         key_plans=planner.rolls,
     )
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -19,6 +19,17 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, N
 
 from reconciler.rpki import oids, rfc3779
 from reconciler.signers.base import key_id
+
+
+# What cryptography raises on a damaged certificate or CRL besides ValueError: a reader must turn each
+# into "unreadable", never let it stop a plan.
+X509_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 
 
 class CertificateError(ValueError):
@@ -205,7 +216,7 @@ def decode(der: bytes, *, where: str = "certificate") -> ResourceCertificate:
         aia_ext = _ext_value(cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
         crldp_ext = _ext_value(cert, ExtensionOID.CRL_DISTRIBUTION_POINTS)
         resources = rfc3779.decode(_raw(cert, oids.IP_ADDR_BLOCKS), _raw(cert, oids.AUTONOMOUS_SYS_IDS))
-    except (ValueError, rfc3779.ResourceEncodingError) as exc:
+    except (*X509_ERRORS, rfc3779.ResourceEncodingError) as exc:
         raise CertificateError(f"{where}: not a readable certificate: {exc}") from exc
     if not isinstance(ski, x509.SubjectKeyIdentifier):
         raise CertificateError(f"{where}: RFC 6487 §4.8.2: no subject key identifier")

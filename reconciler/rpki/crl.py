@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from reconciler.rpki.cert import Issuer
+from reconciler.rpki.cert import X509_ERRORS, Issuer
 
 
 class CrlError(ValueError):
@@ -67,16 +67,16 @@ def decode(der: bytes, *, where: str = "CRL") -> Crl:
     try:
         crl = x509.load_der_x509_crl(der)
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    except (ValueError, x509.ExtensionNotFound) as exc:
+        try:
+            aki: bytes | None = crl.extensions.get_extension_for_class(
+                x509.AuthorityKeyIdentifier
+            ).value.key_identifier
+        except x509.ExtensionNotFound:
+            aki = None
+        next_update = crl.next_update_utc
+        revoked = tuple(Revocation(r.serial_number, r.revocation_date_utc) for r in crl)
+    except (*X509_ERRORS, x509.ExtensionNotFound) as exc:
         raise CrlError(f"{where}: not a readable RPKI CRL: {exc}") from exc
-    try:
-        aki: bytes | None = crl.extensions.get_extension_for_class(
-            x509.AuthorityKeyIdentifier
-        ).value.key_identifier
-    except x509.ExtensionNotFound:
-        aki = None
-    next_update = crl.next_update_utc
     if next_update is None:
         raise CrlError(f"{where}: RFC 6487 §5: nextUpdate is missing")
-    revoked = tuple(Revocation(r.serial_number, r.revocation_date_utc) for r in crl)
     return Crl(der, number, crl.last_update_utc, next_update, aki, revoked, crl)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from reconciler.desired.model import Pkcs11SignerConfig, SignerConfig
 from reconciler.signers.base import Signer, SignerError
 from reconciler.signers.files import FileSigner
+from reconciler.signers.offline import OfflineSigner, is_offline
 from reconciler.signers.pkcs11 import Pkcs11Signer
 
 
@@ -14,6 +16,8 @@ def open_signer(config: SignerConfig) -> Signer:
     """The signer for one entry; a pkcs11 signer reads its PIN (and a file signer with ``passphrase_env``
     its passphrase) from the environment here, at run time, so that loading and validating the desired
     state never needs the secret."""
+    if config.type == "offline":
+        return OfflineSigner(config.name)
     if config.type == "file" and config.directory is not None:
         if config.passphrase_env is None:
             return FileSigner(config.directory)
@@ -43,8 +47,20 @@ def open_signer(config: SignerConfig) -> Signer:
     raise SignerError(f"signer {config.name!r}: unsupported type {config.type!r}")
 
 
-def open_signers(configs: dict[str, SignerConfig]) -> dict[str, Signer]:
-    return {name: open_signer(config) for name, config in configs.items()}
+def open_signers(configs: dict[str, SignerConfig], used: Iterable[str] | None = None) -> dict[str, Signer]:
+    """The signers named in ``used`` (all when None): an offline signer's key signer is only opened by
+    ``rpkictl ta sign`` on the offline machine, never online."""
+    names = set(configs) if used is None else set(used)
+    return {name: open_signer(config) for name, config in configs.items() if name in names}
 
 
-__all__ = ["FileSigner", "Pkcs11Signer", "Signer", "SignerError", "open_signer", "open_signers"]
+__all__ = [
+    "FileSigner",
+    "OfflineSigner",
+    "Pkcs11Signer",
+    "Signer",
+    "SignerError",
+    "is_offline",
+    "open_signer",
+    "open_signers",
+]
