@@ -59,7 +59,7 @@ class GateDoc(_Doc):
     id: str = Field(description="Gate identifier: '<rule>@<ca>' (or '<rule>' for tree-wide rules).")
     rule: str = Field(
         description="roa-delete-pct, roa-narrow-pct, ca-empty, ca-revoke, ca-shrink, "
-        "trust-anchor or route-invalid."
+        "trust-anchor, route-invalid or key-missing."
     )
     ca: str = Field(description="The CA the gate is about, '*' for tree-wide rules.")
     message: str

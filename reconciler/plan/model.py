@@ -84,7 +84,8 @@ class Gate:
     re-plan that flags anything more (or else) needs a new approval.
     """
 
-    rule: str  # roa-delete-pct, roa-narrow-pct, ca-empty, ca-revoke, ca-shrink, trust-anchor, route-invalid
+    # roa-delete-pct, roa-narrow-pct, ca-empty, ca-revoke, ca-shrink, trust-anchor, route-invalid, key-missing
+    rule: str
     ca: str  # "*" for rules over the whole tree
     message: str
     items: tuple[str, ...]  # sorted

@@ -174,6 +174,31 @@ def _ta_item(desired: DesiredState, change: Change) -> str:
     return item
 
 
+def _lost_key_gates(
+    desired: DesiredState, published: PublishedState, changes: tuple[Change, ...]
+) -> list[Gate]:
+    """A key to create for a CA whose certificate is published: the key it certifies is gone from the
+    signer -- or the signer points at the wrong token or directory. Replacing every key of a tree by
+    mistake must not happen without a person saying so (for the trust anchor it breaks every TAL)."""
+    gates = []
+    for change in changes:
+        if change.action is not Action.CREATE_KEY or change.roll:
+            continue
+        ca = desired.ca(change.ca)
+        found = published.certificate(layout.certificate_path(ca, change.generation))
+        if isinstance(found, rc.ResourceCertificate):
+            gates.append(
+                Gate(
+                    "key-missing",
+                    ca.name,
+                    f"the key {found.key_id.hex()} certified for {ca.name} is not in signer "
+                    f"{ca.signer!r}: a new key would replace it (is the signer's directory or token right?)",
+                    (f"replace key {found.key_id.hex()} of {ca.name}",),
+                )
+            )
+    return gates
+
+
 def _empty_gates(desired: DesiredState, have_by_ca: dict[str, set[Vrp]]) -> list[Gate]:
     gates = []
     for ca in desired.cas:
@@ -207,6 +232,7 @@ def gates_for(
     gates += _empty_gates(desired, have_by_ca)
     gates += _ca_gates(desired, published, changes, have_by_ca)
     gates += _trust_anchor_gate(desired, published, changes)
+    gates += _lost_key_gates(desired, published, changes)
     broken = tuple(sorted(broken_routes))
     if broken:
         gates.append(

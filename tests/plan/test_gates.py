@@ -161,6 +161,26 @@ def test_a_ca_whose_certificate_cannot_be_revoked_is_still_gated(tmp_path: Path)
     assert "ca-revoke@example-isp" in _gates(scratch.plan(later(1)))
 
 
+def test_a_key_gone_from_its_signer_is_a_gate(tmp_path: Path) -> None:
+    """A wrong key directory must not silently replace every key: each CA whose certified key is gone is
+    gated, and a key roll (which creates a key on purpose) is not."""
+    scratch = scratch_copy(tmp_path)
+    scratch.apply()
+    (scratch.root / "keys" / "example-isp.pem").unlink()
+    gates = _gates(scratch.plan(later(1)))
+    assert list(gates) == ["key-missing@example-isp"]
+    assert gates["key-missing@example-isp"][0].startswith("replace key ")
+    (scratch.root / "keys" / "ta.pem").unlink()
+    assert {"key-missing@ta", "key-missing@example-isp", "trust-anchor@ta"} <= set(_gates(scratch.plan(later(1))))
+
+
+def test_a_key_roll_is_not_a_lost_key(tmp_path: Path) -> None:
+    scratch = scratch_copy(tmp_path)
+    scratch.apply()
+    scratch.edit(ISP, "parent: online\n", "parent: online\nkey_generation: 2\n")
+    assert _gates(scratch.plan(later(1))) == {}
+
+
 def test_routes_turning_invalid_are_a_gate(tmp_path: Path) -> None:
     scratch = scratch_copy(tmp_path)
     scratch.apply()
