@@ -100,7 +100,7 @@ class _Executor:
     serial: SerialSource = x509.random_serial_number
     files: dict[str, bytes] = field(default_factory=dict)
     keys: dict[str, bytes] = field(default_factory=dict)  # CA -> its active key
-    pending: dict[str, bytes] = field(default_factory=dict)  # CA -> the key a roll is staging
+    side: dict[str, dict[int, bytes]] = field(default_factory=dict)  # CA -> keys with empty points
     revoke: dict[str, list[int]] = field(default_factory=dict)
     signed: int = 0
 
@@ -127,13 +127,14 @@ class _Executor:
         key = self.keys[ca.name]
         return rc.Issuer(SignerKey(self.signer(ca.name), key), key, None, None)
 
-    def issuer(self, ca: CaIntent, *, pending: bool = False) -> rc.Issuer:
-        """The CA as the issuer of the objects in its own directory, with its active key (or the key a
-        roll is staging); the AIA points at that key's certificate."""
+    def issuer(self, ca: CaIntent, generation: int | None = None) -> rc.Issuer:
+        """The CA as the issuer of the objects in its own directory, with its active key (or a side key of
+        a roll: ``generation``); the AIA points at that key's certificate."""
         plan = self.key_plan(ca)
-        key, generation = (
-            (self.pending[ca.name], plan.pending) if pending else (self.keys[ca.name], plan.active)
-        )
+        if generation is None or generation == plan.active:
+            key, generation = self.keys[ca.name], plan.active
+        else:
+            key = self.side[ca.name][generation]
         return rc.Issuer(
             SignerKey(self.signer(ca.name), key),
             key,
@@ -155,7 +156,8 @@ class _Executor:
 
     def offline(self, ca: str) -> bool:
         """True when the CA's key is on an offline machine: what it signs goes into a signing request."""
-        return is_offline(self.signer(ca))
+        known = any(c.name == ca for c in self.desired.cas)  # a removed CA's files are only withdrawn
+        return known and is_offline(self.signer(ca))
 
     def load_keys(self) -> None:
         for change in self.plan.changes:
@@ -167,15 +169,14 @@ class _Executor:
                 continue
             plan = self.key_plan(ca)
             self.keys[ca.name] = self.find(ca, plan.active)
-            if plan.pending is not None:
-                self.pending[ca.name] = self.find(ca, plan.pending)
+            self.side[ca.name] = {g: self.find(ca, g) for g in plan.side}
 
     def subject_key(self, ca: CaIntent, generation: int | None) -> bytes:
         plan = self.key_plan(ca)
         if generation is None or generation == plan.active:
             return self.keys[ca.name]
         if generation == plan.pending:
-            return self.pending[ca.name]
+            return self.side[ca.name][generation]
         raise SignerError(f"the plan certifies generation {generation} of {ca.name}, which it does not use")
 
     def issue_certificate(self, change: Change) -> None:
@@ -263,11 +264,13 @@ class _Executor:
         mft_number = found_mft.content.number if isinstance(found_mft, SignedManifest) else -1
         return mft_number, crl_number
 
-    def issue_point(self, ca: CaIntent, *, pending: bool = False) -> None:
-        """A new CRL and a manifest listing every file of the CA's directory as it now stands; for the
-        key a roll is staging, a CRL and a manifest listing just that CRL (the key signs nothing else)."""
-        key = self.pending[ca.name] if pending else self.keys[ca.name]
-        issuer = self.issuer(ca, pending=pending)
+    def issue_point(self, ca: CaIntent, side: int | None = None) -> None:
+        """A new CRL and a manifest listing every file of the CA's directory as it now stands; for a side
+        key of a roll (``side``: its generation), a CRL and a manifest listing just that CRL (the key signs
+        nothing else)."""
+        pending = side is not None
+        key = self.side[ca.name][side] if side is not None else self.keys[ca.name]
+        issuer = self.issuer(ca, side)
         repo = layout.repository(ca.name)
         mft_number, crl_number = self.previous_numbers(ca, key)
         floor = number_floor(self.now)
@@ -292,8 +295,8 @@ class _Executor:
             listed = manifest_entries({crl_path: self.files[crl_path]}, repo, set())
         else:
             others = {mft_name}
-            for other in (self.keys[ca.name], self.pending.get(ca.name)):
-                if other is not None and other != key:
+            for other in (self.keys[ca.name], *self.side.get(ca.name, {}).values()):
+                if other != key:
                     others |= {layout.manifest_name(other), layout.crl_name(other)}
             listed = manifest_entries(self.files, repo, others)
         content = manifest.ManifestContent(max(mft_number + 1, floor), this_update, next_update, listed)
@@ -310,7 +313,7 @@ class _Executor:
     def run(self) -> ApplyResult:
         self.files = dict(self.published.files)
         self.load_keys()
-        points: list[tuple[str, bool]] = []
+        points: list[tuple[str, int | None]] = []
         deferred: list[Change] = []
         for change in self.plan.changes:
             if self.offline(change.ca):
@@ -328,14 +331,12 @@ class _Executor:
                 self.issue_roa(change)
             elif change.kind is Kind.MANIFEST:
                 ca = self.desired.ca(change.ca)
-                point = (
-                    ca.name,
-                    change.generation is not None and change.generation == self.key_plan(ca).pending,
-                )
+                side = change.generation if change.generation in self.key_plan(ca).side else None
+                point = (ca.name, side)
                 if point not in points:
                     points.append(point)
-        for name, pending in points:
-            self.issue_point(self.desired.ca(name), pending=pending)
+        for name, side in points:
+            self.issue_point(self.desired.ca(name), side)
         written = tuple(sorted(p for p, d in self.files.items() if self.published.files.get(p) != d))
         removed = tuple(sorted(set(self.published.files) - set(self.files)))
         return ApplyResult(self.files, self.signed, written, removed, tuple(deferred))

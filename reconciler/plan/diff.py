@@ -84,9 +84,9 @@ class _Planner:
         """Where the certificate of the CA's active key is: the AIA of everything that key signs."""
         return self.base + layout.certificate_path(ca, self.rolls[ca.name].active)
 
-    def pending_key(self, ca: str) -> bytes | None:
-        pending = self.rolls[ca].pending
-        return None if pending is None else self.all_keys.get(ca, {}).get(pending)
+    def side_keys(self, ca: str) -> list[tuple[int, bytes | None]]:
+        """The staged new key and the lingering old one, each publishing an empty manifest and CRL."""
+        return [(g, self.all_keys.get(ca, {}).get(g)) for g in self.rolls[ca].side]
 
     def rolled(self, ca: str) -> bool:
         """True while the CA's key roll re-issues what its old key signed (no VRP changes)."""
@@ -412,21 +412,21 @@ class _Planner:
         self.changes.append(Change(action, Kind.CRL, ca.name, crl_path, reason))
         self.changes.append(Change(action, Kind.MANIFEST, ca.name, mft_path, reason))
 
-    def pending_point_problems(self, ca: CaIntent, key: bytes) -> list[str]:
-        """The staged key publishes a manifest listing only its (empty) CRL, kept fresh like any other."""
+    def side_point_problems(self, ca: CaIntent, generation: int, key: bytes) -> list[str]:
+        """A side key publishes a manifest listing only its CRL (empty of new revocations), kept fresh
+        like any other."""
         repo = layout.repository(ca.name)
-        pending = self.rolls[ca.name].pending
         mft = self.published.manifest(repo + layout.manifest_name(key))
         crl = self.published.crl(repo + layout.crl_name(key))
         if not isinstance(mft, SignedManifest) or not isinstance(crl, rc_crl.Crl):
-            return [f"key roll: manifest and CRL of the new key (generation {pending})"]
+            return [f"key roll: manifest and CRL of key generation {generation}"]
         crl_name = layout.crl_name(key)
         if dict(mft.content.files) != {crl_name: self.published.sha256(repo + crl_name)}:
-            return ["manifest does not list exactly the new key's CRL (drift)"]
+            return [f"key roll: the manifest of key generation {generation} lists just its CRL"]
         if mft.signed.ee.authority_key_id != key or crl.authority_key_id != key:
             return ["signed by another key"]
-        if mft.signed.ee.aia != self.base + layout.certificate_path(ca, pending):
-            return ["the new key's certificate moved"]
+        if mft.signed.ee.aia != self.base + layout.certificate_path(ca, generation):
+            return [f"the certificate of key generation {generation} moved"]
         if max(mft.content.this_update, crl.this_update) > self.now:
             return ["manifest or CRL dated in the future"]
         _, renew = self.desired.timing.point_validity(ca.trust_anchor)
@@ -435,17 +435,17 @@ class _Planner:
             return [expiry("manifest and CRL", left, renew, plural=True)]
         return []
 
-    def plan_pending_point(self, ca: CaIntent) -> None:
-        pending = self.rolls[ca.name].pending
-        if pending is None:
-            return
-        key = self.pending_key(ca.name)
+    def plan_side_points(self, ca: CaIntent) -> None:
+        for generation, key in self.side_keys(ca.name):
+            self.plan_side_point(ca, generation, key)
+
+    def plan_side_point(self, ca: CaIntent, generation: int, key: bytes | None) -> None:
         repo = layout.repository(ca.name)
         if key is None:
-            reasons = [f"key roll: manifest and CRL of the new key (generation {pending})"]
+            reasons = [f"key roll: manifest and CRL of the new key (generation {generation})"]
             mft_path, crl_path = repo + "<new key>.mft", repo + "<new key>.crl"
         else:
-            reasons = self.pending_point_problems(ca, key)
+            reasons = self.side_point_problems(ca, generation, key)
             mft_path, crl_path = repo + layout.manifest_name(key), repo + layout.crl_name(key)
         if not reasons:
             return
@@ -453,7 +453,7 @@ class _Planner:
         action = Action.ISSUE if missing else Action.RENEW
         reason = "; ".join(reasons)
         for kind, path in ((Kind.CRL, crl_path), (Kind.MANIFEST, mft_path)):
-            self.changes.append(Change(action, kind, ca.name, path, reason, generation=pending, roll=True))
+            self.changes.append(Change(action, kind, ca.name, path, reason, generation=generation, roll=True))
 
     def plan_keys(self) -> None:
         """Keys to create (a new CA, or the new key of a roll) and retired keys to destroy."""
@@ -491,7 +491,7 @@ class _Planner:
             for child in self.desired.children(ca.name)
             for generation in self.rolls[child.name].generations
         }
-        for key in (self.keys[ca.name], self.pending_key(ca.name)):
+        for key in (self.keys[ca.name], *(k for _, k in self.side_keys(ca.name))):
             if key is not None:
                 expected |= {layout.manifest_name(key), layout.crl_name(key)}
         return expected
@@ -506,7 +506,7 @@ class _Planner:
         self.plan_orphans()
         for ca in self.desired.cas:
             self.plan_point(ca)
-            self.plan_pending_point(ca)
+            self.plan_side_points(ca)
 
     def notices(self) -> list[Notice]:
         found = []

@@ -46,7 +46,10 @@ class KeyPlan:
 
     ``active`` signs the CA's objects; ``pending`` (staging only) is certified and publishes an empty
     manifest and CRL; ``retired`` are older generations whose certificate is revoked in this plan (on
-    activation); ``destroy`` are keys that sign nothing published any more.
+    activation); ``lingering`` is a retired generation whose certificate stays published until an offline
+    parent revokes it, and which keeps an empty manifest and CRL meanwhile (so that relying parties
+    following the old certificate find a valid, empty publication point); ``destroy`` are keys that sign
+    nothing published any more.
     """
 
     ca: str
@@ -56,11 +59,17 @@ class KeyPlan:
     destroy: tuple[int, ...] = ()
     phase: Phase | None = None
     due: datetime | None = None  # when the next step of the roll happens
+    lingering: int | None = None
 
     @property
     def generations(self) -> tuple[int, ...]:
         """Generations whose certificate the parent publishes after this plan."""
         return (self.active,) if self.pending is None else (self.active, self.pending)
+
+    @property
+    def side(self) -> tuple[int, ...]:
+        """Generations besides the active one that publish an empty manifest and CRL."""
+        return tuple(g for g in (self.pending, self.lingering) if g is not None)
 
 
 def _certified(
@@ -76,7 +85,13 @@ def _certified(
 
 
 def key_plan(
-    ca: CaIntent, keys: dict[int, bytes], published: PublishedState, now: datetime, staging: timedelta
+    ca: CaIntent,
+    keys: dict[int, bytes],
+    published: PublishedState,
+    now: datetime,
+    staging: timedelta,
+    *,
+    parent_offline: bool = False,
 ) -> KeyPlan:
     """Where this CA's keys stand; see the module docstring for the phases."""
     wanted = ca.key_generation
@@ -95,14 +110,28 @@ def key_plan(
     due = new_cert.not_before + NOT_BEFORE_BACKDATE + staging
     if now < due:
         return KeyPlan(ca.name, old, pending=wanted, destroy=stale, phase=Phase.STAGING, due=due)
-    return KeyPlan(ca.name, wanted, retired=(old,), destroy=stale, phase=Phase.ACTIVATING)
+    lingering = old if parent_offline else None
+    return KeyPlan(
+        ca.name, wanted, retired=(old,), destroy=stale, phase=Phase.ACTIVATING, lingering=lingering
+    )
 
 
 def key_plans(
     desired: DesiredState, keys: KeyIds, published: PublishedState, now: datetime
 ) -> dict[str, KeyPlan]:
     staging = desired.timing.key_roll_staging
-    return {ca.name: key_plan(ca, keys.get(ca.name, {}), published, now, staging) for ca in desired.cas}
+    offline = {name for name, config in desired.signers.items() if config.type == "offline"}
+    return {
+        ca.name: key_plan(
+            ca,
+            keys.get(ca.name, {}),
+            published,
+            now,
+            staging,
+            parent_offline=ca.parent is not None and desired.ca(ca.parent).signer in offline,
+        )
+        for ca in desired.cas
+    }
 
 
 def describe(plan: KeyPlan, now: datetime) -> str:

@@ -20,7 +20,6 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, N
 from reconciler.rpki import oids, rfc3779
 from reconciler.signers.base import key_id
 
-
 # What cryptography raises on a damaged certificate or CRL besides ValueError: a reader must turn each
 # into "unreadable", never let it stop a plan.
 X509_ERRORS: tuple[type[Exception], ...] = (
@@ -30,6 +29,9 @@ X509_ERRORS: tuple[type[Exception], ...] = (
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
 )
+
+
+_DECODE_ERRORS: tuple[type[Exception], ...] = (*X509_ERRORS, rfc3779.ResourceEncodingError)
 
 
 class CertificateError(ValueError):
@@ -216,7 +218,7 @@ def decode(der: bytes, *, where: str = "certificate") -> ResourceCertificate:
         aia_ext = _ext_value(cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
         crldp_ext = _ext_value(cert, ExtensionOID.CRL_DISTRIBUTION_POINTS)
         resources = rfc3779.decode(_raw(cert, oids.IP_ADDR_BLOCKS), _raw(cert, oids.AUTONOMOUS_SYS_IDS))
-    except (*X509_ERRORS, rfc3779.ResourceEncodingError) as exc:
+    except _DECODE_ERRORS as exc:
         raise CertificateError(f"{where}: not a readable certificate: {exc}") from exc
     if not isinstance(ski, x509.SubjectKeyIdentifier):
         raise CertificateError(f"{where}: RFC 6487 §4.8.2: no subject key identifier")

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from reconciler.rpki.cert import X509_ERRORS, Issuer
 
+_DECODE_ERRORS: tuple[type[Exception], ...] = (*X509_ERRORS, x509.ExtensionNotFound)
+
 
 class CrlError(ValueError):
     """A CRL that cannot be read."""
@@ -75,7 +77,7 @@ def decode(der: bytes, *, where: str = "CRL") -> Crl:
             aki = None
         next_update = crl.next_update_utc
         revoked = tuple(Revocation(r.serial_number, r.revocation_date_utc) for r in crl)
-    except (*X509_ERRORS, x509.ExtensionNotFound) as exc:
+    except _DECODE_ERRORS as exc:
         raise CrlError(f"{where}: not a readable RPKI CRL: {exc}") from exc
     if next_update is None:
         raise CrlError(f"{where}: RFC 6487 §5: nextUpdate is missing")

@@ -286,7 +286,7 @@ def test_signer_without_directory(repo: Repo) -> None:
     expect(repo.error(), repo, "rpki.yaml", 5, 3, "missing required key 'directory' in signers.default")
 
 
-def test_signer_type_must_be_file_or_pkcs11(repo: Repo) -> None:
+def test_signer_type_must_be_known(repo: Repo) -> None:
     repo.write(
         "rpki.yaml",
         """\
@@ -301,7 +301,7 @@ def test_signer_type_must_be_file_or_pkcs11(repo: Repo) -> None:
     )
     problem = repo.error()
     expect(problem, repo, "rpki.yaml", 6, 11, "signer type 'hsm' is not supported")
-    assert problem.hint == "write 'file' or 'pkcs11'"
+    assert problem.hint == "write 'file', 'pkcs11' or 'offline'"
 
 
 # --- types ----------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.relying_parties import assert_accepts_exactly_the_yaml, validate
 from tests.helpers import Scratch, scratch_copy
-from tests.offline.test_ceremony import make_offline
+from tests.offline.test_ceremony import import_online, make_offline, sign_offline
 from tests.signers.test_pkcs11 import (  # noqa: F401  # fixtures, used by name
     HsmToken,
     hsm_token_fixture,
@@ -168,3 +168,33 @@ def test_a_tampered_response_is_refused(hierarchy: Scratch) -> None:
     assert good.returncode == 0, good.stderr
     replay = rpkictl("ta", "import", str(response), str(scratch.repo), "--now", _at(start))
     assert replay.returncode == 1 and "imported once" in replay.stderr
+
+
+def test_a_key_roll_below_the_offline_trust_anchor_is_accepted_at_every_step(
+    validators: tuple[str, ...], tmp_path: Path
+) -> None:
+    """The online CA rolls its key while its parent is offline: the certificate for the new key and the
+    revocation of the old one each wait for a ceremony. Between activation and the ceremony that revokes
+    the old certificate, the old key keeps an empty manifest and CRL, so relying parties following either
+    certificate find a valid publication point."""
+    scratch = scratch_copy(tmp_path)
+    make_offline(scratch)
+    start = datetime.now(UTC).replace(microsecond=0)
+    scratch.apply(start)
+    import_online(scratch, sign_offline(scratch, start), start)
+    caches = {name: tmp_path / f"cache-{name}" for name in validators}
+    scratch.edit("cas/online.yaml", "parent: ta\n", "parent: ta\nkey_generation: 2\n")
+    phases = []
+    for hours in (1, 26, 27):
+        at = start + timedelta(hours=hours)
+        phases.append(scratch.plan(at).key_plans["online"].phase)
+        result = scratch.apply(at)
+        assert result is not None
+        assert_accepts_exactly_the_yaml(scratch, validate(scratch, validators, now=at, caches=caches))
+        if result.request is not None:  # the ceremony, an hour later
+            import_online(scratch, sign_offline(scratch, at), at + timedelta(minutes=30))
+            assert_accepts_exactly_the_yaml(
+                scratch, validate(scratch, validators, now=at + timedelta(hours=1), caches=caches)
+            )
+    assert [p.value if p else None for p in phases] == ["staging", "activating", "cleanup"]
+    assert scratch.plan(start + timedelta(hours=28)).empty

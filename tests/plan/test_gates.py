@@ -171,7 +171,9 @@ def test_a_key_gone_from_its_signer_is_a_gate(tmp_path: Path) -> None:
     assert list(gates) == ["key-missing@example-isp"]
     assert gates["key-missing@example-isp"][0].startswith("replace key ")
     (scratch.root / "keys" / "ta.pem").unlink()
-    assert {"key-missing@ta", "key-missing@example-isp", "trust-anchor@ta"} <= set(_gates(scratch.plan(later(1))))
+    assert {"key-missing@ta", "key-missing@example-isp", "trust-anchor@ta"} <= set(
+        _gates(scratch.plan(later(1)))
+    )
 
 
 def test_a_key_roll_is_not_a_lost_key(tmp_path: Path) -> None:
