@@ -315,9 +315,10 @@ def _apply_locked(
     if saved is not None and saved.announcements is not None:
         routes = engine.Announcements.read(Path(saved.announcements.path), saved.announcements.min_peers)
     plan_time = saved.created_at if saved is not None else current
-    the_plan = engine.plan(workspace, plan_time, routes)
     if routine_only:
-        the_plan = engine.routine_only(the_plan)
+        the_plan = engine.routine_plan(workspace, plan_time)
+    else:
+        the_plan = engine.plan(workspace, plan_time, routes)
     doc = engine.plan_document(workspace, the_plan, announcements=routes)
     if saved is not None and (reasons := stale_reasons(saved, doc)):
         _fail("refusing a stale plan: " + "; ".join(reasons) + ". Make a new plan.", EXIT_STALE)
@@ -451,6 +452,14 @@ def ta_import(
     response_path: Annotated[Path, typer.Argument(help="The response written by 'rpkictl ta sign'.")],
     repo: RepoArg = Path(),
     now: NowOpt = None,
+    expect_key: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-key",
+            help="The trust anchor key id that 'rpkictl ta sign' printed; required when no trust anchor key "
+            "is published yet (the first ceremony, or after the publication point was lost).",
+        ),
+    ] = None,
 ) -> None:
     """Online: verify the offline trust anchor's response against the waiting request, and publish it."""
     try:
@@ -461,7 +470,7 @@ def ta_import(
             directory, who=audit.who(), operation="ta import", plan_id=None, timeout=timedelta(0)
         ):
             workspace = engine.workspace_for(desired)
-            imported = engine.import_signed(workspace, response_path, current)
+            imported = engine.import_signed(workspace, response_path, current, expect_key=expect_key)
             record = {
                 "who": audit.who(),
                 "status": "ta-imported",
@@ -479,7 +488,8 @@ def ta_import(
     except OPERATOR_ERRORS as exc:
         _fail(f"{exc}; nothing was published")
     out.print(
-        f"Imported {imported.files} objects signed offline: {len(imported.written)} files written, "
+        f"Imported {imported.files} objects signed offline by trust anchor key {imported.key_id}: "
+        f"{len(imported.written)} files written, "
         f"{len(imported.removed)} removed. Published in {workspace.rsync_dir}."
     )
 
@@ -508,7 +518,13 @@ def check(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     try:
-        findings = engine.check(_open(repo), clock.now(now), warn=margins[0], critical=margins[1])
+        findings = engine.check(
+            engine.open_workspace(repo), clock.now(now), warn=margins[0], critical=margins[1]
+        )
+    except DesiredStateError as exc:
+        for diagnostic in exc.diagnostics:
+            out.print(f"CRITICAL: {diagnostic}", markup=False)
+        raise typer.Exit(CHECK_EXIT[Severity.CRITICAL]) from exc
     except OPERATOR_ERRORS as exc:
         out.print(f"CRITICAL: cannot check: {exc}", markup=False)
         raise typer.Exit(CHECK_EXIT[Severity.CRITICAL]) from exc

@@ -21,15 +21,15 @@ from reconciler.desired import load
 from reconciler.desired.model import DesiredState
 from reconciler.health import Finding
 from reconciler.offline import ceremony
-from reconciler.offline.request import fingerprint, read_response
+from reconciler.offline.request import CeremonyError, SigningRequest, fingerprint, read_response
 from reconciler.plan import document
 from reconciler.plan.approval import Approval
 from reconciler.plan.diff import make_plan
 from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument
 from reconciler.plan.gitcontext import git_info, intent_changes
 from reconciler.plan.impact import Announcement, AnnouncementsError, read_announcements
-from reconciler.plan.model import Action, Notice, Plan, Severity
-from reconciler.plan.rollover import KeyIds
+from reconciler.plan.model import Action, Change, Notice, Plan, Severity
+from reconciler.plan.rollover import KeyIds, Phase
 from reconciler.publish.rsync_tree import publish
 from reconciler.published.reader import PublishedState
 from reconciler.rpki import cert as rc
@@ -110,9 +110,14 @@ class Announcements:
         return cls(found.announcements, meta)
 
 
-def plan(workspace: Workspace, now: datetime, announcements: Announcements | None = None) -> Plan:
+def plan(
+    workspace: Workspace,
+    now: datetime,
+    announcements: Announcements | None = None,
+    hold: frozenset[str] = frozenset(),
+) -> Plan:
     routes = announcements.routes if announcements is not None else None
-    the_plan = make_plan(workspace.desired, workspace.published, workspace.keys(), now, routes)
+    the_plan = make_plan(workspace.desired, workspace.published, workspace.keys(), now, routes, hold=hold)
     notice = offline_notice(workspace, the_plan)
     if notice is not None:
         the_plan = dataclasses.replace(the_plan, notices=(*the_plan.notices, notice))
@@ -147,6 +152,20 @@ def offline_notice(workspace: Workspace, the_plan: Plan) -> Notice | None:
     else:
         message += "; 'rpkictl apply' writes the signing request"
     return Notice("offline-signing", Severity.WARNING, ta, message, due)
+
+
+def routine_plan(workspace: Workspace, now: datetime) -> Plan:
+    """What a scheduled job may apply: :func:`routine_only` of the plan -- but a key roll does not
+    activate in a CA that has reviewed changes waiting (a ROA being changed, a certificate losing
+    resources): activation re-signs everything under the new key and revokes the old one, so it must
+    come with those changes, never leave them behind signed by a revoked key."""
+    full = plan(workspace, now)
+    activating = {name for name, keys in full.key_plans.items() if keys.phase is Phase.ACTIVATING}
+    waiting = {c.ca for c in full.changes if not c.routine} | {
+        c.subject for c in full.changes if not c.routine and c.subject
+    }
+    held = frozenset(activating & waiting)
+    return routine_only(plan(workspace, now, hold=held) if held else full)
 
 
 def routine_only(the_plan: Plan) -> Plan:
@@ -206,42 +225,65 @@ def apply(workspace: Workspace, the_plan: Plan, now: datetime | None = None) -> 
     if result.written or result.removed:
         publish(workspace.desired.publication.directory, result.files, the_plan.now)
     destroy_retired_keys(workspace, the_plan)
+    directory = workspace.desired.publication.directory
     if result.deferred:
-        info = git_info(workspace.desired.root)
-        request = ceremony.build_request(
-            the_plan,
-            result.deferred,
-            workspace.desired,
-            workspace.published,
-            workspace.signers,
-            git_commit=info.commit if info else None,
-        )
-        pending = ceremony.keep_or_write(workspace.desired.publication.directory, request, the_plan.now)
+        request = offline_request(workspace, the_plan, result.deferred)
+        pending = ceremony.keep_or_write(directory, request, the_plan.now)
         result = dataclasses.replace(result, request=str(pending.path))
+    elif ceremony.pending_path(directory).exists():
+        ceremony.pending_path(directory).unlink()  # nothing waits for the trust anchor any more
     return result
+
+
+def offline_request(workspace: Workspace, the_plan: Plan, deferred: tuple[Change, ...]) -> SigningRequest:
+    info = git_info(workspace.desired.root)
+    return ceremony.build_request(
+        the_plan,
+        deferred,
+        workspace.desired,
+        workspace.published,
+        workspace.signers,
+        git_commit=info.commit if info else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Imported:
     request_id: str
+    key_id: str  # the trust anchor's key, hex
     files: int  # files signed offline
     written: tuple[str, ...]
     removed: tuple[str, ...]
 
 
-def import_signed(workspace: Workspace, response_path: Path, now: datetime) -> Imported:
-    """Verify the offline trust anchor's response against the waiting request and publish it; the
-    request is then consumed, so the same response cannot be imported again."""
+def import_signed(
+    workspace: Workspace, response_path: Path, now: datetime, *, expect_key: str | None = None
+) -> Imported:
+    """Verify the offline trust anchor's response against the waiting request -- which must still be
+    what the plan asks of the trust anchor -- and publish it; the request is then consumed, so the same
+    response cannot be imported again."""
     response = read_response(response_path)
     directory = workspace.desired.publication.directory
     pending = ceremony.read_pending(directory)
-    tree = ceremony.import_response(response, pending, workspace.published, now)
+    if pending is not None:
+        ta = workspace.desired.trust_anchor.name
+        current = plan(workspace, now)
+        deferred = tuple(c for c in current.changes if c.ca == ta)
+        if (
+            not deferred
+            or offline_request(workspace, current, deferred).body_digest != pending[0].body_digest
+        ):
+            raise CeremonyError(
+                "the waiting request is no longer what the plan asks of the trust anchor (the desired state "
+                "or the publication point changed since it was written): run 'rpkictl apply' for a new one"
+            )
+    tree = ceremony.import_response(response, pending, workspace.published, now, expect_key=expect_key)
     publish(directory, tree, now)
     ceremony.pending_path(directory).unlink()
     old = workspace.published.files
     written = tuple(sorted(p for p, d in tree.items() if old.get(p) != d))
     removed = tuple(sorted(set(old) - set(tree)))
-    return Imported(response.request_id, len(response.files), written, removed)
+    return Imported(response.request_id, response.key_id, len(response.files), written, removed)
 
 
 def destroy_retired_keys(workspace: Workspace, the_plan: Plan) -> None:

@@ -38,11 +38,9 @@ def point_findings(
     critical: timedelta,
 ) -> list[Finding]:
     """Each CA's manifest and CRL: missing, unreadable, or expiring within the margins. The trust
-    anchor's own margins come from its reminders instead (its renewal may need the offline signer)."""
+    anchor's expiry margins come from its reminders instead (its renewal may need the offline signer)."""
     found = []
     for ca in desired.cas:
-        if ca.trust_anchor:
-            continue
         key = keys.get(ca.name)
         repo = layout.repository(ca.name)
         if key is None:
@@ -62,7 +60,7 @@ def point_findings(
             continue
         ends = min(mft.content.next_update, found_crl.next_update)
         left = ends - now
-        if left >= warn:
+        if left >= warn or ca.trust_anchor:  # the trust anchor's margins are its reminders
             continue
         severity = Severity.CRITICAL if left < critical else Severity.WARNING
         state = (

@@ -95,7 +95,9 @@ def test_check_exit_codes_follow_the_reminders(waiting: Scratch) -> None:
         _at(1),
     )
     assert signed.returncode == 0, signed.stderr
-    assert rpkictl("ta", "import", str(response), str(waiting.repo), "--now", _at(1)).returncode == 0
+    key = json.loads(response.read_text())["key_id"]
+    imported = rpkictl("ta", "import", str(response), str(waiting.repo), "--now", _at(1), "--expect-key", key)
+    assert imported.returncode == 0, imported.stderr
     assert rpkictl("check", str(waiting.repo), "--now", _at(2)).returncode == 0
     ends = T0 + timedelta(hours=1, weeks=12)
 
@@ -133,3 +135,15 @@ def test_check_reports_an_expired_manifest_below_the_trust_anchor(tmp_path: Path
     assert expired.returncode == 2 and "expired 1h ago" in expired.stdout
     custom = rpkictl("check", str(scratch.repo), "--now", _at(1), "--warn", "2d", "--critical", "1d")
     assert custom.returncode == 2
+
+
+def test_check_is_critical_when_the_trust_anchor_point_is_gone_or_the_yaml_broken(tmp_path: Path) -> None:
+    scratch = scratch_copy(tmp_path)
+    assert rpkictl("apply", str(scratch.repo), "--yes", "--now", _at(0)).returncode == 0
+    for path in (scratch.rsync.resolve() / "ta").glob("*.mft"):
+        path.unlink()
+    gone = rpkictl("check", str(scratch.repo), "--now", _at(1))
+    assert gone.returncode == 2 and "CRITICAL: ta: manifest or CRL missing" in gone.stdout
+    (scratch.repo / "rpki.yaml").write_text("publication: [\n")
+    broken = rpkictl("check", str(scratch.repo), "--now", _at(1))
+    assert broken.returncode == 2 and broken.stdout.startswith("CRITICAL: ")

@@ -124,42 +124,34 @@ def _certificate_spec(
     repository = base + layout.repository(subject.name)
     ip = rfc3779.encode_ip(subject.resources)
     asn = rfc3779.encode_asn(subject.resources.asn)
-    ip_text, as_text = (b64(ip) if ip else None), (b64(asn) if asn else None)
-    if subject.trust_anchor:
-        validity = desired.timing.ta_certificate_validity
-        return CertificateSpec(
-            path=change.path,
-            subject=subject.name,
-            resources=str(subject.resources),
-            ip_resources=ip_text,
-            as_resources=as_text,
-            repository=repository,
-            why=change.reason,
-            self_signed=True,
-            subject_key=None,
-            manifest=None,
-            validity_seconds=int(validity.total_seconds()),
+    subject_key: str | None = None
+    manifest: str | None = None
+    validity = desired.timing.ta_certificate_validity
+    if not subject.trust_anchor:
+        signer = signers[subject.signer]
+        generation = change.generation or plan.key_plans[subject.name].active
+        key = signer.find_key(layout.key_label(subject.name, generation))
+        if key is None:
+            raise SignerError(
+                f"the key of {subject.name} (generation {generation}) is missing from its signer"
+            )
+        public = signer.public_key(key).public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-    signer = signers[subject.signer]
-    generation = change.generation or plan.key_plans[subject.name].active
-    key = signer.find_key(layout.key_label(subject.name, generation))
-    if key is None:
-        raise SignerError(f"the key of {subject.name} (generation {generation}) is missing from its signer")
-    public = signer.public_key(key).public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+        subject_key, manifest = b64(public), repository + layout.manifest_name(key)
+        validity = desired.timing.certificate_validity
     return CertificateSpec(
         path=change.path,
         subject=subject.name,
         resources=str(subject.resources),
-        ip_resources=ip_text,
-        as_resources=as_text,
+        ip_resources=b64(ip) if ip else None,
+        as_resources=b64(asn) if asn else None,
         repository=repository,
         why=change.reason,
-        self_signed=False,
-        subject_key=b64(public),
-        manifest=repository + layout.manifest_name(key),
-        validity_seconds=int(desired.timing.certificate_validity.total_seconds()),
+        self_signed=subject.trust_anchor,
+        subject_key=subject_key,
+        manifest=manifest,
+        validity_seconds=int(validity.total_seconds()),
     )
 
 
@@ -242,8 +234,29 @@ def check_against(request: SigningRequest, desired: DesiredState) -> list[str]:
         problems.append(
             f"rsync base {request.rsync_base} differs from the YAML's {desired.publication.rsync_base}"
         )
+    if request.directory != layout.repository(ta.name) or request.key_label != ta.name:
+        problems.append(f"the request names directory {request.directory!r} and key {request.key_label!r}")
+    timing = desired.timing
+    if request.point.validity_seconds != int(timing.ta_manifest_validity.total_seconds()):
+        problems.append("the manifest and CRL validity differs from the YAML's ta_manifest_validity")
     names = {ca.name: ca for ca in desired.cas}
     for spec in request.certificates:
+        validity = timing.ta_certificate_validity if spec.self_signed else timing.certificate_validity
+        if spec.validity_seconds != int(validity.total_seconds()):
+            problems.append(f"{spec.path}: validity differs from the YAML's timing")
+        if spec.manifest is not None and not spec.manifest.startswith(spec.repository):
+            problems.append(
+                f"{spec.path}: manifest {spec.manifest} is outside the repository {spec.repository}"
+            )
+        directory, _, name = spec.path.rpartition("/")
+        where_ok = (
+            spec.path == layout.certificate_path(ta)
+            if spec.self_signed
+            else directory + "/" == layout.repository(ta.name)
+            and layout.certificate_subject(name)[0] == spec.subject
+        )
+        if not where_ok or spec.self_signed != (spec.subject == ta.name):
+            problems.append(f"{spec.path}: not where the certificate of {spec.subject!r} is published")
         ca = names.get(spec.subject)
         if ca is None or (ca.parent != ta.name and ca is not ta):
             problems.append(
@@ -276,14 +289,41 @@ def signing_key(request: SigningRequest, signer: Signer) -> tuple[bytes, bool]:
     return key, False
 
 
-def sign(request: SigningRequest, raw: bytes, signer: Signer, now: datetime) -> SigningResponse:
-    """Build and sign what the request asks, with the trust anchor's key (created if the request says
-    there is none yet). The caller has shown the request and had it confirmed."""
+def check_request(request: SigningRequest, now: datetime) -> None:
+    """Everything in the request parses, and this machine's clock agrees it is current -- checked before
+    any key is created or used."""
     if now >= request.expires_at:
         raise CeremonyError(
             f"the request expired at {request.expires_at:%Y-%m-%dT%H:%M:%SZ}; "
             "run 'rpkictl apply' online for a new one"
         )
+    if now < request.created_at - CLOCK_SKEW_MARGIN:
+        raise CeremonyError(
+            f"this machine's clock ({now:%Y-%m-%dT%H:%M:%SZ}) is behind the time the request was written "
+            f"({request.created_at:%Y-%m-%dT%H:%M:%SZ}): set the clock, objects are dated with it"
+        )
+    try:
+        for spec in request.certificates:
+            if spec.subject_key is not None:
+                serialization.load_der_public_key(unb64(spec.subject_key))
+            for field in (spec.ip_resources, spec.as_resources):
+                if field is not None:
+                    unb64(field)
+        for revoked in request.point.revoked:
+            int(revoked.serial, 16)
+        for digest in request.point.keep.values():
+            if len(bytes.fromhex(digest)) != 32:
+                raise ValueError(f"{digest!r} is not a SHA-256")
+        if request.key_id is not None:
+            bytes.fromhex(request.key_id)
+    except ValueError as exc:
+        raise CeremonyError(f"the request is damaged: {exc}") from exc
+
+
+def sign(request: SigningRequest, raw: bytes, signer: Signer, now: datetime) -> SigningResponse:
+    """Build and sign what the request asks, with the trust anchor's key (created if the request says
+    there is none yet). The caller has shown the request and had it confirmed."""
+    check_request(request, now)
     key, create = signing_key(request, signer)
     if create:
         key = signer.create_key(request.key_label)
@@ -371,9 +411,15 @@ def import_response(
     pending: tuple[SigningRequest, bytes] | None,
     published: PublishedState,
     now: datetime,
+    *,
+    expect_key: str | None = None,
 ) -> dict[str, bytes]:
     """Verify a response against the waiting request and the trust anchor's key; return the complete
-    new tree. Raises CeremonyError, naming what is wrong, and nothing is published."""
+    new tree. Raises CeremonyError, naming what is wrong, and nothing is published.
+
+    A request written when no trust anchor key was published (the first ceremony, or after the
+    publication point was lost) cannot say which key to expect: then the operator must name it
+    (``expect_key``, the key id that ``rpkictl ta sign`` printed offline), or any key would do."""
     if pending is None:
         raise CeremonyError(
             "no signing request is waiting (it was imported already, or never written): "
@@ -393,12 +439,21 @@ def import_response(
             f"the request expired at {request.expires_at:%Y-%m-%dT%H:%M:%SZ}; "
             "run 'rpkictl apply' for a new one and sign that"
         )
-    if request.key_id is not None and response.key_id != request.key_id:
+    wanted = request.key_id or (expect_key.lower() if expect_key else None)
+    if wanted is None:
         raise CeremonyError(
-            f"the response is signed by key {response.key_id}, not the trust anchor's {request.key_id}"
+            f"the response introduces the trust anchor key {response.key_id}: confirm it is the key "
+            "'rpkictl ta sign' printed on the offline machine, with --expect-key KEY_ID"
+        )
+    if response.key_id != wanted:
+        raise CeremonyError(
+            f"the response is signed by key {response.key_id}, not the trust anchor's {wanted}"
         )
     files = response.decoded()
-    key = bytes.fromhex(response.key_id)
+    try:
+        key = bytes.fromhex(response.key_id)
+    except ValueError as exc:
+        raise CeremonyError(f"the response's key id is damaged: {exc}") from exc
     directory = request.directory
     expected = {spec.path for spec in request.certificates} | {
         directory + layout.crl_name(key),
@@ -411,8 +466,8 @@ def import_response(
         )
     public = _trust_anchor_key(request, files, published, key)
     for spec in request.certificates:
-        _verify_certificate(spec, files[spec.path], public, key)
-    _verify_point(request, files, public, key)
+        _verify_certificate(spec, files[spec.path], public, key, now)
+    _verify_point(request, files, public, key, now)
     for name, digest in request.point.keep.items():
         path = directory + name
         if path not in published.files or published.sha256(path).hex() != digest:
@@ -447,12 +502,29 @@ def _verify_signature(cert: x509.Certificate, public: rsa.RSAPublicKey, where: s
         raise CeremonyError(f"{where}: not signed by the trust anchor's key (tampered?)")
 
 
-def _verify_certificate(spec: CertificateSpec, der: bytes, public: rsa.RSAPublicKey, key: bytes) -> None:
+def _current(where: str, start: datetime, end: datetime, now: datetime, validity: int) -> None:
+    """Dated by the offline machine's clock: refuse objects not yet valid, expired, or valid much longer
+    or shorter than requested (a clock far off, or a response for something else)."""
+    if start > now + CLOCK_SKEW_MARGIN:
+        raise CeremonyError(
+            f"{where}: valid only from {start:%Y-%m-%dT%H:%M:%SZ}; is the offline clock ahead?"
+        )
+    if end <= now:
+        raise CeremonyError(f"{where}: expired at {end:%Y-%m-%dT%H:%M:%SZ}; is the offline clock behind?")
+    expected = timedelta(seconds=validity) + CLOCK_SKEW_MARGIN
+    if abs((end - start) - expected) > timedelta(minutes=1):
+        raise CeremonyError(f"{where}: valid for {end - start}, but {expected} was requested")
+
+
+def _verify_certificate(
+    spec: CertificateSpec, der: bytes, public: rsa.RSAPublicKey, key: bytes, now: datetime
+) -> None:
     try:
         found = rc.decode(der, where=spec.path)
     except ValueError as exc:
         raise CeremonyError(f"{spec.path}: {exc}") from exc
     _verify_signature(found.cert, public, spec.path)
+    _current(spec.path, found.not_before, found.not_after, now, spec.validity_seconds)
     want = rfc3779.decode(
         unb64(spec.ip_resources) if spec.ip_resources else None,
         unb64(spec.as_resources) if spec.as_resources else None,
@@ -468,7 +540,7 @@ def _verify_certificate(spec: CertificateSpec, der: bytes, public: rsa.RSAPublic
 
 
 def _verify_point(
-    request: SigningRequest, files: dict[str, bytes], public: rsa.RSAPublicKey, key: bytes
+    request: SigningRequest, files: dict[str, bytes], public: rsa.RSAPublicKey, key: bytes, now: datetime
 ) -> None:
     directory = request.directory
     crl_path, mft_path = directory + layout.crl_name(key), directory + layout.manifest_name(key)
@@ -478,6 +550,9 @@ def _verify_point(
         raise CeremonyError(f"{crl_path}: {exc}") from exc
     if not found_crl.crl.is_signature_valid(public):
         raise CeremonyError(f"{crl_path}: not signed by the trust anchor's key (tampered?)")
+    _current(crl_path, found_crl.this_update, found_crl.next_update, now, request.point.validity_seconds)
+    if found_crl.number <= request.point.previous_crl_number:
+        raise CeremonyError(f"{crl_path}: CRL number does not go up")
     revoked = {r.serial for r in found_crl.revoked}
     if revoked != {int(r.serial, 16) for r in request.point.revoked}:
         raise CeremonyError(f"{crl_path}: does not revoke exactly what was requested")
@@ -494,5 +569,7 @@ def _verify_point(
             want[path[len(directory) :]] = _sha256(data)
     if listed != want:
         raise CeremonyError(f"{mft_path}: does not list exactly the trust anchor's files (tampered?)")
+    content = found.content
+    _current(mft_path, content.this_update, content.next_update, now, request.point.validity_seconds)
     if found.content.number <= request.point.previous_manifest_number:
         raise CeremonyError(f"{mft_path}: manifest number does not go up")

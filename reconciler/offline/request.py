@@ -85,8 +85,14 @@ class SigningRequest(_Model):
     summary: list[str] = Field(description="What the plan changes, one line each, for the ceremony.")
 
     def body(self) -> dict[str, object]:
-        """What the request asks, without when it was written: equal bodies are the same request."""
-        return self.model_dump(mode="json", exclude={"request_id", "created_at", "expires_at"})
+        """What the request asks, without when it was written or the wording of its reasons (which say
+        "expires in 5d"): equal bodies are the same request."""
+        body = self.model_dump(mode="json", exclude={"request_id", "created_at", "expires_at", "summary"})
+        for spec in body["certificates"]:
+            spec.pop("why")
+        point = body["point"]
+        point["revoked"] = sorted(r["serial"] for r in point["revoked"])
+        return body
 
     @property
     def body_digest(self) -> str:

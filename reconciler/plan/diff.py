@@ -69,9 +69,10 @@ class _Planner:
     dirty: dict[str, list[str]] = field(default_factory=dict)  # CA -> why its directory changes
     rolls: dict[str, KeyPlan] = field(default_factory=dict)
     keys: dict[str, bytes | None] = field(default_factory=dict)  # CA -> its active key
+    hold: frozenset[str] = frozenset()  # CAs whose key roll must not activate in this plan
 
     def __post_init__(self) -> None:
-        self.rolls = key_plans(self.desired, self.all_keys, self.published, self.now)
+        self.rolls = key_plans(self.desired, self.all_keys, self.published, self.now, self.hold)
         self.keys = {
             ca.name: self.all_keys.get(ca.name, {}).get(self.rolls[ca.name].active) for ca in self.desired.cas
         }
@@ -193,9 +194,21 @@ class _Planner:
             if problem is None:
                 return
             action, reason = problem
-        roll = pending or (
-            reason in ("the CA has a new key", f"issuer {issuer} has a new key")
-            and (self.rolled(ca.name) or self.rolled(issuer))
+        # A roll step only when the certificate says what it said before but for the key: anything else
+        # (resources above all) is a change a reviewer must see, gated as any other.
+        certified = self.published.certificate(layout.certificate_path(ca, self.rolls[ca.name].active))
+        unchanged = (
+            isinstance(certified, rc.ResourceCertificate)
+            and certified.resources.resources == ca.resources
+            and not certified.resources.inherit_ip
+            and not certified.resources.inherit_asn
+        )
+        roll = unchanged and (
+            pending
+            or (
+                reason in ("the CA has a new key", f"issuer {issuer} has a new key")
+                and (self.rolled(ca.name) or self.rolled(issuer))
+            )
         )
         if (
             isinstance(found, rc.ResourceCertificate)
@@ -558,11 +571,13 @@ def make_plan(
     keys: KeyIds,
     now: datetime,
     announcements: Sequence[Announcement] | None = None,
+    *,
+    hold: frozenset[str] = frozenset(),
 ) -> Plan:
     """Compute what apply must do. ``keys`` maps each CA to the identifiers of the keys its signer holds,
-    by key generation.
+    by key generation. CAs in ``hold`` do not activate a key roll (see ``engine.routine_plan``).
     With ``announcements`` (routes seen in BGP), the plan also says which routes change validity."""
-    planner = _Planner(desired, published, keys, now)
+    planner = _Planner(desired, published, keys, now, hold=hold)
     planner.run()
     changes = tuple(planner.changes)
     want = frozenset(vrp for ca in desired.cas for vrp in (r.vrp for r in ca.roas))

@@ -60,6 +60,7 @@ class KeyPlan:
     phase: Phase | None = None
     due: datetime | None = None  # when the next step of the roll happens
     lingering: int | None = None
+    held: bool = False  # activation is due but waits for reviewed changes of the CA (routine-only runs)
 
     @property
     def generations(self) -> tuple[int, ...]:
@@ -92,33 +93,49 @@ def key_plan(
     staging: timedelta,
     *,
     parent_offline: bool = False,
+    hold: bool = False,
 ) -> KeyPlan:
-    """Where this CA's keys stand; see the module docstring for the phases."""
+    """Where this CA's keys stand; see the module docstring for the phases.
+
+    The key in use is the oldest one whose certificate is published (newer published ones are being
+    staged). If ``key_generation`` was raised again during a roll, the roll in progress finishes first
+    (to the next generation that has a key), then the next one starts. Keys are destroyed only once the
+    certificate of the key that replaces them is published."""
     wanted = ca.key_generation
-    older = sorted((g for g in keys if g < wanted), reverse=True)
-    if not older or ca.trust_anchor:
+    if ca.trust_anchor:
         return KeyPlan(ca.name, wanted)
-    old = older[0]
-    stale = tuple(sorted(g for g in older if g != old))  # left behind by an earlier, interrupted roll
-    if _certified(published, ca, old, keys[old], now) is None:
-        # Relying parties do not know the old key (never published, revoked, or the publication point
+    live = [g for g in sorted(keys) if g < wanted and _certified(published, ca, g, keys[g], now) is not None]
+    if not live:
+        older = tuple(sorted(g for g in keys if g < wanted))
+        if not older:
+            return KeyPlan(ca.name, wanted)
+        # Relying parties do not know the old keys (never published, revoked, or the publication point
         # was lost): nothing to stage, the new key takes over at once.
-        return KeyPlan(ca.name, wanted, destroy=tuple(sorted(older)), phase=Phase.CLEANUP)
-    new_cert = _certified(published, ca, wanted, keys.get(wanted), now)
+        replaced = _certified(published, ca, wanted, keys.get(wanted), now) is not None
+        return KeyPlan(ca.name, wanted, destroy=older if replaced else (), phase=Phase.CLEANUP)
+    old = live[0]
+    target = min((g for g in keys if old < g <= wanted), default=wanted)
+    stale = tuple(g for g in sorted(keys) if g < old)  # left behind by an earlier, interrupted roll
+    new_cert = _certified(published, ca, target, keys.get(target), now)
     if new_cert is None:
-        return KeyPlan(ca.name, old, pending=wanted, destroy=stale, phase=Phase.STAGING, due=now + staging)
+        return KeyPlan(ca.name, old, pending=target, destroy=stale, phase=Phase.STAGING, due=now + staging)
     due = new_cert.not_before + NOT_BEFORE_BACKDATE + staging
-    if now < due:
-        return KeyPlan(ca.name, old, pending=wanted, destroy=stale, phase=Phase.STAGING, due=due)
+    if now < due or hold:
+        return KeyPlan(ca.name, old, pending=target, destroy=stale, phase=Phase.STAGING, due=due, held=hold)
     lingering = old if parent_offline else None
     return KeyPlan(
-        ca.name, wanted, retired=(old,), destroy=stale, phase=Phase.ACTIVATING, lingering=lingering
+        ca.name, target, retired=(old,), destroy=stale, phase=Phase.ACTIVATING, lingering=lingering
     )
 
 
 def key_plans(
-    desired: DesiredState, keys: KeyIds, published: PublishedState, now: datetime
+    desired: DesiredState,
+    keys: KeyIds,
+    published: PublishedState,
+    now: datetime,
+    hold: frozenset[str] = frozenset(),
 ) -> dict[str, KeyPlan]:
+    """Each CA's keys; the CAs in ``hold`` do not activate a new key in this plan."""
     staging = desired.timing.key_roll_staging
     offline = {name for name, config in desired.signers.items() if config.type == "offline"}
     return {
@@ -129,6 +146,7 @@ def key_plans(
             now,
             staging,
             parent_offline=ca.parent is not None and desired.ca(ca.parent).signer in offline,
+            hold=ca.name in hold,
         )
         for ca in desired.cas
     }
@@ -140,6 +158,11 @@ def describe(plan: KeyPlan, now: datetime) -> str:
 
     if plan.phase is Phase.STAGING:
         assert plan.due is not None  # noqa: S101 - staging always has a due time
+        if plan.held:
+            return (
+                f"key roll generation {plan.active} -> {plan.pending}: activation was due "
+                f"{plan.due:%Y-%m-%dT%H:%M:%SZ} and waits until the reviewed changes of {plan.ca} are applied"
+            )
         return (
             f"key roll generation {plan.active} -> {plan.pending}: staging (the new key is published, "
             f"unused); activation due {plan.due:%Y-%m-%dT%H:%M:%SZ} (in {describe_delta(plan.due - now)})"
@@ -149,6 +172,11 @@ def describe(plan: KeyPlan, now: datetime) -> str:
         return (
             f"key roll generation {old} -> {plan.active}: activating now (every object re-issued under "
             f"the new key; generation {old}'s certificate revoked); its old key is destroyed on the next run"
+        )
+    if not plan.destroy:
+        return (
+            f"key roll to generation {plan.active}: the new key takes over; the old one is destroyed once "
+            "the new key's certificate is published"
         )
     gens = ", ".join(str(g) for g in plan.destroy)
     plural = "s" if len(plan.destroy) > 1 else ""

@@ -119,9 +119,11 @@ def _ca_gates(
     """Removing a child CA takes every ROA below it down: the approval names the CAs and those VRPs."""
     gates = []
     for change in changes:
-        if change.kind is not Kind.CERTIFICATE or change.subject is None or change.roll:
-            continue  # a key roll replaces the CA's certificate; the CA and its VRPs stay
+        if change.kind is not Kind.CERTIFICATE or change.subject is None:
+            continue
         if change.action in (Action.REVOKE, Action.WITHDRAW):
+            if change.roll:
+                continue  # a key roll retires one of the CA's certificates; the CA and its VRPs stay
             below = _descendants(published, change.subject)
             vrps = sorted({_vrp(v) for ca in below for v in have_by_ca.get(ca, ())})
             gates.append(
@@ -133,8 +135,8 @@ def _ca_gates(
                     (*(f"remove CA {name}" for name in sorted(below)), *vrps),
                 )
             )
-        elif change.action is Action.REISSUE:
-            before = published.certificate(change.path)
+        elif change.subject in {ca.name for ca in desired.cas}:
+            before = _certified_before(desired, published, change)
             if isinstance(before, rc.ResourceCertificate):
                 lost = before.resources.resources.subtract(desired.ca(change.subject).resources)
                 if lost:
@@ -147,6 +149,22 @@ def _ca_gates(
                         )
                     )
     return gates
+
+
+def _certified_before(
+    desired: DesiredState, published: PublishedState, change: Change
+) -> rc.ResourceCertificate | None:
+    """What the subject of a certificate change holds now: the certificate replaced, or (for the new
+    key of a roll) the one published for the CA's other key."""
+    found = published.certificate(change.path)
+    if isinstance(found, rc.ResourceCertificate):
+        return found
+    subject = desired.ca(change.subject or "")
+    for generation in range(1, subject.key_generation + 1):
+        other = published.certificate(layout.certificate_path(subject, generation))
+        if isinstance(other, rc.ResourceCertificate):
+            return other
+    return None
 
 
 def _trust_anchor_gate(
@@ -185,8 +203,8 @@ def _lost_key_gates(
         if change.action is not Action.CREATE_KEY or change.roll:
             continue
         ca = desired.ca(change.ca)
-        found = published.certificate(layout.certificate_path(ca, change.generation))
-        if isinstance(found, rc.ResourceCertificate):
+        found = _published_certificate_of(published, ca)
+        if found is not None:
             gates.append(
                 Gate(
                     "key-missing",
@@ -197,6 +215,21 @@ def _lost_key_gates(
                 )
             )
     return gates
+
+
+def _published_certificate_of(published: PublishedState, ca: CaIntent) -> rc.ResourceCertificate | None:
+    """A published certificate for any of the CA's keys (any generation, e.g. after key_generation was
+    lowered), where its parent publishes it."""
+    if ca.parent is None:
+        found = published.certificate(layout.certificate_path(ca))
+        return found if isinstance(found, rc.ResourceCertificate) else None
+    directory = layout.repository(ca.parent)
+    for name in published.under(directory):
+        if name.endswith(".cer") and layout.certificate_subject(name)[0] == ca.name:
+            found = published.certificate(directory + name)
+            if isinstance(found, rc.ResourceCertificate):
+                return found
+    return None
 
 
 def _empty_gates(desired: DesiredState, have_by_ca: dict[str, set[Vrp]]) -> list[Gate]:

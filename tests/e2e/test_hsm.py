@@ -27,11 +27,7 @@ def test_online_cas_signed_in_an_hsm_are_accepted_by_both(
 ) -> None:
     scratch = scratch_copy(tmp_path)
     rpki = scratch.repo / "rpki.yaml"
-    rpki.write_text(
-        rpki.read_text()
-        + f"  hsm:\n    type: pkcs11\n    module: {hsm_token.module}\n    token: {hsm_token.label}\n"
-        f"    pin_env: {hsm_token.pin_env}\n"
-    )
+    rpki.write_text(rpki.read_text() + hsm_token.yaml_entry())
     scratch.edit("cas/online.yaml", "parent: ta\n", "parent: ta\nsigner: hsm\n")
     scratch.edit("cas/members/example-isp.yaml", "parent: online\n", "parent: online\nsigner: hsm\n")
 

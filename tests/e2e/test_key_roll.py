@@ -29,11 +29,7 @@ def test_a_key_roll_in_an_hsm_is_accepted_at_every_phase(
 ) -> None:
     scratch = scratch_copy(tmp_path)
     rpki = scratch.repo / "rpki.yaml"
-    rpki.write_text(
-        rpki.read_text()
-        + f"  hsm:\n    type: pkcs11\n    module: {hsm_token.module}\n    token: {hsm_token.label}\n"
-        f"    pin_env: {hsm_token.pin_env}\n"
-    )
+    rpki.write_text(rpki.read_text() + hsm_token.yaml_entry())
     scratch.edit(ISP, "parent: online\n", "parent: online\nsigner: hsm\n")
     start = datetime.now(UTC).replace(microsecond=0)
     assert scratch.apply(start) is not None

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,18 +22,7 @@ from tests.signers.test_pkcs11 import (  # noqa: F401  # fixtures, used by name
     hsm_token_fixture,
     softhsm_fixture,
 )
-
-
-def rpkictl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
+from tests.test_cli_review import rpkictl
 
 
 def _at(moment: datetime) -> str:
@@ -47,11 +34,7 @@ def hierarchy(hsm_token: HsmToken, tmp_path: Path) -> Scratch:
     scratch = scratch_copy(tmp_path)
     make_offline(scratch)
     rpki = scratch.repo / "rpki.yaml"
-    rpki.write_text(
-        rpki.read_text()
-        + f"  hsm:\n    type: pkcs11\n    module: {hsm_token.module}\n    token: {hsm_token.label}\n"
-        f"    pin_env: {hsm_token.pin_env}\n"
-    )
+    rpki.write_text(rpki.read_text() + hsm_token.yaml_entry())
     scratch.edit("cas/online.yaml", "parent: ta\n", "parent: ta\nsigner: hsm\n")
     scratch.edit("cas/members/example-isp.yaml", "parent: online\n", "parent: online\nsigner: hsm\n")
     return scratch
@@ -74,7 +57,11 @@ def _ceremony(scratch: Scratch, at: datetime) -> None:
     )
     assert signed.returncode == 0, signed.stderr
     assert "Signing request" in signed.stdout and "Signed" in signed.stdout
-    imported = rpkictl("ta", "import", str(response), str(scratch.repo), "--now", _at(at))
+    key = json.loads(response.read_text())["key_id"]
+    assert f"with key {key}" in signed.stdout  # what the operator confirms the first import with
+    imported = rpkictl(
+        "ta", "import", str(response), str(scratch.repo), "--now", _at(at), "--expect-key", key
+    )
     assert imported.returncode == 0, imported.stderr
     assert "Imported" in imported.stdout
 
@@ -135,38 +122,33 @@ def test_a_tampered_response_is_refused(hierarchy: Scratch) -> None:
     assert rpkictl("apply", str(scratch.repo), "--yes", "--now", _at(start)).returncode == 0
     request = scratch.root / "published" / "ta-request.json"
     response = scratch.root / "ta-response.json"
-    signed = rpkictl(
-        "ta",
-        "sign",
-        str(request),
-        "--out",
-        str(response),
-        "--repo",
-        str(scratch.repo),
-        "--yes",
-        "--now",
-        _at(start),
-    )
+    sign = ["ta", "sign", str(request), "--out", str(response), "--repo", str(scratch.repo), "--yes"]
+    signed = rpkictl(*sign, "--now", _at(start))
     assert signed.returncode == 0, signed.stderr
     tree = (scratch.root / "published" / "rsync").resolve()
     doc = json.loads(response.read_text())
-    path = "ta/online.cer"
-    der = bytearray(base64.b64decode(doc["files"][path]))
+    key = doc["key_id"]
+
+    def import_(path: Path, at: datetime, *extra: str) -> subprocess.CompletedProcess[str]:
+        return rpkictl("ta", "import", str(path), str(scratch.repo), "--now", _at(at), *extra)
+
+    der = bytearray(base64.b64decode(doc["files"]["ta/online.cer"]))
     der[200] ^= 0x01
-    doc["files"][path] = base64.b64encode(bytes(der)).decode()
+    doc["files"]["ta/online.cer"] = base64.b64encode(bytes(der)).decode()
     tampered = scratch.root / "tampered.json"
     tampered.write_text(json.dumps(doc))
-    refused = rpkictl("ta", "import", str(tampered), str(scratch.repo), "--now", _at(start))
+    refused = import_(tampered, start, "--expect-key", key)
     assert refused.returncode == 1 and "nothing was published" in refused.stderr
     assert "ta/online.cer" in refused.stderr
     assert (scratch.root / "published" / "rsync").resolve() == tree
-    expired = rpkictl(
-        "ta", "import", str(response), str(scratch.repo), "--now", _at(start + timedelta(days=15))
-    )
+    expired = import_(response, start + timedelta(days=15), "--expect-key", key)
     assert expired.returncode == 1 and "expired" in expired.stderr
-    good = rpkictl("ta", "import", str(response), str(scratch.repo), "--now", _at(start))
+    unconfirmed = import_(response, start)
+    assert unconfirmed.returncode == 1 and "--expect-key" in unconfirmed.stderr and key in unconfirmed.stderr
+    good = import_(response, start, "--expect-key", key)
     assert good.returncode == 0, good.stderr
-    replay = rpkictl("ta", "import", str(response), str(scratch.repo), "--now", _at(start))
+    assert f"trust anchor key {key}" in good.stdout
+    replay = import_(response, start, "--expect-key", key)
     assert replay.returncode == 1 and "imported once" in replay.stderr
 
 

@@ -52,10 +52,21 @@ def sign_offline(scratch: Scratch, now: datetime) -> SigningResponse:
     return ceremony.sign(request, raw, offline_signer(scratch), now)
 
 
-def import_online(scratch: Scratch, response: SigningResponse, now: datetime) -> engine.Imported:
+def import_online(
+    scratch: Scratch, response: SigningResponse, now: datetime, *, confirm_key: bool = True
+) -> engine.Imported:
+    """Import as an operator does; ``confirm_key`` passes the key id that signing printed (needed when
+    no trust anchor key is published yet)."""
     path = scratch.root / "response.json"
     path.write_text(response.model_dump_json())
-    return engine.import_signed(engine.open_workspace(scratch.repo), path, now)
+    expect = response.key_id if confirm_key else None
+    return engine.import_signed(engine.open_workspace(scratch.repo), path, now, expect_key=expect)
+
+
+def _write(scratch: Scratch, response: SigningResponse) -> Path:
+    path = scratch.root / "other-response.json"
+    path.write_text(response.model_dump_json())
+    return path
 
 
 @pytest.fixture
@@ -83,6 +94,18 @@ def test_bootstrap_signs_the_trust_anchor_offline(tmp_path: Path) -> None:
     assert request.key_id is None and [c.path for c in request.certificates] == ["ta.cer", "ta/online.cer"]
     response = sign_offline(scratch, later(1))
     assert (scratch.root / "offline-keys" / "ta.pem").exists()
+    with pytest.raises(CeremonyError, match="--expect-key"):  # a first key is never taken on trust
+        import_online(scratch, response, later(2), confirm_key=False)
+    stranger = FileSigner(scratch.root / "other-keys")
+    request, raw = read_request(request_path(scratch))
+    forged = ceremony.sign(request, raw, stranger, later(1))
+    with pytest.raises(CeremonyError, match="not the trust anchor's"):
+        engine.import_signed(
+            engine.open_workspace(scratch.repo),
+            _write(scratch, forged),
+            later(2),
+            expect_key=response.key_id,
+        )
     imported = import_online(scratch, response, later(2))
     assert set(imported.written) == set(response.files)
     assert not request_path(scratch).exists()  # consumed
@@ -215,6 +238,14 @@ def test_the_offline_side_refuses_a_request_that_does_not_match_its_yaml(offline
     forged = request.model_validate(raw)
     problems = ceremony.check_against(forged, desired)
     assert problems and "resources differ" in problems[0]
+    raw = json.loads(request_path(offline).read_text())
+    raw["certificates"][0]["path"] = "ta/other.cer"
+    raw["certificates"][0]["validity_seconds"] = 10 * 365 * 86400
+    raw["point"]["validity_seconds"] = 365 * 86400
+    problems = ceremony.check_against(request.model_validate(raw), desired)
+    assert any("not where the certificate" in p for p in problems)
+    assert any("validity differs" in p for p in problems)
+    assert any("ta_manifest_validity" in p for p in problems)
 
 
 def test_the_offline_side_refuses_the_wrong_key(offline: Scratch) -> None:
@@ -228,3 +259,46 @@ def test_the_offline_side_refuses_the_wrong_key(offline: Scratch) -> None:
     stranger.create_key("ta")
     with pytest.raises(CeremonyError, match="right token or key directory"):
         ceremony.sign(request, raw, stranger, due)
+
+
+def test_a_request_the_plan_no_longer_asks_for_is_not_imported(tmp_path: Path) -> None:
+    """The request was written for a change that was then reverted: its response must not publish it."""
+    scratch = scratch_copy(tmp_path)
+    make_offline(scratch)
+    scratch.apply(T0)
+    import_online(scratch, sign_offline(scratch, later(0.5)), later(0.5))
+    scratch.edit("cas/online.yaml", "203.0.113.0/24", "203.0.113.0/25")
+    scratch.apply(later(1))
+    response = sign_offline(scratch, later(1.5))
+    scratch.edit("cas/online.yaml", "203.0.113.0/25", "203.0.113.0/24")  # reverted before the import
+    with pytest.raises(CeremonyError, match="no longer what the plan asks"):
+        import_online(scratch, response, later(2))
+    assert scratch.apply(later(2)) is None  # nothing to do, and the stale request...
+    assert request_path(scratch).exists()
+    scratch.edit("cas/members/example-isp.yaml", "max_length: 26", "max_length: 25")
+    scratch.apply(later(3))  # ...is removed by the next apply that needs no trust anchor signature
+    assert not request_path(scratch).exists()
+
+
+def test_a_response_dated_by_a_wrong_clock_is_refused(offline: Scratch) -> None:
+    due = later(24 * 7 * 4 + 3)
+    offline.apply(due)
+    request, raw = read_request(request_path(offline))
+    with pytest.raises(CeremonyError, match="clock"):
+        ceremony.sign(request, raw, offline_signer(offline), due - timedelta(days=1))
+    ahead = ceremony.sign(request, raw, offline_signer(offline), due + timedelta(days=2))
+    with pytest.raises(CeremonyError, match="offline clock ahead"):
+        import_online(offline, ahead, due)
+
+
+def test_a_damaged_request_is_refused_before_any_key_is_made(tmp_path: Path) -> None:
+    scratch = scratch_copy(tmp_path)
+    make_offline(scratch)
+    scratch.apply(T0)
+    raw = json.loads(request_path(scratch).read_text())
+    raw["certificates"][1]["subject_key"] = "bm90IGEga2V5"  # base64 of "not a key"
+    request_path(scratch).write_text(json.dumps(raw))
+    request, data = read_request(request_path(scratch))
+    with pytest.raises(CeremonyError, match="damaged"):
+        ceremony.sign(request, data, offline_signer(scratch), later(1))
+    assert not (scratch.root / "offline-keys").exists()

@@ -181,12 +181,14 @@ def test_a_lost_publication_point_mid_roll_goes_straight_to_the_new_key(applied:
             shutil.rmtree(tree)
     plan = applied.plan(later(2))
     assert _phase(plan) is Phase.CLEANUP
-    assert (Action.DESTROY_KEY, 1) in [(c.action, c.generation) for c in plan.changes]
+    assert Action.DESTROY_KEY not in [c.action for c in plan.changes]  # not before the new key is certified
     applied.apply(later(2))
     assert applied.vrps() == vrps
     assert "online/example-isp_g2.cer" in read(applied.rsync).files
     assert "online/example-isp.cer" not in read(applied.rsync).files
-    assert applied.plan(later(3)).empty
+    assert [(c.action, c.generation) for c in applied.plan(later(3)).changes] == [(Action.DESTROY_KEY, 1)]
+    applied.apply(later(3))
+    assert applied.plan(later(4)).empty
 
 
 def test_the_trust_anchor_cannot_roll(applied: Scratch) -> None:
@@ -204,3 +206,59 @@ def test_lowering_the_generation_never_destroys_the_current_key(applied: Scratch
     plan = applied.plan(later(27))
     assert not [c for c in plan.changes if c.action is Action.DESTROY_KEY]
     assert "example-isp_g2.pem" in _keys(applied)
+
+
+def test_raising_the_generation_again_mid_roll_finishes_the_roll_first(applied: Scratch) -> None:
+    _roll_to_2(applied)
+    applied.apply(later(1))
+    applied.edit(ISP, "key_generation: 2\n", "key_generation: 3\n")
+    plan = applied.plan(later(2))
+    keys = plan.key_plans["example-isp"]
+    assert (keys.phase, keys.active, keys.pending, keys.destroy) == (Phase.STAGING, 1, 2, ())
+    assert plan.empty
+    applied.apply(later(25))  # activation of generation 2, after its own full staging
+    assert applied.plan(later(25.5)).key_plans["example-isp"].active == 2
+    applied.apply(later(26))  # generation 1 destroyed; generation 3 starts staging
+    third = applied.plan(later(27)).key_plans["example-isp"]
+    assert (third.phase, third.active, third.pending) == (Phase.STAGING, 2, 3)
+    assert _keys(applied) >= {"example-isp_g2.pem", "example-isp_g3.pem"}
+    assert "example-isp.pem" not in _keys(applied)
+
+
+def test_a_scheduled_run_never_activates_a_roll_past_a_reviewed_change(applied: Scratch) -> None:
+    """A ROA edit waits for review; the routine job must not re-sign the CA under the new key and
+    revoke the old one while that ROA would stay behind, signed by the revoked key."""
+    vrps = applied.vrps()
+    _roll_to_2(applied)
+    applied.apply(later(1))
+    applied.edit(ISP, "max_length: 26", "max_length: 25")
+    workspace = engine.open_workspace(applied.repo)
+    routine = engine.routine_plan(workspace, later(26))
+    keys = routine.key_plans["example-isp"]
+    assert keys.phase is Phase.STAGING and keys.held
+    assert "waits until the reviewed changes of example-isp" in routine.notices[0].message
+    assert not [c for c in routine.changes if c.kind is Kind.ROA or c.action is Action.REVOKE]
+    engine.apply(workspace, routine)
+    assert applied.vrps() == vrps
+    full = applied.plan(later(26.5))
+    assert full.key_plans["example-isp"].phase is Phase.ACTIVATING  # with the edit, once it is applied
+    applied.apply(later(26.5))
+    assert (64496, "198.51.100.0/25", 25) in applied.vrps()
+
+
+def test_a_roll_that_also_shrinks_resources_is_gated(applied: Scratch) -> None:
+    _roll_to_2(applied)
+    applied.edit(ISP, '  ipv6: ["2001:db8:1000::/36"]\n', "")
+    applied.edit(ISP, '  - {asn: AS64497, prefix: "2001:db8:1000::/36", max_length: 48}\n', "")
+    plan = applied.plan(later(1))
+    new_cert = next(c for c in plan.changes if c.path == "online/example-isp_g2.cer")
+    assert not new_cert.roll and not new_cert.routine
+    assert "ca-shrink@example-isp" in {g.id for g in plan.gates}
+
+
+def test_lowering_the_generation_is_gated(applied: Scratch) -> None:
+    _roll_to_2(applied)
+    for hours in (1, 25, 26):
+        applied.apply(later(hours))
+    applied.edit(ISP, "key_generation: 2\n", "")
+    assert "key-missing@example-isp" in {g.id for g in applied.plan(later(27)).gates}

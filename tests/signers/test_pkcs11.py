@@ -41,6 +41,13 @@ class HsmToken:
     pin: str
     pin_env: str
 
+    def yaml_entry(self, name: str = "hsm") -> str:
+        """This token as an entry of rpki.yaml's ``signers``."""
+        return (
+            f"  {name}:\n    type: pkcs11\n    module: {self.module}\n    token: {self.label}\n"
+            f"    pin_env: {self.pin_env}\n"
+        )
+
     def signer(self) -> Pkcs11Signer:
         return Pkcs11Signer(self.module, self.label, self.pin, pin_env=self.pin_env)
 
