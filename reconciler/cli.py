@@ -41,6 +41,7 @@ from reconciler.plan.gitcontext import GitContextError
 from reconciler.plan.impact import AnnouncementsError
 from reconciler.plan.model import Severity
 from reconciler.plan.render import markdown, text
+from reconciler.publish import rrdp
 from reconciler.publish.rsync_tree import PublishError
 from reconciler.signers import Signer, SignerError, open_signer
 
@@ -70,6 +71,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 OPERATOR_ERRORS = (
     SignerError,
     PublishError,
+    rrdp.RrdpError,
     clock.ClockError,
     AnnouncementsError,
     GitContextError,
@@ -355,6 +357,8 @@ def _report(result: ApplyResult, workspace: engine.Workspace) -> None:
         f"Applied: {result.signed} signatures, {len(result.written)} files written, "
         f"{len(result.removed)} removed. Published in {workspace.rsync_dir}."
     )
+    if result.rrdp is not None:
+        out.print(result.rrdp)
     if result.request is not None:
         raw = Path(result.request).read_bytes()
         out.print(

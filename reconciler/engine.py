@@ -28,8 +28,9 @@ from reconciler.plan.diff import make_plan
 from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument
 from reconciler.plan.gitcontext import git_info, intent_changes
 from reconciler.plan.impact import Announcement, AnnouncementsError, read_announcements
-from reconciler.plan.model import Action, Change, Notice, Plan, Severity
+from reconciler.plan.model import Action, Change, Kind, Notice, Plan, Severity
 from reconciler.plan.rollover import KeyIds, Phase
+from reconciler.publish import rrdp
 from reconciler.publish.rsync_tree import publish
 from reconciler.published.reader import PublishedState
 from reconciler.rpki import cert as rc
@@ -121,7 +122,46 @@ def plan(
     notice = offline_notice(workspace, the_plan)
     if notice is not None:
         the_plan = dataclasses.replace(the_plan, notices=(*the_plan.notices, notice))
+    behind = rrdp_drift(workspace)
+    if behind is not None:
+        the_plan = dataclasses.replace(the_plan, changes=(*the_plan.changes, behind))
     return the_plan
+
+
+def rrdp_drift(workspace: Workspace) -> Change | None:
+    """RRDP that does not serve what the rsync tree serves (never written, lost, edited, or left behind
+    by an interrupted apply) is republished, in a new session."""
+    publication = workspace.desired.publication
+    if publication.rrdp_base is None or not workspace.published.files:
+        return None
+    current = rrdp.read_notification(publication.directory / "rrdp")
+    matches, why = rrdp.state_matches(current, workspace.published.files, publication.rsync_base)
+    if matches:
+        return None
+    reason = f"{why}: republished in a new RRDP session (relying parties take the snapshot)"
+    return Change(Action.RENEW, Kind.RRDP, "(rrdp)", "notification.xml", reason)
+
+
+def publish_all(workspace: Workspace, files: dict[str, bytes], now: datetime) -> str | None:
+    """The rsync tree (swapped atomically), then RRDP (snapshot and delta before the notification).
+    Returns what RRDP did, for the operator."""
+    publication = workspace.desired.publication
+    publish(publication.directory, files, now)
+    if publication.rrdp_base is None:
+        return None
+    written = rrdp.publish_rrdp(
+        publication.directory / "rrdp",
+        publication.rrdp_base,
+        publication.rsync_base,
+        workspace.published.files,
+        files,
+    )
+    if written is None:
+        return None
+    state = written.notification
+    if written.new_session:
+        return f"RRDP: new session {state.session_id} ({written.why or 'first publication'}), serial 1"
+    return f"RRDP: serial {state.serial} (session {state.session_id}, {len(state.deltas)} deltas offered)"
 
 
 def offline_signer(workspace: Workspace) -> OfflineSigner | None:
@@ -222,8 +262,8 @@ def apply(workspace: Workspace, the_plan: Plan, now: datetime | None = None) -> 
     if now is not None:
         the_plan = dataclasses.replace(the_plan, now=now)
     result = execute(the_plan, workspace.desired, workspace.published, workspace.signers)
-    if result.written or result.removed:
-        publish(workspace.desired.publication.directory, result.files, the_plan.now)
+    if result.written or result.removed or any(c.kind is Kind.RRDP for c in the_plan.changes):
+        result = dataclasses.replace(result, rrdp=publish_all(workspace, result.files, the_plan.now))
     destroy_retired_keys(workspace, the_plan)
     directory = workspace.desired.publication.directory
     if result.deferred:
@@ -278,7 +318,7 @@ def import_signed(
                 "or the publication point changed since it was written): run 'rpkictl apply' for a new one"
             )
     tree = ceremony.import_response(response, pending, workspace.published, now, expect_key=expect_key)
-    publish(directory, tree, now)
+    publish_all(workspace, tree, now)
     ceremony.pending_path(directory).unlink()
     old = workspace.published.files
     written = tuple(sorted(p for p, d in tree.items() if old.get(p) != d))

@@ -47,6 +47,7 @@ class ApplyResult:
     removed: tuple[str, ...]
     deferred: tuple[Change, ...] = ()  # what an offline key must sign (see reconciler.offline)
     request: str | None = None  # where the signing request for them is (set by the engine)
+    rrdp: str | None = None  # what RRDP published (set by the engine)
 
 
 def signed_object(
@@ -198,7 +199,7 @@ class _Executor:
             not_after=self.now + validity,
             ip_resources=rfc3779.encode_ip(ca.resources),
             as_resources=rfc3779.encode_asn(ca.resources.asn),
-            ca=rc.CaAccess(repo, repo + layout.manifest_name(key)),
+            ca=rc.CaAccess(repo, repo + layout.manifest_name(key), self.desired.publication.notify_uri),
         )
         self.signed += 1
 

@@ -513,6 +513,7 @@ def _build(root: Path, settings: SettingsDoc, docs: Sequence[CaDoc], digest: str
         publication=Publication(
             rsync_base=spec.publication.rsync_base,
             directory=resolve_path(base, spec.publication.directory),
+            rrdp_base=spec.publication.rrdp_base,
         ),
         signers={name: _signer_config(base, name, signer) for name, signer in spec.signers.items()},
         timing=Timing(**{f.name: getattr(spec.timing, f.name) for f in fields(Timing)}),

@@ -100,6 +100,12 @@ class Timing:
 class Publication:
     rsync_base: str  # always ends with "/"
     directory: Path  # absolute
+    rrdp_base: str | None = None  # https, ends with "/"; None: no RRDP
+
+    @property
+    def notify_uri(self) -> str | None:
+        """The rpkiNotify URI every CA certificate carries when RRDP is configured."""
+        return None if self.rrdp_base is None else self.rrdp_base + "notification.xml"
 
 
 @dataclass(frozen=True, slots=True)

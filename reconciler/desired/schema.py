@@ -225,6 +225,22 @@ def _rsync_base(value: object) -> str:
     return text
 
 
+HTTPS_BASE_PATTERN = r"^https://[^/\s]+/(\S*/)?$"
+_HTTPS_RE = re.compile(HTTPS_BASE_PATTERN)
+
+
+def _rrdp_base(value: object) -> str:
+    """Relying parties fetch RRDP over HTTPS only (RFC 8182 §3.4.1): an https base ending in '/'."""
+    text = _text(value, "an https URI", "https://rpki.example.net/rrdp/")
+    if not text.startswith("https://"):
+        _fail(f"{text!r} is not an https URI", "RRDP is served over HTTPS: https://rpki.example.net/rrdp/")
+    if not text.endswith("/"):
+        _fail(f"{text!r} must end with '/'", f"add the trailing slash: {text}/")
+    if _HTTPS_RE.fullmatch(text) is None:
+        _fail(f"{text!r} needs a host", "write https://host/path/")
+    return text
+
+
 def _path(value: object, what: str = "a directory path", example: str = "../keys") -> str:
     """A path that can be resolved later: no NUL byte, and a ``~user`` that exists."""
     text = _text(value, what, example)
@@ -388,6 +404,9 @@ RsyncBase = Annotated[
     str, PlainValidator(_rsync_base), WithJsonSchema({"type": "string", "pattern": RSYNC_BASE_PATTERN})
 ]
 DirectoryPath = Annotated[str, PlainValidator(_path), WithJsonSchema({"type": "string", "minLength": 1})]
+RrdpBase = Annotated[
+    str | None, PlainValidator(_rrdp_base), WithJsonSchema({"type": "string", "pattern": HTTPS_BASE_PATTERN})
+]
 SignerType = Annotated[
     str, PlainValidator(_signer_type), WithJsonSchema({"type": "string", "enum": list(SIGNER_TYPES)})
 ]
@@ -447,6 +466,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """Keep ``"default": null`` out of the JSON Schema: a key left out is inherited or unused, not null."""
+    schema.pop("default", None)
+
+
 class PublicationSection(_Section):
     """Where the signed objects go and under which URI relying parties fetch them."""
 
@@ -456,13 +480,15 @@ class PublicationSection(_Section):
     )
     directory: DirectoryPath = Field(
         description="Local directory that apply writes to: the rsync tree goes to <directory>/rsync/ "
-        "(served as rsync_base) and, later, RRDP to <directory>/rrdp/. Relative to rpki.yaml."
+        "(served as rsync_base) and RRDP to <directory>/rrdp/ (served as rrdp_base). Relative to rpki.yaml."
     )
-
-
-def _no_default(schema: dict[str, Any]) -> None:
-    """Keep ``"default": null`` out of the JSON Schema: a key left out is inherited or unused, not null."""
-    schema.pop("default", None)
+    rrdp_base: RrdpBase = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="Optional: the https URI that <directory>/rrdp/ is served as, e.g. "
+        "https://rpki.example.net/rrdp/ (ending in '/'). With it, apply writes RRDP (RFC 8182) and CA "
+        "certificates point relying parties at <rrdp_base>notification.xml.",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

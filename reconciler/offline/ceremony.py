@@ -149,6 +149,7 @@ def _certificate_spec(
         repository=repository,
         why=change.reason,
         self_signed=subject.trust_anchor,
+        notify=desired.publication.notify_uri,
         subject_key=subject_key,
         manifest=manifest,
         validity_seconds=int(validity.total_seconds()),
@@ -338,7 +339,7 @@ def sign(request: SigningRequest, raw: bytes, signer: Signer, now: datetime) -> 
     for spec in request.certificates:
         if spec.self_signed:
             subject_key = signer.public_key(key)
-            access = rc.CaAccess(spec.repository, spec.repository + layout.manifest_name(key))
+            access = rc.CaAccess(spec.repository, spec.repository + layout.manifest_name(key), spec.notify)
             cert_issuer = rc.Issuer(handle, key, None, None)
         else:
             loaded = serialization.load_der_public_key(unb64(spec.subject_key or ""))
@@ -346,7 +347,7 @@ def sign(request: SigningRequest, raw: bytes, signer: Signer, now: datetime) -> 
                 raise CeremonyError(f"{spec.path}: the subject key is not an RSA key")
             subject_key, access, cert_issuer = (
                 loaded,
-                rc.CaAccess(spec.repository, spec.manifest or ""),
+                rc.CaAccess(spec.repository, spec.manifest or "", spec.notify),
                 issuer,
             )
         files[spec.path] = rc.build(
@@ -529,7 +530,7 @@ def _verify_certificate(
         unb64(spec.ip_resources) if spec.ip_resources else None,
         unb64(spec.as_resources) if spec.as_resources else None,
     )
-    if found.resources != want or found.repository != spec.repository:
+    if found.resources != want or found.repository != spec.repository or found.notify != spec.notify:
         raise CeremonyError(f"{spec.path}: not the certificate that was requested (resources or URIs differ)")
     if spec.subject_key is not None:
         subject = found.public_key.public_bytes(

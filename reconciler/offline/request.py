@@ -49,6 +49,7 @@ class CertificateSpec(_Model):
     )
     validity_seconds: int
     why: str = Field(description="The plan's reason, shown at the signing ceremony.")
+    notify: str | None = Field(None, description="The rpkiNotify URI (RRDP), when RRDP is configured.")
 
 
 class Revoked(_Model):

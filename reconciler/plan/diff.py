@@ -152,6 +152,8 @@ class _Planner:
             return Action.REISSUE, f"resources changed (added: {added}; removed: {removed})"
         if found.repository != repo or found.manifest_uri != repo + layout.manifest_name(key):
             return Action.REISSUE, "publication URIs changed"
+        if found.notify != self.desired.publication.notify_uri:
+            return Action.REISSUE, "RRDP notification URI changed"
         if ca.parent is not None:
             parent = self.desired.ca(ca.parent)
             aia = self.cert_uri(parent)

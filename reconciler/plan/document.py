@@ -73,7 +73,7 @@ class GateDoc(_Doc):
 
 class ChangeDoc(_Doc):
     action: Literal["create-key", "issue", "reissue", "renew", "revoke", "withdraw", "destroy-key"]
-    kind: Literal["key", "certificate", "roa", "manifest", "crl", "file"]
+    kind: Literal["key", "certificate", "roa", "manifest", "crl", "file", "rrdp"]
     ca: str = Field(description="The CA whose key signs the object (whose directory holds it).")
     address: str = Field(description="Stable, readable object address.")
     path: str = Field(description="Path relative to the rsync base ('' for keys).")

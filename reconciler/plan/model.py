@@ -37,9 +37,10 @@ class Kind(StrEnum):
     MANIFEST = "manifest"
     CRL = "crl"
     FILE = "file"
+    RRDP = "rrdp"  # the RRDP files as a whole (republished in a new session)
 
 
-ROUTINE_KINDS = frozenset({Kind.MANIFEST, Kind.CRL})
+ROUTINE_KINDS = frozenset({Kind.MANIFEST, Kind.CRL, Kind.RRDP})
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,6 +180,10 @@ class ResourceCertificate:
     cert: x509.Certificate
 
     @property
+    def notify(self) -> str | None:
+        return self.sia.get(oids.RPKI_NOTIFY.dotted_string)
+
+    @property
     def repository(self) -> str | None:
         return self.sia.get(oids.CA_REPOSITORY.dotted_string)
 

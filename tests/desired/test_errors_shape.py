@@ -186,14 +186,38 @@ def test_unknown_key_in_publication(repo: Repo) -> None:
         publication:
           rsync_base: rsync://rpki.example.net/repo/
           directory: ../published
-          rrdp_base: https://rpki.example.net/rrdp/
+          rrdp_url: https://rpki.example.net/rrdp/
         signers:
           default: {type: file, directory: ../keys}
         """,
     )
     problem = repo.error()
-    expect(problem, repo, "rpki.yaml", 4, 3, "unknown key 'rrdp_base' in publication")
-    assert "allowed keys here: rsync_base, directory" in str(problem.hint)
+    expect(problem, repo, "rpki.yaml", 4, 3, "unknown key 'rrdp_url' in publication")
+    assert "allowed keys here: rsync_base, directory, rrdp_base" in str(problem.hint)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("http://rpki.example.net/rrdp/", "is not an https URI"),
+        ("https://rpki.example.net/rrdp", "must end with '/'"),
+        ("rsync://rpki.example.net/rrdp/", "is not an https URI"),
+    ],
+)
+def test_rrdp_base_must_be_an_https_directory(repo: Repo, value: str, message: str) -> None:
+    repo.write(
+        "rpki.yaml",
+        f"""\
+        publication:
+          rsync_base: rsync://rpki.example.net/repo/
+          directory: ../published
+          rrdp_base: {value}
+        signers:
+          default: {{type: file, directory: ../keys}}
+        """,
+    )
+    problem = repo.error()
+    expect(problem, repo, "rpki.yaml", 4, 14, message)
 
 
 def test_unknown_top_level_key_in_rpki_yaml(repo: Repo) -> None:

@@ -38,10 +38,16 @@ def routine_summary(changes: list[ChangeDoc]) -> str:
     counted by ``roll_summary``)."""
     routine = [c for c in changes if c.routine and not c.roll]
     kinds = Counter(c.kind for c in routine)
-    names = {"manifest": "manifest", "crl": "CRL", "roa": "ROA renewal", "certificate": "certificate renewal"}
+    names = {
+        "manifest": "manifest",
+        "crl": "CRL",
+        "roa": "ROA renewal",
+        "certificate": "certificate renewal",
+        "rrdp": "RRDP republication",
+    }
     parts = [
         f"{kinds[k]} {names[k]}{'s' if kinds[k] != 1 else ''}"
-        for k in ("manifest", "crl", "roa", "certificate")
+        for k in ("manifest", "crl", "roa", "certificate", "rrdp")
         if kinds[k]
     ]
     cas = sorted({c.ca for c in routine})

@@ -1,0 +1,276 @@
+"""RRDP (RFC 8182): the notification file, a snapshot per serial and a delta per published change.
+
+The state of the RRDP server -- session id, serial, the deltas on offer -- is read back from the
+notification file it published, like everything else: there is no private record. A serial is only
+ever added on top of a snapshot that matches the rsync tree it was made from, which is checked by
+rebuilding that snapshot from the tree and comparing its SHA-256 with the one the notification lists
+(the snapshot is written deterministically for exactly this). When they differ -- the publication
+point was lost and rebuilt, or an interrupted apply left RRDP behind, or someone edited the files --
+a new session starts, and relying parties take the new snapshot.
+
+Snapshot and delta files go into a fresh, unguessable directory per serial and are fsynced before the
+notification file is replaced in one rename, so a relying party never reads a notification that
+points at something missing. Files a notification no longer lists are removed after a grace period.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from reconciler.fsutil import fsync_dir
+
+NS = "http://www.ripe.net/rpki/rrdp"
+NOTIFICATION = "notification.xml"
+MAX_DELTAS = 100
+MAX_DELTA_AGE = timedelta(hours=48)
+GRACE = timedelta(minutes=10)  # relying parties may still be fetching what the last notification listed
+
+
+class RrdpError(Exception):
+    """The RRDP files could not be written; the previous notification is still served."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaRef:
+    serial: int
+    uri: str
+    hash: str  # SHA-256, lowercase hex
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    session_id: str
+    serial: int
+    snapshot_uri: str
+    snapshot_hash: str
+    deltas: tuple[DeltaRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one publication did to RRDP."""
+
+    notification: Notification
+    new_session: bool
+    why: str = ""  # why a new session started
+    files: list[Path] = field(default_factory=list)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _header(tag: str, session_id: str, serial: int) -> str:
+    return f'<{tag} xmlns="{NS}" version="1" session_id="{session_id}" serial="{serial}">\n'
+
+
+def snapshot_xml(session_id: str, serial: int, files: dict[str, bytes], rsync_base: str) -> bytes:
+    """The snapshot, byte for byte the same for the same files (sorted, fixed layout)."""
+    parts = [_header("snapshot", session_id, serial)]
+    for path in sorted(files):
+        content = base64.b64encode(files[path]).decode()
+        parts.append(f'  <publish uri="{_attr(rsync_base + path)}">{content}</publish>\n')
+    parts.append("</snapshot>\n")
+    return "".join(parts).encode()
+
+
+def delta_xml(
+    session_id: str, serial: int, old: dict[str, bytes], new: dict[str, bytes], rsync_base: str
+) -> bytes:
+    """Publish what is new or changed (a replacement names the hash it replaces), withdraw what is gone."""
+    parts = [_header("delta", session_id, serial)]
+    for path in sorted(set(old) | set(new)):
+        uri = _attr(rsync_base + path)
+        before, after = old.get(path), new.get(path)
+        if after is None and before is not None:
+            parts.append(f'  <withdraw uri="{uri}" hash="{_sha256(before)}"/>\n')
+        elif after is not None and before != after:
+            replaces = f' hash="{_sha256(before)}"' if before is not None else ""
+            parts.append(f'  <publish uri="{uri}"{replaces}>{base64.b64encode(after).decode()}</publish>\n')
+    parts.append("</delta>\n")
+    return "".join(parts).encode()
+
+
+def notification_xml(notification: Notification) -> bytes:
+    parts = [
+        _header("notification", notification.session_id, notification.serial),
+        f'  <snapshot uri="{_attr(notification.snapshot_uri)}" hash="{notification.snapshot_hash}"/>\n',
+    ]
+    parts += [
+        f'  <delta serial="{d.serial}" uri="{_attr(d.uri)}" hash="{d.hash}"/>\n' for d in notification.deltas
+    ]
+    parts.append("</notification>\n")
+    return "".join(parts).encode()
+
+
+def _attr(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+
+
+def read_notification(directory: Path) -> Notification | None:
+    """The published notification, or None when missing or unusable (then a new session starts)."""
+    path = directory / NOTIFICATION
+    try:
+        root = fromstring(path.read_bytes(), forbid_dtd=True)
+    except (OSError, ParseError, DefusedXmlException, ValueError):
+        return None
+    try:
+        return _parse_notification(root)
+    except (KeyError, ValueError):
+        return None
+
+
+def _parse_notification(root: Element) -> Notification | None:
+    if root.tag != f"{{{NS}}}notification" or root.get("version") != "1":
+        return None
+    snapshot = root.find(f"{{{NS}}}snapshot")
+    if snapshot is None:
+        return None
+    session_id = str(uuid.UUID(root.attrib["session_id"]))
+    deltas = tuple(
+        DeltaRef(int(d.attrib["serial"]), d.attrib["uri"], d.attrib["hash"].lower())
+        for d in root.findall(f"{{{NS}}}delta")
+    )
+    return Notification(
+        session_id,
+        int(root.attrib["serial"]),
+        snapshot.attrib["uri"],
+        snapshot.attrib["hash"].lower(),
+        deltas,
+    )
+
+
+def state_matches(
+    notification: Notification | None, files: dict[str, bytes], rsync_base: str
+) -> tuple[bool, str]:
+    """Whether the notification's current snapshot is exactly ``files`` -- the tree relying parties
+    fetching by rsync see -- and, if not, why."""
+    if notification is None:
+        return False, "no RRDP notification is published"
+    rebuilt = snapshot_xml(notification.session_id, notification.serial, files, rsync_base)
+    if _sha256(rebuilt) != notification.snapshot_hash:
+        return False, "the RRDP snapshot does not match the rsync tree"
+    return True, ""
+
+
+def publish_rrdp(
+    directory: Path, rrdp_base: str, rsync_base: str, old: dict[str, bytes], new: dict[str, bytes]
+) -> Written | None:
+    """Publish the change from ``old`` (the tree as published before) to ``new`` through RRDP; None when
+    RRDP already serves ``new``."""
+    current = read_notification(directory)
+    matches_old, why = state_matches(current, old, rsync_base)
+    if current is not None and state_matches(current, new, rsync_base)[0]:
+        return None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if current is None or not matches_old:
+            session, serial, new_session = str(uuid.uuid4()), 1, True
+            deltas: tuple[DeltaRef, ...] = ()
+        else:
+            session, serial, new_session = current.session_id, current.serial + 1, False
+            deltas = current.deltas
+        place = directory / session / str(serial) / uuid.uuid4().hex
+        place.mkdir(parents=True)
+        snapshot = snapshot_xml(session, serial, new, rsync_base)
+        written = [_write(place / "snapshot.xml", snapshot)]
+        if not new_session:
+            delta = delta_xml(session, serial, old, new, rsync_base)
+            written.append(_write(place / "delta.xml", delta))
+            uri = rrdp_base + (place / "delta.xml").relative_to(directory).as_posix()
+            deltas = _keep(
+                directory, rrdp_base, (DeltaRef(serial, uri, _sha256(delta)), *deltas), len(snapshot)
+            )
+        for sub in (place, place.parent, place.parent.parent, directory):
+            sub.chmod(0o755)
+            fsync_dir(sub)
+        notification = Notification(
+            session,
+            serial,
+            rrdp_base + (place / "snapshot.xml").relative_to(directory).as_posix(),
+            _sha256(snapshot),
+            deltas,
+        )
+        tmp = directory / f".{NOTIFICATION}.{os.getpid()}.tmp"
+        _write(tmp, notification_xml(notification))
+        tmp.replace(directory / NOTIFICATION)
+        fsync_dir(directory)
+    except OSError as exc:
+        raise RrdpError(
+            f"cannot write RRDP files in {directory}: {exc.strerror or exc}; "
+            "the previous notification is still served"
+        ) from exc
+    _prune(directory, rrdp_base, notification)
+    return Written(notification, new_session, why if new_session else "", written)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o644)
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path
+
+
+def _local(directory: Path, rrdp_base: str, uri: str) -> Path | None:
+    if not uri.startswith(rrdp_base):
+        return None
+    return directory / uri[len(rrdp_base) :]
+
+
+def _keep(
+    directory: Path, rrdp_base: str, deltas: tuple[DeltaRef, ...], snapshot_size: int
+) -> tuple[DeltaRef, ...]:
+    """The newest deltas, contiguous, while there are at most MAX_DELTAS of them, none older than
+    MAX_DELTA_AGE, and together no bigger than the snapshot (a relying party that far behind is better
+    served by the snapshot)."""
+    kept: list[DeltaRef] = []
+    total = 0
+    now = time.time()
+    for delta in deltas:
+        path = _local(directory, rrdp_base, delta.uri)
+        if path is None or not path.is_file() or len(kept) >= MAX_DELTAS:
+            break
+        if kept and delta.serial != kept[-1].serial - 1:
+            break
+        stat = path.stat()
+        total += stat.st_size
+        if total > snapshot_size or now - stat.st_mtime > MAX_DELTA_AGE.total_seconds():
+            break
+        kept.append(delta)
+    return tuple(kept)
+
+
+def _prune(directory: Path, rrdp_base: str, notification: Notification) -> None:
+    """Remove serial directories the notification no longer lists, once past the grace period."""
+    listed = {
+        path.parent
+        for uri in (notification.snapshot_uri, *(d.uri for d in notification.deltas))
+        if (path := _local(directory, rrdp_base, uri)) is not None
+    }
+    now = time.time()
+    for session in directory.iterdir():
+        if not session.is_dir():
+            continue
+        for serial in session.iterdir():
+            for place in serial.iterdir() if serial.is_dir() else ():
+                if place not in listed and now - place.stat().st_mtime > GRACE.total_seconds():
+                    shutil.rmtree(place, ignore_errors=True)
+            if serial.is_dir() and not any(serial.iterdir()):
+                serial.rmdir()
+        if not any(session.iterdir()):
+            session.rmdir()

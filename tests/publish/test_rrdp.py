@@ -1,0 +1,191 @@
+"""RRDP as apply publishes it: one session kept across runs, one serial per published change and only
+then, deltas that turn the previous snapshot into the next, pruning, and a new session whenever RRDP
+no longer matches the rsync tree (loss, drift, an interrupted apply)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from defusedxml import ElementTree
+
+from reconciler import engine
+from reconciler.plan.model import Kind
+from reconciler.publish import rrdp
+from reconciler.publish.rsync_tree import publish
+from reconciler.published import read
+from reconciler.rpki import cert as rc
+from tests.helpers import T0, Scratch, later, scratch_copy
+
+RRDP_BASE = "https://rpki.example.net/rrdp/"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "real-world" / "rpki-client-regress" / "rrdp"
+NS = {"r": rrdp.NS}
+ISP = "cas/members/example-isp.yaml"
+
+
+def with_rrdp(scratch: Scratch) -> Scratch:
+    scratch.edit(
+        "rpki.yaml", "  directory: ../published", f"  rrdp_base: {RRDP_BASE}\n  directory: ../published"
+    )
+    return scratch
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Scratch:
+    scratch = with_rrdp(scratch_copy(tmp_path))
+    assert scratch.apply(T0) is not None
+    return scratch
+
+
+def rrdp_dir(scratch: Scratch) -> Path:
+    return scratch.root / "published" / "rrdp"
+
+
+def notification(scratch: Scratch) -> rrdp.Notification:
+    found = rrdp.read_notification(rrdp_dir(scratch))
+    assert found is not None
+    return found
+
+
+def local(scratch: Scratch, uri: str) -> Path:
+    assert uri.startswith(RRDP_BASE)
+    return rrdp_dir(scratch) / uri[len(RRDP_BASE) :]
+
+
+def snapshot_files(scratch: Scratch, state: rrdp.Notification) -> dict[str, bytes]:
+    data = local(scratch, state.snapshot_uri).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == state.snapshot_hash
+    root = ElementTree.fromstring(data)
+    assert root.tag == f"{{{rrdp.NS}}}snapshot" and root.get("version") == "1"
+    assert root.get("session_id") == state.session_id and root.get("serial") == str(state.serial)
+    base = "rsync://rpki.example.net/repo/"
+    return {
+        p.attrib["uri"][len(base) :]: base64.b64decode(p.text or "") for p in root.findall("r:publish", NS)
+    }
+
+
+def apply_delta(
+    scratch: Scratch, files: dict[str, bytes], delta: rrdp.DeltaRef, session: str
+) -> dict[str, bytes]:
+    """What a relying party does with a delta, checking every hash it names (RFC 8182 §3.5.3)."""
+    data = local(scratch, delta.uri).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == delta.hash
+    root = ElementTree.fromstring(data)
+    assert root.get("session_id") == session and root.get("serial") == str(delta.serial)
+    base = "rsync://rpki.example.net/repo/"
+    result = dict(files)
+    for element in root:
+        path = element.attrib["uri"][len(base) :]
+        replaced = element.get("hash")
+        if replaced is not None:
+            assert hashlib.sha256(result[path]).hexdigest() == replaced
+        else:
+            assert path not in result
+        if element.tag == f"{{{rrdp.NS}}}withdraw":
+            del result[path]
+        else:
+            result[path] = base64.b64decode(element.text or "")
+    return result
+
+
+def test_first_publication_starts_a_session(served: Scratch) -> None:
+    state = notification(served)
+    assert state.serial == 1 and state.deltas == ()
+    assert snapshot_files(served, state) == read(served.rsync).files
+    raw = (rrdp_dir(served) / "notification.xml").read_bytes()
+    root = ElementTree.fromstring(raw)
+    assert root.tag == f"{{{rrdp.NS}}}notification" and root.get("version") == "1"
+    ta = read(served.rsync).certificate("ta.cer")
+    assert isinstance(ta, rc.ResourceCertificate) and ta.notify == RRDP_BASE + "notification.xml"
+
+
+def test_each_published_change_is_one_serial_with_a_delta(served: Scratch) -> None:
+    first = notification(served)
+    before = read(served.rsync).files
+    assert served.plan(later(1)).empty and served.apply(later(1)) is None
+    assert notification(served) == first  # nothing published, no serial
+    served.edit(ISP, "  - {asn: AS0, prefix: 192.0.2.128/25}\n", "")
+    served.apply(later(2))
+    second = notification(served)
+    assert (second.session_id, second.serial) == (first.session_id, 2)
+    assert [d.serial for d in second.deltas] == [2]
+    after = read(served.rsync).files
+    assert apply_delta(served, before, second.deltas[0], second.session_id) == after
+    assert snapshot_files(served, second) == after
+    served.apply(later(18))  # the routine renewals are a published change too
+    third = notification(served)
+    assert third.serial == 3 and [d.serial for d in third.deltas] == [3, 2]
+    caught_up = before
+    for delta in reversed(third.deltas):
+        caught_up = apply_delta(served, caught_up, delta, third.session_id)
+    assert caught_up == read(served.rsync).files
+
+
+def test_deltas_never_outweigh_the_snapshot(served: Scratch) -> None:
+    current = 26
+    for hour in range(1, 12):
+        new = 25 if current == 26 else 26
+        served.edit(ISP, f"max_length: {current}", f"max_length: {new}")
+        served.apply(later(hour))
+        current = new
+    state = notification(served)
+    sizes = sum(local(served, d.uri).stat().st_size for d in state.deltas)
+    assert sizes <= local(served, state.snapshot_uri).stat().st_size
+    assert [d.serial for d in state.deltas] == list(range(state.serial, state.serial - len(state.deltas), -1))
+    assert len(state.deltas) < state.serial - 1  # some were pruned
+
+
+def test_a_lost_publication_point_starts_a_new_session(served: Scratch) -> None:
+    old = notification(served)
+    shutil.rmtree(served.root / "published")
+    served.apply(later(1))
+    new = notification(served)
+    assert new.session_id != old.session_id and new.serial == 1
+    assert snapshot_files(served, new) == read(served.rsync).files
+
+
+def test_rrdp_left_behind_is_republished_in_a_new_session(served: Scratch) -> None:
+    """An apply killed between the rsync swap and the notification: the next plan says so, and apply
+    brings RRDP level with the tree."""
+    old = notification(served)
+    workspace = engine.open_workspace(served.repo)
+    files = dict(workspace.published.files)
+    files.pop(next(p for p in files if p.endswith(".roa")))
+    publish(served.root / "published", files, later(1))  # the rsync half of an interrupted apply
+    plan = served.plan(later(1))
+    behind = [c for c in plan.changes if c.kind is Kind.RRDP]
+    assert len(behind) == 1 and "does not match the rsync tree" in behind[0].reason and behind[0].routine
+    served.apply(later(1))
+    new = notification(served)
+    assert new.session_id != old.session_id
+    assert snapshot_files(served, new) == read(served.rsync).files
+    assert not [c for c in served.plan(later(1)).changes if c.kind is Kind.RRDP]
+
+
+def test_old_serials_are_removed_after_the_grace_period(
+    served: Scratch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rrdp, "GRACE", rrdp.GRACE * 0)
+    first = local(served, notification(served).snapshot_uri).parent
+    served.edit(ISP, "max_length: 26", "max_length: 25")
+    served.apply(later(1))
+    assert not first.exists()
+    state = notification(served)
+    assert local(served, state.snapshot_uri).exists()
+
+
+@pytest.mark.parametrize("name", ["billion_lol.xml", "xxe.xml", "snapshot.xml", "delta.xml"])
+def test_hostile_or_foreign_files_are_not_a_notification(tmp_path: Path, name: str) -> None:
+    shutil.copy(FIXTURES / name, tmp_path / "notification.xml")
+    assert rrdp.read_notification(tmp_path) is None
+
+
+def test_a_real_notification_is_read(tmp_path: Path) -> None:
+    shutil.copy(FIXTURES / "notification.xml", tmp_path / "notification.xml")
+    found = rrdp.read_notification(tmp_path)
+    assert found is not None
+    assert (found.session_id, found.serial) == ("8fe05c2e-047d-49e7-8398-cd4250a572b1", 50550)
+    assert found.deltas[0].serial == 50550 and found.deltas[1].serial == 50549
