@@ -83,6 +83,8 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
+from tests.e2e.https import in_private_namespace
+
 __all__ = [
     "ALL_VALIDATORS",
     "INSTALL_HINT",
@@ -667,6 +669,8 @@ _RPKI_CLIENT_PROGRESS = tuple(
     for pattern in (
         r": pulling from \S+$",
         r": loaded from network$",
+        r": downloading snapshot$",  # RRDP: the relying party starts from the snapshot
+        r": downloading \d+ deltas?$",  # RRDP: catching up through deltas
         r"^all files parsed: generating output$",
         r"^(?:superfluous|deleted) \S+$",  # cache clean-up after a run
         r"^rsync_sync",
@@ -804,8 +808,10 @@ def run_rpki_client(
     now: datetime | None = None,
     cache: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    https: HttpsAccess | None = None,
 ) -> ValidatorResult:
-    """Run rpki-client 8.x once, rsync only, against ``tal`` with ``hosts`` mapped to local daemons.
+    """Run rpki-client 8.x once against ``tal`` with ``hosts`` mapped to local daemons: rsync only, or
+    RRDP first when ``https`` says how to reach it.
 
     ``hosts`` maps each published host name to a daemon port (``RsyncDaemon.hosts(...)``); each becomes
     a ``-H`` shortlist entry. ``now`` runs it under libfaketime. ``cache``, if given, is the cache
@@ -832,13 +838,17 @@ def run_rpki_client(
             _check_traversable(work)
             _chown_tree(work_cache, user)
             _chown_tree(out, user)
-        argv = [rpki_client, "-R", "-j", "-c", "-vv", "-s", str(max(1, int(timeout)))]
+        argv = [rpki_client, *([] if https else ["-R"]), "-j", "-c", "-vv", "-s", str(max(1, int(timeout)))]
         argv += ["-e", str(wrapper), "-t", str(work_tal), "-d", str(work_cache)]
         for host in sorted(hosts):
             argv += ["-H", host]
         argv.append(str(out))
+        env = _prepare_env(now)
+        if https is not None:
+            env["http_proxy"] = https.proxy_url
+            argv = in_private_namespace(argv, https.bundle)
         try:
-            completed = _run(argv, env=_prepare_env(now), timeout=timeout + 30, cwd=work)
+            completed = _run(argv, env=env, timeout=timeout + 30, cwd=work)
         finally:
             if now is not None:
                 _remove_stale_faketime_shm(start)
@@ -867,8 +877,10 @@ def run_fort(
     now: datetime | None = None,
     cache: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    https: HttpsAccess | None = None,
 ) -> ValidatorResult:
-    """Run FORT 1.5.x once in standalone mode, rsync only, every incidence upgraded to error or warning.
+    """Run FORT 1.5.x once in standalone mode, every incidence upgraded to error or warning: rsync only,
+    or RRDP first when ``https`` says how to reach it.
 
     Same arguments as :func:`run_rpki_client`. FORT keeps our identity, so ``cache`` (its
     ``--local-repository``) is used in place. ``--rsync.transfer-timeout`` bounds each rsync.
@@ -896,7 +908,11 @@ def run_fort(
             "--rsync.enabled=true",
             "--rsync.retry.count=0",
             f"--rsync.transfer-timeout={max(1, int(timeout))}",
-            "--http.enabled=false",
+            *(
+                ["--http.enabled=true", f"--http.ca-path={https.ca_dir}", "--http.retry.count=0"]
+                if https
+                else ["--http.enabled=false"]
+            ),
             f"--output.roa={roa_csv}",
             "--output.format=csv",
             "--log.output=console",
@@ -907,8 +923,11 @@ def run_fort(
             "--validation-log.level=info",
             "--validation-log.color-output=false",
         ]
+        env = _prepare_env(now)
+        if https is not None:
+            env["https_proxy"] = https.proxy_url
         try:
-            completed = _run(argv, env=_prepare_env(now), timeout=timeout + 30, cwd=work)
+            completed = _run(argv, env=env, timeout=timeout + 30, cwd=work)
         finally:
             if now is not None:
                 _remove_stale_faketime_shm(start)
@@ -923,6 +942,17 @@ def run_fort(
             elapsed=completed.elapsed,
             clock=fort_clock(log, now or datetime.now(UTC)),
         )
+
+
+@dataclass(frozen=True)
+class HttpsAccess:
+    """How validators reach RRDP over HTTPS in a test: the CONNECT proxy that maps the published host
+    to the local server, the CA bundle (for rpki-client, in its own mount namespace) and the CA
+    directory (for FORT)."""
+
+    proxy_url: str
+    bundle: Path
+    ca_dir: Path
 
 
 Runner = Callable[..., ValidatorResult]
@@ -941,6 +971,7 @@ def validate_with_all(
     validators: Iterable[str] = ALL_VALIDATORS,
     caches: Mapping[str, Path] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    https: HttpsAccess | None = None,
 ) -> dict[str, ValidatorResult]:
     """Serve a publication tree over real rsync and run every validator on it: the e2e tests' entry point.
 
@@ -966,6 +997,6 @@ def validate_with_all(
     with RsyncDaemon(publication_rsync_dir, module) as daemon:
         hosts = daemon.hosts(host)
         return {
-            name: RUNNERS[name](tal, hosts, now=now, cache=caches.get(name), timeout=timeout)
+            name: RUNNERS[name](tal, hosts, now=now, cache=caches.get(name), timeout=timeout, https=https)
             for name in names
         }
