@@ -19,7 +19,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from reconciler import clock, engine, health
+from reconciler import clock, engine, faults, health
 from reconciler.apply import audit, lock
 from reconciler.apply.executor import ApplyResult
 from reconciler.desired import DesiredStateError, load
@@ -294,6 +294,7 @@ def apply(
             plan_id=saved.plan_id if saved else None,
             timeout=wait,
         ):
+            faults.point("lock.acquired")
             routes = None if routine_only else _announcements(announcements, min_peers)
             _apply_locked(repo, saved, current, approvals, yes, routes, routine_only=routine_only)
     except lock.LockHeld as exc:
@@ -334,6 +335,10 @@ def _apply_locked(
     elif not yes:
         _confirm(doc)
     log_path = workspace.desired.audit_log_path
+    # Recorded before anything is signed: an apply killed half-way leaves "started" with no outcome,
+    # which 'rpkictl log' shows as interrupted.
+    audit.append(log_path, engine.audit_record(doc, approvals, status="started"), now=current)
+    faults.point("audit.started")
     try:
         with err.status("Signing and publishing…"):
             result = engine.apply(workspace, the_plan, now=current if saved is not None else None)
@@ -344,6 +349,7 @@ def _apply_locked(
         raise
     assert result is not None  # noqa: S101 - a non-empty plan always yields a result
     _report(result, workspace)
+    faults.point("audit.before-applied")
     try:
         audit.append(
             log_path, engine.audit_record(doc, approvals, status="applied", result=result), now=current
@@ -566,8 +572,18 @@ def show_log(
 ) -> None:
     """Show the audit log of applies (who, when, commit, plan, approvals, changes)."""
     path = _desired(repo).audit_log_path
-    for entry in audit.read(path):
+    entries = audit.read(path)
+    for index, entry in enumerate(entries):
         record = entry.record
+        if record.get("status") == "started":
+            following = entries[index + 1].record if index + 1 < len(entries) else {}
+            finished = following.get("plan_id") == record.get("plan_id") and following.get("status") in (
+                "applied",
+                "failed",
+            )
+            if finished:
+                continue  # shown with its outcome
+            record = {**record, "status": "interrupted (started, never finished)"}
         commit = (record.get("git_commit") or "-")[:12]
         out.print(
             f"#{entry.seq} {entry.time} {record.get('status')} by {record.get('who')} "

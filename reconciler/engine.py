@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from reconciler import health, layout, published
+from reconciler import faults, health, layout, published
 from reconciler.apply import audit
 from reconciler.apply.executor import ApplyResult, execute
 from reconciler.desired import load
@@ -335,6 +335,7 @@ def destroy_retired_keys(workspace: Workspace, the_plan: Plan) -> None:
             signer = workspace.signers[ca.signer]
             key = signer.find_key(layout.key_label(ca.name, change.generation))
             if key is not None:
+                faults.point("keys.destroy")
                 signer.destroy_key(key)
 
 

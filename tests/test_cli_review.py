@@ -78,7 +78,11 @@ def test_gated_apply_needs_the_exact_approval(applied: Scratch) -> None:
     ok = rpkictl("apply", str(applied.repo), "--now", LATER, "--yes", "--approve", token)
     assert ok.returncode == 0, ok.stderr
     assert applied.rsync.resolve() != served
-    (entry,) = [e for e in audit.read(applied.root / "published" / "audit.jsonl") if e.record["approvals"]]
+    (entry,) = [
+        e
+        for e in audit.read(applied.root / "published" / "audit.jsonl")
+        if e.record["approvals"] and e.record["status"] == "applied"
+    ]
     assert entry.record["approvals"] == [
         {"gate": token.split(":")[0], "hash": token.split(":")[1], "how": "--approve"}
     ]
@@ -107,7 +111,11 @@ def test_on_a_terminal_the_operator_types_the_revocation_count(applied: Scratch)
     code, output = run_on_terminal(args, b"4", b"Type the number of revocations (4)")
     assert code == 0, output
     assert output.index("Revocations (4)") < output.index("Type the number")  # shown before the question
-    (entry,) = [e for e in audit.read(applied.root / "published" / "audit.jsonl") if e.record["approvals"]]
+    (entry,) = [
+        e
+        for e in audit.read(applied.root / "published" / "audit.jsonl")
+        if e.record["approvals"] and e.record["status"] == "applied"
+    ]
     assert entry.record["approvals"][0]["how"] == "typed on a terminal"
 
 
@@ -226,7 +234,7 @@ def test_two_concurrent_applies_one_waits_nothing_is_lost(applied: Scratch) -> N
     assert sum("Applied:" in s for s in stdout) == 1
     assert sum("No changes" in s for s in stdout) == 1
     log = applied.root / "published" / "audit.jsonl"
-    assert [e.record["status"] for e in audit.read(log)] == ["applied", "applied"]
+    assert [e.record["status"] for e in audit.read(log)] == ["started", "applied", "started", "applied"]
     assert audit.verify(log) == []
     assert rpkictl("plan", str(applied.repo), "--now", LATER).returncode == 0
 
@@ -236,7 +244,8 @@ def test_audit_log_shows_and_detects_tampering(applied: Scratch) -> None:
     assert rpkictl("apply", str(applied.repo), "--now", LATER, "--yes").returncode == 0
     shown = rpkictl("log", str(applied.repo), "--verify")
     assert shown.returncode == 0, shown.stderr
-    assert "#1 " in shown.stdout and "#2 " in shown.stdout and "hash chain intact (2 records)" in shown.stdout
+    assert "#2 " in shown.stdout and "#4 " in shown.stdout and "hash chain intact (4 records)" in shown.stdout
+    assert "#1 " not in shown.stdout  # a "started" record is shown with its outcome
     log = applied.root / "published" / "audit.jsonl"
     lines = log.read_text().splitlines()
     edited = json.loads(lines[0])

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 
-from reconciler import layout
+from reconciler import faults, layout
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.plan.model import Action, Change, Kind, Plan
 from reconciler.plan.rollover import KeyPlan
@@ -165,6 +165,7 @@ class _Executor:
             if change.action is Action.CREATE_KEY and not self.offline(change.ca):
                 ca = self.desired.ca(change.ca)
                 self.signer(ca.name).create_key(layout.key_label(ca.name, change.generation or 1))
+                faults.point("keys.created")
         for ca in self.desired.cas:
             if self.offline(ca.name):
                 continue

@@ -29,6 +29,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from reconciler import faults
 from reconciler.fsutil import fsync_dir
 
 NS = "http://www.ripe.net/rpki/rrdp"
@@ -186,9 +187,11 @@ def publish_rrdp(
         place.mkdir(parents=True)
         snapshot = snapshot_xml(session, serial, new, rsync_base)
         written = [_write(place / "snapshot.xml", snapshot)]
+        faults.point("rrdp.snapshot")
         if not new_session:
             delta = delta_xml(session, serial, old, new, rsync_base)
             written.append(_write(place / "delta.xml", delta))
+            faults.point("rrdp.delta")
             uri = rrdp_base + (place / "delta.xml").relative_to(directory).as_posix()
             deltas = _keep(
                 directory, rrdp_base, (DeltaRef(serial, uri, _sha256(delta)), *deltas), len(snapshot)
@@ -205,8 +208,10 @@ def publish_rrdp(
         )
         tmp = directory / f".{NOTIFICATION}.{os.getpid()}.tmp"
         _write(tmp, notification_xml(notification))
+        faults.point("rrdp.before-notification")
         tmp.replace(directory / NOTIFICATION)
         fsync_dir(directory)
+        faults.point("rrdp.after-notification")
     except OSError as exc:
         raise RrdpError(
             f"cannot write RRDP files in {directory}: {exc.strerror or exc}; "

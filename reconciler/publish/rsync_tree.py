@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from reconciler import faults
 from reconciler.fsutil import fsync_dir
 
 KEEP_OLD_TREES = 3
@@ -45,6 +46,7 @@ def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
         target = trees / f"{stamp}-{os.getpid()}-{os.urandom(3).hex()}"
         for rel, data in files.items():
             _write_file(target / rel, data)
+            faults.point("rsync.file")
         target.mkdir(exist_ok=True)
         for sub in sorted({p.parent for p in target.rglob("*")} | {target}, reverse=True):
             sub.chmod(0o755)  # readable by the daemon whatever the umask
@@ -52,11 +54,13 @@ def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
         if link.exists() and not link.is_symlink():
             # A plain directory (made by hand): keep it aside rather than destroying it.
             link.rename(trees / f"{stamp}-{os.getpid()}{KEPT_ASIDE}")
+        faults.point("rsync.before-swap")
         tmp_link = directory / f".rsync.{os.getpid()}.tmp"
         tmp_link.unlink(missing_ok=True)
         tmp_link.symlink_to(Path("trees") / target.name)
         tmp_link.replace(link)
         fsync_dir(directory)
+        faults.point("rsync.after-swap")
     except OSError as exc:
         raise PublishError(
             f"cannot write the publication directory {directory}: {exc.strerror or exc}; "

@@ -59,7 +59,9 @@ def served(tmp_path: Path, require_tool: object, validators: tuple[str, ...]) ->
     require_tool("openssl")
     probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:  # rpki-client trusts the test CA only inside its own mount namespace
-        pytest.fail(f"unshare --mount is not permitted here ({probe.stderr.strip()}); run as root", pytrace=False)
+        pytest.fail(
+            f"unshare --mount is not permitted here ({probe.stderr.strip()}); run as root", pytrace=False
+        )
     scratch = with_rrdp(scratch_copy(tmp_path))
     ca = ThrowawayCa.create(tmp_path / "tls", "rpki.example.net")
     published = tmp_path / "published"
