@@ -116,6 +116,9 @@ def numbers(files: dict[str, bytes]) -> dict[str, tuple[int, bytes]]:
     return found
 
 
+SUMMARY: list[str] = []  # printed at the end of the run by conftest.py
+
+
 @dataclass
 class Tally:
     exercised: list[str] = field(default_factory=list)
@@ -202,8 +205,8 @@ def test_no_kill_point_leaves_relying_parties_a_broken_state(baseline: Scratch, 
         if problems:
             tally.inconsistent.append(f"{point}: {problems}")
         shutil.rmtree(copy.root)
-    print(
-        f"\nkill points exercised: {len(tally.exercised)}; inconsistent states observed: {len(tally.inconsistent)}"
+    SUMMARY.append(
+        f"kill points exercised: {len(tally.exercised)}; inconsistent states: {len(tally.inconsistent)}"
     )
     assert tally.inconsistent == [], tally.inconsistent
     assert len(tally.exercised) >= 12
