@@ -9,6 +9,7 @@ acquired.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from datetime import datetime, timedelta
@@ -299,8 +300,27 @@ def apply(
             _apply_locked(repo, saved, current, approvals, yes, routes, routine_only=routine_only)
     except lock.LockHeld as exc:
         _fail(f"the publication point is locked: {exc.holder.describe()}", EXIT_LOCKED)
+    except OSError as exc:
+        _fail(_os_error(exc))
     except OPERATOR_ERRORS as exc:
         _fail(str(exc))
+
+
+def _os_error(exc: OSError) -> str:
+    """A file-system failure as the operator needs it: what, where, that nothing changed, the fix."""
+    fixes = {
+        errno.ENOSPC: "free space on that file system",
+        errno.EDQUOT: "raise the disk quota",
+        errno.EROFS: "the file system is mounted read-only: remount it read-write",
+        errno.EACCES: "give the user running rpkictl write access",
+        errno.EPERM: "give the user running rpkictl write access",
+    }
+    fix = fixes.get(exc.errno or 0, "check the file system")
+    where = f" {exc.filename}" if exc.filename else ""
+    return (
+        f"cannot write{where}: {exc.strerror or exc}; nothing was published and the previous publication "
+        f"is still served (fix: {fix}, then run apply again)"
+    )
 
 
 def _apply_locked(

@@ -62,6 +62,8 @@ def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
         fsync_dir(directory)
         faults.point("rsync.after-swap")
     except OSError as exc:
+        if "target" in locals():
+            shutil.rmtree(target, ignore_errors=True)  # the unfinished tree: never served, space back
         raise PublishError(
             f"cannot write the publication directory {directory}: {exc.strerror or exc}; "
             "the previous tree is still served unchanged"
