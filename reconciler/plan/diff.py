@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.plan.impact import Announcement, ValidityChange, impact
@@ -70,6 +73,7 @@ class _Planner:
     rolls: dict[str, KeyPlan] = field(default_factory=dict)
     keys: dict[str, bytes | None] = field(default_factory=dict)  # CA -> its active key
     hold: frozenset[str] = frozenset()  # CAs whose key roll must not activate in this plan
+    _public_keys: dict[str, RSAPublicKey | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rolls = key_plans(self.desired, self.all_keys, self.published, self.now, self.hold)
@@ -84,6 +88,17 @@ class _Planner:
     def cert_uri(self, ca: CaIntent) -> str:
         """Where the certificate of the CA's active key is: the AIA of everything that key signs."""
         return self.base + layout.certificate_path(ca, self.rolls[ca.name].active)
+
+    def signed_by(self, ca: CaIntent, cert: x509.Certificate) -> bool:
+        """Whether the CA's active key signed ``cert``, as relying parties check it: against the public
+        key in the CA's published certificate (unknown, and not held against the object, when that
+        certificate is not published for the active key)."""
+        if ca.name not in self._public_keys:
+            found = self.published.certificate(layout.certificate_path(ca, self.rolls[ca.name].active))
+            usable = isinstance(found, rc.ResourceCertificate) and found.key_id == self.keys[ca.name]
+            self._public_keys[ca.name] = found.public_key if usable else None  # type: ignore[union-attr]
+        public = self._public_keys[ca.name]
+        return public is None or rc.verify_signed_by(cert, public)
 
     def side_keys(self, ca: str) -> list[tuple[int, bytes | None]]:
         """The staged new key and the lingering old one, each publishing an empty manifest and CRL."""
@@ -142,6 +157,10 @@ class _Planner:
             return Action.REISSUE, "the CA has a new key"
         if issuer_key is None or (ca.parent and found.authority_key_id != issuer_key):
             return Action.REISSUE, f"issuer {issuer} has a new key"
+        if ca.parent is not None and not self.signed_by(self.desired.ca(ca.parent), found.cert):
+            return Action.REISSUE, "not validly signed by its issuer (altered after publication?)"
+        if ca.parent is None and not rc.verify_signed_by(found.cert, found.public_key):
+            return Action.REISSUE, "its self-signature does not verify (altered after publication?)"
         if (
             found.resources.resources != ca.resources
             or found.resources.inherit_ip
@@ -246,6 +265,8 @@ class _Planner:
             )
         if key is None or ee.authority_key_id != key:
             return Action.REISSUE, "the CA has a new key"
+        if not self.signed_by(ca, ee.cert):
+            return Action.REISSUE, "EE certificate not validly signed by the CA (altered after publication?)"
         if ee.resources.resources != Resources.of_prefixes(p.prefix for p in want.prefixes):
             return Action.REISSUE, "EE certificate resources do not match the ROA"
         crl_uri = self.base + layout.repository(ca.name) + layout.crl_name(key)
@@ -314,9 +335,14 @@ class _Planner:
             if name.endswith(".roa"):
                 found = self.published.roa(path)
                 reason = "no longer in the desired state"
+                serial = self._serial(ca, found)
                 if isinstance(found, SignedRoa):
                     reason = f"ROA {_describe_roa(found.content)} is no longer in the desired state"
-                serial = self._serial(ca, found)
+                    if found.signed.ee.signed_object != self.base + path:
+                        # A copy of an object published elsewhere: revoking its serial would revoke
+                        # the original.
+                        reason = f"a copy of {found.signed.ee.signed_object}, not an object of its own"
+                        serial = None
                 # Ours and still valid: revoke it too, so a copy kept elsewhere cannot be replayed.
                 action = Action.REVOKE if serial is not None else Action.WITHDRAW
                 self.add(Change(action, Kind.ROA, ca.name, path, reason, revoke_serial=serial))
@@ -333,6 +359,15 @@ class _Planner:
         serial = None
         if isinstance(found, rc.ResourceCertificate) and found.authority_key_id == self.keys[ca.name]:
             serial = found.serial if found.not_after > self.now else None
+            copies = [
+                other
+                for other in self.published.under(layout.repository(ca.name))
+                if other != name
+                and other.endswith(".cer")
+                and self.published.files.get(layout.repository(ca.name) + other) == self.published.files[path]
+            ]
+            if copies:
+                serial = None  # a copy of a certificate published under another name: never revoke it
         child, generation = layout.certificate_subject(name)
         reason = f"CA {child} is no longer a child of {ca.name}"
         action = Action.REVOKE if serial is not None else Action.WITHDRAW
@@ -381,7 +416,6 @@ class _Planner:
         repo = layout.repository(ca.name)
         mft = self.published.manifest(repo + layout.manifest_name(key))
         crl = self.published.crl(repo + layout.crl_name(key))
-        _, renew = self.desired.timing.point_validity(ca.trust_anchor)
         if mft is None:
             return ["manifest not published"]
         if isinstance(mft, Unreadable):
@@ -392,6 +426,9 @@ class _Planner:
             return [f"CRL unreadable: {crl.reason}"]
         if mft.signed.ee.authority_key_id != key or crl.authority_key_id != key:
             return ["signed by another key"]
+        forged = self.unsigned_point(ca, mft, crl)
+        if forged:
+            return [forged]
         listed = dict(mft.content.files)
         present = {name: self.published.sha256(repo + name) for name in self.published.under(repo)}
         present.pop(layout.manifest_name(key), None)
@@ -399,6 +436,11 @@ class _Planner:
             present.pop(name, None)
         if listed != present:
             return ["manifest does not list exactly the files published (drift)"]
+        return self.point_timing(ca, mft, crl)
+
+    def point_timing(self, ca: CaIntent, mft: SignedManifest, crl: rc_crl.Crl) -> list[str]:
+        """Where the manifest points its AIA, and whether it and the CRL are current and not due."""
+        _, renew = self.desired.timing.point_validity(ca.trust_anchor)
         if mft.signed.ee.aia != self.cert_uri(ca):
             return ["the CA's certificate moved (new parent)"]
         if max(mft.content.this_update, crl.this_update) > self.now:
@@ -407,6 +449,15 @@ class _Planner:
         if left < renew:
             return [expiry("manifest and CRL", left, renew, plural=True)]
         return []
+
+    def unsigned_point(self, ca: CaIntent, mft: SignedManifest, crl: rc_crl.Crl) -> str:
+        """What relying parties would reject in the CA's signatures on its manifest and CRL ("" if none)."""
+        if not self.signed_by(ca, mft.signed.ee.cert):
+            return "manifest EE certificate not validly signed by the CA (altered after publication?)"
+        public = self._public_keys.get(ca.name)
+        if public is not None and not crl.crl.is_signature_valid(public):
+            return "CRL not validly signed by the CA (altered after publication?)"
+        return ""
 
     def plan_point(self, ca: CaIntent) -> None:
         reasons = self.point_problems(ca)
