@@ -189,3 +189,20 @@ def test_a_real_notification_is_read(tmp_path: Path) -> None:
     assert found is not None
     assert (found.session_id, found.serial) == ("8fe05c2e-047d-49e7-8398-cd4250a572b1", 50550)
     assert found.deltas[0].serial == 50550 and found.deltas[1].serial == 50549
+
+
+def test_deltas_are_pruned_by_count_and_by_age(served: Scratch, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rrdp, "MAX_DELTAS", 2)
+    current = 26
+    for hour in range(1, 5):
+        new = 25 if current == 26 else 26
+        served.edit(ISP, f"max_length: {current}", f"max_length: {new}")
+        served.apply(later(hour))
+        current = new
+    state = notification(served)
+    assert state.serial == 5 and [d.serial for d in state.deltas] == [5, 4]
+    monkeypatch.setattr(rrdp, "MAX_DELTA_AGE", rrdp.MAX_DELTA_AGE * 0)
+    served.edit(ISP, f"max_length: {current}", "max_length: 27")
+    served.apply(later(6))
+    state = notification(served)
+    assert state.serial == 6 and state.deltas == ()  # too old to offer: relying parties take the snapshot
