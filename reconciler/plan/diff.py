@@ -74,6 +74,7 @@ class _Planner:
     keys: dict[str, bytes | None] = field(default_factory=dict)  # CA -> its active key
     hold: frozenset[str] = frozenset()  # CAs whose key roll must not activate in this plan
     _public_keys: dict[str, RSAPublicKey | None] = field(default_factory=dict)
+    _revoked: dict[str, frozenset[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rolls = key_plans(self.desired, self.all_keys, self.published, self.now, self.hold)
@@ -235,6 +236,7 @@ class _Planner:
             isinstance(found, rc.ResourceCertificate)
             and found.authority_key_id == self.keys[issuer]
             and ca.parent
+            and found.repository == self.base + layout.repository(ca.name)  # not a copy of a sibling's
         ):
             serial = found.serial
         self.add(
@@ -267,6 +269,10 @@ class _Planner:
             return Action.REISSUE, "the CA has a new key"
         if not self.signed_by(ca, ee.cert):
             return Action.REISSUE, "EE certificate not validly signed by the CA (altered after publication?)"
+        if ee.signed_object != self.base + path:
+            return Action.REISSUE, f"a copy of {ee.signed_object}, not the object of this name"
+        if ee.serial in self.revoked(ca):
+            return Action.REISSUE, "revoked on the CA's CRL"
         if ee.resources.resources != Resources.of_prefixes(p.prefix for p in want.prefixes):
             return Action.REISSUE, "EE certificate resources do not match the ROA"
         crl_uri = self.base + layout.repository(ca.name) + layout.crl_name(key)
@@ -311,18 +317,31 @@ class _Planner:
                     path,
                     reason,
                     roa=want,
-                    revoke_serial=self._serial(ca, found),
+                    revoke_serial=self._serial(ca, found, path),
                     roll=roll,
                 )
             )
         return set(wanted)
 
-    def _serial(self, ca: CaIntent, found: SignedRoa | Unreadable | None) -> int | None:
-        """The EE serial to revoke when replacing or withdrawing a ROA that our current key signed."""
+    def _serial(self, ca: CaIntent, found: SignedRoa | Unreadable | None, path: str) -> int | None:
+        """The EE serial to revoke when replacing or withdrawing a ROA that our current key signed -- and
+        that is the object of this very path: a copy of another ROA carries the original's serial, and
+        revoking it would take the original down."""
         if not isinstance(found, SignedRoa):
             return None
         ee = found.signed.ee
+        if ee.signed_object != self.base + path:
+            return None
         return ee.serial if ee.authority_key_id == self.keys[ca.name] and ee.not_after > self.now else None
+
+    def revoked(self, ca: CaIntent) -> frozenset[int]:
+        """Serials on the CA's current CRL: an object we keep must not be one of them."""
+        if ca.name not in self._revoked:
+            key = self.keys[ca.name]
+            found = self.published.crl(layout.repository(ca.name) + layout.crl_name(key)) if key else None
+            serials = {r.serial for r in found.revoked} if isinstance(found, rc_crl.Crl) else set()
+            self._revoked[ca.name] = frozenset(serials)
+        return self._revoked[ca.name]
 
     # -- stray files ----------------------------------------------------------------------------------
 
@@ -335,14 +354,11 @@ class _Planner:
             if name.endswith(".roa"):
                 found = self.published.roa(path)
                 reason = "no longer in the desired state"
-                serial = self._serial(ca, found)
+                serial = self._serial(ca, found, path)
                 if isinstance(found, SignedRoa):
                     reason = f"ROA {_describe_roa(found.content)} is no longer in the desired state"
-                    if found.signed.ee.signed_object != self.base + path:
-                        # A copy of an object published elsewhere: revoking its serial would revoke
-                        # the original.
+                    if found.signed.ee.signed_object != self.base + path:  # never revoked (see _serial)
                         reason = f"a copy of {found.signed.ee.signed_object}, not an object of its own"
-                        serial = None
                 # Ours and still valid: revoke it too, so a copy kept elsewhere cannot be replayed.
                 action = Action.REVOKE if serial is not None else Action.WITHDRAW
                 self.add(Change(action, Kind.ROA, ca.name, path, reason, revoke_serial=serial))
@@ -359,16 +375,11 @@ class _Planner:
         serial = None
         if isinstance(found, rc.ResourceCertificate) and found.authority_key_id == self.keys[ca.name]:
             serial = found.serial if found.not_after > self.now else None
-            copies = [
-                other
-                for other in self.published.under(layout.repository(ca.name))
-                if other != name
-                and other.endswith(".cer")
-                and self.published.files.get(layout.repository(ca.name) + other) == self.published.files[path]
-            ]
-            if copies:
-                serial = None  # a copy of a certificate published under another name: never revoke it
         child, generation = layout.certificate_subject(name)
+        if isinstance(found, rc.ResourceCertificate) and found.repository != self.base + layout.repository(
+            child
+        ):
+            serial = None  # a copy of another CA's certificate under this name: its serial is the original's
         reason = f"CA {child} is no longer a child of {ca.name}"
         action = Action.REVOKE if serial is not None else Action.WITHDRAW
         roll = any(c.name == child and c.parent == ca.name for c in self.desired.cas)

@@ -110,3 +110,19 @@ def test_added_files_are_named_and_withdrawn(
     scratch.apply(later(1))
     assert added not in read(scratch.rsync).files and scratch.plan(later(1)).empty
     assert published_vrps(read(scratch.rsync)) == want
+
+
+def test_a_copy_over_a_wanted_name_is_replaced_without_revoking_the_original(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """A ROA copied over another ROA's file: the damaged name is re-issued, and the original's serial --
+    which the copy carries -- stays off the CRL (else relying parties would drop the original's VRP)."""
+    scratch = copy_of(pristine, tmp_path)
+    want = published_vrps(read(scratch.rsync))
+    tree = scratch.rsync.resolve()
+    (tree / "example-isp" / "AS0_192-0-2-128_25.roa").write_bytes((tree / ROA).read_bytes())
+    plan = scratch.plan(later(1))
+    (change,) = [c for c in plan.changes if c.path == "example-isp/AS0_192-0-2-128_25.roa"]
+    assert change.revoke_serial is None and plan.revocations == ()
+    scratch.apply(later(1))
+    assert scratch.plan(later(1)).empty and published_vrps(read(scratch.rsync)) == want
