@@ -367,6 +367,12 @@ def _apply_locked(
             log_path, engine.audit_record(doc, approvals, status="failed", message=str(exc)), now=current
         )
         raise
+    except rrdp.RrdpError as exc:
+        message = f"the rsync tree is published, but RRDP is behind: {exc} (fix it, then run apply again)"
+        audit.append(
+            log_path, engine.audit_record(doc, approvals, status="failed", message=message), now=current
+        )
+        _fail(message)
     assert result is not None  # noqa: S101 - a non-empty plan always yields a result
     _report(result, workspace)
     faults.point("audit.before-applied")

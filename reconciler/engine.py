@@ -134,8 +134,15 @@ def rrdp_drift(workspace: Workspace) -> Change | None:
     publication = workspace.desired.publication
     if publication.rrdp_base is None or not workspace.published.files:
         return None
-    current = rrdp.read_notification(publication.directory / "rrdp")
-    matches, why = rrdp.state_matches(current, workspace.published.files, publication.rsync_base)
+    directory = publication.directory / "rrdp"
+    current = rrdp.read_notification(directory)
+    matches, why = rrdp.state_matches(
+        current,
+        workspace.published.files,
+        publication.rsync_base,
+        directory=directory,
+        rrdp_base=publication.rrdp_base,
+    )
     if matches:
         return None
     reason = f"{why}: republished in a new RRDP session (relying parties take the snapshot)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ import pytest
 
 from reconciler.apply import audit, lock
 from tests.helpers import Scratch, run_on_terminal, scratch_copy
+from tests.publish.test_rrdp import with_rrdp
 
 ISP = "cas/members/example-isp.yaml"
 NOW = "2026-11-23T12:00:00Z"
@@ -332,3 +334,15 @@ def test_an_empty_announcements_file_is_an_error(applied: Scratch, tmp_path: Pat
     empty.write_text("# header only\n")
     result = rpkictl("plan", str(applied.repo), "--announcements", str(empty))
     assert result.returncode == 1 and "no announcements in the file" in result.stderr
+
+
+def test_an_rrdp_failure_after_the_rsync_swap_is_recorded(tmp_path: Path) -> None:
+    scratch = with_rrdp(scratch_copy(tmp_path))
+    assert scratch.apply() is not None
+    shutil.rmtree(scratch.root / "published" / "rrdp")
+    (scratch.root / "published" / "rrdp").write_text("in the way")
+    scratch.edit(ISP, "max_length: 26", "max_length: 25")
+    result = rpkictl("apply", str(scratch.repo), "--now", LATER, "--yes")
+    assert result.returncode == 1 and "the rsync tree is published, but RRDP is behind" in result.stderr
+    last = audit.read(scratch.root / "published" / "audit.jsonl")[-1]
+    assert last.record["status"] == "failed" and "RRDP is behind" in last.record["message"]

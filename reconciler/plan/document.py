@@ -241,7 +241,11 @@ def compute_plan_id(doc: PlanDocument) -> str:
         "format_major": FORMAT_MAJOR,
         "desired": {"digest": body["desired"]["digest"], "git_commit": body["desired"]["git_commit"]},
         "observed": body["observed"],
-        "changes": [{k: v for k, v in c.items() if k != "reason"} for c in body["changes"]],
+        # An RRDP republication is not a reviewed change: apply does it whenever RRDP is behind, so a
+        # reviewed plan does not go stale when RRDP falls behind or is repaired meanwhile.
+        "changes": [
+            {k: v for k, v in c.items() if k != "reason"} for c in body["changes"] if c["kind"] != "rrdp"
+        ],
         "gates": [{"id": g["id"], "hash": g["hash"]} for g in body["gates"]],
         "announcements": body["announcements"] and body["announcements"]["sha256"],
     }

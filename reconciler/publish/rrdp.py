@@ -154,15 +154,33 @@ def _parse_notification(root: Element) -> Notification | None:
 
 
 def state_matches(
-    notification: Notification | None, files: dict[str, bytes], rsync_base: str
+    notification: Notification | None,
+    files: dict[str, bytes],
+    rsync_base: str,
+    *,
+    directory: Path | None = None,
+    rrdp_base: str | None = None,
 ) -> tuple[bool, str]:
     """Whether the notification's current snapshot is exactly ``files`` -- the tree relying parties
-    fetching by rsync see -- and, if not, why."""
+    fetching by rsync see -- and, if not, why. Given ``directory`` and ``rrdp_base``, the snapshot and
+    delta files it lists must also be there, with the hashes it names."""
     if notification is None:
         return False, "no RRDP notification is published"
     rebuilt = snapshot_xml(notification.session_id, notification.serial, files, rsync_base)
     if _sha256(rebuilt) != notification.snapshot_hash:
         return False, "the RRDP snapshot does not match the rsync tree"
+    if directory is not None and rrdp_base is not None:
+        for uri, digest in (
+            (notification.snapshot_uri, notification.snapshot_hash),
+            *((d.uri, d.hash) for d in notification.deltas),
+        ):
+            path = _local(directory, rrdp_base, uri)
+            try:
+                intact = path is not None and _sha256(path.read_bytes()) == digest
+            except OSError:
+                intact = False
+            if not intact:
+                return False, f"{uri}, listed by the RRDP notification, is missing or altered"
     return True, ""
 
 
@@ -172,8 +190,8 @@ def publish_rrdp(
     """Publish the change from ``old`` (the tree as published before) to ``new`` through RRDP; None when
     RRDP already serves ``new``."""
     current = read_notification(directory)
-    matches_old, why = state_matches(current, old, rsync_base)
-    if current is not None and state_matches(current, new, rsync_base)[0]:
+    matches_old, why = state_matches(current, old, rsync_base, directory=directory, rrdp_base=rrdp_base)
+    if matches_old and old == new:
         return None
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -208,6 +226,7 @@ def publish_rrdp(
         )
         tmp = directory / f".{NOTIFICATION}.{os.getpid()}.tmp"
         _write(tmp, notification_xml(notification))
+        _retire(directory, rrdp_base, current, notification)
         faults.point("rrdp.before-notification")
         tmp.replace(directory / NOTIFICATION)
         fsync_dir(directory)
@@ -260,21 +279,41 @@ def _keep(
     return tuple(kept)
 
 
+def _places(directory: Path, rrdp_base: str, uris: list[str]) -> set[Path]:
+    return {path.parent for uri in uris if (path := _local(directory, rrdp_base, uri)) is not None}
+
+
+def _retire(directory: Path, rrdp_base: str, old: Notification | None, new: Notification) -> None:
+    """Stamp the directories the old notification listed and the new one will not (or no longer for
+    their snapshot): the grace period before their removal counts from now, when relying parties that
+    read the old notification may still be fetching them."""
+    if old is None:
+        return
+    still = _places(directory, rrdp_base, [new.snapshot_uri, *(d.uri for d in new.deltas)])
+    current = _places(directory, rrdp_base, [new.snapshot_uri])
+    for place in _places(directory, rrdp_base, [old.snapshot_uri, *(d.uri for d in old.deltas)]):
+        if place.is_dir() and (place not in still or place not in current):
+            os.utime(place)
+
+
 def _prune(directory: Path, rrdp_base: str, notification: Notification) -> None:
-    """Remove serial directories the notification no longer lists, once past the grace period."""
-    listed = {
-        path.parent
-        for uri in (notification.snapshot_uri, *(d.uri for d in notification.deltas))
-        if (path := _local(directory, rrdp_base, uri)) is not None
-    }
+    """Past the grace period (counted from when they stopped being listed, see ``_retire``), remove the
+    serial directories the notification no longer lists, and the snapshots of those it lists only for
+    their delta (a snapshot is as big as the whole repository)."""
+    listed = _places(directory, rrdp_base, [notification.snapshot_uri, *(d.uri for d in notification.deltas)])
+    current = _places(directory, rrdp_base, [notification.snapshot_uri])
     now = time.time()
     for session in directory.iterdir():
         if not session.is_dir():
             continue
         for serial in session.iterdir():
             for place in serial.iterdir() if serial.is_dir() else ():
-                if place not in listed and now - place.stat().st_mtime > GRACE.total_seconds():
+                if now - place.stat().st_mtime <= GRACE.total_seconds():
+                    continue
+                if place not in listed:
                     shutil.rmtree(place, ignore_errors=True)
+                elif place not in current:
+                    (place / "snapshot.xml").unlink(missing_ok=True)
             if serial.is_dir() and not any(serial.iterdir()):
                 serial.rmdir()
         if not any(session.iterdir()):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -206,3 +207,37 @@ def test_deltas_are_pruned_by_count_and_by_age(served: Scratch, monkeypatch: pyt
     served.apply(later(6))
     state = notification(served)
     assert state.serial == 6 and state.deltas == ()  # too old to offer: relying parties take the snapshot
+
+
+def test_missing_rrdp_files_are_noticed_and_republished(served: Scratch) -> None:
+    state = notification(served)
+    shutil.rmtree(local(served, state.snapshot_uri).parent.parent.parent)  # the whole session directory
+    plan = served.plan(later(1))
+    (change,) = [c for c in plan.changes if c.kind is Kind.RRDP]
+    assert "missing or altered" in change.reason
+    served.apply(later(1))
+    new = notification(served)
+    assert new.session_id != state.session_id and local(served, new.snapshot_uri).is_file()
+
+
+def test_what_was_listed_stays_for_the_grace_period(served: Scratch) -> None:
+    """A directory created long ago but listed until now is kept: relying parties that read the
+    previous notification may still be fetching it."""
+    first = local(served, notification(served).snapshot_uri).parent
+    os.utime(first, (0, 0))  # written long ago
+    served.edit(ISP, "max_length: 26", "max_length: 25")
+    served.apply(later(1))
+    assert (first / "snapshot.xml").exists()
+
+
+def test_old_snapshots_go_once_their_grace_is_over(served: Scratch, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deltas stay on offer, but the snapshots beside them (as big as the repository) do not."""
+    monkeypatch.setattr(rrdp, "GRACE", rrdp.GRACE * 0)
+    served.edit(ISP, "max_length: 26", "max_length: 25")
+    served.apply(later(1))
+    served.edit(ISP, "max_length: 25", "max_length: 26")
+    served.apply(later(2))
+    state = notification(served)
+    snapshots = sorted(rrdp_dir(served).rglob("snapshot.xml"))
+    assert snapshots == [local(served, state.snapshot_uri)]
+    assert all(local(served, d.uri).is_file() for d in state.deltas)
