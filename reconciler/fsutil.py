@@ -1,9 +1,22 @@
-"""Durable file-system steps shared by the publisher and the audit log."""
+"""Durable file-system steps shared by the publishers (rsync tree, RRDP) and the audit log."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+
+def write_public(path: Path, data: bytes) -> Path:
+    """Write and fsync a file readable by all whatever the umask (the rsync daemon or web server may
+    serve it as an unprivileged user), creating its directories."""
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o644)
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path
 
 
 def fsync_dir(path: Path) -> None:

@@ -71,6 +71,12 @@ def actions(plan: Plan) -> list[tuple[Action, Kind, str]]:
     return sorted((c.action, c.kind, c.path) for c in plan.changes)
 
 
+def in_ci() -> bool:
+    """True when the environment variable CI is set (to anything but an explicit false): there, a
+    missing tool fails a test instead of skipping it."""
+    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+
+
 def later(hours: float) -> datetime:
     return T0 + timedelta(hours=hours)
 

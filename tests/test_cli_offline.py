@@ -4,6 +4,7 @@ turns the reminders into monitoring exit codes."""
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,6 +33,13 @@ def _request(scratch: Scratch) -> Path:
     return scratch.root / "published" / "ta-request.json"
 
 
+def _sign(scratch: Scratch, response: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``rpkictl ta sign`` of the waiting request with this scratch's YAML, as on the offline machine."""
+    return rpkictl(
+        "ta", "sign", str(_request(scratch)), "--out", str(response), "--repo", str(scratch.repo), *extra
+    )
+
+
 def test_sign_shows_the_request_and_asks(waiting: Scratch) -> None:
     response = waiting.root / "response.json"
     args = ["ta", "sign", str(_request(waiting)), "--out", str(response), "--repo", str(waiting.repo)]
@@ -46,26 +54,14 @@ def test_sign_shows_the_request_and_asks(waiting: Scratch) -> None:
 
 def test_sign_needs_a_terminal_or_yes(waiting: Scratch) -> None:
     response = waiting.root / "response.json"
-    result = rpkictl(
-        "ta",
-        "sign",
-        str(_request(waiting)),
-        "--out",
-        str(response),
-        "--repo",
-        str(waiting.repo),
-        "--now",
-        _at(1),
-    )
+    result = _sign(waiting, response, "--now", _at(1))
     assert result.returncode == 1 and "--yes" in result.stderr and not response.exists()
 
 
 def test_sign_refuses_a_request_its_yaml_does_not_match(waiting: Scratch) -> None:
     waiting.edit("cas/online.yaml", "203.0.113.0/24", "203.0.113.0/25")  # the offline copy differs
     response = waiting.root / "response.json"
-    result = rpkictl(
-        "ta", "sign", str(_request(waiting)), "--out", str(response), "--repo", str(waiting.repo), "--yes"
-    )
+    result = _sign(waiting, response, "--yes")
     assert result.returncode == 1 and "does not match the desired state" in result.stderr
     assert "resources differ" in result.stderr and not response.exists()
 
@@ -82,18 +78,7 @@ def test_sign_refuses_an_online_trust_anchor(tmp_path: Path) -> None:
 
 def test_check_exit_codes_follow_the_reminders(waiting: Scratch) -> None:
     response = waiting.root / "response.json"
-    signed = rpkictl(
-        "ta",
-        "sign",
-        str(_request(waiting)),
-        "--out",
-        str(response),
-        "--repo",
-        str(waiting.repo),
-        "--yes",
-        "--now",
-        _at(1),
-    )
+    signed = _sign(waiting, response, "--yes", "--now", _at(1))
     assert signed.returncode == 0, signed.stderr
     key = json.loads(response.read_text())["key_id"]
     imported = rpkictl("ta", "import", str(response), str(waiting.repo), "--now", _at(1), "--expect-key", key)

@@ -30,7 +30,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from reconciler import faults
-from reconciler.fsutil import fsync_dir
+from reconciler.fsutil import fsync_dir, write_public
 
 NS = "http://www.ripe.net/rpki/rrdp"
 NOTIFICATION = "notification.xml"
@@ -204,11 +204,11 @@ def publish_rrdp(
         place = directory / session / str(serial) / uuid.uuid4().hex
         place.mkdir(parents=True)
         snapshot = snapshot_xml(session, serial, new, rsync_base)
-        written = [_write(place / "snapshot.xml", snapshot)]
+        written = [write_public(place / "snapshot.xml", snapshot)]
         faults.point("rrdp.snapshot")
         if not new_session:
             delta = delta_xml(session, serial, old, new, rsync_base)
-            written.append(_write(place / "delta.xml", delta))
+            written.append(write_public(place / "delta.xml", delta))
             faults.point("rrdp.delta")
             uri = rrdp_base + (place / "delta.xml").relative_to(directory).as_posix()
             deltas = _keep(
@@ -225,7 +225,7 @@ def publish_rrdp(
             deltas,
         )
         tmp = directory / f".{NOTIFICATION}.{os.getpid()}.tmp"
-        _write(tmp, notification_xml(notification))
+        write_public(tmp, notification_xml(notification))
         _retire(directory, rrdp_base, current, notification)
         faults.point("rrdp.before-notification")
         tmp.replace(directory / NOTIFICATION)
@@ -238,16 +238,6 @@ def publish_rrdp(
         ) from exc
     _prune(directory, rrdp_base, notification)
     return Written(notification, new_session, why if new_session else "", written)
-
-
-def _write(path: Path, data: bytes) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o644)
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return path
 
 
 def _local(directory: Path, rrdp_base: str, uri: str) -> Path | None:

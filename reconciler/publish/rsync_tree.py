@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from reconciler import faults
-from reconciler.fsutil import fsync_dir
+from reconciler.fsutil import fsync_dir, write_public
 
 KEEP_OLD_TREES = 3
 IN_FLIGHT_GRACE = timedelta(minutes=10)
@@ -23,17 +23,6 @@ KEPT_ASIDE = "-replaced-directory"
 
 class PublishError(Exception):
     """The publication directory could not be written; the old tree is still served."""
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    """Write world-readable whatever the umask: the rsync daemon may serve as an unprivileged user."""
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o644)
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
@@ -45,7 +34,7 @@ def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
         trees.mkdir(parents=True, exist_ok=True)
         target = trees / f"{stamp}-{os.getpid()}-{os.urandom(3).hex()}"
         for rel, data in files.items():
-            _write_file(target / rel, data)
+            write_public(target / rel, data)
             faults.point("rsync.file")
         target.mkdir(exist_ok=True)
         for sub in sorted({p.parent for p in target.rglob("*")} | {target}, reverse=True):

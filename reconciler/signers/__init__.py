@@ -21,14 +21,8 @@ def open_signer(config: SignerConfig) -> Signer:
     if config.type == "file" and config.directory is not None:
         if config.passphrase_env is None:
             return FileSigner(config.directory)
-        passphrase = os.environ.get(config.passphrase_env, "")
-        if not passphrase:
-            raise SignerError(
-                f"signer {config.name!r}: the environment variable {config.passphrase_env} holding the "
-                f"passphrase of the keys in {config.directory} is "
-                f"{'empty' if config.passphrase_env in os.environ else 'not set'} "
-                f"(fix: export {config.passphrase_env}=<the key passphrase>)"
-            )
+        what = f"the passphrase of the keys in {config.directory}"
+        passphrase = _secret(config.name, config.passphrase_env, what, "<the key passphrase>")
         return FileSigner(config.directory, os.fsencode(passphrase), passphrase_env=config.passphrase_env)
     if (
         isinstance(config, Pkcs11SignerConfig)
@@ -36,15 +30,22 @@ def open_signer(config: SignerConfig) -> Signer:
         and config.token
         and config.pin_env
     ):
-        pin = os.environ.get(config.pin_env, "")
-        if not pin:
-            raise SignerError(
-                f"signer {config.name!r}: the environment variable {config.pin_env} holding the PIN of "
-                f"token {config.token!r} is {'empty' if config.pin_env in os.environ else 'not set'} "
-                f"(fix: export {config.pin_env}=<the token's user PIN>)"
-            )
+        what = f"the PIN of token {config.token!r}"
+        pin = _secret(config.name, config.pin_env, what, "<the token's user PIN>")
         return Pkcs11Signer(config.module, config.token, pin, pin_env=config.pin_env)
     raise SignerError(f"signer {config.name!r}: unsupported type {config.type!r}")
+
+
+def _secret(signer: str, variable: str, what: str, placeholder: str) -> str:
+    """A PIN or passphrase from the environment; unset or empty is an error naming the variable only."""
+    value = os.environ.get(variable, "")
+    if not value:
+        state = "empty" if variable in os.environ else "not set"
+        raise SignerError(
+            f"signer {signer!r}: the environment variable {variable} holding {what} is {state} "
+            f"(fix: export {variable}={placeholder})"
+        )
+    return value
 
 
 def open_signers(configs: dict[str, SignerConfig], used: Iterable[str] | None = None) -> dict[str, Signer]:

@@ -18,10 +18,7 @@ The test prints how many kill points it exercised and how many inconsistent stat
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +30,7 @@ from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.rpki import crl as crl_mod
 from tests.helpers import Scratch, scratch_copy
 from tests.publish.test_rrdp import with_rrdp
+from tests.test_cli_review import rpkictl
 
 NOW = "2026-11-23T12:00:00Z"
 CHANGE_AT = "2026-11-23T13:00:00Z"
@@ -46,18 +44,6 @@ resources:
 roas:
   - {asn: AS64500, prefix: 203.0.113.0/25}
 """
-
-
-def rpkictl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def consistency_problems(files: dict[str, bytes]) -> list[str]:

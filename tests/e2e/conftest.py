@@ -13,14 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import in_ci
+
 from .harness import ALL_VALIDATORS, INSTALL_HINT, RequireTool, RsyncDaemon, RsyncDaemonFactory, find_tool
 
 _HERE = Path(__file__).parent
-
-
-def in_ci() -> bool:
-    """True when the environment variable CI is set (to anything but an explicit false)."""
-    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

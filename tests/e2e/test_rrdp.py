@@ -31,6 +31,17 @@ class Served:
     def __init__(self, scratch: Scratch, server: HttpsServer, access: HttpsAccess) -> None:
         self.scratch, self.server, self.access = scratch, server, access
 
+    def first_contact(self, validators: tuple[str, ...], tmp_path: Path) -> tuple[datetime, dict[str, Path]]:
+        """Apply now and have each validator, with a new cache, fetch the snapshot; return the time and
+        the caches, kept for the next runs."""
+        start = datetime.now(UTC).replace(microsecond=0)
+        self.scratch.apply(start)
+        caches = {name: tmp_path / f"cache-{name}" for name in validators}
+        first = self.validate(validators, caches, start)
+        for name in validators:
+            assert first[name] == ["notification.xml", "snapshot.xml"], (name, first[name])
+        return start, caches
+
     def validate(
         self, validators: tuple[str, ...], caches: dict[str, Path], now: datetime
     ) -> dict[str, list[str]]:
@@ -74,13 +85,7 @@ def test_both_validators_take_the_snapshot_then_catch_up_through_deltas(
     served: Served, validators: tuple[str, ...], tmp_path: Path
 ) -> None:
     scratch = served.scratch
-    start = datetime.now(UTC).replace(microsecond=0)
-    scratch.apply(start)
-    caches = {name: tmp_path / f"cache-{name}" for name in validators}
-    first = served.validate(validators, caches, start)
-    for name in validators:
-        assert first[name] == ["notification.xml", "snapshot.xml"], (name, first[name])
-
+    start, caches = served.first_contact(validators, tmp_path)
     for minutes, (old, new) in enumerate(
         [("max_length: 26", "max_length: 25"), ("  - {asn: AS0, prefix: 192.0.2.128/25}\n", "")], start=1
     ):
@@ -102,10 +107,7 @@ def test_a_new_session_sends_validators_back_to_the_snapshot(
     served: Served, validators: tuple[str, ...], tmp_path: Path
 ) -> None:
     scratch = served.scratch
-    start = datetime.now(UTC).replace(microsecond=0)
-    scratch.apply(start)
-    caches = {name: tmp_path / f"cache-{name}" for name in validators}
-    served.validate(validators, caches, start)
+    start, caches = served.first_contact(validators, tmp_path)
     shutil.rmtree(scratch.root / "published")  # the publication point is lost, RRDP state and all ...
     scratch.apply(start + timedelta(minutes=5))  # ... and rebuilt from Git and the keys
     again = served.validate(validators, caches, start + timedelta(minutes=6))

@@ -92,6 +92,17 @@ def apply_delta(
     return result
 
 
+def toggle_max_length(scratch: Scratch, hours: range) -> int:
+    """One published change per hour (a max_length flipped between 26 and 25); returns the last value."""
+    current = 26
+    for hour in hours:
+        new = 25 if current == 26 else 26
+        scratch.edit(ISP, f"max_length: {current}", f"max_length: {new}")
+        scratch.apply(later(hour))
+        current = new
+    return current
+
+
 def test_first_publication_starts_a_session(served: Scratch) -> None:
     state = notification(served)
     assert state.serial == 1 and state.deltas == ()
@@ -126,12 +137,7 @@ def test_each_published_change_is_one_serial_with_a_delta(served: Scratch) -> No
 
 
 def test_deltas_never_outweigh_the_snapshot(served: Scratch) -> None:
-    current = 26
-    for hour in range(1, 12):
-        new = 25 if current == 26 else 26
-        served.edit(ISP, f"max_length: {current}", f"max_length: {new}")
-        served.apply(later(hour))
-        current = new
+    toggle_max_length(served, range(1, 12))
     state = notification(served)
     sizes = sum(local(served, d.uri).stat().st_size for d in state.deltas)
     assert sizes <= local(served, state.snapshot_uri).stat().st_size
@@ -194,12 +200,7 @@ def test_a_real_notification_is_read(tmp_path: Path) -> None:
 
 def test_deltas_are_pruned_by_count_and_by_age(served: Scratch, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rrdp, "MAX_DELTAS", 2)
-    current = 26
-    for hour in range(1, 5):
-        new = 25 if current == 26 else 26
-        served.edit(ISP, f"max_length: {current}", f"max_length: {new}")
-        served.apply(later(hour))
-        current = new
+    current = toggle_max_length(served, range(1, 5))
     state = notification(served)
     assert state.serial == 5 and [d.serial for d in state.deltas] == [5, 4]
     monkeypatch.setattr(rrdp, "MAX_DELTA_AGE", rrdp.MAX_DELTA_AGE * 0)

@@ -7,7 +7,6 @@ module: every test gets a fresh token directory and sees only its own token.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from pkcs11.exceptions import AttributeSensitive, UserAlreadyLoggedIn
 from reconciler.desired.model import Pkcs11SignerConfig
 from reconciler.signers import Pkcs11Signer, Signer, SignerError, open_signer
 from reconciler.signers.base import key_id
+from tests.helpers import in_ci
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 SOFTHSM_INSTALL_HINT = "apt-get install softhsm2"
@@ -60,10 +60,6 @@ class HsmToken:
             return token.open(rw=True)
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
-
-
 @pytest.fixture(name="softhsm")
 def softhsm_fixture() -> str:
     """The path of softhsm2-util; the one place that decides what happens when SoftHSM2 is missing."""
@@ -71,7 +67,7 @@ def softhsm_fixture() -> str:
     if tool is not None and SOFTHSM_MODULE.is_file():
         return tool
     message = f"SoftHSM2 is not installed (install with: {SOFTHSM_INSTALL_HINT})"
-    if _in_ci():
+    if in_ci():
         pytest.fail(f"{message}; CI must run the HSM tests, not skip them", pytrace=False)
     pytest.skip(f"{message}; skipped because CI is not set (in CI this is a failure)")
 
