@@ -10,6 +10,7 @@ acquired.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import sys
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from reconciler import clock, engine, faults, health
+from reconciler import clock, engine, faults, fsutil, health
 from reconciler.apply import audit, lock
 from reconciler.apply.executor import ApplyResult
 from reconciler.desired import DesiredStateError, load
@@ -45,6 +46,9 @@ from reconciler.plan.render import markdown, text
 from reconciler.publish import rrdp
 from reconciler.publish.rsync_tree import PublishError
 from reconciler.signers import Signer, SignerError, open_signer
+from reconciler.status import html as status_html
+from reconciler.status import prometheus as status_prometheus
+from reconciler.status import table as status_table
 
 # typer vendors its own Click; BadParameter is public and its base class covers every usage mistake.
 UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -533,26 +537,33 @@ def ta_import(
 CHECK_EXIT = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
+def _margins(warn: str, critical: str) -> tuple[timedelta, timedelta]:
+    try:
+        return parse_duration(warn), parse_duration(critical)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+WarnOpt = Annotated[
+    str,
+    typer.Option("--warn", help="Warn when an object (certificate, manifest, CRL, ROA) expires within this."),
+]
+CriticalOpt = Annotated[str, typer.Option("--critical", help="Critical when it expires within this.")]
+
+
 @app.command()
 def check(
     repo: RepoArg = Path(),
-    warn: Annotated[
-        str,
-        typer.Option(
-            "--warn", help="Warn when a manifest or CRL below the trust anchor expires within this."
-        ),
-    ] = "4h",
-    critical: Annotated[str, typer.Option("--critical", help="Critical within this.")] = "1h",
+    warn: WarnOpt = "4h",
+    critical: CriticalOpt = "1h",
     now: NowOpt = None,
 ) -> None:
     """Monitoring check: exit 0 ok, 1 warning, 2 critical, one line per problem with what to do.
 
-    Covers each CA's manifest and CRL, the trust anchor's (with rpki.yaml's ta_reminder_before and
-    ta_critical_before), and renewals waiting for the offline signer."""
-    try:
-        margins = (parse_duration(warn), parse_duration(critical))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    Covers the soonest expiry anywhere in the tree (certificates, manifests, CRLs, ROAs), drift between
+    the desired state and what is published, the trust anchor's reminders (rpki.yaml's
+    ta_reminder_before and ta_critical_before) and renewals waiting for the offline signer."""
+    margins = _margins(warn, critical)
     try:
         findings = engine.check(
             engine.open_workspace(repo), clock.now(now), warn=margins[0], critical=margins[1]
@@ -568,11 +579,73 @@ def check(
     shown = [f for f in findings if f.severity is not Severity.INFO]
     if not shown:
         out.print(
-            "OK: every manifest and CRL is valid beyond the warning margins; nothing waits for a person"
+            "OK: every object is valid beyond the warning margins, published matches desired, "
+            "nothing waits for a person"
         )
     for finding in sorted(shown, key=lambda f: -health.RANK[f.severity]):
         out.print(f"{finding.severity.value.upper()}: {finding.ca}: {finding.message}", markup=False)
     raise typer.Exit(CHECK_EXIT[level])
+
+
+class StatusFormat(StrEnum):
+    table = "table"
+    json = "json"
+    prometheus = "prometheus"
+    html = "html"
+
+
+@app.command()
+def status(
+    repo: RepoArg = Path(),
+    fmt: Annotated[
+        StatusFormat,
+        typer.Option(
+            "--format",
+            help="table (terminal), json (tools), prometheus (node_exporter textfile), html (a report page).",
+        ),
+    ] = StatusFormat.table,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write to this file, replacing it in one rename (readers never see half a file).",
+        ),
+    ] = None,
+    warn: WarnOpt = "4h",
+    critical: CriticalOpt = "1h",
+    now: NowOpt = None,
+) -> None:
+    """Each CA in the tree: resources, ROAs and VRPs, key and roll phase, when its certificate, manifest,
+    CRL and ROAs expire and are renewed, drift, problems; and the last apply.
+
+    Exit 0 when the report was written (whatever it says: 'rpkictl check' is the alerting verdict), 1 on
+    error."""
+    margins = _margins(warn, critical)
+    try:
+        report = engine.status(_open(repo), clock.now(now), warn=margins[0], critical=margins[1])
+    except OPERATOR_ERRORS as exc:
+        _fail(str(exc))
+    if fmt is StatusFormat.table:
+        if output is None:
+            out.print(status_table.render(report, out.width), soft_wrap=False)
+            return
+        console = Console(record=True, width=160, file=io.StringIO())
+        console.print(status_table.render(report, console.width))
+        rendered = console.export_text()
+    elif fmt is StatusFormat.json:
+        rendered = report.model_dump_json(indent=2) + "\n"
+    elif fmt is StatusFormat.prometheus:
+        rendered = status_prometheus.render(report)
+    else:
+        rendered = status_html.render(report)
+    if output is None:
+        sys.stdout.write(rendered)
+        return
+    try:
+        fsutil.replace_public(output, rendered.encode())
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
 
 
 @app.command()

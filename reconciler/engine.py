@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from reconciler import faults, health, layout, published
+from reconciler import faults, layout, published
 from reconciler.apply import audit
 from reconciler.apply.executor import ApplyResult, execute
 from reconciler.desired import load
@@ -36,6 +36,8 @@ from reconciler.published.reader import PublishedState
 from reconciler.rpki import cert as rc
 from reconciler.rpki import tal
 from reconciler.signers import OfflineSigner, Signer, SignerError, open_signers
+from reconciler.status.collect import collect as collect_status
+from reconciler.status.model import StatusReport
 
 
 def tool_version() -> str:
@@ -369,19 +371,55 @@ def audit_record(
     }
 
 
-def check(workspace: Workspace, now: datetime, *, warn: timedelta, critical: timedelta) -> list[Finding]:
-    """Everything ``rpkictl check`` reports: expiring manifests and CRLs, and the plan's warnings."""
+DEFAULT_WARN = timedelta(hours=4)
+DEFAULT_CRITICAL = timedelta(hours=1)
+
+
+def status(
+    workspace: Workspace,
+    now: datetime,
+    *,
+    warn: timedelta = DEFAULT_WARN,
+    critical: timedelta = DEFAULT_CRITICAL,
+) -> StatusReport:
+    """Each CA's resources, key, objects' expiry and renewal, drift and problems; the last apply.
+
+    ``check`` is this report's verdict: the same findings, so a dashboard and an alert never disagree."""
     the_plan = plan(workspace, now)
-    active = {
-        ca.name: workspace.signers[ca.signer].find_key(
-            layout.key_label(ca.name, the_plan.key_plans[ca.name].active)
-        )
-        for ca in workspace.desired.cas
-    }
-    findings = health.point_findings(
-        workspace.desired, workspace.published, active, now, warn=warn, critical=critical
+    info = git_info(workspace.desired.root)
+    pending = ceremony.pending_path(workspace.desired.publication.directory)
+    return collect_status(
+        workspace.desired,
+        workspace.published,
+        the_plan,
+        workspace.keys(),
+        now=now,
+        warn=warn,
+        critical=critical,
+        tool_version=tool_version(),
+        git_commit=info.commit if info else None,
+        signing_request=str(pending) if pending.exists() else None,
     )
-    return findings + health.notice_findings(the_plan.notices)
+
+
+def findings(report: StatusReport) -> list[Finding]:
+    """Every problem of a status report, as ``rpkictl check`` lists them."""
+    found = [Finding(Severity(p.severity), ca.name, p.message) for ca in report.cas for p in ca.problems]
+    for problem in report.problems:
+        ca, _, message = problem.message.partition(": ")
+        found.append(Finding(Severity(problem.severity), ca, message))
+    return found
+
+
+def check(
+    workspace: Workspace,
+    now: datetime,
+    *,
+    warn: timedelta = DEFAULT_WARN,
+    critical: timedelta = DEFAULT_CRITICAL,
+) -> list[Finding]:
+    """Everything ``rpkictl check`` reports: expiring objects, drift, and the plan's warnings."""
+    return findings(status(workspace, now, warn=warn, critical=critical))
 
 
 def trust_anchor_locator(workspace: Workspace) -> str:

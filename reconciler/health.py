@@ -2,8 +2,9 @@
 
 The monitoring-plugin convention: every finding has a severity, and the worst decides the exit code
 (0 ok, 1 warning, 2 critical). Findings come from the published objects themselves -- each CA's
-manifest and CRL -- and from the plan's notices (the trust anchor's reminders, a renewal waiting for
-the offline signer), so what ``check`` reports is what relying parties will see.
+certificate, manifest, CRL and soonest-expiring ROA -- from drift (published differs from desired in
+more than scheduled renewals), and from the plan's notices (the trust anchor's reminders, a renewal
+waiting for the offline signer), so what ``check`` reports is what relying parties will see.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from reconciler import layout
-from reconciler.desired.model import DesiredState
+from reconciler.desired.model import CaIntent
 from reconciler.plan.diff import describe_delta
 from reconciler.plan.model import Notice, Severity
-from reconciler.published.reader import PublishedState, SignedManifest
-from reconciler.rpki import crl
+from reconciler.status.model import ObjectKind, ObjectTimes
 
 RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
@@ -28,55 +27,82 @@ class Finding:
     message: str  # what is wrong and what to do
 
 
-def point_findings(
-    desired: DesiredState,
-    published: PublishedState,
-    keys: dict[str, bytes | None],
+MISSING_POINT = (
+    "manifest or CRL missing or unreadable: relying parties reject the CA's publication point; "
+    "run 'rpkictl apply'"
+)
+RENEW_NOW = "is the scheduled 'rpkictl reconcile' (or 'apply --yes --routine-only') running? Run it now"
+
+
+def object_findings(
+    ca: CaIntent,
+    key: bytes | None,
+    objects: list[ObjectTimes],
     now: datetime,
     *,
     warn: timedelta,
     critical: timedelta,
 ) -> list[Finding]:
-    """Each CA's manifest and CRL: missing, unreadable, or expiring within the margins. The trust
-    anchor's expiry margins come from its reminders instead (its renewal may need the offline signer)."""
+    """A CA's objects that are missing, or that expire within the margins. The trust anchor's manifest
+    and CRL have their own margins, its reminders (their renewal may need the offline signer)."""
+    if key is None:
+        return [Finding(Severity.CRITICAL, ca.name, "no key: run 'rpkictl apply'")]
+    kinds = {o.kind for o in objects}
+    if ObjectKind.MANIFEST not in kinds or ObjectKind.CRL not in kinds:
+        return [Finding(Severity.CRITICAL, ca.name, MISSING_POINT)]
     found = []
-    for ca in desired.cas:
-        key = keys.get(ca.name)
-        repo = layout.repository(ca.name)
-        if key is None:
-            found.append(Finding(Severity.CRITICAL, ca.name, "no key: run 'rpkictl apply'"))
-            continue
-        mft = published.manifest(repo + layout.manifest_name(key))
-        found_crl = published.crl(repo + layout.crl_name(key))
-        if not isinstance(mft, SignedManifest) or not isinstance(found_crl, crl.Crl):
-            found.append(
-                Finding(
-                    Severity.CRITICAL,
-                    ca.name,
-                    "manifest or CRL missing or unreadable: relying parties reject the CA's "
-                    "publication point; run 'rpkictl apply'",
-                )
-            )
-            continue
-        ends = min(mft.content.next_update, found_crl.next_update)
-        left = ends - now
-        if left >= warn or ca.trust_anchor:  # the trust anchor's margins are its reminders
-            continue
-        severity = Severity.CRITICAL if left < critical else Severity.WARNING
-        state = (
-            f"expired {describe_delta(-left)} ago"
-            if left < timedelta(0)
-            else f"expire in {describe_delta(left)}"
+    point = [o for o in objects if o.kind in (ObjectKind.MANIFEST, ObjectKind.CRL)]
+    if not ca.trust_anchor:
+        found += _expiring(
+            ca.name, "manifest and CRL", min(o.expires for o in point), now, warn=warn, critical=critical
         )
-        found.append(
-            Finding(
-                severity,
-                ca.name,
-                f"manifest and CRL {state} ({ends:%Y-%m-%dT%H:%M:%SZ}): is the scheduled "
-                "'rpkictl apply --yes --routine-only' running? Run it now",
+    for item in objects:
+        if item.kind is ObjectKind.CERTIFICATE:
+            what = "certificate"
+            todo = (
+                "its parent re-issues it: run 'rpkictl apply' (below an offline trust anchor, apply writes "
+                "the signing request)"
             )
-        )
+        elif item.kind is ObjectKind.ROA:
+            what, todo = f"ROA {item.path}", RENEW_NOW
+        else:
+            continue
+        found += _expiring(ca.name, what, item.expires, now, warn=warn, critical=critical, todo=todo)
     return found
+
+
+def _expiring(
+    ca: str,
+    what: str,
+    ends: datetime,
+    now: datetime,
+    *,
+    warn: timedelta,
+    critical: timedelta,
+    todo: str = RENEW_NOW,
+) -> list[Finding]:
+    left = ends - now
+    if left >= warn:
+        return []
+    severity = Severity.CRITICAL if left < critical else Severity.WARNING
+    plural = what == "manifest and CRL"
+    if left < timedelta(0):
+        state = f"expired {describe_delta(-left)} ago"
+    else:
+        state = f"expire{'' if plural else 's'} in {describe_delta(left)}"
+    return [Finding(severity, ca, f"{what} {state} ({ends:%Y-%m-%dT%H:%M:%SZ}): {todo}")]
+
+
+def drift_finding(ca: str, drift: int, review: int) -> Finding:
+    """Published differs from desired in more than what the clock asks: an unapplied merge, a failed
+    apply, or a file changed behind our back. Relying parties see the published side."""
+    waiting = f" ({review} need a reviewed apply)" if review else ""
+    return Finding(
+        Severity.WARNING,
+        ca,
+        f"{drift} change{'s' if drift != 1 else ''} between the desired state and what is published"
+        f"{waiting}: 'rpkictl plan' shows them, 'rpkictl apply' publishes them",
+    )
 
 
 def notice_findings(notices: tuple[Notice, ...]) -> list[Finding]:

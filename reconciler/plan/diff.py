@@ -70,6 +70,8 @@ class _Planner:
     now: datetime
     changes: list[Change] = field(default_factory=list)
     dirty: dict[str, list[str]] = field(default_factory=dict)  # CA -> why its directory changes
+    drifted_cas: set[str] = field(default_factory=set)  # CAs with a change that is not a scheduled renewal
+    expiring: set[str] = field(default_factory=set)  # CAs whose manifest and CRL are due for renewal
     rolls: dict[str, KeyPlan] = field(default_factory=dict)
     keys: dict[str, bytes | None] = field(default_factory=dict)  # CA -> its active key
     hold: frozenset[str] = frozenset()  # CAs whose key roll must not activate in this plan
@@ -124,6 +126,8 @@ class _Planner:
         in_directory = change.path.startswith(layout.repository(change.ca))
         if change.kind not in (Kind.KEY, Kind.MANIFEST, Kind.CRL) and in_directory and change.ca in self.keys:
             self.dirty.setdefault(change.ca, []).append(change.address)
+            if not (change.scheduled or change.roll):
+                self.drifted_cas.add(change.ca)
 
     def manifest(self, ca: str) -> SignedManifest | None:
         """The CA's current manifest when it is readable and signed by the CA's current key."""
@@ -250,6 +254,7 @@ class _Planner:
                 revoke_serial=serial,
                 generation=generation,
                 roll=roll,
+                scheduled=action is Action.RENEW,
             )
         )
 
@@ -319,6 +324,7 @@ class _Planner:
                     roa=want,
                     revoke_serial=self._serial(ca, found, path),
                     roll=roll,
+                    scheduled=action is Action.RENEW,
                 )
             )
         return set(wanted)
@@ -458,6 +464,7 @@ class _Planner:
             return ["manifest or CRL dated in the future"]
         left = min(mft.content.next_update, crl.next_update) - self.now
         if left < renew:
+            self.expiring.add(ca.name)
             return [expiry("manifest and CRL", left, renew, plural=True)]
         return []
 
@@ -486,8 +493,10 @@ class _Planner:
         mft_path = repo + (layout.manifest_name(key) if key else "<new key>.mft")
         crl_path = repo + (layout.crl_name(key) if key else "<new key>.crl")
         reason = "; ".join(reasons)
-        self.changes.append(Change(action, Kind.CRL, ca.name, crl_path, reason))
-        self.changes.append(Change(action, Kind.MANIFEST, ca.name, mft_path, reason))
+        own = len(reasons) - (ca.name in self.dirty)
+        scheduled = (not own or ca.name in self.expiring) and ca.name not in self.drifted_cas
+        for kind, path in ((Kind.CRL, crl_path), (Kind.MANIFEST, mft_path)):
+            self.changes.append(Change(action, kind, ca.name, path, reason, scheduled=scheduled))
 
     def side_point_problems(self, ca: CaIntent, generation: int, key: bytes) -> list[str]:
         """A side key publishes a manifest listing only its CRL (empty of new revocations), kept fresh

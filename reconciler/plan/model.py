@@ -59,6 +59,9 @@ class Change:
     # signing key (a manifest or CRL of a key being staged). None: the CA's active key.
     generation: int | None = None
     roll: bool = False  # a step of a key roll declared in the desired state (no VRP changes)
+    # A renewal that only the clock asked for: nothing drifted from the desired state. Monitoring tells
+    # these (expected on every schedule) from drift (someone or something changed what is published).
+    scheduled: bool = field(default=False, compare=False)
 
     @property
     def address(self) -> str:

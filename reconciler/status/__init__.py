@@ -1,0 +1,1 @@
+"""``rpkictl status``: the report (model), how it is collected, and its renderings."""

@@ -1,0 +1,161 @@
+"""The status report in Prometheus' text exposition format, for node_exporter's textfile collector.
+
+Times are exported as Unix timestamps, never as "seconds left" or an "ok" flag: an alert written as
+``rpki_object_expiry_timestamp_seconds - time() < 4 * 3600`` keeps firing correctly even when this
+file stops being refreshed, whereas a cached "ready" flag would stay green while the CA dies.
+``rpki_status_generated_timestamp_seconds`` lets an alert catch the refresh itself stopping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from reconciler.status.model import StatusReport
+
+SEVERITY_VALUE = {"info": 0, "warning": 1, "critical": 2}
+
+Sample = tuple[dict[str, str], float]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{name}="{_escape(value)}"' for name, value in labels.items()) + "}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _ts(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def gauge(self, name: str, help_text: str, samples: Iterable[Sample]) -> None:
+        samples = list(samples)
+        if not samples:
+            return
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} gauge")
+        self.lines.extend(f"{name}{_labels(labels)} {_number(value)}" for labels, value in samples)
+
+
+def render(report: StatusReport) -> str:
+    w = _Writer()
+    cas = report.cas
+    w.gauge(
+        "rpki_status_generated_timestamp_seconds",
+        "When this status was computed; alert when it stops moving (the collector job is down).",
+        [({}, _ts(report.generated_at))],
+    )
+    w.gauge(
+        "rpki_status_severity",
+        "Worst problem found, as rpkictl check exits: 0 ok, 1 warning, 2 critical.",
+        [({}, SEVERITY_VALUE[report.severity])],
+    )
+    w.gauge(
+        "rpki_ca_info",
+        "One per CA: its parent, signer and active key.",
+        [
+            (
+                {
+                    "ca": ca.name,
+                    "parent": ca.parent or "",
+                    "signer": ca.key.signer,
+                    "signer_type": ca.key.signer_type,
+                    "key_id": ca.key.key_id or "",
+                    "generation": str(ca.key.generation),
+                    "roll_phase": ca.key.roll_phase or "",
+                },
+                1,
+            )
+            for ca in cas
+        ],
+    )
+    w.gauge(
+        "rpki_object_expiry_timestamp_seconds",
+        "When relying parties stop accepting the object: certificate/ROA notAfter (the soonest ROA), "
+        "manifest/CRL nextUpdate.",
+        [({"ca": ca.name, "kind": o.kind.value}, _ts(o.expires)) for ca in cas for o in ca.objects],
+    )
+    w.gauge(
+        "rpki_object_next_update_timestamp_seconds",
+        "The nextUpdate of each CA's published manifest and CRL.",
+        [
+            ({"ca": ca.name, "kind": o.kind.value}, _ts(o.expires))
+            for ca in cas
+            for o in ca.objects
+            if o.kind.value in ("manifest", "crl")
+        ],
+    )
+    w.gauge(
+        "rpki_object_renewal_timestamp_seconds",
+        "When apply (or reconcile) re-signs the object: expiry minus its renew_before.",
+        [({"ca": ca.name, "kind": o.kind.value}, _ts(o.renew_at)) for ca in cas for o in ca.objects],
+    )
+    w.gauge(
+        "rpki_manifest_number",
+        "The number of each CA's published manifest.",
+        [({"ca": ca.name}, ca.manifest_number) for ca in cas if ca.manifest_number is not None],
+    )
+    w.gauge("rpki_roa_objects", "ROA objects published.", [({"ca": ca.name}, ca.roa_objects) for ca in cas])
+    w.gauge("rpki_vrps", "VRPs the published ROAs make.", [({"ca": ca.name}, ca.vrps) for ca in cas])
+    w.gauge(
+        "rpki_desired_vrps",
+        "VRPs the desired state asks for.",
+        [({"ca": ca.name}, ca.vrps_desired) for ca in cas],
+    )
+    w.gauge(
+        "rpki_drift_changes",
+        "Changes between desired and published that are not scheduled renewals.",
+        [({"ca": ca.name}, ca.drift) for ca in cas],
+    )
+    w.gauge(
+        "rpki_drift_review_changes",
+        "Of the drift, changes that wait for a reviewed apply (reconcile does not apply them).",
+        [({"ca": ca.name}, ca.drift_review) for ca in cas],
+    )
+    w.gauge(
+        "rpki_renewals_due",
+        "Scheduled renewals the next apply makes.",
+        [({"ca": ca.name}, ca.renewals_due) for ca in cas],
+    )
+    w.gauge(
+        "rpki_problems",
+        "Problems rpkictl check reports, by severity.",
+        [({"severity": level}, _count(report, level)) for level in ("warning", "critical")],
+    )
+    w.gauge("rpki_gates_waiting", "Approval gates the current plan trips.", [({}, len(report.gates))])
+    w.gauge(
+        "rpki_signing_request_waiting",
+        "1 while a request waits for the offline trust anchor's signature.",
+        [({}, 1 if report.signing_request else 0)],
+    )
+    if report.last_apply is not None:
+        w.gauge(
+            "rpki_last_apply_timestamp_seconds",
+            "Time of the newest apply record, labelled with its outcome.",
+            [({"status": report.last_apply.status.split(" ")[0]}, _ts(report.last_apply.time))],
+        )
+    if report.last_success is not None:
+        w.gauge(
+            "rpki_last_successful_apply_timestamp_seconds",
+            "Time of the newest apply that published.",
+            [({}, _ts(report.last_success))],
+        )
+    return "\n".join(w.lines) + "\n"
+
+
+def _count(report: StatusReport, level: str) -> int:
+    return sum(1 for ca in report.cas for p in ca.problems if p.severity == level) + sum(
+        1 for p in report.problems if p.severity == level
+    )

@@ -1,0 +1,156 @@
+"""``rpkictl status``: the report as a terminal table, the CA tree down the first column."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from reconciler.plan.diff import describe_delta
+from reconciler.status.model import CaStatus, ObjectKind, StatusReport
+
+STYLE = {"info": "green", "warning": "yellow", "critical": "bold red"}
+
+
+def when(moment: datetime | None, now: datetime) -> str:
+    """``2026-11-24 12:00Z (in 23h)``: the time and what it means from now."""
+    if moment is None:
+        return "-"
+    return f"{moment:%Y-%m-%d %H:%MZ} ({relative(moment, now)})"
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    """``in 5h``, ``2d 3h ago``."""
+    left = moment - now
+    return f"{describe_delta(-left)} ago" if left.total_seconds() < 0 else f"in {describe_delta(left)}"
+
+
+def left(moment: datetime | None, now: datetime, past: str = "EXPIRED") -> str:
+    """Time left, for a table cell (``5h 10m``, ``EXPIRED 2h ago``)."""
+    if moment is None:
+        return "missing"
+    remaining = moment - now
+    if remaining.total_seconds() < 0:
+        return f"{past} {describe_delta(-remaining)} ago"
+    return describe_delta(remaining)
+
+
+def _tree_name(ca: CaStatus, last_sibling: bool) -> Text:
+    if ca.depth == 0:
+        return Text(ca.name, style="bold")
+    return Text("   " * (ca.depth - 1) + ("└─ " if last_sibling else "├─ ") + ca.name)
+
+
+def _key(ca: CaStatus) -> str:
+    key = ca.key
+    ident = key.key_id[:12] if key.key_id else "no key"
+    roll = f"\nroll: {key.roll_phase}" if key.roll_phase else ""
+    return f"{key.signer} ({key.signer_type})\n{ident} g{key.generation}{roll}"
+
+
+def _expiry(ca: CaStatus, kinds: tuple[ObjectKind, ...], now: datetime) -> str:
+    found = [o for o in ca.objects if o.kind in kinds]
+    return left(min(o.expires for o in found), now) if found else "missing"
+
+
+def _drift(ca: CaStatus) -> Text:
+    if not ca.drift:
+        due = f"{ca.renewals_due} renewal(s) due" if ca.renewals_due else "none"
+        return Text(due, style="green" if not ca.renewals_due else "")
+    review = f", {ca.drift_review} need review" if ca.drift_review else ""
+    return Text(f"{ca.drift} change(s){review}", style="yellow")
+
+
+def _resources(ca: CaStatus) -> str:
+    return "\n".join(value for value in ca.resources.values() if value) or "none"
+
+
+WIDE = 120  # below this many columns, one block per CA reads better than a table
+
+
+def render(report: StatusReport, width: int = WIDE) -> RenderableType:
+    """A table with a row per CA on a wide terminal; a tree with a block per CA on a narrow one."""
+    body = _table(report) if width >= WIDE else _tree(report)
+    lines: list[RenderableType] = [Text(header(report), style="dim"), body]
+    problems = [(ca.name, p) for ca in report.cas for p in ca.problems]
+    problems += [("", p) for p in report.problems]
+    verdict = report.severity.upper() if problems else "OK"
+    lines.append(Text(f"{verdict}: {len(problems)} problem(s)", style=STYLE[report.severity]))
+    for name, problem in problems:
+        prefix = f"{name}: " if name else ""
+        lines.append(
+            Text(f"  {problem.severity.upper()}: {prefix}{problem.message}", style=STYLE[problem.severity])
+        )
+    return Group(*lines)
+
+
+def _tree(report: StatusReport) -> Tree:
+    now = report.generated_at
+    nodes: dict[str, Tree] = {}
+    root = Tree("CAs (times are time left)", guide_style="dim")
+    for ca in report.cas:
+        renewal = min((o.renew_at for o in ca.objects), default=None)
+        block = Text.assemble(
+            (ca.name, "bold"),
+            f"  {ca.vrps}/{ca.vrps_desired} VRPs in {ca.roa_objects} ROAs  drift: ",
+            _drift(ca),
+            f"\nresources: {'; '.join(v for v in ca.resources.values() if v) or 'none'}",
+            f"\nkey: {_key(ca).replace(chr(10), ' ')}",
+            f"\ncert {_expiry(ca, (ObjectKind.CERTIFICATE,), now)} · mft/CRL "
+            f"{_expiry(ca, (ObjectKind.MANIFEST, ObjectKind.CRL), now)} · renewal "
+            + (left(renewal, now, past="overdue since") if renewal is not None else "-"),
+        )
+        block.overflow = "fold"
+        parent = nodes.get(ca.parent or "", root)
+        nodes[ca.name] = parent.add(block)
+    return root
+
+
+def _table(report: StatusReport) -> Table:
+    now = report.generated_at
+    table = Table(
+        title="CAs (times are time left)", title_justify="left", show_lines=True, header_style="bold"
+    )
+    table.add_column("CA", no_wrap=True)
+    table.add_column("resources", overflow="fold", min_width=14)
+    table.add_column("ROAs", no_wrap=True)
+    table.add_column("VRPs", no_wrap=True)
+    table.add_column("key", no_wrap=True)
+    for column in ("cert", "mft/CRL", "renewal"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("drift")
+    for index, ca in enumerate(report.cas):
+        later = report.cas[index + 1 :]
+        last_sibling = not any(o.parent == ca.parent for o in later)
+        renewal = min((o.renew_at for o in ca.objects), default=None)
+        table.add_row(
+            _tree_name(ca, last_sibling),
+            _resources(ca),
+            f"{ca.roa_objects}\n({ca.roas_desired} in YAML)",
+            f"{ca.vrps}/{ca.vrps_desired}",
+            _key(ca),
+            _expiry(ca, (ObjectKind.CERTIFICATE,), now),
+            _expiry(ca, (ObjectKind.MANIFEST, ObjectKind.CRL), now),
+            left(renewal, now, past="overdue since") if renewal is not None else "-",
+            _drift(ca),
+        )
+    return table
+
+
+def header(report: StatusReport) -> str:
+    commit = report.git_commit[:12] if report.git_commit else "not in Git"
+    last = report.last_apply
+    applied = (
+        f"last apply {relative(last.time, report.generated_at)}: {last.status} by {last.who}"
+        if last is not None
+        else "no apply recorded"
+    )
+    gates = f"; {len(report.gates)} gate(s) waiting for approval" if report.gates else ""
+    request = f"; signing request waiting: {report.signing_request}" if report.signing_request else ""
+    return (
+        f"Status of {report.repo} at {report.generated_at:%Y-%m-%dT%H:%M:%SZ} (commit {commit}), "
+        f"published as {report.rsync_base}; {applied}{gates}{request}"
+    )
