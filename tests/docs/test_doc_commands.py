@@ -1,0 +1,198 @@
+"""Every shell command shown in README.md and docs/**/*.md is run by a test, or excepted with a reason.
+
+For each page with shell commands, the page's scenario (``tests/docs/scenarios/``) runs them for real,
+in order, in a sandbox copy of the bundled example, with the installed ``rpkictl``, checking each exit
+code. Afterwards the commands the page shows are compared with those the scenario ran plus the page's
+entries in :data:`EXCEPTIONS`: a command that is neither fails the page, and so does an exception that
+matches no command of its page (stale) or a command that is both run and excepted. A page with commands
+and no scenario fails too, naming the commands.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.docs.doccommands import (
+    DocCommand,
+    Excepted,
+    commands_in,
+    commands_in_text,
+    coverage_problems,
+    doc_pages,
+)
+from tests.docs.sandbox import Sandbox
+from tests.docs.scenarios import SCENARIOS, load_all
+from tests.e2e.harness import INSTALL_HINT, find_tool
+from tests.helpers import in_ci
+
+load_all()
+
+# Commands a test cannot run as shown: (page, the command as the page shows it, why, what checks it).
+EXCEPTIONS: list[Excepted] = [
+    Excepted(
+        "README.md",
+        "python3 -m pip install -e '.[test]' && python3 -m pytest -q",
+        "installs the package into the interpreter running this test and runs the whole suite, this test "
+        "included",
+        ".ci/run runs exactly this command (TEST_COMMAND) on a fresh machine; the scenarios run the "
+        "rpkictl that this install put on PATH",
+    ),
+    Excepted(
+        "docs/getting-started.md",
+        "python3 -m pip install -e .",
+        "installs the package into the interpreter running this test",
+        ".ci/run installs the same way ('.[test]'); every scenario runs the installed rpkictl console script",
+    ),
+    Excepted(
+        "docs/getting-started.md",
+        "apt-get install rpki-client fort-validator rsync",
+        "installs system packages as root",
+        ".ci/run installs these packages; the getting-started scenario needs them (a failure in CI)",
+    ),
+]
+
+# Tools a scenario may need, and how to install them.
+_INSTALL = {
+    "rpki-client": INSTALL_HINT,
+    "fort": INSTALL_HINT,
+    "rsync": INSTALL_HINT,
+    "git": "apt-get install git",
+    "softhsm2-util": "apt-get install softhsm2",
+}
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+
+
+def _installed(tool: str) -> bool:
+    if tool == "softhsm2-util":
+        return shutil.which(tool) is not None and SOFTHSM_MODULE.is_file()
+    return find_tool(tool) is not None
+
+
+def _require(tools: tuple[str, ...]) -> None:
+    """Fail in CI, skip elsewhere, when a tool a scenario needs is missing (as the e2e tests do)."""
+    missing = [tool for tool in tools if not _installed(tool)]
+    if not missing:
+        return
+    hints = sorted({_INSTALL.get(tool, f"install {tool}") for tool in missing})
+    message = f"{', '.join(missing)} not installed (install with: {'; '.join(hints)})"
+    if in_ci():
+        pytest.fail(f"{message}; CI must run the documentation's commands, not skip them", pytrace=False)
+    pytest.skip(f"{message}; skipped because CI is not set (in CI this is a failure)")
+
+
+def _pages() -> list[object]:
+    """Every page with shell commands; pages whose scenario needs validators or an HSM are e2e."""
+    params: list[object] = []
+    for page in doc_pages():
+        if not commands_in(page):
+            continue
+        found = SCENARIOS.get(page)
+        marks = [pytest.mark.e2e] if found and set(found.needs) - {"git"} else []
+        params.append(pytest.param(page, marks=marks, id=page))
+    return params
+
+
+@pytest.mark.parametrize("page", _pages())
+def test_page_commands_run(page: str, tmp_path: Path) -> None:
+    commands = commands_in(page)
+    exceptions = [e for e in EXCEPTIONS if e.page == page]
+    excepted = {e.command for e in exceptions}
+    found = SCENARIOS.get(page)
+    if found is None:
+        unrun = "\n  ".join(str(c) for c in commands if c.text not in excepted)
+        assert not unrun, (
+            f"{page} shows shell commands but no scenario runs them; add one in tests/docs/scenarios/ "
+            f"(see its __init__.py) or list them in EXCEPTIONS with the reason:\n  {unrun}"
+        )
+        return
+    _require(found.needs)
+    root = tmp_path / "sandbox"
+    root.mkdir()
+    substitutions = {key: value.format(root=root) for key, value in found.substitutions}
+    sandbox = Sandbox(page, root, commands, substitutions)
+    found.run(sandbox)
+    problems = coverage_problems(commands, sandbox.executed, exceptions)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_exception_and_scenario_names_a_page_command() -> None:
+    """Stale entries fail even for pages whose scenario is skipped here."""
+    pages = set(doc_pages())
+    for exception in EXCEPTIONS:
+        assert exception.page in pages, f"EXCEPTIONS names {exception.page}, which does not exist"
+        assert exception.reason and exception.checked_by
+        shown = {c.text for c in commands_in(exception.page)}
+        assert exception.command in shown, f"stale exception: {exception.page} has no {exception.command!r}"
+    for page in SCENARIOS:
+        assert page in pages, f"a scenario covers {page}, which does not exist"
+
+
+# The extraction and the comparison themselves: the coverage check has to be able to fail.
+
+_PAGE = """# A page
+
+```sh
+rpkictl validate state        # exit 0
+rpkictl plan state --base origin/main \\
+        --format markdown --out plan.json > plan.md
+
+# a comment line
+export TA_PIN='1#2'
+```
+
+```text
+rpkictl not-a-command
+```
+
+```console
+$ rpkictl check state
+ok: nothing to do
+```
+
+- in a list:
+
+  ```bash
+  rpkictl tal state --out "published/ta.tal"   # the TAL
+  ```
+"""
+
+
+def test_commands_are_read_from_shell_blocks_only() -> None:
+    assert [(c.line, c.text) for c in commands_in_text("p.md", _PAGE)] == [
+        (4, "rpkictl validate state"),
+        (5, "rpkictl plan state --base origin/main --format markdown --out plan.json > plan.md"),
+        (9, "export TA_PIN='1#2'"),
+        (17, "rpkictl check state"),
+        (24, 'rpkictl tal state --out "published/ta.tal"'),
+    ]
+
+
+def test_a_new_command_or_a_stale_exception_fails_the_page() -> None:
+    commands = commands_in_text("p.md", _PAGE)
+    texts = {c.text for c in commands}
+    assert coverage_problems(commands, texts, []) == []
+    new = DocCommand("p.md", 30, "rpkictl apply state --yes")
+    problems = coverage_problems([*commands, new], texts, [])
+    assert problems == [f"{new}: neither executed by the page's scenario nor listed in EXCEPTIONS"]
+    excused = Excepted("p.md", new.text, "why", "what instead")
+    assert coverage_problems([*commands, new], texts, [excused]) == []
+    stale = Excepted("p.md", "rpkictl gone", "why", "what instead")
+    assert coverage_problems(commands, texts, [stale]) == [
+        "stale exception for p.md: 'rpkictl gone' is not a command of the page"
+    ]
+    twice = Excepted("p.md", "rpkictl validate state", "why", "what instead")
+    assert "both executed and excepted" in coverage_problems(commands, texts, [twice])[0]
+
+
+def test_a_scenario_can_only_run_what_its_page_shows(tmp_path: Path) -> None:
+    sandbox = Sandbox("p.md", tmp_path, commands_in_text("p.md", _PAGE))
+    with pytest.raises(AssertionError, match="shows no command 'rpkictl apply state --yes'"):
+        sandbox.run("rpkictl apply state --yes")
+    assert sandbox.executed == set()
+    result = sandbox.run("rpkictl validate state")
+    assert result.code == 0 and sandbox.executed == {"rpkictl validate state"}
+    with pytest.raises(AssertionError, match="exited 2, expected \\[0\\]"):
+        sandbox.run("rpkictl check state", expect=0)  # nothing is published yet: critical
