@@ -22,29 +22,25 @@ import typer
 from rich.console import Console
 
 from reconciler import clock, engine, faults, fsutil, health
+from reconciler import reconcile as reconcile_loop
 from reconciler.apply import audit, lock
 from reconciler.apply.executor import ApplyResult
 from reconciler.desired import DesiredStateError, load
 from reconciler.desired.model import DesiredState
 from reconciler.desired.schema import parse_duration
 from reconciler.offline import ceremony
-from reconciler.offline.request import CeremonyError, SigningRequest, dumps, fingerprint, read_request
+from reconciler.offline.request import SigningRequest, dumps, fingerprint, read_request
 from reconciler.plan import document
 from reconciler.plan.approval import (
     Approval,
-    ApprovalError,
     parse_approval,
     stale_reasons,
     too_old,
     unapproved,
 )
-from reconciler.plan.document import GateDoc, PlanDocument, PlanFormatError
-from reconciler.plan.gitcontext import GitContextError
-from reconciler.plan.impact import AnnouncementsError
+from reconciler.plan.document import GateDoc, PlanDocument
 from reconciler.plan.model import Severity
 from reconciler.plan.render import markdown, text
-from reconciler.publish import rrdp
-from reconciler.publish.rsync_tree import PublishError
 from reconciler.signers import Signer, SignerError, open_signer
 from reconciler.status import html as status_html
 from reconciler.status import prometheus as status_prometheus
@@ -73,20 +69,7 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Errors that are the operator's to fix: a message, never a traceback.
-OPERATOR_ERRORS = (
-    SignerError,
-    PublishError,
-    rrdp.RrdpError,
-    clock.ClockError,
-    AnnouncementsError,
-    GitContextError,
-    PlanFormatError,
-    ApprovalError,
-    lock.LockError,
-    audit.AuditError,
-    CeremonyError,
-    OSError,
-)
+OPERATOR_ERRORS = engine.OPERATOR_ERRORS
 
 
 class OutputFormat(StrEnum):
@@ -358,34 +341,19 @@ def _apply_locked(
         approvals = approvals + _approve_on_terminal(doc, missing)
     elif not yes:
         _confirm(doc)
-    log_path = workspace.desired.audit_log_path
-    # Recorded before anything is signed: an apply killed half-way leaves "started" with no outcome,
-    # which 'rpkictl log' shows as interrupted.
-    audit.append(log_path, engine.audit_record(doc, approvals, status="started"), now=current)
-    faults.point("audit.started")
     try:
         with err.status("Signing and publishing…"):
-            result = engine.apply(workspace, the_plan, now=current if saved is not None else None)
-    except (SignerError, PublishError) as exc:
-        audit.append(
-            log_path, engine.audit_record(doc, approvals, status="failed", message=str(exc)), now=current
-        )
-        raise
-    except rrdp.RrdpError as exc:
-        message = f"the rsync tree is published, but RRDP is behind: {exc} (fix it, then run apply again)"
-        audit.append(
-            log_path, engine.audit_record(doc, approvals, status="failed", message=message), now=current
-        )
-        _fail(message)
-    assert result is not None  # noqa: S101 - a non-empty plan always yields a result
+            result = engine.apply_recorded(
+                workspace,
+                the_plan,
+                doc,
+                approvals,
+                now=current,
+                signing_time=current if saved is not None else None,
+            )
+    except engine.AuditedApplyError as exc:
+        _fail(str(exc))
     _report(result, workspace)
-    faults.point("audit.before-applied")
-    try:
-        audit.append(
-            log_path, engine.audit_record(doc, approvals, status="applied", result=result), now=current
-        )
-    except (audit.AuditError, OSError) as exc:
-        _fail(f"published, but the audit record could not be written to {log_path}: {exc}")
 
 
 def _report(result: ApplyResult, workspace: engine.Workspace) -> None:
@@ -646,6 +614,52 @@ def status(
         fsutil.replace_public(output, rendered.encode())
     except OSError as exc:
         _fail(f"cannot write {output}: {exc.strerror or exc}")
+
+
+@app.command()
+def reconcile(
+    repo: RepoArg = Path(),
+    interval: Annotated[str, typer.Option("--interval", help="Time between cycles (e.g. 10m).")] = "10m",
+    max_backoff: Annotated[
+        str, typer.Option("--max-backoff", help="Longest wait after repeated failures.")
+    ] = "1h",
+    once: Annotated[
+        bool, typer.Option("--once", help="One cycle, then exit (for a systemd timer or cron).")
+    ] = False,
+    routine_only: Annotated[
+        bool,
+        typer.Option(
+            "--routine-only", help="Only manifest/CRL renewals and scheduled re-issues, even without gates."
+        ),
+    ] = False,
+    git_pull: Annotated[
+        bool,
+        typer.Option("--pull", help="Fast-forward the desired-state checkout from its upstream each cycle."),
+    ] = False,
+) -> None:
+    """Plan and apply on a schedule what needs no approval; report gated changes without applying them.
+
+    With no gate in the plan, everything is applied (renewals, drift repair, the merged desired state);
+    with a gate, only the routine renewals. Failures back off (interval, 2x, 4x, ... up to --max-backoff).
+    SIGTERM or SIGINT stops the loop after the current cycle, exit 0. With --once: exit 0 when the cycle
+    succeeded (changes waiting for approval are reported, not an error), 1 when it failed."""
+    try:
+        every, longest = parse_duration(interval), parse_duration(max_backoff)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if every <= timedelta(0):
+        raise typer.BadParameter("--interval must be positive")
+
+    def log(message: str) -> None:
+        out.print(f"{clock.now():%Y-%m-%dT%H:%M:%SZ} reconcile: {message}", markup=False, highlight=False)
+
+    loop = reconcile_loop.Loop(
+        repo, every, max(longest, every), log, routine_only=routine_only, git_pull=git_pull
+    )
+    if once:
+        raise typer.Exit(EXIT_OK if loop.once() else EXIT_ERROR)
+    reconcile_loop.install_signal_handlers(loop)
+    loop.run()
 
 
 @app.command()

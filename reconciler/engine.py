@@ -14,8 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from reconciler import faults, layout, published
-from reconciler.apply import audit
+from reconciler import clock, faults, layout, published
+from reconciler.apply import audit, lock
 from reconciler.apply.executor import ApplyResult, execute
 from reconciler.desired import load
 from reconciler.desired.model import DesiredState
@@ -23,21 +23,44 @@ from reconciler.health import Finding
 from reconciler.offline import ceremony
 from reconciler.offline.request import CeremonyError, SigningRequest, fingerprint, read_response
 from reconciler.plan import document
-from reconciler.plan.approval import Approval
+from reconciler.plan.approval import Approval, ApprovalError
 from reconciler.plan.diff import make_plan
-from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument
-from reconciler.plan.gitcontext import git_info, intent_changes
+from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument, PlanFormatError
+from reconciler.plan.gitcontext import GitContextError, git_info, intent_changes
 from reconciler.plan.impact import Announcement, AnnouncementsError, read_announcements
 from reconciler.plan.model import Action, Change, Kind, Notice, Plan, Severity
 from reconciler.plan.rollover import KeyIds, Phase
 from reconciler.publish import rrdp
-from reconciler.publish.rsync_tree import publish
+from reconciler.publish.rsync_tree import PublishError, publish
 from reconciler.published.reader import PublishedState
 from reconciler.rpki import cert as rc
 from reconciler.rpki import tal
 from reconciler.signers import OfflineSigner, Signer, SignerError, open_signers
 from reconciler.status.collect import collect as collect_status
 from reconciler.status.model import StatusReport
+
+
+class AuditedApplyError(Exception):
+    """An apply that failed after its "started" record; the "failed" record is written. The message says
+    what is published now and what to do."""
+
+
+# Errors that are the operator's to fix: the CLI and the reconcile loop print them, never a traceback.
+OPERATOR_ERRORS: tuple[type[Exception], ...] = (
+    SignerError,
+    PublishError,
+    rrdp.RrdpError,
+    clock.ClockError,
+    AnnouncementsError,
+    GitContextError,
+    PlanFormatError,
+    ApprovalError,
+    lock.LockError,
+    audit.AuditError,
+    CeremonyError,
+    AuditedApplyError,
+    OSError,
+)
 
 
 def tool_version() -> str:
@@ -203,12 +226,12 @@ def offline_notice(workspace: Workspace, the_plan: Plan) -> Notice | None:
     return Notice("offline-signing", Severity.WARNING, ta, message, due)
 
 
-def routine_plan(workspace: Workspace, now: datetime) -> Plan:
+def routine_plan(workspace: Workspace, now: datetime, full: Plan | None = None) -> Plan:
     """What a scheduled job may apply: :func:`routine_only` of the plan -- but a key roll does not
     activate in a CA that has reviewed changes waiting (a ROA being changed, a certificate losing
     resources): activation re-signs everything under the new key and revokes the old one, so it must
     come with those changes, never leave them behind signed by a revoked key."""
-    full = plan(workspace, now)
+    full = full if full is not None else plan(workspace, now)
     activating = {name for name, keys in full.key_plans.items() if keys.phase is Phase.ACTIVATING}
     waiting = {c.ca for c in full.changes if not c.routine} | {
         c.subject for c in full.changes if not c.routine and c.subject
@@ -281,6 +304,44 @@ def apply(workspace: Workspace, the_plan: Plan, now: datetime | None = None) -> 
         result = dataclasses.replace(result, request=str(pending.path))
     elif ceremony.pending_path(directory).exists():
         ceremony.pending_path(directory).unlink()  # nothing waits for the trust anchor any more
+    return result
+
+
+def apply_recorded(
+    workspace: Workspace,
+    the_plan: Plan,
+    doc: PlanDocument,
+    approvals: list[Approval],
+    *,
+    now: datetime,
+    signing_time: datetime | None = None,
+) -> ApplyResult:
+    """:func:`apply` between audit records: "started" before anything is signed (an apply killed
+    half-way then shows as interrupted), then "applied" or "failed" with the reason.
+
+    Raises the signer's or publisher's error after recording it; an RRDP failure after the rsync swap
+    becomes :class:`AuditedApplyError` saying the rsync tree is out."""
+    log_path = workspace.desired.audit_log_path
+    audit.append(log_path, audit_record(doc, approvals, status="started"), now=now)
+    faults.point("audit.started")
+    try:
+        result = apply(workspace, the_plan, now=signing_time)
+    except (SignerError, PublishError) as exc:
+        audit.append(log_path, audit_record(doc, approvals, status="failed", message=str(exc)), now=now)
+        raise
+    except rrdp.RrdpError as exc:
+        message = f"the rsync tree is published, but RRDP is behind: {exc} (fix it, then run apply again)"
+        audit.append(log_path, audit_record(doc, approvals, status="failed", message=message), now=now)
+        raise AuditedApplyError(message) from exc
+    if result is None:
+        raise ValueError("apply_recorded needs a plan with changes")
+    faults.point("audit.before-applied")
+    try:
+        audit.append(log_path, audit_record(doc, approvals, status="applied", result=result), now=now)
+    except (audit.AuditError, OSError) as exc:
+        raise AuditedApplyError(
+            f"published, but the audit record could not be written to {log_path}: {exc}"
+        ) from exc
     return result
 
 
