@@ -243,10 +243,15 @@ def routine_plan(workspace: Workspace, now: datetime, full: Plan | None = None) 
 def routine_only(the_plan: Plan) -> Plan:
     """Only the routine part of a plan: manifest and CRL renewals and scheduled re-issues of unchanged
     objects. They change no VRP and trip no gate, so a scheduled job can keep the tree valid while a
-    gated change waits for its approval (a CA that stops renewing for a day takes its children down)."""
+    gated change waits for its approval (a CA that stops renewing for a day takes its children down).
+
+    A manifest and CRL that change only because of objects left waiting are left too: re-signing them
+    over the same files on every scheduled run would only churn manifest numbers."""
+    kept = [c for c in the_plan.changes if c.routine]
+    moving = {c.ca for c in kept if c.kind not in (Kind.MANIFEST, Kind.CRL)}
     return dataclasses.replace(
         the_plan,
-        changes=tuple(c for c in the_plan.changes if c.routine),
+        changes=tuple(c for c in kept if not c.follows or c.ca in moving),
         vrps_added=frozenset(),
         vrps_removed=frozenset(),
         gates=(),

@@ -146,7 +146,13 @@ class Loop:
     def once(self) -> bool:
         """One cycle, logged; True when it succeeded."""
         try:
-            result = cycle(self.repo, self.now(), routine_only=self.routine_only, git_pull=self.git_pull)
+            result = cycle(
+                self.repo,
+                self.now(),
+                routine_only=self.routine_only,
+                git_pull=self.git_pull,
+                lock_timeout=min(self.interval, timedelta(minutes=1)),
+            )
         except lock.LockHeld as exc:
             self.log(f"skipped: {exc} (the next cycle tries again)")
             return True

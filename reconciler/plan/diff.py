@@ -496,7 +496,9 @@ class _Planner:
         own = len(reasons) - (ca.name in self.dirty)
         scheduled = (not own or ca.name in self.expiring) and ca.name not in self.drifted_cas
         for kind, path in ((Kind.CRL, crl_path), (Kind.MANIFEST, mft_path)):
-            self.changes.append(Change(action, kind, ca.name, path, reason, scheduled=scheduled))
+            self.changes.append(
+                Change(action, kind, ca.name, path, reason, scheduled=scheduled, follows=not own)
+            )
 
     def side_point_problems(self, ca: CaIntent, generation: int, key: bytes) -> list[str]:
         """A side key publishes a manifest listing only its CRL (empty of new revocations), kept fresh

@@ -62,6 +62,9 @@ class Change:
     # A renewal that only the clock asked for: nothing drifted from the desired state. Monitoring tells
     # these (expected on every schedule) from drift (someone or something changed what is published).
     scheduled: bool = field(default=False, compare=False)
+    # A manifest or CRL re-signed only because other objects in its directory change: without those
+    # changes (a routine-only run that leaves them waiting) it has nothing to do.
+    follows: bool = field(default=False, compare=False)
 
     @property
     def address(self) -> str:
