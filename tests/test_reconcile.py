@@ -147,7 +147,8 @@ def test_once_exits_by_the_cycle_and_skips_a_held_lock(tmp_path: Path) -> None:
     (scratch.repo / "rpki.yaml").write_text((scratch.repo / "rpki.yaml").read_text() + "bogus: 1\n")
     failed = rpkictl("reconcile", str(scratch.repo), "--once")
     assert failed.returncode == 1 and "error:" in failed.stdout and "bogus" in failed.stdout
-    (scratch.repo / "rpki.yaml").write_text((scratch.repo / "rpki.yaml").read_text().replace("bogus: 1\n", ""))
+    rpki_yaml = scratch.repo / "rpki.yaml"
+    rpki_yaml.write_text(rpki_yaml.read_text().replace("bogus: 1\n", ""))
     desired = load(scratch.repo)
     with lock.acquire(
         desired.publication.directory, who="test", operation="apply", plan_id=None, timeout=timedelta(0)

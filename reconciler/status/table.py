@@ -115,7 +115,7 @@ def _table(report: StatusReport) -> Table:
         title="CAs (times are time left)", title_justify="left", show_lines=True, header_style="bold"
     )
     table.add_column("CA", no_wrap=True)
-    table.add_column("resources", overflow="fold", min_width=14)
+    table.add_column("resources", overflow="fold", min_width=20)
     table.add_column("ROAs", no_wrap=True)
     table.add_column("VRPs", no_wrap=True)
     table.add_column("key", no_wrap=True)
