@@ -7,8 +7,10 @@ the HTML report are renderings of it, so they can never disagree.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -101,3 +103,14 @@ class StatusReport(_Doc):
     signing_request: str | None = Field(description="Path of a request waiting for the offline trust anchor.")
     last_apply: LastApply | None
     last_success: datetime | None = Field(description="Time of the last apply that published.")
+
+
+def json_schema() -> dict[str, Any]:
+    schema = StatusReport.model_json_schema()
+    schema["$id"] = "https://rpki-reconciler.invalid/schemas/status.schema.json"
+    schema["title"] = "rpki-reconciler status"
+    return schema
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))
