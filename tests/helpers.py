@@ -8,6 +8,7 @@ import select
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,13 +87,24 @@ def routine(changes: list[Change]) -> bool:
 
 
 def run_on_terminal(args: list[str], answer: bytes, prompt: bytes, timeout: float = 120) -> tuple[int, str]:
-    """Run ``rpkictl ARGS`` on a pseudo-terminal and type ``answer`` when ``prompt`` appears.
+    """Run ``rpkictl ARGS`` on a pseudo-terminal and type ``answer`` when ``prompt`` appears."""
+    code, output, _ = exec_on_terminal(
+        lambda: os.execv(sys.executable, [sys.executable, "-m", "reconciler", *args]), answer, prompt, timeout
+    )
+    return code, output
+
+
+def exec_on_terminal(
+    become: Callable[[], object], answer: bytes, prompt: bytes, timeout: float
+) -> tuple[int, str, bool]:
+    """Fork on a pseudo-terminal; the child calls ``become`` (an exec). Type ``answer`` once ``prompt``
+    appears. Returns (exit code, output, whether the prompt appeared).
 
     Reads with a deadline, so a prompt that never comes fails the test instead of hanging it.
     """
     pid, fd = pty.fork()
-    if pid == 0:  # the child becomes rpkictl on the terminal
-        os.execv(sys.executable, [sys.executable, "-m", "reconciler", *args])
+    if pid == 0:  # the child becomes the program on the terminal
+        become()
     output, answered = b"", False
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
@@ -113,4 +125,4 @@ def run_on_terminal(args: list[str], answer: bytes, prompt: bytes, timeout: floa
         os.kill(pid, 9)
     _, status = os.waitpid(pid, 0)
     os.close(fd)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace"), answered

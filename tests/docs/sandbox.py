@@ -17,17 +17,15 @@ is not from the page) or in Python between commands.
 from __future__ import annotations
 
 import os
-import pty
-import select
 import shlex
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.docs.doccommands import ROOT, DocCommand
+from tests.helpers import exec_on_terminal
 
 # Environment that would make a sandboxed command write into the CI job running the tests.
 _JOB_VARIABLES = ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STATE")
@@ -164,30 +162,12 @@ class Sandbox:
 
     def _on_terminal(self, script: str, answer: str, prompt: str, timeout: float) -> tuple[int, str]:
         """Run ``script`` on a pseudo-terminal; type ``answer`` once ``prompt`` appears."""
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: bash on the terminal
+
+        def become() -> None:
             os.chdir(self.cwd)
             os.execve("/bin/bash", ["bash", "-c", script], self.env)
-        output, answered = b"", False
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                break
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-            if not answered and prompt.encode() in output:
-                os.write(fd, answer.encode() + b"\n")
-                answered = True
-        else:
-            os.kill(pid, 9)
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-        text = output.decode(errors="replace").replace("\r\n", "\n")
+
+        code, output, answered = exec_on_terminal(become, answer.encode(), prompt.encode(), timeout)
+        text = output.replace("\r\n", "\n")
         assert answered, f"the prompt {prompt!r} never appeared:\n{text}"
-        return os.waitstatus_to_exitcode(status), text
+        return code, text
