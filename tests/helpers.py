@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 from reconciler import engine
 from reconciler.apply.executor import ApplyResult
@@ -76,6 +79,14 @@ def in_ci() -> bool:
     """True when the environment variable CI is set (to anything but an explicit false): there, a
     missing tool fails a test instead of skipping it."""
     return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+
+
+def missing_tool(message: str, what: str) -> NoReturn:
+    """The one policy for a tool a test needs and cannot find: in CI a failure (``what`` must run there,
+    never be skipped), elsewhere a skip that says so."""
+    if in_ci():
+        pytest.fail(f"{message}; CI must run {what}, not skip them", pytrace=False)
+    pytest.skip(f"{message}; skipped because CI is not set (in CI this is a failure)")
 
 
 def later(hours: float) -> datetime:

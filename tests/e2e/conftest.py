@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import in_ci
+from tests.helpers import in_ci, missing_tool
 
 from .harness import ALL_VALIDATORS, INSTALL_HINT, RequireTool, RsyncDaemon, RsyncDaemonFactory, find_tool
 
@@ -33,12 +33,9 @@ def require_tool() -> RequireTool:
 
     def require(name: str) -> str:
         path = find_tool(name)
-        if path is not None:
-            return path
-        message = f"{name} is not installed (install with: {INSTALL_HINT})"
-        if in_ci():
-            pytest.fail(f"{message}; CI must run the end-to-end tests, not skip them", pytrace=False)
-        pytest.skip(f"{message}; skipped because CI is not set (in CI this is a failure)")
+        if path is None:
+            missing_tool(f"{name} is not installed (install with: {INSTALL_HINT})", "the end-to-end tests")
+        return path
 
     return require
 

@@ -13,7 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.github.helpers import ROOT, SCRIPTS
-from tests.helpers import in_ci
+from tests.helpers import missing_tool
 
 WORKFLOWS = sorted([*ROOT.glob(".github/workflows/*.yml"), *ROOT.glob("examples/github/workflows/*.yml")])
 CHECK_JSONSCHEMA = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows"]
@@ -22,9 +22,7 @@ CHECK_JSONSCHEMA = [sys.executable, "-m", "check_jsonschema", "--builtin-schema"
 def _shellcheck() -> str:
     found = shutil.which("shellcheck")
     if found is None:
-        if in_ci():
-            pytest.fail("shellcheck is not installed (apt-get install shellcheck)")
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+        missing_tool("shellcheck is not installed (apt-get install shellcheck)", "the workflow lint")
     return found
 
 
