@@ -685,18 +685,7 @@ def show_log(
 ) -> None:
     """Show the audit log of applies (who, when, commit, plan, approvals, changes)."""
     path = _desired(repo).audit_log_path
-    entries = audit.read(path)
-    for index, entry in enumerate(entries):
-        record = entry.record
-        if record.get("status") == "started":
-            following = entries[index + 1].record if index + 1 < len(entries) else {}
-            finished = following.get("plan_id") == record.get("plan_id") and following.get("status") in (
-                "applied",
-                "failed",
-            )
-            if finished:
-                continue  # shown with its outcome
-            record = {**record, "status": "interrupted (started, never finished)"}
+    for entry, record in audit.outcomes(audit.read(path)):
         commit = (record.get("git_commit") or "-")[:12]
         out.print(
             f"#{entry.seq} {entry.time} {record.get('status')} by {record.get('who')} "

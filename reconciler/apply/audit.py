@@ -322,3 +322,25 @@ def _display_order(entry: dict[str, Any]) -> dict[str, Any]:
     The order does not matter to the hash, which is over the canonical (sorted) form."""
     head = {key: entry[key] for key in ("seq", "time", "prev", "hash")}
     return {**head, **{key: value for key, value in entry.items() if key not in RESERVED}}
+
+
+INTERRUPTED = "interrupted (started, never finished)"
+
+
+def outcomes(entries: list[AuditEntry]) -> list[tuple[AuditEntry, dict[str, Any]]]:
+    """The applies the log records, each once, with its outcome: a "started" record is folded into the
+    "applied" or "failed" record that follows it for the same plan, and one with no outcome (the apply
+    was killed) is reported as interrupted."""
+    shown = []
+    for index, entry in enumerate(entries):
+        record = entry.record
+        if record.get("status") == "started":
+            following = entries[index + 1].record if index + 1 < len(entries) else {}
+            if following.get("plan_id") == record.get("plan_id") and following.get("status") in (
+                "applied",
+                "failed",
+            ):
+                continue  # shown with its outcome
+            record = {**record, "status": INTERRUPTED}
+        shown.append((entry, record))
+    return shown

@@ -29,8 +29,6 @@ from reconciler.status.model import (
     StatusReport,
 )
 
-FINISHED = ("applied", "failed")
-
 
 def _depths(desired: DesiredState) -> list[tuple[CaIntent, int]]:
     """The CAs depth-first from the trust anchor, so that a listing reads as the tree."""
@@ -126,29 +124,23 @@ def _problems(findings: list[Finding], ca: str) -> list[Problem]:
     return [Problem(severity=f.severity.value, message=f.message) for f in findings if f.ca == ca]
 
 
-def last_apply(path_entries: list[audit.AuditEntry]) -> tuple[LastApply | None, datetime | None]:
-    """The newest apply record (a "started" with no outcome is an interrupted apply) and the time of
-    the newest one that published."""
-    latest: LastApply | None = None
-    success: datetime | None = None
-    for index, entry in enumerate(path_entries):
-        record = entry.record
-        status = str(record.get("status"))
-        if status == "started":
-            following = path_entries[index + 1].record if index + 1 < len(path_entries) else {}
-            if following.get("plan_id") == record.get("plan_id") and following.get("status") in FINISHED:
-                continue
-            status = "interrupted (started, never finished)"
-        if status == "applied":
-            success = entry.time
-        latest = LastApply(
-            time=entry.time,
-            status=status,
-            who=record.get("who"),
-            git_commit=record.get("git_commit"),
-            plan_id=record.get("plan_id"),
-            summary=record.get("summary"),
-        )
+def last_apply(entries: list[audit.AuditEntry]) -> tuple[LastApply | None, datetime | None]:
+    """The newest apply (an interrupted one included) and the time of the newest one that published."""
+    shown = audit.outcomes(entries)
+    success = next(
+        (entry.time for entry, record in reversed(shown) if record.get("status") == "applied"), None
+    )
+    if not shown:
+        return None, success
+    entry, record = shown[-1]
+    latest = LastApply(
+        time=entry.time,
+        status=str(record.get("status")),
+        who=record.get("who"),
+        git_commit=record.get("git_commit"),
+        plan_id=record.get("plan_id"),
+        summary=record.get("summary"),
+    )
     return latest, success
 
 
