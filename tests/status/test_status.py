@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import engine, layout
+from reconciler.apply import audit
 from reconciler.plan.model import Severity
 from reconciler.status import prometheus
 from reconciler.status.model import ObjectKind, StatusReport
@@ -161,3 +162,15 @@ def test_check_findings_are_the_status_problems(applied: Scratch) -> None:
         (Severity.WARNING, "example-isp"),
     }
     assert report.severity == "warning"
+
+
+def test_an_apply_killed_after_it_started_is_the_last_apply_and_not_a_success(tmp_path: Path) -> None:
+    scratch = scratch_copy(tmp_path)
+    assert rpkictl("apply", str(scratch.repo), "--yes", "--now", _at(0)).returncode == 0
+    applied = _status(scratch).last_success
+    log = engine.open_workspace(scratch.repo).desired.audit_log_path
+    audit.append(log, {"status": "started", "plan_id": "p2", "who": "cron"}, now=later(2))
+    report = _status(scratch, 3)
+    assert report.last_apply is not None and report.last_apply.status == audit.INTERRUPTED
+    assert applied is not None and report.last_success == applied
+    assert report.last_apply.who == "cron"
