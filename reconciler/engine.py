@@ -470,10 +470,13 @@ def status(
 
 def findings(report: StatusReport) -> list[Finding]:
     """Every problem of a status report, as ``rpkictl check`` lists them."""
-    found = [Finding(Severity(p.severity), ca.name, p.message) for ca in report.cas for p in ca.problems]
-    for problem in report.problems:
-        ca, _, message = problem.message.partition(": ")
-        found.append(Finding(Severity(problem.severity), ca, message))
+    found = []
+    for ca, problem in report.every_problem():
+        # a problem of no single CA carries what it is about in its message: "(rrdp): ..."
+        about, message = (ca, problem.message)
+        if not ca:
+            about, _, message = problem.message.partition(": ")
+        found.append(Finding(Severity(problem.severity), about, message))
     return found
 
 

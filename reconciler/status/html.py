@@ -184,7 +184,7 @@ def _upcoming(report: StatusReport) -> str:
 
 
 def render(report: StatusReport) -> str:
-    problems = [(ca.name, p) for ca in report.cas for p in ca.problems] + [("", p) for p in report.problems]
+    problems = report.every_problem()
     listed = "".join(
         f'<li><span class="badge {p.severity}">{p.severity}</span> '
         f"{escape(name + ': ' if name else '')}{escape(p.message)}</li>"

@@ -104,6 +104,10 @@ class StatusReport(_Doc):
     last_apply: LastApply | None
     last_success: datetime | None = Field(description="Time of the last apply that published.")
 
+    def every_problem(self) -> list[tuple[str, Problem]]:
+        """(CA name, problem) for each CA's problems, then ("", problem) for those of no single CA."""
+        return [(ca.name, p) for ca in self.cas for p in ca.problems] + [("", p) for p in self.problems]
+
 
 def json_schema() -> dict[str, Any]:
     schema = StatusReport.model_json_schema()

@@ -156,6 +156,4 @@ def render(report: StatusReport) -> str:
 
 
 def _count(report: StatusReport, level: str) -> int:
-    return sum(1 for ca in report.cas for p in ca.problems if p.severity == level) + sum(
-        1 for p in report.problems if p.severity == level
-    )
+    return sum(1 for _, p in report.every_problem() if p.severity == level)

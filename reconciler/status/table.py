@@ -75,8 +75,7 @@ def render(report: StatusReport, width: int = WIDE) -> RenderableType:
     """A table with a row per CA on a wide terminal; a tree with a block per CA on a narrow one."""
     body = _table(report) if width >= WIDE else _tree(report)
     lines: list[RenderableType] = [Text(header(report), style="dim"), body]
-    problems = [(ca.name, p) for ca in report.cas for p in ca.problems]
-    problems += [("", p) for p in report.problems]
+    problems = report.every_problem()
     verdict = report.severity.upper() if problems else "OK"
     lines.append(Text(f"{verdict}: {len(problems)} problem(s)", style=STYLE[report.severity]))
     for name, problem in problems:
