@@ -141,9 +141,13 @@ def plan(
     now: datetime,
     announcements: Announcements | None = None,
     hold: frozenset[str] = frozenset(),
+    keys: KeyIds | None = None,
 ) -> Plan:
+    """``keys``: the signers' keys when the caller has looked them up already (each lookup may be a
+    round trip to an HSM)."""
     routes = announcements.routes if announcements is not None else None
-    the_plan = make_plan(workspace.desired, workspace.published, workspace.keys(), now, routes, hold=hold)
+    found = keys if keys is not None else workspace.keys()
+    the_plan = make_plan(workspace.desired, workspace.published, found, now, routes, hold=hold)
     notice = offline_notice(workspace, the_plan)
     if notice is not None:
         the_plan = dataclasses.replace(the_plan, notices=(*the_plan.notices, notice))
@@ -451,14 +455,15 @@ def status(
     """Each CA's resources, key, objects' expiry and renewal, drift and problems; the last apply.
 
     ``check`` is this report's verdict: the same findings, so a dashboard and an alert never disagree."""
-    the_plan = plan(workspace, now)
+    keys = workspace.keys()
+    the_plan = plan(workspace, now, keys=keys)
     info = git_info(workspace.desired.root)
     pending = ceremony.pending_path(workspace.desired.publication.directory)
     return collect_status(
         workspace.desired,
         workspace.published,
         the_plan,
-        workspace.keys(),
+        keys,
         now=now,
         warn=warn,
         critical=critical,
