@@ -32,6 +32,7 @@ from reconciler.plan.model import Action, Change, Kind, Notice, Plan, Severity
 from reconciler.plan.rollover import KeyIds, Phase
 from reconciler.publish import rrdp
 from reconciler.publish.rsync_tree import PublishError, publish
+from reconciler.published import memo
 from reconciler.published.reader import PublishedState
 from reconciler.rpki import cert as rc
 from reconciler.rpki import tal
@@ -104,6 +105,7 @@ def workspace_for(desired: DesiredState) -> Workspace:
     """Open the signers of a loaded desired state and read its publication point."""
     signers = open_signers(desired.signers, {ca.signer for ca in desired.cas})
     found = published.read(desired.publication.directory / "rsync")
+    found.memo = memo.load(desired.publication.directory)
     ta = desired.trust_anchor
     offline = signers[ta.signer]
     if isinstance(offline, OfflineSigner):
@@ -154,7 +156,23 @@ def plan(
     behind = rrdp_drift(workspace)
     if behind is not None:
         the_plan = dataclasses.replace(the_plan, changes=(*the_plan.changes, behind))
+    state = workspace.published
+    memo.save(workspace.desired.publication.directory, state.memo, state.roa_digests())
     return the_plan
+
+
+def remember_signed(workspace: Workspace, result: ApplyResult) -> None:
+    """Keep what the next plan checks of the ROAs just published, so that it need not decode them."""
+    found = workspace.published
+    digests = set()
+    for path, data in result.files.items():
+        if path.endswith(".roa"):
+            same = found.files.get(path) is data
+            digest = found.sha256(path) if same else hashlib.sha256(data).digest()
+            digests.add(digest)
+            if path in result.roas:
+                found.memo.remember(digest, result.roas[path])
+    memo.save(workspace.desired.publication.directory, found.memo, digests)
 
 
 def rrdp_drift(workspace: Workspace) -> Change | None:
@@ -182,7 +200,7 @@ def publish_all(workspace: Workspace, files: dict[str, bytes], now: datetime) ->
     """The rsync tree (swapped atomically), then RRDP (snapshot and delta before the notification).
     Returns what RRDP did, for the operator."""
     publication = workspace.desired.publication
-    publish(publication.directory, files, now)
+    publish(publication.directory, files, now, served=workspace.published.files)
     if publication.rrdp_base is None:
         return None
     written = rrdp.publish_rrdp(
@@ -305,6 +323,7 @@ def apply(workspace: Workspace, the_plan: Plan, now: datetime | None = None) -> 
     result = execute(the_plan, workspace.desired, workspace.published, workspace.signers)
     if result.written or result.removed or any(c.kind is Kind.RRDP for c in the_plan.changes):
         result = dataclasses.replace(result, rrdp=publish_all(workspace, result.files, the_plan.now))
+    remember_signed(workspace, result)
     destroy_retired_keys(workspace, the_plan)
     directory = workspace.desired.publication.directory
     if result.deferred:

@@ -9,6 +9,7 @@ rebuilt at the very same URIs:
     <rsync_base><ca>/<child>.cer         certificates it issued to child CAs (key generation 1)
     <rsync_base><ca>/<child>_g<N>.cer    ... for the child's key generation N (both during a key roll)
     <rsync_base><ca>/AS<asn>_<prefix>_<len>.roa   its ROAs, one prefix each
+    <rsync_base><ca>/AS<asn>_ipv<4|6>.roa         ... or one for all of an origin's prefixes of a family
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ def roa_name(asn: int, prefix: IPNetwork) -> str:
     """A readable file name with exactly one dot, as RFC 9286 §4.2.2 file names must have."""
     address = str(prefix.network_address).replace(".", "-").replace(":", "-")
     return f"AS{asn}_{address}_{prefix.prefixlen}.roa"
+
+
+def aggregate_roa_name(asn: int, version: int) -> str:
+    """The one ROA object of an origin AS's many prefixes of one address family (``RoaGrouping``);
+    ``ipv4`` is no address, so it never clashes with a one-prefix name."""
+    return f"AS{asn}_ipv{version}.roa"
 
 
 def uri(rsync_base: str, path: str) -> str:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
 
 from reconciler import faults, layout
+from reconciler.apply.onetime import OneTimeKeys, workers
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.plan.model import Action, Change, Kind, Plan
 from reconciler.plan.rollover import KeyPlan
+from reconciler.published.memo import RoaSummary
 from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
@@ -46,6 +49,7 @@ class ApplyResult:
     written: tuple[str, ...]  # paths whose content is new
     removed: tuple[str, ...]
     deferred: tuple[Change, ...] = ()  # what an offline key must sign (see reconciler.offline)
+    roas: dict[str, RoaSummary] = field(default_factory=dict)  # the ROAs signed, for the memo
     request: str | None = None  # where the signing request for them is (set by the engine)
     rrdp: str | None = None  # what RRDP published (set by the engine)
 
@@ -60,10 +64,12 @@ def signed_object(
     resources: Resources | None,
     serial: int,
     signing_time: datetime,
+    one_time: OneTimeKey | None = None,
 ) -> bytes:
     """A one-time EE certificate and the CMS envelope around ``econtent`` (two signatures, RFC 6488).
-    ``resources`` None means a manifest's EE certificate: it inherits (RFC 9286 §5.1)."""
-    one_time = OneTimeKey()
+    ``resources`` None means a manifest's EE certificate: it inherits (RFC 9286 §5.1). ``one_time``: the
+    EE key, when generated ahead (see ``onetime``)."""
+    one_time = one_time or OneTimeKey()
     ee_cert = rc.build(
         issuer=issuer,
         subject_key=one_time.public,
@@ -104,6 +110,9 @@ class _Executor:
     side: dict[str, dict[int, bytes]] = field(default_factory=dict)  # CA -> keys with empty points
     revoke: dict[str, list[int]] = field(default_factory=dict)
     signed: int = 0
+    one_time: OneTimeKeys | None = None
+    _listing: dict[str, set[str]] | None = None  # directory -> paths, once the points are issued
+    summaries: dict[str, RoaSummary] = field(default_factory=dict)  # path -> each ROA signed
 
     @property
     def now(self) -> datetime:
@@ -160,12 +169,26 @@ class _Executor:
         known = any(c.name == ca for c in self.desired.cas)  # a removed CA's files are only withdrawn
         return known and is_offline(self.signer(ca))
 
+    def create_keys(self) -> None:
+        """The CA keys the plan asks for. A registry's first apply creates tens of thousands: a signer
+        that can (``concurrent_keygen``, the file signer) creates them on every core at once."""
+        wanted = [
+            (self.signer(c.ca), layout.key_label(c.ca, c.generation or 1))
+            for c in self.plan.changes
+            if c.action is Action.CREATE_KEY and not self.offline(c.ca)
+        ]
+        concurrent = [(s, label) for s, label in wanted if getattr(s, "concurrent_keygen", False)]
+        if len(concurrent) > 1:
+            with ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="ca-key") as pool:
+                for _ in pool.map(lambda job: job[0].create_key(job[1]), concurrent):
+                    faults.point("keys.created")
+            wanted = [job for job in wanted if job not in concurrent]
+        for signer, label in wanted:
+            signer.create_key(label)
+            faults.point("keys.created")
+
     def load_keys(self) -> None:
-        for change in self.plan.changes:
-            if change.action is Action.CREATE_KEY and not self.offline(change.ca):
-                ca = self.desired.ca(change.ca)
-                self.signer(ca.name).create_key(layout.key_label(ca.name, change.generation or 1))
-                faults.point("keys.created")
+        self.create_keys()
         for ca in self.desired.cas:
             if self.offline(ca.name):
                 continue
@@ -214,6 +237,7 @@ class _Executor:
         ee: tuple[datetime, datetime],
         resources: Resources | None,
         issuer: rc.Issuer | None = None,
+        serial: int | None = None,
     ) -> bytes:
         """A one-time EE certificate and the CMS envelope around ``econtent`` (two signatures)."""
         self.signed += 2
@@ -224,8 +248,9 @@ class _Executor:
             econtent=econtent,
             ee=ee,
             resources=resources,
-            serial=self.serial(),
+            serial=serial if serial is not None else self.serial(),
             signing_time=self.now,
+            one_time=self.one_time.take() if self.one_time is not None else None,
         )
 
     def issue_roa(self, change: Change) -> None:
@@ -233,6 +258,7 @@ class _Executor:
         ca = self.desired.ca(change.ca)
         validity = (self.valid_from, self.now + self.desired.timing.certificate_validity)
         resources = Resources.of_prefixes(p.prefix for p in change.roa.prefixes)
+        issuer, serial = self.own_issuer(ca), self.serial()
         self.files[change.path] = self.signed_object(
             ca=ca,
             path=change.path,
@@ -240,6 +266,21 @@ class _Executor:
             econtent=roa.encode(change.roa),
             ee=validity,
             resources=resources,
+            issuer=issuer,
+            serial=serial,
+        )
+        # What the next plan checks of it, known without decoding it again (see ``published.memo``).
+        self.summaries[change.path] = RoaSummary(
+            content=change.roa,
+            authority_key_id=issuer.key_id,
+            serial=serial,
+            not_before=validity[0],
+            not_after=validity[1],
+            signed_object=self.base + change.path,
+            crldp=issuer.crl_uri,
+            aia=issuer.certificate_uri,
+            resources_match=True,
+            signed_by={issuer.key_id},
         )
 
     def previous_revocations(self, ca: CaIntent, key: bytes) -> list[crl.Revocation]:
@@ -266,6 +307,20 @@ class _Executor:
         mft_number = found_mft.content.number if isinstance(found_mft, SignedManifest) else -1
         return mft_number, crl_number
 
+    def directory(self, repo: str) -> dict[str, bytes]:
+        """The files of one CA's directory as they now stand (indexed once: a registry has thousands of
+        directories, and a pass over every file per manifest would be quadratic)."""
+        if self._listing is None:
+            self._listing = {}
+            for path in self.files:
+                self._listing.setdefault(path.rpartition("/")[0] + "/", set()).add(path)
+        return {p: self.files[p] for p in self._listing.get(repo, ()) if p in self.files}
+
+    def add_file(self, path: str, data: bytes) -> None:
+        self.files[path] = data
+        if self._listing is not None:
+            self._listing.setdefault(path.rpartition("/")[0] + "/", set()).add(path)
+
     def issue_point(self, ca: CaIntent, side: int | None = None) -> None:
         """A new CRL and a manifest listing every file of the CA's directory as it now stands; for a side
         key of a roll (``side``: its generation), a CRL and a manifest listing just that CRL (the key signs
@@ -284,12 +339,15 @@ class _Executor:
             known = {r.serial for r in revoked}
             revoked += [crl.Revocation(s, self.now) for s in self.revoke.get(ca.name, []) if s not in known]
         crl_path = repo + layout.crl_name(key)
-        self.files[crl_path] = crl.build(
-            issuer=issuer,
-            number=max(crl_number + 1, floor),
-            this_update=this_update,
-            next_update=next_update,
-            revoked=tuple(revoked),
+        self.add_file(
+            crl_path,
+            crl.build(
+                issuer=issuer,
+                number=max(crl_number + 1, floor),
+                this_update=this_update,
+                next_update=next_update,
+                revoked=tuple(revoked),
+            ),
         )
         self.signed += 1
         mft_name = layout.manifest_name(key)
@@ -300,19 +358,35 @@ class _Executor:
             for other in (self.keys[ca.name], *self.side.get(ca.name, {}).values()):
                 if other != key:
                     others |= {layout.manifest_name(other), layout.crl_name(other)}
-            listed = manifest_entries(self.files, repo, others)
+            listed = manifest_entries(self.directory(repo), repo, others)
         content = manifest.ManifestContent(max(mft_number + 1, floor), this_update, next_update, listed)
-        self.files[repo + mft_name] = self.signed_object(
-            ca=ca,
-            path=repo + mft_name,
-            content_type=manifest.CONTENT_TYPE,
-            econtent=manifest.encode(content),
-            ee=(this_update, next_update),
-            resources=None,
-            issuer=issuer,
+        self.add_file(
+            repo + mft_name,
+            self.signed_object(
+                ca=ca,
+                path=repo + mft_name,
+                content_type=manifest.CONTENT_TYPE,
+                econtent=manifest.encode(content),
+                ee=(this_update, next_update),
+                resources=None,
+                issuer=issuer,
+            ),
+        )
+
+    def one_time_keys_needed(self) -> int:
+        """EE keys this plan uses: one per ROA and per manifest it signs online."""
+        signs = (Kind.ROA, Kind.MANIFEST)
+        return sum(
+            1
+            for c in self.plan.changes
+            if c.kind in signs and c.action not in (Action.WITHDRAW, Action.REVOKE) and not self.offline(c.ca)
         )
 
     def run(self) -> ApplyResult:
+        with OneTimeKeys(self.one_time_keys_needed()) as self.one_time:
+            return self.sign_all()
+
+    def sign_all(self) -> ApplyResult:
         self.files = dict(self.published.files)
         self.load_keys()
         points: list[tuple[str, int | None]] = []
@@ -341,7 +415,7 @@ class _Executor:
             self.issue_point(self.desired.ca(name), side)
         written = tuple(sorted(p for p, d in self.files.items() if self.published.files.get(p) != d))
         removed = tuple(sorted(set(self.published.files) - set(self.files)))
-        return ApplyResult(self.files, self.signed, written, removed, tuple(deferred))
+        return ApplyResult(self.files, self.signed, written, removed, tuple(deferred), roas=self.summaries)
 
 
 def execute(

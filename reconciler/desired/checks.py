@@ -112,7 +112,25 @@ def check_settings(doc: SettingsDoc, root: Path) -> list[Diagnostic]:
         *_check_key_signers(doc),
         *_check_signer_directories(doc, root),
         *_check_audit_log(doc),
+        *_check_roa_grouping(doc),
     ]
+
+
+def _check_roa_grouping(doc: SettingsDoc) -> Iterable[Diagnostic]:
+    """Hysteresis needs split_below at most aggregate_above; the other way round would flap."""
+    grouping = doc.spec.roa_grouping
+    if grouping.split_below > grouping.aggregate_above:
+        loc: Loc = (
+            "roa_grouping",
+            "split_below" if "split_below" in grouping.model_fields_set else "aggregate_above",
+        )
+        yield diag(
+            doc.source,
+            loc,
+            f"roa_grouping: split_below ({grouping.split_below}) is above aggregate_above "
+            f"({grouping.aggregate_above})",
+            "use a split_below of at most aggregate_above, such as half of it",
+        )
 
 
 def _check_timing(doc: SettingsDoc) -> Iterable[Diagnostic]:

@@ -57,6 +57,23 @@ class SafetyPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class RoaGrouping:
+    """How ROA entries become ROA objects.
+
+    One object per prefix by default: a ROA that fails validation (its prefix left the CA's resources
+    before the ROA was withdrawn, say) takes no other prefix down with it. An origin AS with many
+    prefixes of one address family is better served by one object for them all -- thousands of objects
+    each cost a key generation and a manifest entry -- so above ``aggregate_above`` prefixes its entries
+    of that family share one object, and only below ``split_below`` do they go back to one object each.
+    Between the two, what is published stays as it is: adding or removing the prefix that crosses a
+    threshold re-signs that origin's objects, never the CA's other ROAs, and never back and forth.
+    """
+
+    aggregate_above: int = 32
+    split_below: int = 16
+
+
+@dataclass(frozen=True, slots=True)
 class CaIntent:
     """One certificate authority as declared in ``cas/**.yaml``."""
 
@@ -149,20 +166,30 @@ class DesiredState:
     safety: SafetyPolicy = field(default_factory=SafetyPolicy)
     plan_max_age: timedelta = timedelta(hours=1)  # a saved plan older than this is refused
     audit_log: Path | None = None  # absolute; None means <publication directory>/audit.jsonl
+    roa_grouping: RoaGrouping = field(default_factory=RoaGrouping)
 
     @property
     def audit_log_path(self) -> Path:
         return self.audit_log or self.publication.directory / "audit.jsonl"
 
-    def ca(self, name: str) -> CaIntent:
+    _by_name: dict[str, CaIntent] = field(init=False, repr=False, compare=False)
+    _children: dict[str, tuple[CaIntent, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Looked up for every object of every CA: a registry has tens of thousands of CAs.
+        children: dict[str, list[CaIntent]] = {}
         for ca in self.cas:
-            if ca.name == name:
-                return ca
-        raise KeyError(name)
+            if ca.parent is not None:
+                children.setdefault(ca.parent, []).append(ca)
+        object.__setattr__(self, "_by_name", {ca.name: ca for ca in reversed(self.cas)})
+        object.__setattr__(self, "_children", {name: tuple(found) for name, found in children.items()})
+
+    def ca(self, name: str) -> CaIntent:
+        return self._by_name[name]
 
     @property
     def trust_anchor(self) -> CaIntent:
         return self.cas[0]
 
     def children(self, name: str) -> tuple[CaIntent, ...]:
-        return tuple(ca for ca in self.cas if ca.parent == name)
+        return self._children.get(name, ())

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 
-from reconciler.desired.model import DesiredState, SafetyPolicy, Timing
+from reconciler.desired.model import DesiredState, RoaGrouping, SafetyPolicy, Timing
 from reconciler.resources import (
     AS_MAX,
     IPNetwork,
@@ -720,6 +720,39 @@ class CaSafetySection(_Section):
     )
 
 
+def _prefix_count(value: object) -> int:
+    """A number of prefixes: a whole number, 1 or more."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        hint = "write a whole number such as 32"
+        if isinstance(value, str) and _NUMBER_RE.fullmatch(value):
+            hint = f"write {value.strip()} without quotes"
+        _fail(f"expected a whole number of prefixes, found {describe(value)}", hint)
+    if value < 1:
+        _fail(f"{_number(value)} is less than 1", "write 1 or more")
+    return value
+
+
+PrefixCount = Annotated[int, PlainValidator(_prefix_count), WithJsonSchema({"type": "integer", "minimum": 1})]
+
+
+class RoaGroupingSection(_Section):
+    """How ROA entries become ROA objects: one object per prefix, except for an origin AS with many
+    prefixes of one address family, whose entries of that family share one object."""
+
+    aggregate_above: PrefixCount = Field(
+        default=RoaGrouping().aggregate_above,
+        description="An origin AS with more than this many prefixes of one address family in a CA gets "
+        "one ROA object for them all.",
+    )
+    split_below: PrefixCount = Field(
+        default=RoaGrouping().split_below,
+        description="An aggregated origin AS goes back to one ROA object per prefix only when it has "
+        "fewer than this many prefixes of that family; in between, what is published stays as it is, so "
+        "crossing a threshold back and forth does not re-sign the objects each time. At most "
+        "aggregate_above.",
+    )
+
+
 def _state_default(name: str) -> Any:
     """A default of ``model.DesiredState``, which has no instance to read it from."""
     return next(f.default for f in dataclasses.fields(DesiredState) if f.name == name)
@@ -751,6 +784,10 @@ class RpkiFile(_Section):
         json_schema_extra=_no_default,
         description="Path of the audit log, a JSON Lines file. Relative to rpki.yaml or absolute; it "
         "must not be a directory. Left out: audit.jsonl in the publication directory.",
+    )
+    roa_grouping: RoaGroupingSection = Field(
+        default_factory=RoaGroupingSection,
+        description="Optional: when an origin AS's ROA entries share one ROA object.",
     )
 
 

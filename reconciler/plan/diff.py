@@ -16,18 +16,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from reconciler import layout
-from reconciler.desired.model import CaIntent, DesiredState
+from reconciler.desired.model import CaIntent, DesiredState, RoaGrouping
+from reconciler.plan.grouping import roa_objects
 from reconciler.plan.impact import Announcement, ValidityChange, impact
 from reconciler.plan.model import Action, Change, Kind, Notice, ObservedPoint, Plan, Severity
 from reconciler.plan.reminders import trust_anchor_reminders
 from reconciler.plan.rollover import KeyIds, KeyPlan, key_plans
 from reconciler.plan.rollover import describe as describe_roll
 from reconciler.plan.safety import gates_for
+from reconciler.published.memo import RoaSummary
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa, Unreadable
-from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl as rc_crl
-from reconciler.rpki.roa import RoaContent, RoaPrefix
+from reconciler.rpki.roa import RoaContent
 
 
 def describe_delta(delta: timedelta) -> str:
@@ -53,13 +54,12 @@ def expiry(subject: str, left: timedelta, margin: timedelta, *, plural: bool = F
     return f"{subject} {'expire' if plural else 'expires'} in {describe_delta(left)} {tail}"
 
 
-def desired_roas(ca: CaIntent) -> dict[str, RoaContent]:
-    """One ROA object per (ASN, prefix): a bad entry cannot take its neighbours down with it."""
-    grouped: dict[str, RoaContent] = {}
-    for entry in ca.roas:
-        name = layout.roa_name(entry.asn, entry.prefix)
-        grouped[name] = RoaContent.of(entry.asn, [RoaPrefix(entry.prefix, entry.max_length)])
-    return grouped
+def desired_roas(
+    ca: CaIntent, grouping: RoaGrouping, published: PublishedState | None = None
+) -> dict[str, RoaContent]:
+    """The ROA objects of the CA's entries (see ``grouping.roa_objects``), as published now permits."""
+    names = frozenset(published.under(layout.repository(ca.name))) if published is not None else frozenset()
+    return roa_objects(ca, grouping, names)
 
 
 @dataclass
@@ -77,6 +77,7 @@ class _Planner:
     hold: frozenset[str] = frozenset()  # CAs whose key roll must not activate in this plan
     _public_keys: dict[str, RSAPublicKey | None] = field(default_factory=dict)
     _revoked: dict[str, frozenset[int]] = field(default_factory=dict)
+    _listed: dict[str, dict[str, bytes]] = field(default_factory=dict)  # CA -> what its manifest lists
 
     def __post_init__(self) -> None:
         self.rolls = key_plans(self.desired, self.all_keys, self.published, self.now, self.hold)
@@ -141,11 +142,10 @@ class _Planner:
 
     def drifted(self, ca: str, path: str) -> bool:
         """True when the CA's manifest lists this file with another hash: someone altered it."""
-        mft = self.manifest(ca)
-        if mft is None:
-            return False
-        name = path.rsplit("/", 1)[-1]
-        listed = dict(mft.content.files).get(name)
+        if ca not in self._listed:
+            mft = self.manifest(ca)
+            self._listed[ca] = dict(mft.content.files) if mft is not None else {}
+        listed = self._listed[ca].get(path.rsplit("/", 1)[-1])
         return listed is not None and listed != self.published.sha256(path)
 
     # -- certificates -------------------------------------------------------------------------------
@@ -261,33 +261,32 @@ class _Planner:
     # -- ROAs ---------------------------------------------------------------------------------------
 
     def roa_problem(
-        self, ca: CaIntent, path: str, want: RoaContent, found: SignedRoa
+        self, ca: CaIntent, path: str, want: RoaContent, found: RoaSummary
     ) -> tuple[Action, str] | None:
         key = self.keys[ca.name]
-        ee = found.signed.ee
         if found.content != want:
             return (
                 Action.REISSUE,
                 f"content changed ({_describe_roa(found.content)} -> {_describe_roa(want)})",
             )
-        if key is None or ee.authority_key_id != key:
+        if key is None or found.authority_key_id != key:
             return Action.REISSUE, "the CA has a new key"
-        if not self.signed_by(ca, ee.cert):
+        if not self.roa_signed_by(ca, path, found):
             return Action.REISSUE, "EE certificate not validly signed by the CA (altered after publication?)"
-        if ee.signed_object != self.base + path:
-            return Action.REISSUE, f"a copy of {ee.signed_object}, not the object of this name"
-        if ee.serial in self.revoked(ca):
+        if found.signed_object != self.base + path:
+            return Action.REISSUE, f"a copy of {found.signed_object}, not the object of this name"
+        if found.serial in self.revoked(ca):
             return Action.REISSUE, "revoked on the CA's CRL"
-        if ee.resources.resources != Resources.of_prefixes(p.prefix for p in want.prefixes):
+        if not found.resources_match:
             return Action.REISSUE, "EE certificate resources do not match the ROA"
         crl_uri = self.base + layout.repository(ca.name) + layout.crl_name(key)
-        if ee.signed_object != self.base + path or ee.crldp != crl_uri:
+        if found.crldp != crl_uri:
             return Action.REISSUE, "publication URIs changed"
-        if ee.aia != self.cert_uri(ca):
+        if found.aia != self.cert_uri(ca):
             return Action.REISSUE, "the CA's certificate moved (new parent)"
-        if ee.not_before > self.now:
-            return Action.REISSUE, f"dated in the future (valid from {ee.not_before:%Y-%m-%dT%H:%M:%SZ})"
-        left = ee.not_after - self.now
+        if found.not_before > self.now:
+            return Action.REISSUE, f"dated in the future (valid from {found.not_before:%Y-%m-%dT%H:%M:%SZ})"
+        left = found.not_after - self.now
         renew = self.desired.timing.certificate_renew_before
         if left < renew:
             return (
@@ -296,12 +295,24 @@ class _Planner:
             )
         return None
 
+    def roa_signed_by(self, ca: CaIntent, path: str, found: RoaSummary) -> bool:
+        """``signed_by`` for a ROA's EE certificate, remembered per CA key (see ``published.memo``)."""
+        key = self.keys[ca.name]
+        if key is not None and key in found.signed_by:
+            return True
+        full = self.published.roa(path)
+        if not isinstance(full, SignedRoa) or not self.signed_by(ca, full.signed.ee.cert):
+            return False
+        if key is not None and self._public_keys.get(ca.name) is not None:
+            self.published.memo.signed(found, key)  # checked against the key, not only assumed
+        return True
+
     def plan_roas(self, ca: CaIntent) -> set[str]:
         repo = layout.repository(ca.name)
-        wanted = desired_roas(ca)
+        wanted = desired_roas(ca, self.desired.roa_grouping, self.published)
         for name, want in wanted.items():
             path = repo + name
-            found = self.published.roa(path)
+            found = self.published.roa_summary(path)
             if found is None:
                 action, reason = Action.ISSUE, f"new ROA {_describe_roa(want)}"
             elif isinstance(found, Unreadable):
@@ -329,16 +340,19 @@ class _Planner:
             )
         return set(wanted)
 
-    def _serial(self, ca: CaIntent, found: SignedRoa | Unreadable | None, path: str) -> int | None:
+    def _serial(self, ca: CaIntent, found: RoaSummary | Unreadable | None, path: str) -> int | None:
         """The EE serial to revoke when replacing or withdrawing a ROA that our current key signed -- and
         that is the object of this very path: a copy of another ROA carries the original's serial, and
         revoking it would take the original down."""
-        if not isinstance(found, SignedRoa):
+        if not isinstance(found, RoaSummary):
             return None
-        ee = found.signed.ee
-        if ee.signed_object != self.base + path:
+        if found.signed_object != self.base + path:
             return None
-        return ee.serial if ee.authority_key_id == self.keys[ca.name] and ee.not_after > self.now else None
+        return (
+            found.serial
+            if found.authority_key_id == self.keys[ca.name] and found.not_after > self.now
+            else None
+        )
 
     def revoked(self, ca: CaIntent) -> frozenset[int]:
         """Serials on the CA's current CRL: an object we keep must not be one of them."""
@@ -358,13 +372,13 @@ class _Planner:
                 continue
             path = repo + name
             if name.endswith(".roa"):
-                found = self.published.roa(path)
+                found = self.published.roa_summary(path)
                 reason = "no longer in the desired state"
                 serial = self._serial(ca, found, path)
-                if isinstance(found, SignedRoa):
+                if isinstance(found, RoaSummary):
                     reason = f"ROA {_describe_roa(found.content)} is no longer in the desired state"
-                    if found.signed.ee.signed_object != self.base + path:  # never revoked (see _serial)
-                        reason = f"a copy of {found.signed.ee.signed_object}, not an object of its own"
+                    if found.signed_object != self.base + path:  # never revoked (see _serial)
+                        reason = f"a copy of {found.signed_object}, not an object of its own"
                 # Ours and still valid: revoke it too, so a copy kept elsewhere cannot be replayed.
                 action = Action.REVOKE if serial is not None else Action.WITHDRAW
                 self.add(Change(action, Kind.ROA, ca.name, path, reason, revoke_serial=serial))
@@ -618,8 +632,8 @@ def published_vrps(published: PublishedState) -> frozenset[tuple[int, str, int]]
     vrps: set[tuple[int, str, int]] = set()
     for path in published.files:
         if path.endswith(".roa"):
-            found = published.roa(path)
-            if isinstance(found, SignedRoa):
+            found = published.roa_summary(path)
+            if isinstance(found, RoaSummary):
                 vrps |= found.content.vrps
     return frozenset(vrps)
 

@@ -632,7 +632,7 @@ class _Comparison:
         """One change per top-level setting whose loaded value differs, paths compared as real paths."""
         if self.previous is None:
             return  # nothing to compare with; the CAs and ROAs all show up as added
-        settings = [f.name for f in fields(DesiredState) if f.name not in _NOT_SETTINGS]
+        settings = [f.name for f in fields(DesiredState) if f.name not in _NOT_SETTINGS and f.compare]
         for index, name in enumerate(settings):
             old = _unmirror(getattr(self.previous, name), mirror_top)
             diffs = _differences(old, getattr(self.current, name), ())

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.plan.model import Action, Change, Gate, Kind, Vrp
-from reconciler.published.reader import PublishedState, SignedRoa
+from reconciler.published.memo import RoaSummary
+from reconciler.published.reader import PublishedState
 from reconciler.rpki import cert as rc
 
 
@@ -29,8 +30,8 @@ def published_vrps_by_ca(published: PublishedState) -> dict[str, set[Vrp]]:
     by_ca: dict[str, set[Vrp]] = {}
     for path in published.files:
         if path.endswith(".roa") and "/" in path:
-            found = published.roa(path)
-            if isinstance(found, SignedRoa):
+            found = published.roa_summary(path)
+            if isinstance(found, RoaSummary):
                 by_ca.setdefault(path.split("/", 1)[0], set()).update(found.content.vrps)
     return by_ca
 

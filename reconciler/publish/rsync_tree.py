@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from reconciler import faults
-from reconciler.fsutil import fsync_dir, write_public
+from reconciler.fsutil import fsync_dir
 
 KEEP_OLD_TREES = 3
 IN_FLIGHT_GRACE = timedelta(minutes=10)
@@ -25,21 +25,35 @@ class PublishError(Exception):
     """The publication directory could not be written; the old tree is still served."""
 
 
-def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
-    """Make ``files`` (path relative to the rsync base -> bytes) the served tree; return its directory."""
+def publish(
+    directory: Path, files: dict[str, bytes], now: datetime, served: dict[str, bytes] | None = None
+) -> Path:
+    """Make ``files`` (path relative to the rsync base -> bytes) the served tree; return its directory.
+
+    ``served``: the files of the tree served now, as read back. A file that has not changed is linked
+    from that tree rather than written again, so a change to one ROA of a large repository writes one
+    ROA, a manifest and a CRL. Nothing is fsynced file by file: one sync makes the whole new tree
+    durable before the link is swapped."""
     trees = directory / "trees"
     link = directory / "rsync"
     stamp = now.strftime("%Y%m%dT%H%M%S")
+    current = link.resolve() if link.is_symlink() else None
     try:
         trees.mkdir(parents=True, exist_ok=True)
         target = trees / f"{stamp}-{os.getpid()}-{os.urandom(3).hex()}"
+        target.mkdir(mode=0o755)
+        made = {target}
         for rel, data in files.items():
-            write_public(target / rel, data)
-            faults.point("rsync.file")
-        target.mkdir(exist_ok=True)
-        for sub in sorted({p.parent for p in target.rglob("*")} | {target}, reverse=True):
+            path = target / rel
+            if path.parent not in made:
+                path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                made.add(path.parent)
+            if current is None or served is None or served.get(rel) != data or not _link(current / rel, path):
+                _write(path, data)
+                faults.point("rsync.file")
+        for sub in sorted(made, reverse=True):
             sub.chmod(0o755)  # readable by the daemon whatever the umask
-            fsync_dir(sub)
+        os.sync()
         if link.exists() and not link.is_symlink():
             # A plain directory (made by hand): keep it aside rather than destroying it.
             link.rename(trees / f"{stamp}-{os.getpid()}{KEPT_ASIDE}")
@@ -59,6 +73,23 @@ def publish(directory: Path, files: dict[str, bytes], now: datetime) -> Path:
         ) from exc
     _prune(trees, keep={target.name})
     return target
+
+
+def _link(source: Path, path: Path) -> bool:
+    """Hard-link an unchanged file from the tree served now; False when that cannot be done."""
+    try:
+        os.link(source, path)
+    except OSError:
+        return False
+    return True
+
+
+def _write(path: Path, data: bytes) -> None:
+    """A new file readable by all whatever the umask (the rsync daemon may serve it unprivileged)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o644)
+        handle.write(data)
 
 
 def _prune(trees: Path, keep: set[str]) -> None:

@@ -1,7 +1,8 @@
 """Published state: what relying parties actually see, read back from the publication point.
 
 Nothing here trusts a private record of what was written: every number, serial and object comes from
-parsing the files, so the publication point is the reconciler's memory.
+parsing the files, so the publication point is the reconciler's memory. (``memo`` only spares decoding the
+same bytes twice: what it keeps is keyed by the SHA-256 of the bytes it was read from.)
 """
 
 from reconciler.published.reader import PublishedState, Unreadable, read

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.published.memo import RoaMemo, RoaSummary
+from reconciler.resources import Resources
 from reconciler.rpki import cert, cms, crl, manifest, roa
 
 
@@ -33,10 +35,16 @@ class PublishedState:
     """The files of the rsync tree (path relative to the rsync base -> bytes), decoded lazily."""
 
     files: dict[str, bytes] = field(default_factory=dict)
+    memo: RoaMemo = field(default_factory=RoaMemo, repr=False)
     _cache: dict[str, object] = field(default_factory=dict, repr=False)
+    _hashes: dict[str, bytes] = field(default_factory=dict, repr=False)
+    _listing: dict[str, list[str]] | None = field(default=None, repr=False)
 
     def sha256(self, path: str) -> bytes:
-        return hashlib.sha256(self.files[path]).digest()
+        digest = self._hashes.get(path)
+        if digest is None:
+            digest = self._hashes[path] = hashlib.sha256(self.files[path]).digest()
+        return digest
 
     def _decode(self, path: str, decoder: object) -> object:
         if path not in self._cache:
@@ -67,6 +75,24 @@ class PublishedState:
         assert isinstance(result, SignedRoa | Unreadable)  # noqa: S101 - narrowing
         return result
 
+    def roa_summary(self, path: str) -> RoaSummary | Unreadable | None:
+        """What a plan checks of a ROA, from the memo when these very bytes were read before."""
+        if path not in self.files:
+            return None
+        digest = self.sha256(path)
+        known = self.memo.get(digest)
+        if known is not None:
+            return known
+        found = self.roa(path)
+        if not isinstance(found, SignedRoa):
+            return found
+        summary = summarize(found)
+        self.memo.remember(digest, summary)
+        return summary
+
+    def roa_digests(self) -> set[bytes]:
+        return {self.sha256(path) for path in self.files if path.endswith(".roa")}
+
     def manifest(self, path: str) -> SignedManifest | Unreadable | None:
         if path not in self.files:
             return None
@@ -75,15 +101,34 @@ class PublishedState:
         return result
 
     def under(self, directory: str) -> list[str]:
-        """File names directly inside ``directory`` (relative, ending with '/')."""
-        return sorted(
-            path[len(directory) :]
-            for path in self.files
-            if path.startswith(directory) and "/" not in path[len(directory) :]
-        )
+        """File names directly inside ``directory`` (relative, ending with '/'), sorted. Listed once for
+        the whole tree: asking per CA must not cost a pass over every file of every CA."""
+        if self._listing is None:
+            listing: dict[str, list[str]] = {}
+            for path in sorted(self.files):
+                parent, _, name = path.rpartition("/")
+                listing.setdefault(parent + "/" if parent else "", []).append(name)
+            self._listing = listing
+        return list(self._listing.get(directory, ()))
 
     def directories(self) -> set[str]:
         return {path.split("/", 1)[0] + "/" for path in self.files if "/" in path}
+
+
+def summarize(found: SignedRoa) -> RoaSummary:
+    ee = found.signed.ee
+    return RoaSummary(
+        content=found.content,
+        authority_key_id=ee.authority_key_id,
+        serial=ee.serial,
+        not_before=ee.not_before,
+        not_after=ee.not_after,
+        signed_object=ee.signed_object,
+        crldp=ee.crldp,
+        aia=ee.aia,
+        resources_match=ee.resources.resources
+        == Resources.of_prefixes(p.prefix for p in found.content.prefixes),
+    )
 
 
 def _decode_roa(der: bytes, where: str) -> SignedRoa:

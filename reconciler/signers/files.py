@@ -41,6 +41,8 @@ class FileSigner:
     Without a passphrase, an encrypted key file is refused too, with the fix (set ``passphrase_env``).
     """
 
+    concurrent_keygen = True  # create_key may run in several threads at once (one file per key)
+
     def __init__(
         self, directory: Path, passphrase: bytes | None = None, passphrase_env: str | None = None
     ) -> None:

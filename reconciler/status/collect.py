@@ -16,7 +16,8 @@ from reconciler.health import Finding
 from reconciler.plan.diff import desired_roas
 from reconciler.plan.model import Change, Kind, Plan, Severity
 from reconciler.plan.rollover import KeyIds
-from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa
+from reconciler.published.memo import RoaSummary
+from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl
 from reconciler.status.model import (
@@ -82,9 +83,9 @@ def object_times(
             )
     soonest: tuple[datetime, str] | None = None
     for path in _roa_paths(published, repo):
-        roa = published.roa(path)
-        if isinstance(roa, SignedRoa) and (soonest is None or roa.signed.ee.not_after < soonest[0]):
-            soonest = (roa.signed.ee.not_after, path)
+        roa = published.roa_summary(path)
+        if isinstance(roa, RoaSummary) and (soonest is None or roa.not_after < soonest[0]):
+            soonest = (roa.not_after, path)
     if soonest is not None:
         found.append(
             ObjectTimes(
@@ -106,8 +107,8 @@ def _published_vrps(published: PublishedState, repo: str) -> tuple[int, int]:
     objects = 0
     vrps: set[tuple[int, str, int]] = set()
     for path in _roa_paths(published, repo):
-        roa = published.roa(path)
-        if isinstance(roa, SignedRoa):
+        roa = published.roa_summary(path)
+        if isinstance(roa, RoaSummary):
             objects += 1
             vrps |= roa.content.vrps
     return objects, len(vrps)
@@ -175,7 +176,7 @@ def collect(
         findings += ca_findings
         repo = layout.repository(ca.name)
         roa_objects, vrps = _published_vrps(published, repo)
-        wanted = desired_roas(ca)
+        wanted = desired_roas(ca, desired.roa_grouping, published)
         signer = desired.signers[ca.signer]
         cas.append(
             CaStatus(

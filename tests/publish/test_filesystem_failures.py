@@ -25,6 +25,10 @@ cp -a "$pub" "$pub.copy"
 mount -t tmpfs -o size=$((used + 24))k tmpfs "$pub"
 cp -a "$pub.copy/." "$pub/"
 rm -rf "$pub.copy"
+# room for the lock file and little else: unchanged files are linked, not copied, so it is the new
+# objects that must not fit
+avail=$(df -k --output=avail "$pub" | tail -1)
+dd if=/dev/zero of="$pub/filler" bs=1k count=$((avail - 8)) status=none
 before=$(readlink "$pub/rsync")
 set +e
 "$@"

@@ -1,0 +1,177 @@
+"""Scale benchmark: first apply, one-ROA change and no-op plan of a generated desired state, each run as
+``rpkictl`` in its own process (interpreter start, YAML load and reading the publication point back
+included), with its wall time, peak RSS and signatures, against the cost floor measured in the same run.
+
+    python benchmarks/scale.py small large             # the figures of docs/performance.md
+    python benchmarks/scale.py registry --scale 0.1    # the registry at a tenth of its size
+
+The floor: every signed object (ROA, manifest) costs one RSA-2048 key generation and two signatures,
+every CA key one key generation, every certificate and CRL one signature. Key generation and signing are
+measured here first, and the floor is (keygens x K + signatures x S) / cores + 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cryptography.hazmat.backends.openssl.backend import backend
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scenarios import SCENARIOS, change_one_roa, scaled, write  # noqa: E402
+
+FIXED = 0.3  # seconds: interpreter start and loading, allowed on top of the floor
+APPLIED = re.compile(r"Applied: (\d+) signatures")
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    keygen_mean_s: float  # one RSA-2048 key generation, one core
+    sign_median_s: float  # one RSA-2048 PKCS#1 v1.5 SHA-256 signature, one core
+    keygen_rate_all_cores: float  # keys/s with one thread per core
+    cores: int
+
+
+def calibrate(keys: int = 100, signatures: int = 1000) -> Calibration:
+    times = []
+    for _ in range(keys):
+        start = time.perf_counter()
+        rsa.generate_private_key(65537, 2048)
+        times.append(time.perf_counter() - start)
+    key = rsa.generate_private_key(65537, 2048)
+    signs = []
+    for index in range(signatures):
+        start = time.perf_counter()
+        key.sign(index.to_bytes(4, "big") * 16, padding.PKCS1v15(), hashes.SHA256())
+        signs.append(time.perf_counter() - start)
+    cores = os.cpu_count() or 1
+    start = time.perf_counter()
+    with ThreadPoolExecutor(cores) as pool:
+        list(pool.map(lambda _: rsa.generate_private_key(65537, 2048), range(keys)))
+    rate = keys / (time.perf_counter() - start)
+    return Calibration(statistics.mean(times), statistics.median(signs), rate, cores)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    phase: str
+    wall_s: float
+    peak_rss_mb: float
+    exit_code: int
+    signatures: int
+    keygens: int = 0
+    floor_s: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.floor_s is None else self.wall_s / self.floor_s
+
+
+def rpkictl(*args: str, env: dict[str, str]) -> tuple[float, float, int, str]:
+    """Run rpkictl; its wall time, peak RSS (MB), exit code and output."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, process.returncode, output.decode(errors="replace")
+
+
+def signatures_of(output: str) -> int:
+    found = APPLIED.search(output)
+    return int(found.group(1)) if found else 0
+
+
+def count_keygens(root: Path) -> int:
+    """Key generations of a first apply: one per signed object published, one per CA key."""
+    tree = root / "published" / "rsync"
+    objects = sum(1 for p in tree.rglob("*") if p.suffix in (".roa", ".mft", ".asa"))
+    keys = sum(1 for p in (root / "keys").iterdir() if p.is_file())
+    return objects + keys
+
+
+def run_scenario(name: str, factor: float, calibration: Calibration, keep: Path | None) -> list[Run]:
+    scenario = scaled(SCENARIOS[name], factor)
+    root = Path(tempfile.mkdtemp(prefix=f"bench-{name}-", dir=keep))
+    env = {**os.environ, "COLUMNS": "200", "TERM": "dumb", "NO_COLOR": "1"}
+    try:
+        repo = write(scenario, root)
+        print(f"\n## {scenario.name}: {scenario.description}  ({root})", flush=True)
+        runs = []
+        wall, rss, code, output = rpkictl("apply", str(repo), "--yes", env=env)
+        if code != 0:
+            raise SystemExit(f"first apply failed ({code}):\n{output[-3000:]}")
+        signs, keygens = signatures_of(output), count_keygens(root)
+        floor = (keygens * calibration.keygen_mean_s + signs * calibration.sign_median_s) / calibration.cores
+        runs.append(Run("first apply", wall, rss, code, signs, keygens, floor + FIXED))
+        wall, rss, code, output = rpkictl("plan", str(repo), env=env)
+        runs.append(Run("no-op plan", wall, rss, code, 0))
+        if code != 0:
+            print(output[-3000:])
+        what = change_one_roa(repo)
+        wall, rss, code, output = rpkictl("apply", str(repo), "--yes", env=env)
+        runs.append(Run("one-ROA change", wall, rss, code, signatures_of(output)))
+        if code != 0:
+            print(output[-3000:])
+        print(f"   changed: {what}")
+        for run in runs:
+            ratio = f"  floor {run.floor_s:.2f} s, ratio {run.ratio:.2f}" if run.floor_s else ""
+            keygens = f", {run.keygens:,} keygens" if run.keygens else ""
+            print(
+                f"   {run.phase:<15} {run.wall_s:8.2f} s  exit {run.exit_code}  "
+                f"{run.signatures:,} signatures{keygens}  peak RSS {run.peak_rss_mb:,.0f} MB{ratio}",
+                flush=True,
+            )
+        return runs
+    finally:
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenarios", nargs="*", default=["small", "large"], choices=sorted(SCENARIOS))
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the scenario's size")
+    parser.add_argument("--keep", type=Path, help="keep the generated trees under this directory")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    print(f"machine: {platform.node()}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"cryptography's OpenSSL: {backend.openssl_version_text()}")
+    calibration = calibrate()
+    print(
+        f"calibration: keygen {calibration.keygen_mean_s * 1000:.1f} ms mean, sign "
+        f"{calibration.sign_median_s * 1000:.3f} ms median, {calibration.keygen_rate_all_cores:.1f} keys/s "
+        f"on {calibration.cores} threads",
+        flush=True,
+    )
+    results = {}
+    for name in args.scenarios:
+        runs = run_scenario(name, args.scale, calibration, args.keep)
+        results[name] = [asdict(r) | {"ratio": r.ratio} for r in runs]
+    if args.json:
+        args.json.write_text(json.dumps({"calibration": asdict(calibration), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
