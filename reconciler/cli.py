@@ -21,7 +21,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from reconciler import clock, engine, faults, fsutil, health
+from reconciler import clock, engine, faults, fsutil
 from reconciler import reconcile as reconcile_loop
 from reconciler.apply import audit, lock
 from reconciler.apply.executor import ApplyResult
@@ -42,9 +42,6 @@ from reconciler.plan.document import GateDoc, PlanDocument
 from reconciler.plan.model import Severity
 from reconciler.plan.render import markdown, text
 from reconciler.signers import Signer, SignerError, open_signer
-from reconciler.status import html as status_html
-from reconciler.status import prometheus as status_prometheus
-from reconciler.status import table as status_table
 
 # typer vendors its own Click; BadParameter is public and its base class covers every usage mistake.
 UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -543,6 +540,8 @@ def check(
     except OPERATOR_ERRORS as exc:
         out.print(f"CRITICAL: cannot check: {exc}", markup=False)
         raise typer.Exit(CHECK_EXIT[Severity.CRITICAL]) from exc
+    from reconciler import health  # noqa: PLC0415 - monitoring code loads only for check and status
+
     level = health.worst(findings)
     shown = [f for f in findings if f.severity is not Severity.INFO]
     if not shown:
@@ -589,6 +588,10 @@ def status(
 
     Exit 0 when the report was written (whatever it says: 'rpkictl check' is the alerting verdict), 1 on
     error."""
+    from reconciler.status import html as status_html  # noqa: PLC0415 - see check
+    from reconciler.status import prometheus as status_prometheus  # noqa: PLC0415
+    from reconciler.status import table as status_table  # noqa: PLC0415
+
     margins = _margins(warn, critical)
     try:
         report = engine.status(_open(repo), clock.now(now), warn=margins[0], critical=margins[1])

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler import clock, faults, layout, published
 from reconciler.apply import audit, lock
 from reconciler.apply.executor import ApplyResult, execute
 from reconciler.desired import load
 from reconciler.desired.model import DesiredState
-from reconciler.health import Finding
 from reconciler.offline import ceremony
 from reconciler.offline.request import CeremonyError, SigningRequest, fingerprint, read_response
 from reconciler.plan import document
@@ -37,8 +36,10 @@ from reconciler.published.reader import PublishedState
 from reconciler.rpki import cert as rc
 from reconciler.rpki import tal
 from reconciler.signers import OfflineSigner, Signer, SignerError, open_signers
-from reconciler.status.collect import collect as collect_status
-from reconciler.status.model import StatusReport
+
+if TYPE_CHECKING:  # status and monitoring load only for the commands that use them: plan starts faster
+    from reconciler.health import Finding
+    from reconciler.status.model import StatusReport
 
 
 class AuditedApplyError(Exception):
@@ -474,6 +475,8 @@ def status(
     """Each CA's resources, key, objects' expiry and renewal, drift and problems; the last apply.
 
     ``check`` is this report's verdict: the same findings, so a dashboard and an alert never disagree."""
+    from reconciler.status.collect import collect as collect_status  # noqa: PLC0415 - see TYPE_CHECKING
+
     keys = workspace.keys()
     the_plan = plan(workspace, now, keys=keys)
     info = git_info(workspace.desired.root)
@@ -494,6 +497,8 @@ def status(
 
 def findings(report: StatusReport) -> list[Finding]:
     """Every problem of a status report, as ``rpkictl check`` lists them."""
+    from reconciler.health import Finding  # noqa: PLC0415 - see TYPE_CHECKING
+
     found = []
     for ca, problem in report.every_problem():
         # a problem of no single CA carries what it is about in its message: "(rrdp): ..."

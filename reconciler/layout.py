@@ -15,7 +15,7 @@ rebuilt at the very same URIs:
 from __future__ import annotations
 
 from reconciler.desired.model import CaIntent
-from reconciler.resources import IPNetwork
+from reconciler.resources import IPNetwork, prefix_text
 
 
 def repository(ca: str) -> str:
@@ -58,7 +58,7 @@ def crl_name(key_id: bytes) -> str:
 
 def roa_name(asn: int, prefix: IPNetwork) -> str:
     """A readable file name with exactly one dot, as RFC 9286 §4.2.2 file names must have."""
-    address = str(prefix.network_address).replace(".", "-").replace(":", "-")
+    address = prefix_text(prefix).partition("/")[0].replace(".", "-").replace(":", "-")
     return f"AS{asn}_{address}_{prefix.prefixlen}.roa"
 
 

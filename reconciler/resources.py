@@ -7,6 +7,7 @@ non-overlapping), which is also the order RFC 3779 §2.2.3.6 demands on the wire
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,13 @@ Afi = Literal[4, 6]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _ASN_RE = re.compile(r"^\s*(?:AS)?(\d+)\s*$", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def prefix_text(prefix: IPNetwork) -> str:
+    """``str(prefix)``, remembered: a plan writes each of thousands of prefixes several times (VRPs,
+    file names), and ``ipaddress`` formats an IPv6 prefix slowly."""
+    return str(prefix)
 
 
 class ResourceSyntaxError(ValueError):
@@ -133,6 +141,14 @@ def network_range(net: IPNetwork) -> tuple[int, int]:
 
 def parse_prefix(text: str, afi: Afi | None = None) -> IPNetwork:
     """Read a prefix, refusing host bits (``192.0.2.1/24``) instead of silently masking them."""
+    if "/" in text:
+        try:  # the common case in one step; anything odd takes the slow road to its exact message
+            net = ipaddress.ip_network(text, strict=True)
+        except ValueError:
+            pass
+        else:
+            if afi is None or net.version == afi:
+                return net
     try:
         net = ipaddress.ip_network(text.strip(), strict=False)
     except ValueError as exc:
@@ -245,6 +261,10 @@ class Resources:
         return (
             self.asn.contains(other.asn) and self.ipv4.contains(other.ipv4) and self.ipv6.contains(other.ipv6)
         )
+
+    def holds_prefix(self, prefix: IPNetwork) -> bool:
+        """``contains`` for one prefix, without building a set for it (asked once per ROA entry)."""
+        return _covers(self.ip(prefix.version).ranges, (network_range(prefix),))
 
     def subtract(self, other: Resources) -> Resources:
         """What ``self`` holds that ``other`` does not (used to say *which* resources overclaim)."""

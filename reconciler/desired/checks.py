@@ -508,7 +508,10 @@ def _check_roas(doc: CaDoc) -> Iterable[Diagnostic]:
     seen: dict[tuple[int, str], int] = {}
     for i, roa in enumerate(doc.spec.roas):
         yield from _check_max_length(doc, i)
-        outside = Resources.of_prefixes([roa.prefix]).subtract(held)
+        if held.holds_prefix(roa.prefix):
+            outside = None
+        else:
+            outside = Resources.of_prefixes([roa.prefix]).subtract(held)
         if outside:
             part = "" if outside == Resources.of_prefixes([roa.prefix]) else f" ({outside} of it)"
             yield diag(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from reconciler.resources import IPNetwork, Resources
+from reconciler.resources import IPNetwork, Resources, prefix_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class RoaIntent:
     @property
     def vrp(self) -> tuple[int, str, int]:
         """The validated ROA payload a relying party will output for this entry."""
-        return (self.asn, str(self.prefix), self.max_length)
+        return (self.asn, prefix_text(self.prefix), self.max_length)
 
 
 @dataclass(frozen=True, slots=True)

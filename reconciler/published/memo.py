@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.fsutil import replace_public
+from reconciler.resources import prefix_text
 from reconciler.rpki.roa import RoaContent, RoaPrefix
 
 VERSION = 1
@@ -46,7 +47,7 @@ class RoaSummary:
     def to_json(self) -> list[object]:
         return [
             self.content.asn,
-            [[str(p.prefix), p.max_length] for p in self.content.prefixes],
+            [[prefix_text(p.prefix), p.max_length] for p in self.content.prefixes],
             self.authority_key_id.hex() if self.authority_key_id is not None else None,
             self.serial,
             int(self.not_before.timestamp()),
@@ -62,7 +63,8 @@ class RoaSummary:
     def from_json(cls, row: list[Any]) -> RoaSummary:
         asn, prefixes, aki, serial, not_before, not_after, signed_object, crldp, aia, match, signers = row
         return cls(
-            RoaContent.of(int(asn), (RoaPrefix(ipaddress.ip_network(p), int(m)) for p, m in prefixes)),
+            # saved in canonical order (``RoaContent.of``): no need to sort again
+            RoaContent(int(asn), tuple(RoaPrefix(ipaddress.ip_network(p), int(m)) for p, m in prefixes)),
             bytes.fromhex(aki) if isinstance(aki, str) else None,
             int(serial),
             datetime.fromtimestamp(int(not_before), UTC),

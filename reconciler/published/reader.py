@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,12 +147,23 @@ def _decode_manifest(der: bytes, where: str) -> SignedManifest:
 
 
 def read(rsync_dir: Path) -> PublishedState:
-    """Read every regular file below ``rsync_dir`` (following the top-level symlink); missing -> empty."""
+    """Read every regular file below ``rsync_dir`` (following the top-level symlink); missing -> empty.
+    Symbolic links inside the tree are not followed: nothing outside it is ever published."""
     state = PublishedState()
     if not rsync_dir.exists():
         return state
-    root = rsync_dir.resolve()
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            state.files[path.relative_to(root).as_posix()] = path.read_bytes()
+    found: list[tuple[str, str]] = []
+    _walk(str(rsync_dir.resolve()), "", found)
+    for relative, full in sorted(found):
+        with open(full, "rb") as handle:  # noqa: PTH123 - thousands of files: no Path object each
+            state.files[relative] = handle.read()
     return state
+
+
+def _walk(directory: str, prefix: str, found: list[tuple[str, str]]) -> None:
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                _walk(entry.path, f"{prefix}{entry.name}/", found)
+            elif entry.is_file(follow_symlinks=False):
+                found.append((prefix + entry.name, entry.path))

@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler.resources import Afi, IPNetwork
+from reconciler.resources import Afi, IPNetwork, prefix_text
 from reconciler.rpki import asn1, oids, rfc3779
 
 CONTENT_TYPE = oids.CT_ROA
@@ -40,7 +40,7 @@ class RoaContent:
 
     @property
     def vrps(self) -> frozenset[tuple[int, str, int]]:
-        return frozenset((self.asn, str(p.prefix), p.max_length) for p in self.prefixes)
+        return frozenset((self.asn, prefix_text(p.prefix), p.max_length) for p in self.prefixes)
 
 
 def encode(content: RoaContent) -> bytes:

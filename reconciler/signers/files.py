@@ -56,6 +56,7 @@ class FileSigner:
         self._passphrase_env = passphrase_env
         self._by_id: dict[bytes, rsa.RSAPrivateKey] = {}
         self._by_label: dict[str, bytes] = {}
+        self._checked: set[bytes] = set()  # keys loaded with their consistency checked, or made here
 
     def __repr__(self) -> str:  # never the passphrase
         return f"FileSigner(directory={str(self.directory)!r}, encrypted={self._passphrase is not None})"
@@ -68,7 +69,7 @@ class FileSigner:
     def _path(self, label: str) -> Path:
         return self.directory / f"{label}.pem"
 
-    def _load(self, path: Path) -> rsa.RSAPrivateKey:
+    def _load(self, path: Path, *, checked: bool = False) -> rsa.RSAPrivateKey:
         mode = path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise SignerError(
@@ -93,7 +94,12 @@ class FileSigner:
                 f"mv {encrypted_copy} {plain} -- or remove passphrase_env from the signer in rpki.yaml)"
             )
         try:
-            key = serialization.load_pem_private_key(pem, password=self._passphrase)
+            # Checking an RSA key's consistency costs tens of milliseconds (a primality test of its
+            # factors); a registry holds tens of thousands of keys and a plan only needs their
+            # identifiers. A key is checked in full before its first signature (``_key``).
+            key = serialization.load_pem_private_key(
+                pem, password=self._passphrase, unsafe_skip_rsa_key_validation=not checked
+            )
         except (ValueError, TypeError) as exc:
             if encrypted:  # the library's message never contains the passphrase, but do not risk it
                 fix = (
@@ -147,16 +153,30 @@ class FileSigner:
             os.fsync(handle.fileno())
         tmp.replace(path)
         fsync_dir(self.directory)
-        return self._remember(label, key)
+        kid = self._remember(label, key)
+        self._checked.add(kid)
+        return kid
 
     def _key(self, key: bytes) -> rsa.RSAPrivateKey:
+        """The private key, checked in full before its first use (see ``_load``)."""
         try:
-            return self._by_id[key]
+            found = self._by_id[key]
         except KeyError:
             raise SignerError(f"no key with identifier {key.hex()} in {self.directory}") from None
+        if key not in self._checked:
+            label = next(label for label, kid in self._by_label.items() if kid == key)
+            found = self._load(self._path(label), checked=True)
+            if key_id(found.public_key()) != key:
+                raise SignerError(f"{self._path(label)} changed while in use; run the command again")
+            self._by_id[key] = found
+            self._checked.add(key)
+        return found
 
     def public_key(self, key: bytes) -> rsa.RSAPublicKey:
-        return self._key(key).public_key()
+        try:
+            return self._by_id[key].public_key()
+        except KeyError:
+            raise SignerError(f"no key with identifier {key.hex()} in {self.directory}") from None
 
     def sign(self, key: bytes, data: bytes) -> bytes:
         return self._key(key).sign(data, padding.PKCS1v15(), hashes.SHA256())
