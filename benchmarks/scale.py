@@ -2,8 +2,8 @@
 ``rpkictl`` in its own process (interpreter start, YAML load and reading the publication point back
 included), with its wall time, peak RSS and signatures, against the cost floor measured in the same run.
 
-    python benchmarks/scale.py small large             # the figures of docs/performance.md
-    python benchmarks/scale.py registry --scale 0.1    # the registry at a tenth of its size
+    python -m benchmarks.scale small large             # the figures of docs/performance.md
+    python -m benchmarks.scale registry --scale 0.05   # the registry at a twentieth of its size
 
 The floor: every signed object (ROA, manifest) costs one RSA-2048 key generation and two signatures,
 every CA key one key generation, every certificate and CRL one signature. Key generation and signing are
@@ -31,8 +31,7 @@ from cryptography.hazmat.backends.openssl.backend import backend
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scenarios import SCENARIOS, change_one_roa, scaled, write  # noqa: E402
+from benchmarks.scenarios import SCENARIOS, change_one_roa, scaled, write
 
 FIXED = 0.3  # seconds: interpreter start and loading, allowed on top of the floor
 APPLIED = re.compile(r"Applied: (\d+) signatures")
@@ -46,7 +45,7 @@ class Calibration:
     cores: int
 
 
-def calibrate(keys: int = 100, signatures: int = 1000) -> Calibration:
+def calibrate(keys: int = 300, signatures: int = 1000) -> Calibration:
     times = []
     for _ in range(keys):
         start = time.perf_counter()
@@ -90,8 +89,7 @@ def rpkictl(*args: str, env: dict[str, str]) -> tuple[float, float, int, str]:
         stderr=subprocess.STDOUT,
         env=env,
     )
-    assert process.stdout is not None
-    output = process.stdout.read()
+    output = process.stdout.read() if process.stdout is not None else b""
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -150,13 +148,16 @@ def run_scenario(name: str, factor: float, calibration: Calibration, keep: Path 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("scenarios", nargs="*", default=["small", "large"], choices=sorted(SCENARIOS))
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the scenario's size")
     parser.add_argument("--keep", type=Path, help="keep the generated trees under this directory")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    print(f"machine: {platform.node()}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {platform.node()}, {platform.machine()}, {os.cpu_count()} cores, ", end="")
+    print(f"Python {platform.python_version()}, {platform.platform()}")
     print(f"cryptography's OpenSSL: {backend.openssl_version_text()}")
     calibration = calibrate()
     print(

@@ -76,7 +76,9 @@ def _v6(base: ipaddress.IPv6Network, index: int, length: int) -> ipaddress.IPv6N
     return ipaddress.IPv6Network((int(base.network_address) + index * size, length))
 
 
-def _entries(rng: random.Random, count: int, asns: list[int], v4: ipaddress.IPv4Network, v6: ipaddress.IPv6Network) -> Iterator[str]:
+def _entries(
+    rng: random.Random, count: int, asns: list[int], v4: ipaddress.IPv4Network, v6: ipaddress.IPv6Network
+) -> Iterator[str]:
     """``count`` ROA entries, two thirds IPv4 /24s, a third IPv6 /48s, over ``asns`` (a few ASNs
     originate most prefixes, as in real networks)."""
     weights = [1 / (rank + 1) ** 0.8 for rank in range(len(asns))]
@@ -90,16 +92,18 @@ def _entries(rng: random.Random, count: int, asns: list[int], v4: ipaddress.IPv4
             yield f"  - {{asn: AS{asn}, prefix: {prefix}}}\n"
 
 
-def _ca(name: str, parent: str, asns: list[int], v4: str, v6: str, entries: list[str]) -> str:
+def _ca(name: str, parent: str, asns: list[int], v4: str, v6: str, *, entries: list[str]) -> str:
     asn_list = ", ".join(f"AS{a}" for a in asns)
-    head = f"name: {name}\nparent: {parent}\nresources:\n  asn: [{asn_list}]\n  ipv4: [{v4}]\n  ipv6: [\"{v6}\"]\n"
+    head = (
+        f'name: {name}\nparent: {parent}\nresources:\n  asn: [{asn_list}]\n  ipv4: [{v4}]\n  ipv6: ["{v6}"]\n'
+    )
     return head + ("roas:\n" + "".join(entries) if entries else "")
 
 
 def write(scenario: Scenario, root: Path, *, seed: int = 7) -> Path:
     """Write the scenario's desired-state directory under ``root``; return it. Keys and the publication
     go beside it, as in the bundled example."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets: the same data every run
     repo = root / "state"
     cas = repo / "cas"
     (cas / "members").mkdir(parents=True)
@@ -109,7 +113,7 @@ def write(scenario: Scenario, root: Path, *, seed: int = 7) -> Path:
         asns = [64_496 + i if i < 16 else 4_200_000_000 + i for i in range(scenario.asns)]
         v4, v6 = ipaddress.IPv4Network("10.0.0.0/8"), ipaddress.IPv6Network("2001:db8::/32")
         entries = list(_entries(rng, scenario.roas, asns, v4, v6))
-        (cas / "operator.yaml").write_text(_ca("operator", "ta", asns, str(v4), str(v6), entries))
+        (cas / "operator.yaml").write_text(_ca("operator", "ta", asns, str(v4), str(v6), entries=entries))
         return repo
     # The registry: an online CA holding 32.0.0.0/3 and 2400::/6; each member a /20 and a /32.
     (cas / "online.yaml").write_text(
@@ -126,7 +130,7 @@ def write(scenario: Scenario, root: Path, *, seed: int = 7) -> Path:
         # at most 16 /24s fit a /20: beyond that, the /20 itself and its /21s..., kept simple by /24s
         entries = list(_entries(rng, count, asns, v4, _v6(v6, 0, 40)))
         (cas / "members" / f"m{index:05d}.yaml").write_text(
-            _ca(f"m{index:05d}", "online", asns, str(v4), str(v6), entries)
+            _ca(f"m{index:05d}", "online", asns, str(v4), str(v6), entries=entries)
         )
     return repo
 

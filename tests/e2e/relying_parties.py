@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from reconciler import engine
-from tests.e2e.harness import ValidatorResult, validate_with_all
+from tests.e2e.harness import DEFAULT_TIMEOUT, ValidatorResult, validate_with_all
 from tests.helpers import Scratch
 
 
@@ -24,6 +24,7 @@ def validate(
     now: datetime | None = None,
     caches: dict[str, Path] | None = None,
     tal: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> dict[str, ValidatorResult]:
     desired = engine.open_workspace(scratch.repo).desired
     return validate_with_all(
@@ -33,6 +34,7 @@ def validate(
         now=now,
         validators=validators,
         caches=caches,
+        timeout=timeout,
     )
 
 
