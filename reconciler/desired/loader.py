@@ -2,18 +2,28 @@
 
 The loader never stops at the first problem: it reads every file, shape-checks each one with the pydantic
 models in ``schema.py``, runs the cross-file rules in ``checks.py`` on whatever loaded, and only then
-raises one :class:`DesiredStateError` carrying all diagnostics. YAML is read with ruamel's round-trip
-loader because it remembers where each key and value was, which is what lets every message point at a
-line and column instead of at a Python traceback.
+raises one :class:`DesiredStateError` carrying all diagnostics. Every YAML node keeps the line and column
+it came from, which is what lets every message point at a line and column instead of at a Python
+traceback.
+
+Files are read with libyaml (ruamel.yaml.clib) when it is installed: a CA with thousands of ROA entries
+then loads in a fraction of the time ruamel's pure-Python round-trip loader takes. The round-trip loader
+stays the reference: whatever libyaml might read differently (tabs, tags, directives, text over several
+lines...) and whatever fails to parse is handed to it, so that results and every error message are the
+same either way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
+import importlib
+import math
+import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +35,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent, DocumentStartEvent, ScalarEvent
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from reconciler.desired.checks import (
@@ -43,6 +55,7 @@ from reconciler.desired.model import (
     DesiredState,
     Pkcs11SignerConfig,
     Publication,
+    RoaGrouping,
     RoaIntent,
     SafetyPolicy,
     SignerConfig,
@@ -58,16 +71,80 @@ CAS_DIR = "cas"
 M = TypeVar("M", bound=BaseModel)
 
 
-class YamlSource:
-    """A parsed YAML file: its path and ruamel node tree, able to turn a key path into a position."""
+def _c_parser_available() -> bool:
+    """Whether ruamel.yaml.clib's libyaml binding imports; without it ``pure=False`` silently means pure."""
+    try:
+        importlib.import_module("_ruamel_yaml")
+    except ImportError:
+        return False
+    return True
 
-    def __init__(self, path: Path, root: Any) -> None:
+
+#: Read files with libyaml first. Off without ruamel.yaml.clib, and in tests that compare the two paths.
+FAST_PARSE = _c_parser_available()
+
+#: Deeper nesting is left to the round-trip loader: libyaml's composer recurses in C and overflows the
+#: stack (a crash, not a RecursionError) at some ten thousand levels, and no desired state needs more
+#: than a handful.
+_FAST_MAX_DEPTH = 64
+
+#: Characters the two parsers disagree on: libyaml takes ``key:<tab>value``, which ruamel refuses; it counts
+#: NEL, LS and PS as line breaks (YAML 1.1) where ruamel does not; and it counts a byte order mark inside
+#: the text as a column, which ruamel does not.
+_UNEVEN_CHARACTERS = re.compile("[\t\x85\u2028\u2029\ufeff]")
+#: An anchor or alias name run into one of these: libyaml ends the name there (``&a:`` is anchor ``a``
+#: on an empty key), ruamel reads on (anchor ``a:``).
+_UNEVEN_ANCHOR = re.compile(r"[&*][0-9A-Za-z_-]+[?:%@`]")
+#: A JSON-style key with the colon right after it (``["a":b]``): libyaml reads a one-pair mapping in a flow
+#: sequence, ruamel a syntax error.
+_UNEVEN_COLON = re.compile(r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[\]}]) *:\S""")
+
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_MERGE = "tag:yaml.org,2002:merge"
+_BOOLEANS = {"true": True, "false": False}
+#: One NaN object, as in ruamel: two ``.nan`` keys are then the same key (a duplicate) on both paths.
+_NAN = float("nan")
+
+
+class YamlSource:
+    """A parsed YAML file: its path, its node tree and its content, able to turn a key path into a position.
+
+    The tree is libyaml's node tree (``MappingNode``...) when the file came through the fast path, or the
+    round-trip loader's ``CommentedMap``/``CommentedSeq`` when it did not; both know where each key and value
+    was. ``content`` is the fast path's plain Python value; round-trip data is converted only when asked.
+    """
+
+    def __init__(self, path: Path, root: Any, content: Any = None) -> None:
         self._path = path
         self.root = root
+        self._content = content
 
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def empty(self) -> bool:
+        """No document, or one that is only ``~`` (the fast path takes only files holding a mapping)."""
+        return self.root is None
+
+    @property
+    def is_mapping(self) -> bool:
+        return isinstance(self.root, MappingNode | CommentedMap)
+
+    def plain(self) -> Any:
+        """The content as plain Python values for pydantic; see :func:`_plain` for what it may raise."""
+        return self._content if isinstance(self.root, Node) else _plain(self.root)
+
+    def top_level(self) -> Mapping[Any, Any]:
+        """The top-level mapping as read, unvalidated and unconverted, or an empty one."""
+        if isinstance(self.root, CommentedMap):
+            return self.root
+        return typing.cast(dict[str, Any], self._content) if isinstance(self.root, MappingNode) else {}
 
     def position(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """1-based line and column of the value at ``loc`` (or of its key), or of the nearest parent.
@@ -88,13 +165,31 @@ class YamlSource:
 
 def _step(node: Any, part: str | int, *, key: bool) -> tuple[tuple[int, int], Any] | None:
     """One level down from ``node``: the 0-based position of ``part`` and the child node, if any."""
+    if isinstance(node, MappingNode):
+        pair = _find_pair(node, part)
+        if pair is None:
+            return None
+        key_node, value_node = pair
+        # An empty value has no position of its own (ruamel puts it on the next line): use the key.
+        at = key_node if key or _is_null(value_node) else value_node
+        return (at.start_mark.line, at.start_mark.column), value_node
+    if isinstance(node, SequenceNode):
+        if isinstance(part, int) and 0 <= part < len(node.value):
+            item = node.value[part]
+            return (item.start_mark.line, item.start_mark.column), item
+        return None
+    return _step_round_trip(node, part, key=key)
+
+
+def _step_round_trip(node: Any, part: str | int, *, key: bool) -> tuple[tuple[int, int], Any] | None:
+    """:func:`_step` in the round-trip loader's data, which keeps positions in each collection's ``.lc``."""
     try:
         if isinstance(node, CommentedMap):
             found = _find_key(node, part)
             if found is None:
                 return None
             yaml_key, child = found
-            # An empty value has no position of its own (ruamel puts it on the next line): use the key.
+            # As above: an empty value is located at its key.
             at = node.lc.key(yaml_key) if key or child is None else node.lc.value(yaml_key)
             return (at[0], at[1]), child
         if isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
@@ -107,17 +202,40 @@ def _step(node: Any, part: str | int, *, key: bool) -> tuple[tuple[int, int], An
 
 def _start(node: Any) -> tuple[int, int]:
     """0-based start of a collection node; a file whose top level is a scalar starts at the top."""
+    if isinstance(node, MappingNode | SequenceNode):
+        return node.start_mark.line, node.start_mark.column
     if isinstance(node, CommentedMap | CommentedSeq):
         return node.lc.line, node.lc.col
     return 0, 0
 
 
+def _matches(yaml_key: Any, part: str | int) -> bool:
+    """Whether a YAML key is the pydantic loc part (keys were turned into strings for validation)."""
+    return bool(yaml_key == part or str(yaml_key) == str(part))
+
+
 def _find_key(mapping: CommentedMap, part: str | int) -> tuple[Any, Any] | None:
-    """The YAML key matching a pydantic loc part (keys were turned into strings for validation)."""
+    """The round-trip key matching a pydantic loc part, and its value."""
     for yaml_key, value in mapping.items():
-        if yaml_key == part or str(yaml_key) == str(part):
+        if _matches(yaml_key, part):
             return yaml_key, value
     return None
+
+
+def _find_pair(mapping: MappingNode, part: str | int) -> tuple[Node, Node] | None:
+    """The key and value nodes matching a pydantic loc part, among the mapping's own keys.
+
+    Keys merged in with ``<<:`` are not among them, so the walk stops at the mapping, as it does in the
+    round-trip data, where merged keys have no position.
+    """
+    for key_node, value_node in mapping.value:
+        if key_node.tag != _MERGE and _matches(_key(key_node), part):
+            return key_node, value_node
+    return None
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _NULL
 
 
 # --- reading --------------------------------------------------------------------------------------------
@@ -147,6 +265,11 @@ class _Files:
                 Diagnostic(path, line, column, "this file is not UTF-8 text", "save it as UTF-8")
             )
             return None
+        source = _read_fast(path, text) if FAST_PARSE else None
+        return source if source is not None else self._read_round_trip(path, text)
+
+    def _read_round_trip(self, path: Path, text: str) -> YamlSource | None:
+        """Parse with ruamel's round-trip loader, whose errors are the ones the operator is shown."""
         try:
             root = YAML(typ="rt").load(text)
         except YAMLError as exc:
@@ -226,28 +349,218 @@ def _plain(node: Any, parents: tuple[int, ...] = ()) -> Any:
     return node
 
 
+# --- the fast path: libyaml -----------------------------------------------------------------------------
+
+
+class _RoundTripOnlyError(Exception):
+    """Something the fast path does not reproduce exactly; the round-trip loader reads the file instead."""
+
+
+def _read_fast(path: Path, text: str) -> YamlSource | None:
+    """The file read with libyaml, or None to leave it to the round-trip loader.
+
+    That includes every file libyaml cannot parse: the round-trip loader then words the error, so messages
+    and positions do not depend on which parser is installed. A file that is not a mapping is an error
+    whatever it holds, and is left to it too.
+    """
+    try:
+        if not _fast_path_fits(text):
+            return None
+        root = YAML(typ="safe", pure=False).compose(text)
+        if not isinstance(root, MappingNode):
+            return None
+        return YamlSource(path, root, _NodeValues().value(root))
+    except Exception:  # anything at all: the round-trip loader decides what it means
+        return None
+
+
+def _fast_path_fits(text: str) -> bool:
+    """Whether libyaml's nodes for ``text`` are sure to give what the round-trip loader would.
+
+    Not so with any of the ``_UNEVEN_...`` patterns in the text, with a ``%YAML`` or ``%TAG`` directive
+    (the composer ignores the version), explicit tags (ruamel makes ``!!str x`` a tagged scalar, and nodes
+    do not say which tags were explicit), anchored booleans (ruamel keeps ``&a false`` as an int that is
+    not ``False`` and prints as 0) or deep nesting. libyaml's event stream shows all of these, and unlike
+    its composer, its parser does not recurse.
+    """
+    if any(pattern.search(text) for pattern in (_UNEVEN_CHARACTERS, _UNEVEN_ANCHOR, _UNEVEN_COLON)):
+        return False
+    depth = 0
+    with contextlib.closing(YAML(typ="safe", pure=False).parse(text)) as events:
+        for event in events:
+            if isinstance(event, ScalarEvent):
+                if event.tag is not None or (event.anchor is not None and event.value.lower() in _BOOLEANS):
+                    return False
+            elif isinstance(event, CollectionStartEvent):
+                depth += 1
+                if event.tag is not None or depth > _FAST_MAX_DEPTH:
+                    return False
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+            elif isinstance(event, DocumentStartEvent) and (event.version is not None or event.tags):
+                return False
+    return True
+
+
+class _NodeValues:
+    """Plain Python values from libyaml's nodes: what :func:`_plain` makes of the round-trip loader's data.
+
+    Mappings are built with keys as YAML typed them and turned into strings last, because ruamel compares
+    typed keys for duplicates and merges (``1:`` and ``"1":`` are two keys). Anything the round-trip loader
+    would treat specially -- a duplicate key, a second ``<<:``, a list as a key, an alias that loops back --
+    raises :class:`_RoundTripOnlyError`, and ruamel loads or explains the file instead.
+    """
+
+    def __init__(self) -> None:
+        self._open: set[int] = set()  # the collections on the path from the root to the current node
+        self._done: dict[int, Any] = {}  # an aliased node is built once
+
+    def value(self, node: Node) -> Any:
+        """``node`` as dicts with string keys, lists and scalars, ready for pydantic."""
+        if isinstance(node, ScalarNode):
+            return _scalar(node)
+        built = self._collection(node)
+        if isinstance(node, MappingNode):
+            return {str(key): value for key, value in built.items()}
+        return built
+
+    def _collection(self, node: Node) -> Any:
+        """A sequence as a list, a mapping as a dict with YAML-typed keys."""
+        ident = id(node)
+        if ident in self._done:
+            return self._done[ident]
+        if ident in self._open or len(self._open) >= _FAST_MAX_DEPTH:
+            raise _RoundTripOnlyError
+        self._open.add(ident)
+        try:
+            built = (
+                self._mapping(node) if isinstance(node, MappingNode) else [self.value(i) for i in node.value]
+            )
+        finally:
+            self._open.discard(ident)
+        self._done[ident] = built
+        return built
+
+    def _mapping(self, node: MappingNode) -> dict[Any, Any]:
+        """Own keys in order, then merged-in keys not already there, the first merged mapping winning."""
+        own: dict[Any, Any] = {}
+        merged: list[Node] | None = None
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                if merged is not None:
+                    raise _RoundTripOnlyError
+                merged = _merge_sources(value_node)
+                continue
+            key = _key(key_node)
+            if key in own or _below_its_key(key_node, value_node):
+                raise _RoundTripOnlyError
+            own[key] = self.value(value_node)
+        for source in merged or ():
+            for key, value in self._collection(source).items():
+                own.setdefault(key, value)
+        return own
+
+
+def _merge_sources(node: Node) -> list[Node]:
+    """The mappings that a ``<<:`` merges in: one mapping or a list of them."""
+    if isinstance(node, MappingNode):
+        return [node]
+    if isinstance(node, SequenceNode) and all(isinstance(item, MappingNode) for item in node.value):
+        return list(node.value)
+    raise _RoundTripOnlyError
+
+
+def _below_its_key(key_node: Node, value_node: Node) -> bool:
+    """A scalar value on a line after its key's, as in ``key:  # comment`` and the value below.
+
+    ruamel's round-trip loader fails on some such layouts with "overlap in comment", and that is then the
+    message the operator gets; only ruamel can tell which layouts.
+    """
+    return isinstance(value_node, ScalarNode) and value_node.start_mark.line > key_node.start_mark.line
+
+
+def _key(node: Node) -> Any:
+    """A mapping key as YAML typed it.
+
+    A list or mapping as a key is left to ruamel, and so is an empty key (``? `` alone): the parsers place
+    an empty scalar differently, and unlike an empty value, a key has no better place to point at.
+    """
+    if not isinstance(node, ScalarNode) or node.value == "":
+        raise _RoundTripOnlyError
+    return _scalar(node)
+
+
+def _scalar(node: ScalarNode) -> Any:
+    """A scalar as the round-trip loader reads it under YAML 1.2 (``yes`` is text, ``0x1F`` is 31).
+
+    Dates, ``=`` and a ``<<`` where a value belongs become ruamel's own types; they go the slow way. So
+    does text over several lines (block scalars, folded plain or quoted text): that is where the two
+    scanners differ in detail, ruamel refusing some indentation of blank lines that libyaml accepts.
+    """
+    if node.end_mark.line != node.start_mark.line:
+        raise _RoundTripOnlyError
+    tag, text = node.tag, node.value
+    if tag == _STR:
+        return text
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        return _BOOLEANS[text.lower()]
+    if tag == _INT:
+        return _integer(text)
+    if tag == _FLOAT:
+        return _real(text)
+    raise _RoundTripOnlyError
+
+
+def _signed(text: str) -> tuple[int, str]:
+    """The sign and the digits of a YAML number, underscores dropped."""
+    digits = text.replace("_", "")
+    if digits.startswith(("+", "-")):
+        return (-1 if digits[0] == "-" else 1), digits[1:]
+    return 1, digits
+
+
+def _integer(text: str) -> int:
+    """A YAML 1.2 integer: ``0b``, ``0o`` and ``0x`` prefixes; leading zeros are still decimal."""
+    sign, digits = _signed(text)
+    for prefix, base in (("0b", 2), ("0o", 8), ("0x", 16)):
+        if digits.startswith(prefix):
+            return sign * int(digits[2:], base)
+    return sign * int(digits)
+
+
+def _real(text: str) -> float:
+    sign, digits = _signed(text.lower())
+    if digits == ".inf":
+        return sign * math.inf
+    if digits == ".nan":
+        return _NAN
+    return sign * float(digits)
+
+
 # --- shape checks ---------------------------------------------------------------------------------------
 
 
 def _validate(source: YamlSource, model: type[M], problems: list[Diagnostic], what: str) -> M | None:
     """Check one file against its pydantic model, translating every error to a YAML position."""
-    if source.root is None:
+    if source.empty:
         problems.append(Diagnostic(source.path, 1, 1, "this file is empty", f"it should hold {what}"))
         return None
-    if not isinstance(source.root, CommentedMap):
+    if not source.is_mapping:
         line, column = source.position(())
         problems.append(
             Diagnostic(
                 source.path,
                 line,
                 column,
-                f"the top level must be a mapping of keys, found {describe(_plain(source.root))}",
+                f"the top level must be a mapping of keys, found {describe(source.plain())}",
                 f"it should hold {what}",
             )
         )
         return None
     try:
-        return model.model_validate(_plain(source.root))
+        return model.model_validate(source.plain())
     except ValidationError as exc:
         problems.extend(_translate(source, model, error) for error in exc.errors())
     except _RecursiveYamlError:
@@ -413,7 +726,7 @@ def _ca_paths(files: _Files) -> list[Path]:
 def _salvage(source: YamlSource) -> BrokenCa:
     """Read name and trust_anchor from a CA file that failed its shape check, to avoid follow-on errors
     such as "unknown parent" in its children."""
-    root = source.root if isinstance(source.root, CommentedMap) else {}
+    root = source.top_level()
     name = root.get("name")
     usable = isinstance(name, str) and CA_NAME_RE.match(name) is not None
     # Any trust_anchor key counts: "trust_anchor: yes" is broken, but its author meant a trust anchor.
@@ -522,6 +835,7 @@ def _build(root: Path, settings: SettingsDoc, docs: Sequence[CaDoc], digest: str
         safety=policy,
         plan_max_age=spec.plan_max_age,
         audit_log=None if spec.audit_log is None else resolve_path(base, spec.audit_log),
+        roa_grouping=RoaGrouping(spec.roa_grouping.aggregate_above, spec.roa_grouping.split_below),
     )
 
 

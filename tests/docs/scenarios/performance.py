@@ -1,0 +1,16 @@
+"""docs/performance.md: the scale benchmark, on its smallest scenario."""
+
+from __future__ import annotations
+
+import re
+
+from tests.docs.sandbox import Sandbox
+from tests.docs.scenarios import scenario
+
+
+@scenario("docs/performance.md")
+def performance(sandbox: Sandbox) -> None:
+    result = sandbox.run("python3 -m benchmarks.scale small")
+    assert re.search(r"first apply .* floor [\d.]+ s, ratio [\d.]+", result.stdout), result.stdout
+    assert re.search(r"one-ROA change .* exit 0 +5 signatures", result.stdout), result.stdout
+    assert re.search(r"no-op plan .* exit 0 ", result.stdout), result.stdout
