@@ -296,13 +296,20 @@ def parse_share(value: object) -> float:
     return float(value)
 
 
-def _vrp_count(value: object) -> int:
-    """A number of VRPs: a whole number, 0 or more (``10.0`` and ``"10"`` are refused, as everywhere)."""
+def _whole(value: object, expected: str, example: int) -> int:
+    """``value`` if it is a whole number (``10.0`` and ``"10"`` are refused, as everywhere), else the
+    error "expected <expected>", with the hint to drop the quotes from a quoted number."""
     if isinstance(value, bool) or not isinstance(value, int):
-        hint = "write a whole number such as 10"
+        hint = f"write a whole number such as {example}"
         if isinstance(value, str) and _NUMBER_RE.fullmatch(value):
             hint = f"write {value.strip()} without quotes"
-        _fail(f"expected a whole number of VRPs, found {describe(value)}", hint)
+        _fail(f"expected {expected}, found {describe(value)}", hint)
+    return value
+
+
+def _vrp_count(value: object) -> int:
+    """A number of VRPs: a whole number, 0 or more."""
+    value = _whole(value, "a whole number of VRPs", 10)
     if value < 0:
         _fail(f"{_number(value)} is negative", "write 0 or more; 0 applies the percentage checks to every CA")
     return value
@@ -313,11 +320,7 @@ MAX_KEY_GENERATION = 1_000_000
 
 def _key_generation(value: object) -> int:
     """A key generation: a whole number from 1, raised by one to roll the CA's key."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        hint = "write a whole number such as 2"
-        if isinstance(value, str) and _NUMBER_RE.fullmatch(value):
-            hint = f"write {value.strip()} without quotes"
-        _fail(f"expected a key generation, found {describe(value)}", hint)
+    value = _whole(value, "a key generation", 2)
     if not 1 <= value <= MAX_KEY_GENERATION:
         _fail(
             f"key generation {value} is out of range",
@@ -722,11 +725,7 @@ class CaSafetySection(_Section):
 
 def _prefix_count(value: object) -> int:
     """A number of prefixes: a whole number, 1 or more."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        hint = "write a whole number such as 32"
-        if isinstance(value, str) and _NUMBER_RE.fullmatch(value):
-            hint = f"write {value.strip()} without quotes"
-        _fail(f"expected a whole number of prefixes, found {describe(value)}", hint)
+    value = _whole(value, "a whole number of prefixes", 32)
     if value < 1:
         _fail(f"{_number(value)} is less than 1", "write 1 or more")
     return value

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from reconciler import faults
-from reconciler.fsutil import fsync_dir
+from reconciler.fsutil import fsync_dir, write_public
 
 KEEP_OLD_TREES = 3
 IN_FLIGHT_GRACE = timedelta(minutes=10)
@@ -49,7 +49,7 @@ def publish(
                 path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
                 made.add(path.parent)
             if current is None or served is None or served.get(rel) != data or not _link(current / rel, path):
-                _write(path, data)
+                write_public(path, data, sync=False)  # the whole tree is synced at once below
                 faults.point("rsync.file")
         for sub in sorted(made, reverse=True):
             sub.chmod(0o755)  # readable by the daemon whatever the umask
@@ -82,14 +82,6 @@ def _link(source: Path, path: Path) -> bool:
     except OSError:
         return False
     return True
-
-
-def _write(path: Path, data: bytes) -> None:
-    """A new file readable by all whatever the umask (the rsync daemon may serve it unprivileged)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o644)
-        handle.write(data)
 
 
 def _prune(trees: Path, keep: set[str]) -> None:
