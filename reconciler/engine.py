@@ -184,12 +184,14 @@ def rrdp_drift(workspace: Workspace) -> Change | None:
         return None
     directory = publication.directory / "rrdp"
     current = rrdp.read_notification(directory)
+    found = workspace.published
     matches, why = rrdp.state_matches(
         current,
-        workspace.published.files,
+        found.files,
         publication.rsync_base,
         directory=directory,
         rrdp_base=publication.rrdp_base,
+        digest_of=lambda path, _data: found.sha256(path),
     )
     if matches:
         return None
@@ -204,12 +206,19 @@ def publish_all(workspace: Workspace, files: dict[str, bytes], now: datetime) ->
     publish(publication.directory, files, now, served=workspace.published.files)
     if publication.rrdp_base is None:
         return None
+    old = workspace.published
+
+    def digest_of(path: str, data: bytes) -> bytes:
+        """Unchanged files were hashed when the tree was read."""
+        return old.sha256(path) if old.files.get(path) is data else hashlib.sha256(data).digest()
+
     written = rrdp.publish_rrdp(
         publication.directory / "rrdp",
         publication.rrdp_base,
         publication.rsync_base,
-        workspace.published.files,
+        old.files,
         files,
+        digest_of=digest_of,
     )
     if written is None:
         return None

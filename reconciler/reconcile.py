@@ -21,8 +21,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
-import git
-
 from reconciler import clock, engine, faults
 from reconciler.apply import audit, lock
 from reconciler.desired import DesiredStateError, load
@@ -68,6 +66,8 @@ def unattended_plan(workspace: engine.Workspace, now: datetime, *, routine_only:
 def pull(repo: Path) -> str | None:
     """Fast-forward the desired-state checkout from its upstream; a warning when that fails (the cycle
     goes on with the checkout as it is: renewals matter more than being current)."""
+    import git  # noqa: PLC0415 - gitpython loads only where it is used: rpkictl starts faster
+
     try:
         checkout = git.Repo(repo, search_parent_directories=True)
         checkout.git.pull("--ff-only", "--quiet")

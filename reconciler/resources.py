@@ -143,7 +143,8 @@ def parse_prefix(text: str, afi: Afi | None = None) -> IPNetwork:
     """Read a prefix, refusing host bits (``192.0.2.1/24``) instead of silently masking them."""
     if "/" in text:
         try:  # the common case in one step; anything odd takes the slow road to its exact message
-            net = ipaddress.ip_network(text, strict=True)
+            # the family from the text: ip_network would try IPv4 first, and fail slowly, on every IPv6 prefix
+            net = ipaddress.IPv6Network(text) if ":" in text else ipaddress.IPv4Network(text)
         except ValueError:
             pass
         else:

@@ -19,7 +19,7 @@ from reconciler.apply.onetime import OneTimeKeys, workers
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.plan.model import Action, Change, Kind, Plan
 from reconciler.plan.rollover import KeyPlan
-from reconciler.published.memo import RoaSummary
+from reconciler.published.memo import RoaSummary, texts
 from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
@@ -271,7 +271,8 @@ class _Executor:
         )
         # What the next plan checks of it, known without decoding it again (see ``published.memo``).
         self.summaries[change.path] = RoaSummary(
-            content=change.roa,
+            asn=change.roa.asn,
+            prefixes=texts(change.roa),
             authority_key_id=issuer.key_id,
             serial=serial,
             not_before=validity[0],

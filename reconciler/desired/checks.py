@@ -23,7 +23,7 @@ from typing import Protocol
 
 from reconciler.desired.schema import SIGNER_KEYS, CaFile, RpkiFile, SignerSection, format_duration
 from reconciler.diagnostics import Diagnostic, display_path
-from reconciler.resources import AsnSet, IpSet, Resources
+from reconciler.resources import AsnSet, IPNetwork, IpSet, Resources
 
 Loc = tuple[str | int, ...]
 
@@ -505,7 +505,7 @@ def _check_signer(doc: CaDoc, settings: SettingsDoc | None) -> Iterable[Diagnost
 def _check_roas(doc: CaDoc) -> Iterable[Diagnostic]:
     """max_length in range, prefix held by the CA, and no (asn, prefix) twice."""
     held = doc.resources
-    seen: dict[tuple[int, str], int] = {}
+    seen: dict[tuple[int, IPNetwork], int] = {}
     for i, roa in enumerate(doc.spec.roas):
         yield from _check_max_length(doc, i)
         if held.holds_prefix(roa.prefix):
@@ -521,7 +521,7 @@ def _check_roas(doc: CaDoc) -> Iterable[Diagnostic]:
                 f"its IPv{roa.prefix.version} resources are: {held.ip(roa.prefix.version)}; "
                 "add the prefix to them or fix the ROA",
             )
-        key = (roa.asn, str(roa.prefix))
+        key = (roa.asn, roa.prefix)
         if key in seen:
             line, _ = doc.source.position(("roas", seen[key]))
             yield diag(

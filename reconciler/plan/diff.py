@@ -264,7 +264,7 @@ class _Planner:
         self, ca: CaIntent, path: str, want: RoaContent, found: RoaSummary
     ) -> tuple[Action, str] | None:
         key = self.keys[ca.name]
-        if found.content != want:
+        if not found.holds(want):
             return (
                 Action.REISSUE,
                 f"content changed ({_describe_roa(found.content)} -> {_describe_roa(want)})",
@@ -634,7 +634,7 @@ def published_vrps(published: PublishedState) -> frozenset[tuple[int, str, int]]
         if path.endswith(".roa"):
             found = published.roa_summary(path)
             if isinstance(found, RoaSummary):
-                vrps |= found.content.vrps
+                vrps |= found.vrps
     return frozenset(vrps)
 
 

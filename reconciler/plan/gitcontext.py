@@ -18,10 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-import git
-from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, ODBError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
@@ -30,6 +28,9 @@ from reconciler.desired.loader import SETTINGS_FILE
 from reconciler.desired.schema import format_duration
 from reconciler.diagnostics import Diagnostic
 from reconciler.resources import IPNetwork, Resources
+
+if TYPE_CHECKING:  # gitpython is imported by the functions that use it: a plan outside Git never needs it
+    import git
 
 __all__ = ["ChangeKind", "GitContextError", "GitInfo", "IntentChange", "git_info", "intent_changes"]
 
@@ -116,6 +117,12 @@ def _open_work_tree(repo_dir: Path) -> Iterator[_WorkTree | None]:
     directory inside ``.git`` or a bare repository has no work tree, so it counts as "not a repository".
     """
     start = Path(repo_dir).expanduser().resolve()
+    if "GIT_DIR" not in os.environ and not any((d / ".git").exists() for d in (start, *start.parents)):
+        yield None  # no work tree can hold it: gitpython need not even be loaded
+        return
+    import git  # noqa: PLC0415 - see TYPE_CHECKING above
+    from git.exc import InvalidGitRepositoryError, NoSuchPathError  # noqa: PLC0415
+
     try:
         repo = git.Repo(start, search_parent_directories=True)
     except (InvalidGitRepositoryError, NoSuchPathError, OSError):
@@ -169,6 +176,8 @@ def git_info(repo_dir: Path) -> GitInfo | None:
 
 def _resolve_revision(repo: git.Repo, base: str) -> git.Commit:
     """The commit ``base`` names (branch, tag, SHA, ``HEAD~1``...), or a GitContextError saying why not."""
+    from git.exc import GitCommandError, ODBError  # noqa: PLC0415 - see TYPE_CHECKING above
+
     where = repo.working_tree_dir or repo.git_dir
     try:
         return repo.commit(base)
@@ -222,6 +231,8 @@ def _materialise(commit: git.Commit, rel: PurePosixPath, git_root: Path) -> bool
     say) keeps working as in a checkout; one that leads out of it is removed, because in the temporary
     copy it could only reach real files outside the revision (``/``-absolute targets, the real keys).
     """
+    import git  # noqa: PLC0415 - see TYPE_CHECKING above
+
     try:
         tree: object = commit.tree if rel == PurePosixPath(".") else commit.tree / rel.as_posix()
     except KeyError:

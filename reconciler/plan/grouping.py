@@ -30,7 +30,7 @@ def roa_objects(
             objects[aggregate_name] = RoaContent.of(asn, prefixes)
         else:
             for prefix in prefixes:
-                objects[layout.roa_name(asn, prefix.prefix)] = RoaContent.of(asn, [prefix])
+                objects[layout.roa_name(asn, prefix.prefix)] = RoaContent(asn, (prefix,))  # canonical already
     return objects
 
 

@@ -32,7 +32,7 @@ def published_vrps_by_ca(published: PublishedState) -> dict[str, set[Vrp]]:
         if path.endswith(".roa") and "/" in path:
             found = published.roa_summary(path)
             if isinstance(found, RoaSummary):
-                by_ca.setdefault(path.split("/", 1)[0], set()).update(found.content.vrps)
+                by_ca.setdefault(path.split("/", 1)[0], set()).update(found.vrps)
     return by_ca
 
 

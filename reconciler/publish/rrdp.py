@@ -1,12 +1,17 @@
 """RRDP (RFC 8182): the notification file, a snapshot per serial and a delta per published change.
 
 The state of the RRDP server -- session id, serial, the deltas on offer -- is read back from the
-notification file it published, like everything else: there is no private record. A serial is only
-ever added on top of a snapshot that matches the rsync tree it was made from, which is checked by
-rebuilding that snapshot from the tree and comparing its SHA-256 with the one the notification lists
-(the snapshot is written deterministically for exactly this). When they differ -- the publication
-point was lost and rebuilt, or an interrupted apply left RRDP behind, or someone edited the files --
-a new session starts, and relying parties take the new snapshot.
+notification file it published, like everything else. A serial is only ever added on top of a snapshot
+that matches the rsync tree it was made from, which is checked by rebuilding that snapshot from the tree
+and comparing its SHA-256 with the one the notification lists (the snapshot is written deterministically
+for exactly this). When they differ -- the publication point was lost and rebuilt, or an interrupted
+apply left RRDP behind, or someone edited the files -- a new session starts, and relying parties take the
+new snapshot.
+
+Rebuilding a snapshot means encoding the whole repository, on every plan. So each publication also
+records, in the publication directory's cache (not served), the snapshot's hash with a digest of the
+tree it was made from: a tree whose digest is the recorded one rebuilds to the recorded snapshot, and the
+rebuild is skipped. A missing, damaged or stale record only means the snapshot is rebuilt.
 
 Snapshot and delta files go into a fresh, unguessable directory per serial and are fsynced before the
 notification file is replaced in one rename, so a relying party never reads a notification that
@@ -17,10 +22,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -30,13 +37,29 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from reconciler import faults
-from reconciler.fsutil import fsync_dir, write_public
+from reconciler.fsutil import fsync_dir, replace_public, write_public
 
 NS = "http://www.ripe.net/rpki/rrdp"
 NOTIFICATION = "notification.xml"
 MAX_DELTAS = 100
 MAX_DELTA_AGE = timedelta(hours=48)
 GRACE = timedelta(minutes=10)  # relying parties may still be fetching what the last notification listed
+RECORD = "rrdp-snapshot.json"  # in the publication directory's cache, beside the RRDP directory
+
+#: The SHA-256 of a file of the tree, from its path and bytes (a caller may know it, and save the hashing).
+DigestOf = Callable[[str, bytes], bytes]
+
+
+def _hash_bytes(_path: str, data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def tree_digest(files: Mapping[str, bytes], digest_of: DigestOf = _hash_bytes) -> str:
+    """One digest of a whole tree: its paths and their files' SHA-256, in path order."""
+    tree = hashlib.sha256()
+    for path in sorted(files):
+        tree.update(f"{path}\0{digest_of(path, files[path]).hex()}\n".encode())
+    return tree.hexdigest()
 
 
 class RrdpError(Exception):
@@ -160,15 +183,20 @@ def state_matches(
     *,
     directory: Path | None = None,
     rrdp_base: str | None = None,
+    digest_of: DigestOf = _hash_bytes,
 ) -> tuple[bool, str]:
     """Whether the notification's current snapshot is exactly ``files`` -- the tree relying parties
     fetching by rsync see -- and, if not, why. Given ``directory`` and ``rrdp_base``, the snapshot and
     delta files it lists must also be there, with the hashes it names."""
     if notification is None:
         return False, "no RRDP notification is published"
-    rebuilt = snapshot_xml(notification.session_id, notification.serial, files, rsync_base)
-    if _sha256(rebuilt) != notification.snapshot_hash:
-        return False, "the RRDP snapshot does not match the rsync tree"
+    known = directory is not None and _recorded(directory, notification, rsync_base) == tree_digest(
+        files, digest_of
+    )
+    if not known:
+        rebuilt = snapshot_xml(notification.session_id, notification.serial, files, rsync_base)
+        if _sha256(rebuilt) != notification.snapshot_hash:
+            return False, "the RRDP snapshot does not match the rsync tree"
     if directory is not None and rrdp_base is not None:
         for uri, digest in (
             (notification.snapshot_uri, notification.snapshot_hash),
@@ -185,12 +213,20 @@ def state_matches(
 
 
 def publish_rrdp(
-    directory: Path, rrdp_base: str, rsync_base: str, old: dict[str, bytes], new: dict[str, bytes]
+    directory: Path,
+    rrdp_base: str,
+    rsync_base: str,
+    old: dict[str, bytes],
+    new: dict[str, bytes],
+    *,
+    digest_of: DigestOf = _hash_bytes,
 ) -> Written | None:
     """Publish the change from ``old`` (the tree as published before) to ``new`` through RRDP; None when
     RRDP already serves ``new``."""
     current = read_notification(directory)
-    matches_old, why = state_matches(current, old, rsync_base, directory=directory, rrdp_base=rrdp_base)
+    matches_old, why = state_matches(
+        current, old, rsync_base, directory=directory, rrdp_base=rrdp_base, digest_of=digest_of
+    )
     if matches_old and old == new:
         return None
     try:
@@ -231,6 +267,7 @@ def publish_rrdp(
         tmp.replace(directory / NOTIFICATION)
         fsync_dir(directory)
         faults.point("rrdp.after-notification")
+        _record(directory, notification, rsync_base, tree_digest(new, digest_of))
     except OSError as exc:
         raise RrdpError(
             f"cannot write RRDP files in {directory}: {exc.strerror or exc}; "
@@ -238,6 +275,40 @@ def publish_rrdp(
         ) from exc
     _prune(directory, rrdp_base, notification)
     return Written(notification, new_session, why if new_session else "", written)
+
+
+def _record_path(directory: Path) -> Path:
+    return directory.parent / "cache" / RECORD
+
+
+def _recorded(directory: Path, notification: Notification, rsync_base: str) -> str | None:
+    """The digest of the tree the notification's snapshot was made from, as recorded when it was
+    published (see the module's docstring); None when there is no record for exactly this snapshot."""
+    try:
+        record = json.loads(_record_path(directory).read_bytes())
+        made_for = (record["session_id"], record["serial"], record["rsync_base"], record["snapshot_hash"])
+        tree = record["tree"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    this = (notification.session_id, notification.serial, rsync_base, notification.snapshot_hash)
+    return tree if made_for == this and isinstance(tree, str) and tree else None
+
+
+def _record(directory: Path, notification: Notification, rsync_base: str, tree: str) -> None:
+    """Keep which tree the snapshot was made from. Only a cache: a record that cannot be written means
+    a slower next plan, never a wrong one."""
+    record = {
+        "session_id": notification.session_id,
+        "serial": notification.serial,
+        "rsync_base": rsync_base,
+        "snapshot_hash": notification.snapshot_hash,
+        "tree": tree,
+    }
+    try:
+        _record_path(directory).parent.mkdir(mode=0o755, exist_ok=True)
+        replace_public(_record_path(directory), json.dumps(record).encode())
+    except OSError:
+        return
 
 
 def _local(directory: Path, rrdp_base: str, uri: str) -> Path | None:

@@ -31,9 +31,13 @@ VERSION = 1
 @dataclass(slots=True)
 class RoaSummary:
     """The facts of one ROA a plan checks (see ``plan.diff``), with the CA keys known to have signed its
-    EE certificate."""
+    EE certificate.
 
-    content: RoaContent
+    The prefixes are kept as text, as the memo stores them: comparing them with the YAML's and listing
+    VRPs then needs no address objects, which for thousands of ROAs is most of the cost of a plan."""
+
+    asn: int
+    prefixes: tuple[tuple[str, int], ...]  # (prefix_text, max length) in RoaContent's canonical order
     authority_key_id: bytes | None
     serial: int
     not_before: datetime
@@ -44,10 +48,22 @@ class RoaSummary:
     resources_match: bool  # the EE certificate's resources are exactly the ROA's prefixes
     signed_by: set[bytes] = field(default_factory=set)
 
+    @property
+    def content(self) -> RoaContent:
+        return RoaContent(self.asn, tuple(RoaPrefix(ipaddress.ip_network(p), m) for p, m in self.prefixes))
+
+    @property
+    def vrps(self) -> frozenset[tuple[int, str, int]]:
+        return frozenset((self.asn, prefix, max_length) for prefix, max_length in self.prefixes)
+
+    def holds(self, content: RoaContent) -> bool:
+        """Whether the ROA says exactly ``content``."""
+        return self.asn == content.asn and self.prefixes == texts(content)
+
     def to_json(self) -> list[object]:
         return [
-            self.content.asn,
-            [[prefix_text(p.prefix), p.max_length] for p in self.content.prefixes],
+            self.asn,
+            [list(p) for p in self.prefixes],
             self.authority_key_id.hex() if self.authority_key_id is not None else None,
             self.serial,
             int(self.not_before.timestamp()),
@@ -63,8 +79,9 @@ class RoaSummary:
     def from_json(cls, row: list[Any]) -> RoaSummary:
         asn, prefixes, aki, serial, not_before, not_after, signed_object, crldp, aia, match, signers = row
         return cls(
-            # saved in canonical order (``RoaContent.of``): no need to sort again
-            RoaContent(int(asn), tuple(RoaPrefix(ipaddress.ip_network(p), int(m)) for p, m in prefixes)),
+            int(asn),
+            # saved in canonical order and form (``RoaContent.of``, ``prefix_text``): kept as they are
+            tuple((str(p), int(m)) for p, m in prefixes),
             bytes.fromhex(aki) if isinstance(aki, str) else None,
             int(serial),
             datetime.fromtimestamp(int(not_before), UTC),
@@ -75,6 +92,11 @@ class RoaSummary:
             bool(match),
             {bytes.fromhex(k) for k in signers},
         )
+
+
+def texts(content: RoaContent) -> tuple[tuple[str, int], ...]:
+    """A ROA's prefixes as the memo keeps them."""
+    return tuple((prefix_text(p.prefix), p.max_length) for p in content.prefixes)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.published.memo import RoaMemo, RoaSummary
+from reconciler.published.memo import RoaMemo, RoaSummary, texts
 from reconciler.resources import Resources
 from reconciler.rpki import cert, cms, crl, manifest, roa
 
@@ -119,7 +119,8 @@ class PublishedState:
 def summarize(found: SignedRoa) -> RoaSummary:
     ee = found.signed.ee
     return RoaSummary(
-        content=found.content,
+        asn=found.content.asn,
+        prefixes=texts(found.content),
         authority_key_id=ee.authority_key_id,
         serial=ee.serial,
         not_before=ee.not_before,

@@ -51,16 +51,53 @@ def decode(econtent: bytes, *, where: str = "manifest") -> ManifestContent:
             raise ManifestError(f"{where}: RFC 9286 §4.2.1: version must be 0")
         if mft["fileHashAlg"].dotted != oids.SHA256:
             raise ManifestError(f"{where}: RFC 9286 §4.2.1: file hash algorithm is not SHA-256")
-        files = []
-        for entry in mft["fileList"]:
-            contents = entry["hash"].contents
-            if contents[0] != 0 or len(contents) != 33:
-                raise ManifestError(f"{where}: RFC 9286 §4.2.1: a file hash is not 256 bits")
-            files.append((entry["file"].native, contents[1:]))
+        try:
+            files = _file_list(mft["fileList"].contents)
+        except der.DerShapeError:
+            files = _file_list_asn1(mft["fileList"], where)
         return ManifestContent(
-            mft["manifestNumber"].native, mft["thisUpdate"].native, mft["nextUpdate"].native, tuple(files)
+            mft["manifestNumber"].native, mft["thisUpdate"].native, mft["nextUpdate"].native, files
         )
     except (ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, ManifestError):
             raise
         raise ManifestError(f"{where}: not a readable manifest: {exc}") from exc
+
+
+def _file_list(contents: bytes) -> tuple[tuple[str, bytes], ...]:
+    """The fileList read directly (see ``der``): each entry a SEQUENCE of an IA5String name and a BIT
+    STRING of 256 bits with no unused bits. Anything else raises ``DerShapeError``, and asn1crypto reads
+    the list and words the problem."""
+    files = []
+    offset = 0
+    read = der.read_tlv
+    while offset < len(contents):
+        tag, start, end = read(contents, offset)
+        if tag != 0x30:
+            raise der.DerShapeError("not a FileAndHash")
+        name_tag, name_start, name_end = read(contents, start)
+        hash_tag, hash_start, hash_end = read(contents, name_end)
+        if (
+            name_tag != 0x16
+            or hash_tag != 0x03
+            or hash_end != end
+            or hash_end - hash_start != 33
+            or contents[hash_start] != 0
+        ):
+            raise der.DerShapeError("not a FileAndHash of a name and a SHA-256")
+        name = contents[name_start:name_end]
+        if not name.isascii():
+            raise der.DerShapeError("not IA5")
+        files.append((name.decode("ascii"), contents[hash_start + 1 : hash_end]))
+        offset = end
+    return tuple(files)
+
+
+def _file_list_asn1(file_list: asn1.FileList, where: str) -> tuple[tuple[str, bytes], ...]:
+    files = []
+    for entry in file_list:
+        contents = entry["hash"].contents
+        if contents[0] != 0 or len(contents) != 33:
+            raise ManifestError(f"{where}: RFC 9286 §4.2.1: a file hash is not 256 bits")
+        files.append((entry["file"].native, contents[1:]))
+    return tuple(files)

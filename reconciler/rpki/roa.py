@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reconciler.resources import Afi, IPNetwork, prefix_text
-from reconciler.rpki import asn1, oids, rfc3779
+from reconciler.rpki import asn1, der, oids, rfc3779
 
 CONTENT_TYPE = oids.CT_ROA
 
@@ -44,6 +44,9 @@ class RoaContent:
 
 
 def encode(content: RoaContent) -> bytes:
+    """The eContent in direct DER (see ``der``): an origin's hundreds of prefixes in one object are
+    encoded in well under a millisecond, where asn1crypto takes most of a tenth of a second. The tests
+    check it byte for byte against asn1crypto's encoding."""
     families = []
     for afi in (4, 6):
         entries = [p for p in content.prefixes if p.prefix.version == afi]
@@ -52,18 +55,16 @@ def encode(content: RoaContent) -> bytes:
         width = rfc3779.WIDTH[afi]
         addresses = []
         for entry in entries:
-            item = {
-                "address": rfc3779.bitstring(int(entry.prefix.network_address), entry.prefix.prefixlen, width)
-            }
+            address = der.prefix_bit_string(int(entry.prefix.network_address), entry.prefix.prefixlen, width)
             if entry.max_length != entry.prefix.prefixlen:  # RFC 9582 §4.3.2.2
-                item["maxLength"] = entry.max_length
-            addresses.append(asn1.ROAIPAddress(item))
-        families.append(
-            asn1.ROAIPAddressFamily({"addressFamily": rfc3779.AFI_BYTES[afi], "addresses": addresses})
-        )
+                addresses.append(der.sequence(address, der.integer(entry.max_length)))
+            else:
+                addresses.append(der.sequence(address))
+        families.append(der.sequence(der.octet_string(rfc3779.AFI_BYTES[afi]), der.sequence(*addresses)))
     if not families:
         raise RoaError("RFC 9582 §4.3: a ROA needs at least one prefix")
-    return bytes(asn1.RouteOriginAttestation({"asID": content.asn, "ipAddrBlocks": families}).dump())
+    # version [0] is the DEFAULT 0: DER omits it (and rpki-client rejects it when present)
+    return der.sequence(der.integer(content.asn), der.sequence(*families))
 
 
 def _network(afi: Afi, value: int, length: int) -> IPNetwork:

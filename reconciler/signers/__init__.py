@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from reconciler.desired.model import Pkcs11SignerConfig, SignerConfig
 from reconciler.signers.base import Signer, SignerError
 from reconciler.signers.files import FileSigner
 from reconciler.signers.offline import OfflineSigner, is_offline
-from reconciler.signers.pkcs11 import Pkcs11Signer
+
+if TYPE_CHECKING:
+    from reconciler.signers.pkcs11 import Pkcs11Signer
+
+
+def __getattr__(name: str) -> Any:
+    """``Pkcs11Signer`` is imported when first used: python-pkcs11 is not needed by a repository whose
+    keys are files, and loading it is a noticeable part of starting ``rpkictl``."""
+    if name == "Pkcs11Signer":
+        from reconciler.signers.pkcs11 import Pkcs11Signer  # noqa: PLC0415 - see the docstring
+
+        return Pkcs11Signer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_signer(config: SignerConfig) -> Signer:
@@ -32,6 +45,8 @@ def open_signer(config: SignerConfig) -> Signer:
     ):
         what = f"the PIN of token {config.token!r}"
         pin = _secret(config.name, config.pin_env, what, "<the token's user PIN>")
+        from reconciler.signers.pkcs11 import Pkcs11Signer  # noqa: PLC0415 - see __getattr__
+
         return Pkcs11Signer(config.module, config.token, pin, pin_env=config.pin_env)
     raise SignerError(f"signer {config.name!r}: unsupported type {config.type!r}")
 

@@ -110,7 +110,7 @@ def _published_vrps(published: PublishedState, repo: str) -> tuple[int, int]:
         roa = published.roa_summary(path)
         if isinstance(roa, RoaSummary):
             objects += 1
-            vrps |= roa.content.vrps
+            vrps |= roa.vrps
     return objects, len(vrps)
 
 

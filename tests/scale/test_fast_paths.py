@@ -4,6 +4,7 @@ DER, the ROA memo, one-time keys made ahead, CA keys made concurrently, key file
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from reconciler import engine
 from reconciler.apply.onetime import OneTimeKeys
 from reconciler.published import memo, reader
-from reconciler.rpki import asn1, manifest, oids
+from reconciler.rpki import asn1, der, manifest, oids, rfc3779, roa
 from reconciler.signers.base import SignerError
 from reconciler.signers.files import FileSigner
 from tests.helpers import T0, later, scratch_copy
@@ -70,6 +71,134 @@ def test_a_manifest_of_thousands_of_entries_needs_long_lengths() -> None:
     files = tuple((f"AS{i}_10-0-0-0_24.roa", hashlib.sha256(str(i).encode()).digest()) for i in range(5000))
     content = manifest.ManifestContent(2**64, T0, T0 + timedelta(days=1), files)
     assert manifest.encode(content) == _asn1crypto_manifest(content)
+
+
+def _asn1crypto_roa(content: roa.RoaContent) -> bytes:
+    """The generic encoder the direct DER replaced: the reference for every byte."""
+    families = []
+    for afi in (4, 6):
+        entries = [p for p in content.prefixes if p.prefix.version == afi]
+        if entries:
+            addresses = []
+            for entry in entries:
+                net = entry.prefix
+                item: dict[str, object] = {
+                    "address": rfc3779.bitstring(int(net.network_address), net.prefixlen, rfc3779.WIDTH[afi])
+                }
+                if entry.max_length != net.prefixlen:
+                    item["maxLength"] = entry.max_length
+                addresses.append(asn1.ROAIPAddress(item))
+            families.append(
+                asn1.ROAIPAddressFamily({"addressFamily": rfc3779.AFI_BYTES[afi], "addresses": addresses})
+            )
+    return bytes(asn1.RouteOriginAttestation({"asID": content.asn, "ipAddrBlocks": families}).dump())
+
+
+def _roa_prefix(version: int, value: int, length: int, extra: int) -> roa.RoaPrefix:
+    width = 32 if version == 4 else 128
+    length = length % (width + 1)
+    value &= (1 << width) - 1
+    network = (value >> (width - length) << (width - length)) if length else 0
+    net = ipaddress.IPv4Network((network, length)) if version == 4 else ipaddress.IPv6Network((network, length))
+    return roa.RoaPrefix(net, min(width, length + extra))
+
+
+roa_prefixes = st.builds(
+    _roa_prefix,
+    st.sampled_from([4, 6]),
+    st.integers(0, 2**128 - 1),
+    st.integers(0, 128),
+    st.integers(0, 8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(asn=st.integers(0, 2**32 - 1), prefixes=st.lists(roa_prefixes, min_size=1, max_size=40))
+def test_direct_der_roas_are_byte_for_byte_asn1crypto(asn: int, prefixes: list[roa.RoaPrefix]) -> None:
+    content = roa.RoaContent.of(asn, prefixes)
+    encoded = roa.encode(content)
+    assert encoded == _asn1crypto_roa(content)
+    assert roa.decode(encoded) == content
+
+
+def test_an_origin_with_hundreds_of_prefixes_in_one_roa() -> None:
+    """Long-form lengths at every level, as in the aggregated ROA of a busy origin."""
+    prefixes = [roa.RoaPrefix(ipaddress.ip_network(f"10.{i // 256}.{i % 256}.0/24"), 24) for i in range(700)]
+    prefixes += [roa.RoaPrefix(ipaddress.ip_network(f"2001:db8:{i:x}::/48"), 64) for i in range(300)]
+    content = roa.RoaContent.of(4200000000, prefixes)
+    assert roa.encode(content) == _asn1crypto_roa(content)
+
+
+def _file_list_contents(files: list[tuple[str, bytes]]) -> bytes:
+    encoded = manifest.encode(manifest.ManifestContent(1, T0, T0, tuple(files)))
+    return bytes(asn1.Manifest.load(encoded)["fileList"].contents)
+
+
+def _read_by_asn1crypto(contents: bytes) -> object:
+    """What asn1crypto reads of a fileList: the entries, or the kind of error."""
+    try:
+        return manifest._file_list_asn1(asn1.FileList.load(der.tlv(0x30, contents)), "test")
+    except (ValueError, KeyError, TypeError) as exc:
+        return type(exc)
+
+
+def _framing_offsets(contents: bytes) -> list[int]:
+    """Where a valid fileList's tags, lengths and unused-bits octets are: what damage is likeliest to
+    confuse a reader."""
+    offsets = []
+    offset = 0
+    while offset < len(contents):
+        _, start, end = der.read_tlv(contents, offset)
+        _, name_start, name_end = der.read_tlv(contents, start)
+        _, hash_start, _ = der.read_tlv(contents, name_end)
+        offsets += [*range(offset, start), *range(start, name_start), *range(name_end, hash_start + 1)]
+        offset = end
+    return offsets
+
+
+@settings(max_examples=400, deadline=None)
+@given(files=entries, data=st.data())
+def test_the_direct_file_list_reader_reads_what_asn1crypto_reads(
+    files: list[tuple[str, bytes]], data: st.DataObject
+) -> None:
+    """Valid lists, and the same bytes damaged: the direct reader either gives asn1crypto's entries or
+    hands the bytes back to asn1crypto (DerShapeError); it never reads something asn1crypto would not."""
+    contents = bytearray(_file_list_contents(files))
+    framing = _framing_offsets(bytes(contents))
+    for _ in range(data.draw(st.integers(0, 3))):
+        if not contents:
+            break
+        anywhere = st.integers(0, len(contents) - 1)
+        framing_byte = st.sampled_from([i for i in framing if i < len(contents)] or [0])
+        at = data.draw(st.one_of(framing_byte, anywhere))
+        how = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        if how == "flip":
+            contents[at] = data.draw(st.integers(0, 255))
+        elif how == "cut":
+            del contents[at:]
+        else:
+            contents[at:at] = data.draw(st.binary(min_size=1, max_size=3))
+    try:
+        direct = manifest._file_list(bytes(contents))
+    except der.DerShapeError:
+        return
+    assert direct == _read_by_asn1crypto(bytes(contents))
+
+
+def test_the_direct_file_list_reader_declines_what_it_does_not_expect() -> None:
+    valid = _file_list_contents([("a.roa", bytes(32))])
+    assert manifest._file_list(valid) == (("a.roa", bytes(32)),)
+    unused_bits = valid.replace(b"\x03\x21\x00", b"\x03\x21\x01")
+    long_length = b"\x30\x81" + valid[1:]  # 0x81 0x28: a length that fits the short form
+    for bad in (unused_bits, long_length, valid[:-1], valid + b"\x05\x00"):
+        with pytest.raises(der.DerShapeError):
+            manifest._file_list(bad)
+    with pytest.raises(manifest.ManifestError, match="not 256 bits"):
+        manifest.decode(
+            manifest.encode(manifest.ManifestContent(1, T0, T0, (("a.roa", bytes(32)),))).replace(
+                b"\x03\x21\x00", b"\x03\x21\x01"
+            )
+        )
 
 
 def test_a_no_op_plan_decodes_no_roa_it_signed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
