@@ -242,3 +242,62 @@ def test_old_snapshots_go_once_their_grace_is_over(served: Scratch, monkeypatch:
     snapshots = sorted(rrdp_dir(served).rglob("snapshot.xml"))
     assert snapshots == [local(served, state.snapshot_uri)]
     assert all(local(served, d.uri).is_file() for d in state.deltas)
+
+
+def _count_snapshots(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    built: list[int] = []
+    original = rrdp.snapshot_xml
+
+    def counting(session_id: str, serial: int, files: dict[str, bytes], rsync_base: str) -> bytes:
+        built.append(serial)
+        return original(session_id, serial, files, rsync_base)
+
+    monkeypatch.setattr(rrdp, "snapshot_xml", counting)
+    return built
+
+
+def test_a_recorded_snapshot_is_not_rebuilt_to_be_checked(
+    served: Scratch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot's tree is recorded when it is published: a plan checks RRDP without encoding the
+    whole repository again, and an apply encodes only the new snapshot."""
+    built = _count_snapshots(monkeypatch)
+    assert served.plan(later(1)).empty
+    assert built == []
+    served.edit(ISP, "max_length: 26", "max_length: 25")
+    served.apply(later(1))
+    assert built == [2]  # the new serial's snapshot, and only it
+    assert served.plan(later(1)).empty and built == [2]
+
+
+def test_a_record_that_does_not_fit_the_tree_costs_a_rebuild_never_a_wrong_answer(
+    served: Scratch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = served.root / "published" / "cache" / rrdp.RECORD
+    saved = record.read_text()
+    built = _count_snapshots(monkeypatch)
+    for damage in ("not json", '{"tree": 1}', saved.replace('"tree": "', '"tree": "0')):
+        record.write_text(damage)
+        assert served.plan(later(1)).empty  # the snapshot is rebuilt, and matches
+    assert len(built) == 3
+    record.unlink()
+    assert served.plan(later(1)).empty and len(built) == 4
+    # The record names the snapshot it describes: with another snapshot listed, it says nothing.
+    record.write_text(saved)
+    roa = next(served.rsync.rglob("*.roa"))
+    roa.write_bytes(roa.read_bytes() + b"\0")  # drift: the tree is no longer the recorded one
+    (change,) = [c for c in served.plan(later(1)).changes if c.kind is Kind.RRDP]
+    assert "does not match the rsync tree" in change.reason
+
+
+def test_a_record_of_another_snapshot_is_not_taken_for_the_one_listed(served: Scratch) -> None:
+    """RRDP restored from a backup taken one serial ago lists the previous tree's snapshot; the record of
+    the current tree describes another serial and must not vouch for it."""
+    backup = served.root / "rrdp-backup"
+    shutil.copytree(rrdp_dir(served), backup)
+    served.edit(ISP, "max_length: 26", "max_length: 25")
+    served.apply(later(1))
+    shutil.rmtree(rrdp_dir(served))
+    shutil.copytree(backup, rrdp_dir(served))
+    (change,) = [c for c in served.plan(later(1)).changes if c.kind is Kind.RRDP]
+    assert "does not match the rsync tree" in change.reason

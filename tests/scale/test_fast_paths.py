@@ -99,8 +99,8 @@ def _roa_prefix(version: int, value: int, length: int, extra: int) -> roa.RoaPre
     length = length % (width + 1)
     value &= (1 << width) - 1
     network = (value >> (width - length) << (width - length)) if length else 0
-    net = ipaddress.IPv4Network((network, length)) if version == 4 else ipaddress.IPv6Network((network, length))
-    return roa.RoaPrefix(net, min(width, length + extra))
+    family = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+    return roa.RoaPrefix(family((network, length)), min(width, length + extra))
 
 
 roa_prefixes = st.builds(
