@@ -521,17 +521,15 @@ def _check_roas(doc: CaDoc) -> Iterable[Diagnostic]:
                 f"its IPv{roa.prefix.version} resources are: {held.ip(roa.prefix.version)}; "
                 "add the prefix to them or fix the ROA",
             )
-        key = (roa.asn, roa.prefix)
-        if key in seen:
-            line, _ = doc.source.position(("roas", seen[key]))
+        first = seen.setdefault((roa.asn, roa.prefix), i)
+        if first != i:
+            line, _ = doc.source.position(("roas", first))
             yield diag(
                 doc.source,
                 ("roas", i),
                 f"duplicate ROA for AS{roa.asn} {roa.prefix} (first at line {line})",
                 "keep one entry, with the larger max_length",
             )
-        else:
-            seen[key] = i
 
 
 def _check_max_length(doc: CaDoc, index: int) -> Iterable[Diagnostic]:

@@ -429,6 +429,14 @@ class _Yaml12Resolver(VersionedResolver):
     def processing_version(self) -> Any:
         return (1, 2)
 
+    @property
+    def versioned_resolver(self) -> Any:
+        """The YAML 1.2 resolvers, looked up once rather than once per scalar."""
+        found = self.__dict__.get("_yaml12")
+        if found is None:
+            found = self.__dict__["_yaml12"] = VersionedResolver.versioned_resolver.fget(self)  # type: ignore[attr-defined]
+        return found
+
 
 def _libyaml() -> YAML:
     """A libyaml-backed composer whose scalars resolve as the round-trip loader's do (YAML 1.2)."""
