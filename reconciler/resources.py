@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -165,8 +166,31 @@ def parse_prefix(text: str, afi: Afi | None = None) -> IPNetwork:
     return net
 
 
+def _prefix_range(text: str, afi: Afi) -> tuple[int, int] | None:
+    """The common case of :func:`parse_ip_block` without ``ipaddress`` objects (a registry reads tens of
+    thousands of prefixes): a plain ``address/length`` without host bits, read by the C library. None for
+    anything else, which then takes the slow road to its exact result or message."""
+    address, slash, length = text.partition("/")
+    if not slash or not (length.isascii() and length.isdigit()):
+        return None
+    try:
+        packed = socket.inet_pton(socket.AF_INET if afi == 4 else socket.AF_INET6, address)
+    except (OSError, ValueError):
+        return None
+    width = 32 if afi == 4 else 128
+    bits = int(length)
+    value = int.from_bytes(packed, "big")
+    host = (1 << (width - bits)) - 1 if bits <= width else -1
+    if host < 0 or value & host:
+        return None
+    return value, value | host
+
+
 def parse_ip_block(text: str, afi: Afi) -> tuple[int, int]:
     """Read a prefix or an ``A-B`` address range of one family as a closed integer range."""
+    found = _prefix_range(text, afi)
+    if found is not None:
+        return found
     if "-" in text and "/" not in text:
         lo_text, _, hi_text = text.partition("-")
         try:

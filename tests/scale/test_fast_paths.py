@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler import engine
+from reconciler import engine, resources
 from reconciler.apply.onetime import OneTimeKeys
 from reconciler.published import memo, reader
 from reconciler.rpki import asn1, der, manifest, oids, rfc3779, roa
@@ -289,3 +289,54 @@ def test_a_first_apply_creates_every_ca_key_at_once_and_each_signs(tmp_path: Pat
         key = found[1]
         signature = signer.sign(key, b"data")
         signer.public_key(key).verify(signature, b"data", padding.PKCS1v15(), hashes.SHA256())
+
+
+def _slow_ip_block(text: str, afi: resources.Afi) -> object:
+    try:
+        if "-" in text and "/" not in text:
+            return resources.parse_ip_block(text, afi)
+        return resources.network_range(resources.parse_prefix(text, afi))
+    except resources.ResourceSyntaxError:
+        return resources.ResourceSyntaxError
+
+
+ip_texts = st.one_of(
+    st.builds(lambda a, n: f"{ipaddress.IPv4Address(a)}/{n}", st.integers(0, 2**32 - 1), st.integers(0, 40)),
+    st.builds(
+        lambda a, n: f"{ipaddress.IPv6Address(a)}/{n}", st.integers(0, 2**128 - 1), st.integers(0, 140)
+    ),
+    st.builds(
+        lambda a, n: f"{ipaddress.IPv6Address(a).exploded}/{n}",
+        st.integers(0, 2**128 - 1),
+        st.integers(0, 130),
+    ),
+    st.from_regex(r"[0-9a-fA-F:.]{0,20}/[0-9]{1,4}", fullmatch=True),
+    st.from_regex(r"[ 0-9:./%a-z٣]{0,24}", fullmatch=True),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=ip_texts, afi=st.sampled_from([4, 6]))
+def test_the_fast_prefix_reader_agrees_with_ipaddress(text: str, afi: resources.Afi) -> None:
+    """Wherever the C library's reading of a prefix is taken, it is exactly ``ipaddress``'s."""
+    fast = resources._prefix_range(text, afi)
+    if fast is not None:
+        assert fast == _slow_ip_block(text, afi)
+
+
+def test_the_fast_prefix_reader_leaves_the_odd_cases_to_ipaddress() -> None:
+    for text, afi in [
+        ("10.0.0.1/24", 4),
+        ("10.0.0.0/33", 4),
+        ("010.0.0.0/8", 4),
+        (" 10.0.0.0/8", 4),
+        ("10.0.0.0/8", 6),
+        ("2001:db8::/32", 4),
+        ("fe80::%eth0/64", 6),
+        ("10.0.0.0/٣", 4),
+    ]:
+        assert resources._prefix_range(text, afi) is None
+    assert resources._prefix_range("10.0.0.0/8", 4) == (10 << 24, (11 << 24) - 1)
+    assert resources._prefix_range("2001:DB8::/32", 6) == resources.network_range(
+        ipaddress.ip_network("2001:db8::/32")
+    )
