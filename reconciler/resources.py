@@ -137,7 +137,8 @@ def _afi_bits(afi: Afi) -> int:
 
 
 def network_range(net: IPNetwork) -> tuple[int, int]:
-    return int(net.network_address), int(net.broadcast_address)
+    low = int(net.network_address)
+    return low, low | ((1 << (net.max_prefixlen - net.prefixlen)) - 1)  # broadcast_address, without objects
 
 
 def parse_prefix(text: str, afi: Afi | None = None) -> IPNetwork:

@@ -429,13 +429,14 @@ class _Yaml12Resolver(VersionedResolver):
     def processing_version(self) -> Any:
         return (1, 2)
 
+    _table: Any = None  # the YAML 1.2 resolvers: the same for every file, so built once
+
     @property
     def versioned_resolver(self) -> Any:
-        """The YAML 1.2 resolvers, looked up once rather than once per scalar."""
-        found = self.__dict__.get("_yaml12")
-        if found is None:
-            found = self.__dict__["_yaml12"] = VersionedResolver.versioned_resolver.fget(self)  # type: ignore[attr-defined]
-        return found
+        """The YAML 1.2 resolvers, built once rather than once per file and looked up once per scalar."""
+        if _Yaml12Resolver._table is None:
+            _Yaml12Resolver._table = VersionedResolver.versioned_resolver.fget(self)  # type: ignore[attr-defined]
+        return _Yaml12Resolver._table
 
 
 def _libyaml() -> YAML:
