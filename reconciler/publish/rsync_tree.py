@@ -34,8 +34,8 @@ def publish(
 
     ``served``: the files of the tree served now, as read back. A file that has not changed is linked
     from that tree rather than written again, so a change to one ROA of a large repository writes one
-    ROA, a manifest and a CRL. Nothing is fsynced file by file: one sync makes the whole new tree
-    durable before the link is swapped."""
+    ROA, a manifest and a CRL, and the new tree is durable before the link is swapped (see
+    ``_make_durable``)."""
     trees = directory / "trees"
     link = directory / "rsync"
     stamp = now.strftime("%Y%m%dT%H%M%S")
