@@ -168,8 +168,7 @@ def remember_signed(workspace: Workspace, result: ApplyResult) -> None:
     digests = set()
     for path, data in result.files.items():
         if path.endswith(".roa"):
-            same = found.files.get(path) is data
-            digest = found.sha256(path) if same else hashlib.sha256(data).digest()
+            digest = found.digest_of(path, data)
             digests.add(digest)
             if path in result.roas:
                 found.memo.remember(digest, result.roas[path])
@@ -191,7 +190,7 @@ def rrdp_drift(workspace: Workspace) -> Change | None:
         publication.rsync_base,
         directory=directory,
         rrdp_base=publication.rrdp_base,
-        digest_of=lambda path, _data: found.sha256(path),
+        digest_of=found.digest_of,
     )
     if matches:
         return None
@@ -207,18 +206,13 @@ def publish_all(workspace: Workspace, files: dict[str, bytes], now: datetime) ->
     if publication.rrdp_base is None:
         return None
     old = workspace.published
-
-    def digest_of(path: str, data: bytes) -> bytes:
-        """Unchanged files were hashed when the tree was read."""
-        return old.sha256(path) if old.files.get(path) is data else hashlib.sha256(data).digest()
-
     written = rrdp.publish_rrdp(
         publication.directory / "rrdp",
         publication.rrdp_base,
         publication.rsync_base,
         old.files,
         files,
-        digest_of=digest_of,
+        digest_of=old.digest_of,  # unchanged files were hashed when the tree was read
     )
     if written is None:
         return None

@@ -22,7 +22,8 @@ def write_public(path: Path, data: bytes, *, sync: bool = True) -> Path:
 
 
 def fsync_dir(path: Path) -> None:
-    """Flush a directory's entries, so that a file created or renamed in it survives a power cut."""
+    """Flush a directory's entries, so that a file created or renamed in it survives a power cut. (Given
+    a file, it flushes the file's data the same way.)"""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

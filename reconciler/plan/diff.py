@@ -7,7 +7,6 @@ manifest and CRL, which are re-issued whenever their directory changes or their 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,7 +24,7 @@ from reconciler.plan.rollover import KeyIds, KeyPlan, key_plans
 from reconciler.plan.rollover import describe as describe_roll
 from reconciler.plan.safety import gates_for
 from reconciler.published.memo import RoaSummary
-from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa, Unreadable
+from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa, Unreadable, tree_digest
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl as rc_crl
 from reconciler.rpki.roa import RoaContent
@@ -642,16 +641,13 @@ def observe(published: PublishedState) -> tuple[dict[str, ObservedPoint], str]:
     """Each CA directory's manifest (name, number, hash) and a hash over the whole tree, recorded in a
     plan so that applying it after the publication point moved is refused."""
     points: dict[str, ObservedPoint] = {}
-    tree = hashlib.sha256()
     for path in sorted(published.files):
-        digest = published.sha256(path).hex()
-        tree.update(f"{path}\0{digest}\n".encode())
         if path.endswith(".mft") and "/" in path:
             directory, name = path.split("/", 1)
             found = published.manifest(path)
             number = found.content.number if isinstance(found, SignedManifest) else None
-            points[directory] = ObservedPoint(name, number, digest)
-    return points, tree.hexdigest()
+            points[directory] = ObservedPoint(name, number, published.sha256(path).hex())
+    return points, tree_digest(published.files, published.digest_of)
 
 
 def make_plan(

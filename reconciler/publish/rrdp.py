@@ -27,7 +27,6 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +37,7 @@ from defusedxml.ElementTree import fromstring
 
 from reconciler import faults
 from reconciler.fsutil import fsync_dir, replace_public, write_public
+from reconciler.published.reader import DigestOf, hash_bytes, tree_digest
 
 NS = "http://www.ripe.net/rpki/rrdp"
 NOTIFICATION = "notification.xml"
@@ -45,21 +45,6 @@ MAX_DELTAS = 100
 MAX_DELTA_AGE = timedelta(hours=48)
 GRACE = timedelta(minutes=10)  # relying parties may still be fetching what the last notification listed
 RECORD = "rrdp-snapshot.json"  # in the publication directory's cache, beside the RRDP directory
-
-#: The SHA-256 of a file of the tree, from its path and bytes (a caller may know it, and save the hashing).
-DigestOf = Callable[[str, bytes], bytes]
-
-
-def _hash_bytes(_path: str, data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-def tree_digest(files: Mapping[str, bytes], digest_of: DigestOf = _hash_bytes) -> str:
-    """One digest of a whole tree: its paths and their files' SHA-256, in path order."""
-    tree = hashlib.sha256()
-    for path in sorted(files):
-        tree.update(f"{path}\0{digest_of(path, files[path]).hex()}\n".encode())
-    return tree.hexdigest()
 
 
 class RrdpError(Exception):
@@ -183,17 +168,15 @@ def state_matches(
     *,
     directory: Path | None = None,
     rrdp_base: str | None = None,
-    digest_of: DigestOf = _hash_bytes,
+    digest_of: DigestOf = hash_bytes,
 ) -> tuple[bool, str]:
     """Whether the notification's current snapshot is exactly ``files`` -- the tree relying parties
     fetching by rsync see -- and, if not, why. Given ``directory`` and ``rrdp_base``, the snapshot and
     delta files it lists must also be there, with the hashes it names."""
     if notification is None:
         return False, "no RRDP notification is published"
-    known = directory is not None and _recorded(directory, notification, rsync_base) == tree_digest(
-        files, digest_of
-    )
-    if not known:
+    recorded = _recorded(directory, notification, rsync_base) if directory is not None else None
+    if recorded is None or recorded != tree_digest(files, digest_of):
         rebuilt = snapshot_xml(notification.session_id, notification.serial, files, rsync_base)
         if _sha256(rebuilt) != notification.snapshot_hash:
             return False, "the RRDP snapshot does not match the rsync tree"
@@ -219,7 +202,7 @@ def publish_rrdp(
     old: dict[str, bytes],
     new: dict[str, bytes],
     *,
-    digest_of: DigestOf = _hash_bytes,
+    digest_of: DigestOf = hash_bytes,
 ) -> Written | None:
     """Publish the change from ``old`` (the tree as published before) to ``new`` through RRDP; None when
     RRDP already serves ``new``."""

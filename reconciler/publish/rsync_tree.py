@@ -87,14 +87,8 @@ def _make_durable(written: list[Path], directories: Iterable[Path]) -> None:
     if len(written) > SYNC_EACH_UP_TO:
         os.sync()
         return
-    for path in written:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    for directory in directories:
-        fsync_dir(directory)
+    for path in (*written, *directories):
+        fsync_dir(path)  # one fsync per file written and per new directory
 
 
 def _link(source: str, path: str) -> bool:

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.published.memo import RoaMemo, RoaSummary, texts
 from reconciler.resources import Resources
 from reconciler.rpki import cert, cms, crl, manifest, roa
+
+#: The SHA-256 of a file of a tree, from its path and bytes (a caller may know it, and save the hashing).
+DigestOf = Callable[[str, bytes], bytes]
+
+
+def hash_bytes(_path: str, data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def tree_digest(files: Mapping[str, bytes], digest_of: DigestOf = hash_bytes) -> str:
+    """One digest of a whole tree: its paths and their files' SHA-256, in path order."""
+    tree = hashlib.sha256()
+    for path in sorted(files):
+        tree.update(f"{path}\0{digest_of(path, files[path]).hex()}\n".encode())
+    return tree.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +62,11 @@ class PublishedState:
         if digest is None:
             digest = self._hashes[path] = hashlib.sha256(self.files[path]).digest()
         return digest
+
+    def digest_of(self, path: str, data: bytes) -> bytes:
+        """The SHA-256 of ``data`` to be published at ``path``: remembered when it is the file read back
+        (an unchanged file of a new tree), computed otherwise. A :data:`DigestOf`."""
+        return self.sha256(path) if self.files.get(path) is data else hashlib.sha256(data).digest()
 
     def _decode(self, path: str, decoder: object) -> object:
         if path not in self._cache:

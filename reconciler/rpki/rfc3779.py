@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from asn1crypto import core
 
 from reconciler.resources import Afi, AsnSet, IpSet, Resources
-from reconciler.rpki import asn1
+from reconciler.rpki import asn1, der
 
 AFI_BYTES: dict[Afi, bytes] = {4: b"\x00\x01", 6: b"\x00\x02"}
 BYTES_AFI: dict[bytes, Afi] = {v: k for k, v in AFI_BYTES.items()}
@@ -24,12 +24,7 @@ class ResourceEncodingError(ValueError):
 
 def bitstring(value: int, nbits: int, width: int) -> core.BitString:
     """The first ``nbits`` bits of a ``width``-bit ``value`` as a DER BIT STRING."""
-    nbytes = (nbits + 7) // 8
-    unused = nbytes * 8 - nbits
-    top = value >> (width - nbits) if nbits else 0
-    data = (top << unused).to_bytes(nbytes, "big") if nbytes else b""
-    body = bytes([unused]) + data
-    return core.BitString.load(b"\x03" + bytes([len(body)]) + body)
+    return core.BitString.load(der.prefix_bit_string(value, nbits, width))
 
 
 def bits_to_int(bits: core.BitString, width: int, *, fill: int) -> tuple[int, int]:
