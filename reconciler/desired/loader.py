@@ -15,7 +15,6 @@ same either way.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import hashlib
 import importlib
@@ -35,10 +34,21 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent, DocumentStartEvent, ScalarEvent
+from ruamel.yaml.events import (
+    CollectionEndEvent,
+    CollectionStartEvent,
+    DocumentStartEvent,
+    ScalarEvent,
+    StreamEndEvent,
+)
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import VersionedResolver
+
+try:
+    from _ruamel_yaml import CParser  # libyaml, from ruamel.yaml.clib
+except ImportError:  # pragma: no cover - a pure-Python install
+    CParser = None
 
 from reconciler.desired.checks import (
     BrokenCa,
@@ -384,7 +394,7 @@ def _read_fast(path: Path, text: str) -> YamlSource | None:
     try:
         if not _fast_path_fits(text):
             return None
-        root = _libyaml().compose(text)
+        root = _compose(text)
         if not isinstance(root, MappingNode):
             return None
         return YamlSource(path, root, _NodeValues().value(root))
@@ -404,8 +414,10 @@ def _fast_path_fits(text: str) -> bool:
     if any(pattern.search(text) for pattern in (_UNEVEN_CHARACTERS, _UNEVEN_ANCHOR, _UNEVEN_COLON)):
         return False
     depth = 0
-    with contextlib.closing(YAML(typ="safe", pure=False).parse(text)) as events:
-        for event in events:
+    parser = _LibyamlComposer(text)
+    try:
+        while True:
+            event = parser.get_event()
             if isinstance(event, ScalarEvent):
                 if event.tag is not None or (event.anchor is not None and event.value.lower() in _BOOLEANS):
                     return False
@@ -417,7 +429,10 @@ def _fast_path_fits(text: str) -> bool:
                 depth -= 1
             elif isinstance(event, DocumentStartEvent) and (event.version is not None or event.tags):
                 return False
-    return True
+            elif isinstance(event, StreamEndEvent):
+                return True
+    finally:
+        parser.dispose()
 
 
 class _Yaml12Resolver(VersionedResolver):
@@ -439,11 +454,23 @@ class _Yaml12Resolver(VersionedResolver):
         return _Yaml12Resolver._table
 
 
-def _libyaml() -> YAML:
-    """A libyaml-backed composer whose scalars resolve as the round-trip loader's do (YAML 1.2)."""
-    yaml = YAML(typ="safe", pure=False)
-    yaml.Resolver = _Yaml12Resolver
-    return yaml
+class _LibyamlComposer(CParser or object, _Yaml12Resolver):  # type: ignore[misc]
+    """libyaml's parser and composer for one text, its scalars resolved as the round-trip loader's are
+    (YAML 1.2). Built directly rather than through ``YAML(typ="safe")``, which per file looks for
+    plug-ins on disk and defines a new loader class: a registry's thousands of files paid for that."""
+
+    def __init__(self, text: str) -> None:
+        CParser.__init__(self, text)
+        _Yaml12Resolver.__init__(self, loadumper=self)
+
+
+def _compose(text: str) -> Node | None:
+    """The node tree of the text's single document (None when empty)."""
+    composer = _LibyamlComposer(text)
+    try:
+        return composer.get_single_node()  # type: ignore[no-any-return]
+    finally:
+        composer.dispose()
 
 
 class _NodeValues:

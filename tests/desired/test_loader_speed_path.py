@@ -275,7 +275,7 @@ def test_deep_nesting_is_not_given_to_libyaml(monkeypatch: pytest.MonkeyPatch) -
     def compose(*_: object) -> None:
         raise AssertionError("composed")
 
-    monkeypatch.setattr(loader.YAML, "compose", compose)
+    monkeypatch.setattr(loader, "_compose", compose)
     for text in ("[" * 100_000, "- " * 100_000, "".join(" " * i + "a:\n" for i in range(5_000))):
         assert not loader._fast_path_fits(text)
         assert loader._read_fast(Path("x.yaml"), text) is None
