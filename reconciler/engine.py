@@ -158,20 +158,25 @@ def plan(
     if behind is not None:
         the_plan = dataclasses.replace(the_plan, changes=(*the_plan.changes, behind))
     state = workspace.published
-    memo.save(workspace.desired.publication.directory, state.memo, state.roa_digests())
+    memo.save(workspace.desired.publication.directory, state.memo, state.digests())
     return the_plan
 
 
 def remember_signed(workspace: Workspace, result: ApplyResult) -> None:
-    """Keep what the next plan checks of the ROAs just published, so that it need not decode them."""
+    """Keep what the next plan checks of the objects just published, so that it need not decode them or
+    check their signatures again: the ROAs' summaries, the other objects as decoding them finds them, and
+    which CA key signed each (this process made those signatures)."""
     found = workspace.published
     digests = set()
     for path, data in result.files.items():
-        if path.endswith(".roa"):
-            digest = found.digest_of(path, data)
-            digests.add(digest)
-            if path in result.roas:
-                found.memo.remember(digest, result.roas[path])
+        digest = found.digest_of(path, data)
+        digests.add(digest)
+        if path in result.roas:
+            found.memo.remember(digest, result.roas[path])
+        key = result.signed_with.get(path)
+        if key is not None:
+            published.remember_decoded(found.memo, path, data, digest)
+            found.memo.remember_signed_with(digest, key)
     memo.save(workspace.desired.publication.directory, found.memo, digests)
 
 

@@ -50,6 +50,7 @@ class ApplyResult:
     removed: tuple[str, ...]
     deferred: tuple[Change, ...] = ()  # what an offline key must sign (see reconciler.offline)
     roas: dict[str, RoaSummary] = field(default_factory=dict)  # the ROAs signed, for the memo
+    signed_with: dict[str, bytes] = field(default_factory=dict)  # path -> the CA key that signed it
     request: str | None = None  # where the signing request for them is (set by the engine)
     rrdp: str | None = None  # what RRDP published (set by the engine)
 
@@ -113,6 +114,7 @@ class _Executor:
     one_time: OneTimeKeys | None = None
     _listing: dict[str, set[str]] | None = None  # directory -> paths, once the points are issued
     summaries: dict[str, RoaSummary] = field(default_factory=dict)  # path -> each ROA signed
+    signed_with: dict[str, bytes] = field(default_factory=dict)  # path -> the CA key that signed it
 
     @property
     def now(self) -> datetime:
@@ -225,6 +227,7 @@ class _Executor:
             as_resources=rfc3779.encode_asn(ca.resources.asn),
             ca=rc.CaAccess(repo, repo + layout.manifest_name(key), self.desired.publication.notify_uri),
         )
+        self.signed_with[change.path] = issuer.key_id
         self.signed += 1
 
     def signed_object(
@@ -350,6 +353,7 @@ class _Executor:
                 revoked=tuple(revoked),
             ),
         )
+        self.signed_with[crl_path] = issuer.key_id
         self.signed += 1
         mft_name = layout.manifest_name(key)
         if pending:
@@ -373,6 +377,7 @@ class _Executor:
                 issuer=issuer,
             ),
         )
+        self.signed_with[repo + mft_name] = issuer.key_id
 
     def one_time_keys_needed(self) -> int:
         """EE keys this plan uses: one per ROA and per manifest it signs online."""
@@ -416,7 +421,15 @@ class _Executor:
             self.issue_point(self.desired.ca(name), side)
         written = tuple(sorted(p for p, d in self.files.items() if self.published.files.get(p) != d))
         removed = tuple(sorted(set(self.published.files) - set(self.files)))
-        return ApplyResult(self.files, self.signed, written, removed, tuple(deferred), roas=self.summaries)
+        return ApplyResult(
+            self.files,
+            self.signed,
+            written,
+            removed,
+            tuple(deferred),
+            roas=self.summaries,
+            signed_with=self.signed_with,
+        )
 
 
 def execute(

@@ -7,7 +7,7 @@ manifest and CRL, which are re-issued whenever their directory changes or their 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -92,16 +92,37 @@ class _Planner:
         """Where the certificate of the CA's active key is: the AIA of everything that key signs."""
         return self.base + layout.certificate_path(ca, self.rolls[ca.name].active)
 
-    def signed_by(self, ca: CaIntent, cert: x509.Certificate) -> bool:
-        """Whether the CA's active key signed ``cert``, as relying parties check it: against the public
-        key in the CA's published certificate (unknown, and not held against the object, when that
-        certificate is not published for the active key)."""
+    def public_key(self, ca: CaIntent) -> RSAPublicKey | None:
+        """The public key in the CA's published certificate for its active key (None when that
+        certificate is not published, or is for another key)."""
         if ca.name not in self._public_keys:
             found = self.published.certificate(layout.certificate_path(ca, self.rolls[ca.name].active))
             usable = isinstance(found, rc.ResourceCertificate) and found.key_id == self.keys[ca.name]
             self._public_keys[ca.name] = found.public_key if usable else None  # type: ignore[union-attr]
-        public = self._public_keys[ca.name]
-        return public is None or rc.verify_signed_by(cert, public)
+        return self._public_keys[ca.name]
+
+    def signed_by(self, ca: CaIntent, cert: x509.Certificate, path: str | None = None) -> bool:
+        """Whether the CA's active key signed ``cert``, as relying parties check it: against the public
+        key in the CA's published certificate (unknown, and not held against the object, when that
+        certificate is not published for the active key). With ``path``, the file the certificate is
+        (or is in): a signature checked there before, on the same bytes, is not checked again (see
+        ``published.memo``)."""
+        public = self.public_key(ca)
+        if public is None:
+            return True
+        return self.checked(ca, path, lambda: rc.verify_signed_by(cert, public))
+
+    def checked(self, ca: CaIntent, path: str | None, check: Callable[[], bool]) -> bool:
+        """``check()`` of a signature of the CA's active key on the object at ``path``, remembered when it
+        holds. Only called with the CA's published public key at hand: what is remembered was checked."""
+        key = self.keys[ca.name]
+        if key is not None and path is not None and self.published.signed_with(path, key):
+            return True
+        if not check():
+            return False
+        if key is not None and path is not None:
+            self.published.remember_signed_with(path, key)
+        return True
 
     def side_keys(self, ca: str) -> list[tuple[int, bytes | None]]:
         """The staged new key and the lingering old one, each publishing an empty manifest and CRL."""
@@ -150,7 +171,7 @@ class _Planner:
     # -- certificates -------------------------------------------------------------------------------
 
     def cert_problem(
-        self, ca: CaIntent, found: rc.ResourceCertificate, key: bytes | None
+        self, ca: CaIntent, path: str, found: rc.ResourceCertificate, key: bytes | None
     ) -> tuple[Action, str] | None:
         issuer = ca.parent or ca.name
         issuer_key = self.keys[issuer]
@@ -161,7 +182,7 @@ class _Planner:
             return Action.REISSUE, "the CA has a new key"
         if issuer_key is None or (ca.parent and found.authority_key_id != issuer_key):
             return Action.REISSUE, f"issuer {issuer} has a new key"
-        if ca.parent is not None and not self.signed_by(self.desired.ca(ca.parent), found.cert):
+        if ca.parent is not None and not self.signed_by(self.desired.ca(ca.parent), found.cert, path):
             return Action.REISSUE, "not validly signed by its issuer (altered after publication?)"
         if ca.parent is None and not rc.verify_signed_by(found.cert, found.public_key):
             return Action.REISSUE, "its self-signature does not verify (altered after publication?)"
@@ -215,7 +236,7 @@ class _Planner:
         elif self.drifted(issuer, path):
             action, reason = Action.REISSUE, "altered after publication (does not match the manifest)"
         else:
-            problem = self.cert_problem(ca, found, key)
+            problem = self.cert_problem(ca, path, found, key)
             if problem is None:
                 return
             action, reason = problem
@@ -456,7 +477,7 @@ class _Planner:
             return [f"CRL unreadable: {crl.reason}"]
         if mft.signed.ee.authority_key_id != key or crl.authority_key_id != key:
             return ["signed by another key"]
-        forged = self.unsigned_point(ca, mft, crl)
+        forged = self.unsigned_point(ca, key, mft, crl)
         if forged:
             return [forged]
         listed = dict(mft.content.files)
@@ -481,12 +502,15 @@ class _Planner:
             return [expiry("manifest and CRL", left, renew, plural=True)]
         return []
 
-    def unsigned_point(self, ca: CaIntent, mft: SignedManifest, crl: rc_crl.Crl) -> str:
+    def unsigned_point(self, ca: CaIntent, key: bytes, mft: SignedManifest, crl: rc_crl.Crl) -> str:
         """What relying parties would reject in the CA's signatures on its manifest and CRL ("" if none)."""
-        if not self.signed_by(ca, mft.signed.ee.cert):
+        repo = layout.repository(ca.name)
+        if not self.signed_by(ca, mft.signed.ee.cert, repo + layout.manifest_name(key)):
             return "manifest EE certificate not validly signed by the CA (altered after publication?)"
-        public = self._public_keys.get(ca.name)
-        if public is not None and not crl.crl.is_signature_valid(public):
+        public = self.public_key(ca)
+        if public is not None and not self.checked(
+            ca, repo + layout.crl_name(key), lambda: crl.crl.is_signature_valid(public)
+        ):
             return "CRL not validly signed by the CA (altered after publication?)"
         return ""
 

@@ -2,9 +2,9 @@
 
 Nothing here trusts a private record of what was written: every number, serial and object comes from
 parsing the files, so the publication point is the reconciler's memory. (``memo`` only spares decoding the
-same bytes twice: what it keeps is keyed by the SHA-256 of the bytes it was read from.)
+same bytes, and checking their signatures, twice: what it keeps is keyed by the SHA-256 of the bytes.)
 """
 
-from reconciler.published.reader import PublishedState, Unreadable, read
+from reconciler.published.reader import PublishedState, Unreadable, read, remember_decoded
 
-__all__ = ["PublishedState", "Unreadable", "read"]
+__all__ = ["PublishedState", "Unreadable", "read", "remember_decoded"]

@@ -1,14 +1,15 @@
-"""What the reconciler already knows of published ROAs, by the SHA-256 of their bytes.
+"""What the reconciler already knows of published objects, by the SHA-256 of their bytes.
 
-A plan compares every published ROA with the YAML. Decoding one and checking its two signatures costs
-about a millisecond, which for the 5,000 ROAs of a large operator is seconds on every plan, and for a
-registry minutes. But a ROA's content and its EE certificate's fields are a function of its bytes alone,
-and so is whether a given CA key signed it: they are remembered under the SHA-256 of the bytes, and a ROA
-whose bytes are unchanged is not decoded again. Any other bytes -- an edited, damaged or replaced file --
-miss the memo and are decoded and checked in full, so the memo never hides drift.
+A plan compares every published ROA with the YAML, and checks every CA's certificate, manifest and CRL.
+Decoding one and checking its signatures costs up to a millisecond, which for the 5,000 ROAs of a large
+operator is seconds on every plan, and for a registry minutes. But what an object says is a function of its
+bytes alone, and so is whether a given CA key signed it: both are remembered under the SHA-256 of the
+bytes, and an object whose bytes are unchanged is not decoded or checked again. Any other bytes -- an
+edited, damaged or replaced file -- miss the memo and are decoded and checked in full, so the memo never
+hides drift.
 
 The memo is a cache: losing it costs one slow plan, never a wrong one. It lives in the publication
-directory (``cache/roas.json``, not served), is written in one rename, and keeps only the objects
+directory (``cache/memo.json``, not served), is written in one rename, and keeps only the objects
 published when it was written.
 """
 
@@ -25,7 +26,7 @@ from reconciler.fsutil import replace_public
 from reconciler.resources import prefix_text
 from reconciler.rpki.roa import RoaContent, RoaPrefix
 
-VERSION = 1
+VERSION = 2
 
 
 @dataclass(slots=True)
@@ -100,17 +101,21 @@ def texts(content: RoaContent) -> tuple[tuple[str, int], ...]:
 
 
 @dataclass
-class RoaMemo:
-    """SHA-256 of a ROA's bytes -> its summary; ``changed`` once something was learnt."""
+class Memo:
+    """By the SHA-256 of an object's bytes: a ROA's summary, what decoding a certificate, CRL or manifest
+    found (a row of ``published.decoded``), and the CA keys whose signature on it was checked and holds.
+    ``changed`` once something was learnt."""
 
-    entries: dict[bytes, RoaSummary] = field(default_factory=dict)
+    roas: dict[bytes, RoaSummary] = field(default_factory=dict)
+    objects: dict[bytes, list[Any]] = field(default_factory=dict)
+    verified: dict[bytes, set[bytes]] = field(default_factory=dict)
     changed: bool = False
 
     def get(self, digest: bytes) -> RoaSummary | None:
-        return self.entries.get(digest)
+        return self.roas.get(digest)
 
     def remember(self, digest: bytes, summary: RoaSummary) -> None:
-        self.entries[digest] = summary
+        self.roas[digest] = summary
         self.changed = True
 
     def signed(self, summary: RoaSummary, key: bytes) -> None:
@@ -118,33 +123,61 @@ class RoaMemo:
             summary.signed_by.add(key)
             self.changed = True
 
+    def remember_object(self, digest: bytes, row: list[Any]) -> None:
+        self.objects[digest] = row
+        self.changed = True
+
+    def signed_with(self, digest: bytes, key: bytes) -> bool:
+        """Whether the object of these bytes is known to carry a valid signature of CA key ``key``."""
+        return key in self.verified.get(digest, ())
+
+    def remember_signed_with(self, digest: bytes, key: bytes) -> None:
+        keys = self.verified.setdefault(digest, set())
+        if key not in keys:
+            keys.add(key)
+            self.changed = True
+
 
 def path(publication_directory: Path) -> Path:
-    return publication_directory / "cache" / "roas.json"
+    return publication_directory / "cache" / "memo.json"
 
 
-def load(publication_directory: Path) -> RoaMemo:
+def load(publication_directory: Path) -> Memo:
     """The memo as last saved; empty when missing or unreadable (it is only a cache)."""
     try:
         document = json.loads(path(publication_directory).read_bytes())
         if document.get("version") != VERSION:
-            return RoaMemo()
+            return Memo()
         entries = {bytes.fromhex(d): RoaSummary.from_json(row) for d, row in document["roas"].items()}
+        objects = {bytes.fromhex(d): row for d, row in document["objects"].items() if isinstance(row, list)}
+        verified = {
+            bytes.fromhex(d): {bytes.fromhex(k) for k in keys} for d, keys in document["verified"].items()
+        }
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return RoaMemo()
-    return RoaMemo(entries)
+        return Memo()
+    return Memo(entries, objects, verified)
 
 
-def save(publication_directory: Path, memo: RoaMemo, published: set[bytes]) -> None:
-    """Keep the entries of the ROAs published now (``published``: their SHA-256), in one rename. A memo
-    that cannot be written is only a slower next plan: the error is not the operator's problem."""
-    if not memo.changed and published >= memo.entries.keys():
+def save(publication_directory: Path, memo: Memo, published: set[bytes]) -> None:
+    """Keep what is known of the objects published now (``published``: the SHA-256 of every file), in one
+    rename. A memo that cannot be written is only a slower next plan: the error is not the operator's
+    problem."""
+    if not memo.changed and all(
+        known.keys() <= published for known in (memo.roas, memo.objects, memo.verified)
+    ):
         return
-    kept = {d.hex(): s.to_json() for d, s in memo.entries.items() if d in published}
+    document = {
+        "version": VERSION,
+        "roas": {d.hex(): s.to_json() for d, s in memo.roas.items() if d in published},
+        "objects": {d.hex(): row for d, row in memo.objects.items() if d in published},
+        "verified": {
+            d.hex(): sorted(k.hex() for k in keys) for d, keys in memo.verified.items() if d in published
+        },
+    }
     try:
         target = path(publication_directory)
         target.parent.mkdir(mode=0o755, exist_ok=True)
-        replace_public(target, json.dumps({"version": VERSION, "roas": kept}, separators=(",", ":")).encode())
+        replace_public(target, json.dumps(document, separators=(",", ":")).encode())
     except OSError:
         return
     memo.changed = False

@@ -7,8 +7,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from reconciler.published.memo import RoaMemo, RoaSummary, texts
+from reconciler.published import decoded
+from reconciler.published.memo import Memo, RoaSummary, texts
 from reconciler.resources import Resources
 from reconciler.rpki import cert, cms, crl, manifest, roa
 
@@ -52,7 +54,7 @@ class PublishedState:
     """The files of the rsync tree (path relative to the rsync base -> bytes), decoded lazily."""
 
     files: dict[str, bytes] = field(default_factory=dict)
-    memo: RoaMemo = field(default_factory=RoaMemo, repr=False)
+    memo: Memo = field(default_factory=Memo, repr=False)
     _cache: dict[str, object] = field(default_factory=dict, repr=False)
     _hashes: dict[str, bytes] = field(default_factory=dict, repr=False)
     _listing: dict[str, list[str]] | None = field(default=None, repr=False)
@@ -76,17 +78,37 @@ class PublishedState:
                 self._cache[path] = Unreadable(str(exc))
         return self._cache[path]
 
+    def _remembered(self, path: str, kind: str) -> object:
+        """The decoded object of ``path`` (a certificate, CRL or manifest), rebuilt from the memo when these
+        very bytes were decoded before (see ``published.decoded``), decoded and remembered otherwise."""
+        if path in self._cache:
+            return self._cache[path]
+        data, digest = self.files[path], self.sha256(path)
+        row = self.memo.objects.get(digest)
+        if row is not None and row[:2] == [kind, digest.hex()]:  # a row moved from another key: not this
+            try:
+                self._cache[path] = _REBUILD[kind](row[2:], data)
+                return self._cache[path]
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+                pass  # a damaged memo: decode the bytes as if it did not know them
+        found = self._decode(path, _DECODE[kind])
+        if not isinstance(found, Unreadable):
+            described = _ROW[kind](found, data)
+            if described is not None:
+                self.memo.remember_object(digest, [kind, digest.hex(), *described])
+        return found
+
     def certificate(self, path: str) -> cert.ResourceCertificate | Unreadable | None:
         if path not in self.files:
             return None
-        result = self._decode(path, lambda der, where: cert.decode(der, where=where))
+        result = self._remembered(path, decoded.CERTIFICATE)
         assert isinstance(result, cert.ResourceCertificate | Unreadable)  # noqa: S101 - narrowing
         return result
 
     def crl(self, path: str) -> crl.Crl | Unreadable | None:
         if path not in self.files:
             return None
-        result = self._decode(path, lambda der, where: crl.decode(der, where=where))
+        result = self._remembered(path, decoded.CRL)
         assert isinstance(result, crl.Crl | Unreadable)  # noqa: S101 - narrowing
         return result
 
@@ -112,15 +134,23 @@ class PublishedState:
         self.memo.remember(digest, summary)
         return summary
 
-    def roa_digests(self) -> set[bytes]:
-        return {self.sha256(path) for path in self.files if path.endswith(".roa")}
-
     def manifest(self, path: str) -> SignedManifest | Unreadable | None:
         if path not in self.files:
             return None
-        result = self._decode(path, _decode_manifest)
+        result = self._remembered(path, decoded.MANIFEST)
         assert isinstance(result, SignedManifest | Unreadable)  # noqa: S101 - narrowing
         return result
+
+    def signed_with(self, path: str, key: bytes) -> bool:
+        """Whether the memo knows the object at ``path`` to carry a valid signature of CA key ``key``."""
+        return self.memo.signed_with(self.sha256(path), key)
+
+    def remember_signed_with(self, path: str, key: bytes) -> None:
+        self.memo.remember_signed_with(self.sha256(path), key)
+
+    def digests(self) -> set[bytes]:
+        """The SHA-256 of every file: what the memo keeps when it is saved."""
+        return {self.sha256(path) for path in self.files}
 
     def under(self, directory: str) -> list[str]:
         """File names directly inside ``directory`` (relative, ending with '/'), sorted. Listed once for
@@ -166,6 +196,55 @@ def _decode_manifest(der: bytes, where: str) -> SignedManifest:
     if signed.content_type != manifest.CONTENT_TYPE:
         raise manifest.ManifestError(f"{where}: eContentType is not a manifest")
     return SignedManifest(signed, manifest.decode(signed.econtent, where=where))
+
+
+def _decode_certificate(der: bytes, where: str) -> cert.ResourceCertificate:
+    return cert.decode(der, where=where)
+
+
+def _decode_crl(der: bytes, where: str) -> crl.Crl:
+    return crl.decode(der, where=where)
+
+
+def _manifest_row(found: object, der: bytes) -> decoded.Row | None:
+    assert isinstance(found, SignedManifest)  # noqa: S101 - narrowing
+    return decoded.manifest_row(found.signed, found.content, der)
+
+
+def _manifest_from_row(row: decoded.Row, der: bytes) -> SignedManifest:
+    return SignedManifest(*decoded.manifest_from_row(row, der))
+
+
+_DECODE: dict[str, Callable[[bytes, str], object]] = {
+    decoded.CERTIFICATE: _decode_certificate,
+    decoded.CRL: _decode_crl,
+    decoded.MANIFEST: _decode_manifest,
+}
+_ROW: dict[str, Callable[[Any, bytes], decoded.Row | None]] = {
+    decoded.CERTIFICATE: lambda found, _: decoded.certificate_row(found),
+    decoded.CRL: lambda found, _: decoded.crl_row(found),
+    decoded.MANIFEST: _manifest_row,
+}
+_REBUILD: dict[str, Callable[[decoded.Row, bytes], object]] = {
+    decoded.CERTIFICATE: decoded.certificate_from_row,
+    decoded.CRL: decoded.crl_from_row,
+    decoded.MANIFEST: _manifest_from_row,
+}
+
+
+def remember_decoded(memo: Memo, path: str, data: bytes, digest: bytes) -> None:
+    """Decode a certificate, CRL or manifest about to be published, and remember what it says, so that
+    the next plan need not decode it. Anything else, or anything that does not decode, is left alone."""
+    kind = path.rsplit(".", 1)[-1]
+    if kind not in _DECODE or digest in memo.objects:
+        return
+    try:
+        found = _DECODE[kind](data, path)
+    except ValueError:
+        return
+    described = _ROW[kind](found, data)
+    if described is not None:
+        memo.remember_object(digest, [kind, digest.hex(), *described])
 
 
 def read(rsync_dir: Path) -> PublishedState:

@@ -223,7 +223,8 @@ def test_altered_bytes_miss_the_memo_and_are_caught(tmp_path: Path) -> None:
     plan = scratch.plan(later(1))
     reasons = {c.path.rsplit("/", 1)[-1]: c.reason for c in plan.changes}
     assert "altered after publication" in reasons[roas[1].name] or "a copy of" in reasons[roas[1].name]
-    roas[2].write_bytes(roas[2].read_bytes()[:-1] + b"\x00")  # damaged: never seen before
+    data = roas[2].read_bytes()
+    roas[2].write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # damaged: never seen before
     reasons = {c.path.rsplit("/", 1)[-1]: c.reason for c in scratch.plan(later(1)).changes}
     assert roas[2].name in reasons
 
@@ -233,7 +234,9 @@ def test_a_lost_or_damaged_memo_only_costs_time(tmp_path: Path) -> None:
     assert scratch.apply(T0) is not None
     scratch.edit(ISP, "max_length: 26", "max_length: 25")
     with_memo = scratch.plan(later(1))
-    memo.path(tmp_path / "published").write_text('{"version": 1, "roas": {"zz": [1]}}')
+    memo.path(tmp_path / "published").write_text(
+        '{"version": 2, "roas": {"zz": [1]}, "objects": {}, "verified": {}}'
+    )
     damaged = scratch.plan(later(1))
     memo.path(tmp_path / "published").unlink()
     lost = scratch.plan(later(1))

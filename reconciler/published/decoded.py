@@ -1,0 +1,154 @@
+"""Certificates, CRLs and manifests as the memo keeps them: what their decoding found, in JSON rows.
+
+Decoding a manifest costs half a millisecond (asn1crypto reads the CMS envelope and its EE certificate,
+and the envelope's signature is checked), a CA certificate a fifth of one: for a registry's tens of
+thousands of CAs, most of a plan. What a decoder returns depends on the bytes alone, so it is remembered
+under their SHA-256 (see ``published.memo``). Rebuilding the object from its row takes microseconds: the
+``cryptography`` objects are loaded again from the very bytes (the EE certificate of a manifest from where
+it sits inside them), and everything else is the row.
+
+A row is only ever the result of a successful decoding of the same bytes (the memo keeps it with their
+SHA-256, see ``PublishedState``); a row that does not fit them (a damaged memo) raises ``ValueError``,
+and the bytes are decoded again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from reconciler.resources import AsnSet, IpSet, Resources
+from reconciler.rpki import cert as rc
+from reconciler.rpki import cms, crl, manifest, rfc3779
+
+CERTIFICATE = "cer"
+CRL = "crl"
+MANIFEST = "mft"
+
+Row = list[Any]
+
+
+def _time(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _ranges(ranges: tuple[tuple[int, int], ...]) -> list[list[int]]:
+    return [[low, high] for low, high in ranges]
+
+
+def _range_tuple(rows: list[list[int]]) -> tuple[tuple[int, int], ...]:
+    return tuple((int(low), int(high)) for low, high in rows)
+
+
+def certificate_row(found: rc.ResourceCertificate) -> Row:
+    held = found.resources
+    return [
+        found.serial,
+        found.key_id.hex(),
+        found.authority_key_id.hex() if found.authority_key_id is not None else None,
+        _time(found.not_before),
+        _time(found.not_after),
+        found.is_ca,
+        [
+            _ranges(held.resources.asn.ranges),
+            _ranges(held.resources.ipv4.ranges),
+            _ranges(held.resources.ipv6.ranges),
+        ],
+        held.inherit_asn,
+        sorted(held.inherit_ip),
+        found.sia,
+        found.aia,
+        found.crldp,
+    ]
+
+
+def certificate_from_row(row: Row, der: bytes) -> rc.ResourceCertificate:
+    serial, key_id, aki, not_before, not_after, is_ca, held, inherit_asn, inherit_ip, sia, aia, crldp = row
+    cert = x509.load_der_x509_certificate(der)
+    public = cert.public_key()
+    if not isinstance(public, rsa.RSAPublicKey) or cert.serial_number != serial:
+        raise ValueError("the row is not of these bytes")
+    asn, ipv4, ipv6 = held
+    return rc.ResourceCertificate(
+        der=der,
+        serial=int(serial),
+        key_id=bytes.fromhex(key_id),
+        authority_key_id=bytes.fromhex(aki) if aki is not None else None,
+        not_before=datetime.fromisoformat(not_before),
+        not_after=datetime.fromisoformat(not_after),
+        is_ca=bool(is_ca),
+        resources=rfc3779.DecodedResources(
+            Resources(AsnSet(_range_tuple(asn)), IpSet(4, _range_tuple(ipv4)), IpSet(6, _range_tuple(ipv6))),
+            inherit_asn=bool(inherit_asn),
+            inherit_ip=frozenset(inherit_ip),
+        ),
+        sia={str(k): str(v) for k, v in sia.items()},
+        aia=aia,
+        crldp=crldp,
+        public_key=public,
+        cert=cert,
+    )
+
+
+def crl_row(found: crl.Crl) -> Row:
+    return [
+        found.number,
+        _time(found.this_update),
+        _time(found.next_update),
+        found.authority_key_id.hex() if found.authority_key_id is not None else None,
+        [[r.serial, _time(r.revoked_at)] for r in found.revoked],
+    ]
+
+
+def crl_from_row(row: Row, der: bytes) -> crl.Crl:
+    number, this_update, next_update, aki, revoked = row
+    return crl.Crl(
+        der=der,
+        number=int(number),
+        this_update=datetime.fromisoformat(this_update),
+        next_update=datetime.fromisoformat(next_update),
+        authority_key_id=bytes.fromhex(aki) if aki is not None else None,
+        revoked=tuple(crl.Revocation(int(s), datetime.fromisoformat(t)) for s, t in revoked),
+        crl=x509.load_der_x509_crl(der),
+    )
+
+
+def manifest_row(signed: cms.SignedObject, content: manifest.ManifestContent, der: bytes) -> Row | None:
+    """None when the eContent or the EE certificate is not a plain slice of the bytes (a BER-style
+    constructed string, say): such a manifest is decoded every time."""
+    econtent_at = der.find(signed.econtent)
+    ee_at = der.find(signed.ee.der)
+    if econtent_at < 0 or ee_at < 0:
+        return None
+    return [
+        signed.content_type,
+        [econtent_at, len(signed.econtent)],
+        [ee_at, len(signed.ee.der)],
+        certificate_row(signed.ee),
+        _time(signed.signing_time) if signed.signing_time is not None else None,
+        content.number,
+        _time(content.this_update),
+        _time(content.next_update),
+        [[name, digest.hex()] for name, digest in content.files],
+    ]
+
+
+def manifest_from_row(row: Row, der: bytes) -> tuple[cms.SignedObject, manifest.ManifestContent]:
+    content_type, (econtent_at, econtent_length), (ee_at, ee_length), ee, signing_time, *rest = row
+    number, this_update, next_update, files = rest
+    signed = cms.SignedObject(
+        content_type=str(content_type),
+        econtent=der[econtent_at : econtent_at + econtent_length],
+        ee=certificate_from_row(ee, der[ee_at : ee_at + ee_length]),
+        signing_time=datetime.fromisoformat(signing_time) if signing_time is not None else None,
+    )
+    content = manifest.ManifestContent(
+        number=int(number),
+        this_update=datetime.fromisoformat(this_update),
+        next_update=datetime.fromisoformat(next_update),
+        files=tuple((str(name), bytes.fromhex(digest)) for name, digest in files),
+    )
+    return signed, content

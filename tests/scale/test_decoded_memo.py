@@ -1,0 +1,191 @@
+"""Certificates, CRLs and manifests remembered by the SHA-256 of their bytes (``published.decoded``): a
+rebuilt object says exactly what decoding says, a no-op plan decodes and checks nothing it has seen, and
+bytes the memo does not know -- or a memo that does not fit them -- are decoded and checked in full."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler.published import decoded, memo
+from reconciler.rpki import cert, cms, crl
+from reconciler.rpki.manifest import decode as decode_manifest
+from tests.helpers import T0, later, scratch_copy
+
+REAL_WORLD = Path(__file__).resolve().parent.parent / "fixtures" / "real-world"
+ISP = "cas/members/example-isp.yaml"
+
+
+def _fields(found: object) -> dict[str, object]:
+    """A decoded object's fields, the ``cryptography`` objects by what they were loaded from."""
+    values = {name: getattr(found, name) for name in found.__slots__}  # type: ignore[attr-defined]
+    for name in ("cert", "public_key", "crl"):
+        values.pop(name, None)
+    for name, value in list(values.items()):
+        if isinstance(value, cert.ResourceCertificate | cms.SignedObject):
+            values[name] = _fields(value)
+    return values
+
+
+def _real_world(suffix: str) -> list[Path]:
+    return sorted(p for p in REAL_WORLD.rglob(f"*{suffix}") if p.is_file())
+
+
+def test_real_world_certificates_rebuilt_from_their_rows_say_what_decoding_says() -> None:
+    checked = 0
+    for path in _real_world(".cer"):
+        der = path.read_bytes()
+        try:
+            found = cert.decode(der)
+        except ValueError:
+            continue
+        rebuilt = decoded.certificate_from_row(json.loads(json.dumps(decoded.certificate_row(found))), der)
+        assert _fields(rebuilt) == _fields(found), path
+        assert rebuilt.cert == found.cert and rebuilt.public_key == found.public_key
+        checked += 1
+    assert checked >= 5
+
+
+def test_real_world_crls_and_manifests_rebuilt_from_their_rows_say_what_decoding_says() -> None:
+    crls = manifests = 0
+    for path in _real_world(".crl"):
+        der = path.read_bytes()
+        try:
+            found_crl = crl.decode(der)
+        except ValueError:
+            continue
+        rebuilt_crl = decoded.crl_from_row(json.loads(json.dumps(decoded.crl_row(found_crl))), der)
+        assert _fields(rebuilt_crl) == _fields(found_crl), path
+        assert rebuilt_crl.crl == found_crl.crl
+        crls += 1
+    for path in _real_world(".mft"):
+        der = path.read_bytes()
+        try:
+            signed = cms.decode(der)
+            content = decode_manifest(signed.econtent)
+        except ValueError:
+            continue
+        row = decoded.manifest_row(signed, content, der)
+        assert row is not None
+        rebuilt, rebuilt_content = decoded.manifest_from_row(json.loads(json.dumps(row)), der)
+        assert _fields(rebuilt) == _fields(signed), path
+        assert rebuilt_content == content
+        manifests += 1
+    assert crls >= 1 and manifests >= 3
+
+
+def test_a_row_that_does_not_fit_the_bytes_is_refused() -> None:
+    certificates = []
+    for path in _real_world(".cer"):
+        try:
+            certificates.append(cert.decode(path.read_bytes()))
+        except ValueError:
+            continue
+    row = decoded.certificate_row(certificates[0])
+    with pytest.raises(ValueError, match="not of these bytes"):
+        decoded.certificate_from_row(row, certificates[1].der)
+
+
+def test_a_no_op_plan_decodes_nothing_it_signed_and_checks_only_the_trust_anchor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = scratch_copy(tmp_path)
+    assert scratch.apply(T0) is not None
+    calls: list[str] = []
+
+    def counting(name: str, function: object) -> object:
+        def wrapper(*args: object, **kwargs: object) -> object:
+            calls.append(name)
+            return function(*args, **kwargs)  # type: ignore[operator]
+
+        return wrapper
+
+    for module, name in ((cert, "decode"), (crl, "decode"), (cms, "decode"), (cert, "verify_signed_by")):
+        monkeypatch.setattr(module, name, counting(name, getattr(module, name)))
+
+    assert scratch.plan(later(1)).empty
+    assert calls == ["verify_signed_by"]  # the trust anchor's self-signature, checked every time
+
+
+def test_without_the_memo_the_same_plan_decodes_and_checks_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reverse of the test above: the counting sees the work when there is any."""
+    scratch = scratch_copy(tmp_path)
+    assert scratch.apply(T0) is not None
+    memo.path(tmp_path / "published").unlink()
+    verified: list[bool] = []
+    original = cert.verify_signed_by
+    monkeypatch.setattr(cert, "verify_signed_by", lambda *a: verified.append(original(*a)) or verified[-1])
+    assert scratch.plan(later(1)).empty
+    cas = len(list(scratch.rsync.rglob("*.mft")))
+    assert len(verified) >= 2 * cas - 1 and all(verified)
+    verified.clear()
+    assert scratch.plan(later(1)).empty  # the first plan remembered what it checked
+    assert len(verified) == 1
+
+
+def test_a_manifest_or_crl_replaced_by_another_known_one_is_still_caught(tmp_path: Path) -> None:
+    scratch = scratch_copy(tmp_path)
+    assert scratch.apply(T0) is not None
+    assert scratch.plan(later(1)).empty  # every object remembered, signatures included
+    isp = scratch.rsync / "example-isp"
+    other = next(d for d in scratch.rsync.iterdir() if d.is_dir() and d.name != "example-isp")
+    (crl_file,) = isp.glob("*.crl")
+    (other_crl,) = other.glob("*.crl")
+    old_crl = crl_file.read_bytes()
+    crl_file.write_bytes(other_crl.read_bytes())  # bytes the memo knows, signed by another CA
+    changes = scratch.plan(later(1)).changes
+    assert any(c.ca == "example-isp" and c.path.endswith(".crl") for c in changes)
+
+    crl_file.write_bytes(old_crl)
+    scratch.edit(ISP, "max_length: 26", "max_length: 25")
+    assert scratch.apply(later(2)) is not None
+    assert scratch.plan(later(3)).empty
+    crl_file.write_bytes(old_crl)  # a CRL this CA did sign, and the memo checked: but not the current one
+    changes = scratch.plan(later(3)).changes
+    assert any(c.ca == "example-isp" and c.path.endswith(".crl") for c in changes)
+
+
+def test_a_damaged_memo_only_costs_time(tmp_path: Path) -> None:
+    scratch = scratch_copy(tmp_path)
+    assert scratch.apply(T0) is not None
+    scratch.edit(ISP, "max_length: 26", "max_length: 25")
+    with_memo = scratch.plan(later(1))
+    saved = json.loads(memo.path(tmp_path / "published").read_text())
+    assert {row[0] for row in saved["objects"].values()} == {"cer", "crl", "mft"}
+    rows = dict(saved["objects"])
+    for index, digest in enumerate(sorted(rows)):
+        kind = rows[digest][0]
+        # a row of another object, a wrong kind, a truncated row, garbage
+        saved["objects"][digest] = [
+            next(r for r in rows.values() if r[0] == kind and r != rows[digest]),
+            ["mft" if kind != "mft" else "cer", *rows[digest][1:]],
+            rows[digest][:3],
+            [kind, {"x": 1}],
+        ][index % 4]
+    memo.path(tmp_path / "published").write_text(json.dumps(saved))
+    damaged = scratch.plan(later(1))
+    memo.path(tmp_path / "published").unlink()
+    lost = scratch.plan(later(1))
+    assert with_memo.changes == damaged.changes == lost.changes
+    assert with_memo.observed == damaged.observed == lost.observed
+
+
+def test_the_memo_keeps_only_what_is_published(tmp_path: Path) -> None:
+    scratch = scratch_copy(tmp_path)
+    assert scratch.apply(T0) is not None
+    scratch.edit(ISP, "  - {asn: AS0, prefix: 192.0.2.128/25}\n", "")
+    assert scratch.apply(later(1)) is not None
+    published = {hashlib.sha256(p.read_bytes()).hexdigest() for p in scratch.rsync.rglob("*") if p.is_file()}
+    saved = json.loads(memo.path(tmp_path / "published").read_text())
+    signed = {
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in scratch.rsync.rglob("*")
+        if p.suffix in (".cer", ".crl", ".mft")
+    }
+    assert set(saved["objects"]) == signed  # each remembered as it was published, none left over
+    assert set(saved["verified"]) <= published
