@@ -23,7 +23,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +50,7 @@ try:
 except ImportError:  # pragma: no cover - a pure-Python install
     CParser = None
 
+from reconciler.desired import parse_cache
 from reconciler.desired.checks import (
     BrokenCa,
     CaDoc,
@@ -134,6 +135,7 @@ class YamlSource:
         self.root = root
         self._content = content
         self._walked: dict[tuple[str | int, ...], tuple[int, int, Any, bool]] = {}
+        self.asked: dict[parse_cache.Where, tuple[int, int]] = {}  # every position asked for, remembered
 
     @property
     def path(self) -> Path:
@@ -159,6 +161,15 @@ class YamlSource:
         return typing.cast(dict[str, Any], self._content) if isinstance(self.root, MappingNode) else {}
 
     def position(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
+        """1-based line and column of the value at ``loc`` (or of its key), or of the nearest parent (see
+        :meth:`_position`)."""
+        where = (tuple(loc), key)
+        found = self.asked.get(where)
+        if found is None:
+            found = self.asked[where] = self._position(loc, key=key)
+        return found
+
+    def _position(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """1-based line and column of the value at ``loc`` (or of its key), or of the nearest parent.
 
         Walking stops where the YAML stops matching ``loc`` -- a missing key, a scalar where a list was
@@ -189,6 +200,38 @@ class YamlSource:
             found = (line, column, node, False) if step is None else (*step[0], step[1], True)
         self._walked[loc] = found
         return found
+
+
+class _RememberedSource(YamlSource):
+    """A file whose very bytes the libyaml path read before (see ``parse_cache``): its values, and the
+    positions asked for then. Parsed again only when asked for a position not remembered."""
+
+    def __init__(self, path: Path, text: str, parsed: parse_cache.Parsed) -> None:
+        super().__init__(path, None, parsed.content)
+        self.asked = parsed.positions  # shared: a position found now is remembered with the rest
+        self._text = text
+        self._parsed: YamlSource | None = None
+
+    @property
+    def empty(self) -> bool:
+        return False
+
+    @property
+    def is_mapping(self) -> bool:
+        return True
+
+    def plain(self) -> Any:
+        return self._content
+
+    def top_level(self) -> Mapping[Any, Any]:
+        return typing.cast(dict[str, Any], self._content)
+
+    def _position(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
+        if self._parsed is None:
+            self._parsed = _read_fast(self.path, self._text) or YamlSource(
+                self.path, YAML(typ="rt").load(self._text)
+            )
+        return self._parsed.position(loc, key=key)
 
 
 def _step(node: Any, part: str | int, *, key: bool) -> tuple[tuple[int, int], Any] | None:
@@ -276,6 +319,18 @@ class _Files:
     root: Path
     contents: dict[str, bytes]
     problems: list[Diagnostic]
+    cache: parse_cache.ParseCache | None = None
+    _fresh: list[tuple[str, YamlSource]] = field(default_factory=list)  # read with libyaml now
+    _remembered: list[tuple[parse_cache.Parsed, int]] = field(default_factory=list)  # and positions known
+
+    def remember(self) -> None:
+        """Tell the cache what the files of this load parsed to, and every position asked for since."""
+        if self.cache is None:
+            return
+        for digest, source in self._fresh:
+            self.cache.put(digest, parse_cache.Parsed(source.plain(), source.asked))
+        if any(len(parsed.positions) != known for parsed, known in self._remembered):
+            self.cache.changed = True
 
     def read(self, path: Path) -> YamlSource | None:
         """Read and parse one file, recording its bytes and any problem; None if it cannot be used."""
@@ -293,8 +348,18 @@ class _Files:
                 Diagnostic(path, line, column, "this file is not UTF-8 text", "save it as UTF-8")
             )
             return None
-        source = _read_fast(path, text) if FAST_PARSE else None
-        return source if source is not None else self._read_round_trip(path, text)
+        if not FAST_PARSE:
+            return self._read_round_trip(path, text)
+        digest = hashlib.sha256(raw).hexdigest()
+        parsed = self.cache.get(digest) if self.cache is not None else None
+        if parsed is not None:
+            self._remembered.append((parsed, len(parsed.positions)))
+            return _RememberedSource(path, text, parsed)
+        source = _read_fast(path, text)
+        if source is None:
+            return self._read_round_trip(path, text)
+        self._fresh.append((digest, source))
+        return source
 
     def _read_round_trip(self, path: Path, text: str) -> YamlSource | None:
         """Parse with ruamel's round-trip loader, whose errors are the ones the operator is shown."""
@@ -922,11 +987,26 @@ def load(repo: Path) -> DesiredState:
         )
     files = _Files(root, {}, [])
     settings = _load_settings(files)
+    cache_in = _publication_directory(settings)
+    if cache_in is not None:
+        files.cache = parse_cache.load(cache_in)
     docs, broken = _load_cas(files)
     problems = list(files.problems)
     if settings is not None:
         problems += check_settings(settings, root)
     problems += check_cas(docs, broken, settings, root / CAS_DIR)
-    if problems or settings is None:
-        raise DesiredStateError(problems)
-    return _build(root, settings, docs, _digest(files.contents))
+    try:
+        if problems or settings is None:
+            raise DesiredStateError(problems)
+        return _build(root, settings, docs, _digest(files.contents))
+    finally:  # after _build, which asks where each ROA entry is
+        if files.cache is not None and cache_in is not None:
+            files.remember()
+            parse_cache.save(cache_in, files.cache)
+
+
+def _publication_directory(settings: SettingsDoc | None) -> Path | None:
+    """Where the parse cache lives (beside the other caches of the publication point), when known."""
+    if settings is None or not FAST_PARSE:
+        return None
+    return resolve_path(settings.source.path.parent, settings.spec.publication.directory)

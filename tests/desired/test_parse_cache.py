@@ -1,0 +1,124 @@
+"""Files remembered by the SHA-256 of their bytes (``desired.parse_cache``): a file seen before is not
+parsed again, yet the state, every location and every diagnostic are what parsing it gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler.desired import DesiredState, DesiredStateError, loader, parse_cache
+
+from .helpers import ONLINE_YAML, Repo
+
+MEMBER = """\
+name: member
+parent: online
+resources:
+  asn: [AS64500]
+  ipv4: [192.0.2.0/25]
+roas:
+  - {asn: AS64500, prefix: 192.0.2.0/26}
+  - asn: AS64500
+    prefix: 192.0.2.64/26
+    max_length: 27
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    found = Repo.create(tmp_path)
+    found.write("cas/member.yaml", MEMBER)
+    (tmp_path / "published").mkdir()
+    return found
+
+
+def _where(state: DesiredState) -> list[object]:
+    """Every CA's and ROA entry's location (not part of the intents' equality)."""
+    return [(ca.where, [roa.where for roa in ca.roas]) for ca in state.cas]
+
+
+def _diagnostics(repo: Repo) -> list[tuple[object, ...]]:
+    with pytest.raises(DesiredStateError) as info:
+        repo.load()
+    return [(d.file, d.line, d.column, d.message, d.hint) for d in info.value.diagnostics]
+
+
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    parsed: list[str] = []
+    read_fast = loader._read_fast
+
+    def counting(path: Path, text: str) -> object:
+        parsed.append(path.name)
+        return read_fast(path, text)
+
+    monkeypatch.setattr(loader, "_read_fast", counting)
+    return parsed
+
+
+def test_a_second_load_parses_nothing_and_gives_the_same_state(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = repo.load()
+    assert parse_cache.path(tmp_path / "published").is_file()
+    parsed = _count_parses(monkeypatch)
+    second = repo.load()
+    assert parsed == ["rpki.yaml"]  # it says where the cache is: always read
+    assert second == first
+    assert _where(second) == _where(first)
+    assert [roa.where.line for roa in second.ca("member").roas if roa.where] == [7, 8]
+
+
+def test_only_an_edited_file_is_parsed_again(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo.load()
+    parsed = _count_parses(monkeypatch)
+    repo.write("cas/member.yaml", MEMBER.replace("max_length: 27", "max_length: 26"))
+    state = repo.load()
+    assert parsed == ["rpki.yaml", "member.yaml"]
+    assert [roa.max_length for roa in state.ca("member").roas] == [26, 26]
+
+
+def test_a_position_not_remembered_is_found_by_parsing_the_file_then(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The member's file is remembered; shrinking its parent makes its resources an error, at a position
+    nobody asked for before."""
+    repo.load()
+    repo.write("cas/online.yaml", ONLINE_YAML.replace("192.0.2.0/24", "192.0.2.128/25"))
+    parsed = _count_parses(monkeypatch)
+    remembered = _diagnostics(repo)
+    assert "member.yaml" in parsed  # parsed for the position, not for its values
+    parse_cache.path(tmp_path / "published").unlink()
+    assert remembered == _diagnostics(repo)
+    member = [d for d in remembered if str(d[0]).endswith("member.yaml")]
+    assert member and member[0][1] == 5  # the ipv4 line
+
+
+def test_a_damaged_cache_only_costs_time(repo: Repo, tmp_path: Path) -> None:
+    first = repo.load()
+    cache = parse_cache.path(tmp_path / "published")
+    saved = json.loads(cache.read_text())
+    for index, digest in enumerate(sorted(saved["files"])):
+        saved["files"][digest] = [["a list"], []] if index % 2 else [{"name": 1}, [[["x"], False, "y", 1]]]
+    cache.write_text(json.dumps(saved))
+    assert repo.load() == first
+    cache.write_text("{not json")
+    second = repo.load()
+    assert second == first and _where(second) == _where(first)
+
+
+def test_the_cache_keeps_the_files_of_the_last_load(repo: Repo, tmp_path: Path) -> None:
+    repo.load()
+    repo.remove("cas/member.yaml")
+    repo.load()
+    saved = json.loads(parse_cache.path(tmp_path / "published").read_text())
+    assert len(saved["files"]) == 3  # rpki.yaml, ta.yaml, online.yaml
+
+
+def test_without_libyaml_no_cache_is_read_or_written(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loader, "FAST_PARSE", False)
+    repo.load()
+    assert not parse_cache.path(tmp_path / "published").exists()
