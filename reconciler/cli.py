@@ -26,7 +26,7 @@ from rich.console import Console
 
 from reconciler import clock, engine, faults, fsutil
 from reconciler import reconcile as reconcile_loop
-from reconciler.apply import audit, lock
+from reconciler.apply import audit, lock, onetime
 from reconciler.apply.executor import ApplyResult
 from reconciler.desired import DesiredStateError, load
 from reconciler.desired.model import DesiredState
@@ -265,6 +265,7 @@ def apply(
 
     Exit 0 applied or nothing to do, 1 error, 3 unapproved gates, 4 stale saved plan, 5 lock held."""
     wait = _lock_timeout(lock_timeout)
+    onetime.make_ahead(2)  # a ROA's and a manifest's keys, made while the YAML loads and the plan is made
     try:
         current = clock.now(now)
         approvals = [parse_approval(token) for token in approve or []]
@@ -743,8 +744,9 @@ def main() -> None:
 def _exit(code: int) -> NoReturn:
     """Leave without tearing the heap down object by object: after a plan over thousands of ROAs that
     teardown alone takes a noticeable part of a second. Output is flushed and exit handlers run first;
-    with another thread still running, the exit is the ordinary one, which waits for it."""
-    if threading.active_count() > 1:
+    with another thread still running (other than a daemon, which nothing waits for), the exit is the
+    ordinary one, which waits for it."""
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     try:
         sys.stdout.flush()

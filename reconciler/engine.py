@@ -10,10 +10,10 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import reconciler
 from reconciler import clock, faults, layout, published
 from reconciler.apply import audit, lock
 from reconciler.apply.executor import ApplyResult, execute
@@ -66,10 +66,7 @@ OPERATOR_ERRORS: tuple[type[Exception], ...] = (
 
 
 def tool_version() -> str:
-    try:
-        return metadata.version("rpki-reconciler")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+    return reconciler.__version__
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,40 @@ apply that fails are simply dropped: they were never written anywhere.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from reconciler.signers.files import OneTimeKey
 
 AHEAD_PER_WORKER = 8
+
+_made_ahead: queue.SimpleQueue[OneTimeKey] = queue.SimpleQueue()
+
+
+def make_ahead(count: int) -> None:
+    """Start making ``count`` keys now, in the background, for an apply that learns only once it has
+    loaded the YAML and planned whether it signs anything -- a second core is idle meanwhile, and any
+    change signs at least a ROA and a manifest. Keys not taken die with the process (the thread is a
+    daemon: it never holds an exit up)."""
+
+    def make() -> None:
+        for _ in range(count):
+            _made_ahead.put(OneTimeKey())
+
+    threading.Thread(target=make, name="one-time-key-ahead", daemon=True).start()
+
+
+def _taken_ahead(count: int) -> list[OneTimeKey]:
+    """Up to ``count`` of the keys made ahead that are ready now."""
+    ready: list[OneTimeKey] = []
+    while len(ready) < count:
+        try:
+            ready.append(_made_ahead.get_nowait())
+        except queue.Empty:
+            break
+    return ready
 
 
 def workers() -> int:
@@ -30,6 +58,8 @@ class OneTimeKeys:
     """``take()`` hands out the ``count`` keys an apply needs, in order; more are made on demand."""
 
     def __init__(self, count: int, threads: int | None = None) -> None:
+        self._ready = _taken_ahead(count)
+        count -= len(self._ready)
         self._remaining = count
         self._threads = threads or workers()
         self._pool: ThreadPoolExecutor | None = None
@@ -44,6 +74,8 @@ class OneTimeKeys:
             self._ahead.append(self._pool.submit(OneTimeKey))
 
     def take(self) -> OneTimeKey:
+        if self._ready:
+            return self._ready.pop()
         if not self._ahead:
             return OneTimeKey()
         key = self._ahead.popleft().result()
@@ -57,6 +89,7 @@ class OneTimeKeys:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._ahead.clear()
+        self._ready.clear()
 
     def __enter__(self) -> OneTimeKeys:
         return self

@@ -7,6 +7,7 @@ import hashlib
 import ipaddress
 import json
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler import engine, resources
+from reconciler.apply import onetime
 from reconciler.apply.onetime import OneTimeKeys
 from reconciler.published import memo, reader
 from reconciler.rpki import asn1, der, manifest, oids, rfc3779, roa
@@ -259,6 +261,21 @@ def test_one_time_keys_are_fresh_and_as_many_as_taken() -> None:
     with OneTimeKeys(5, threads=2) as keys:
         taken = [keys.take() for _ in range(7)]  # two more than announced: made on demand
     assert len({k.key_id for k in taken}) == 7
+
+
+def test_keys_made_ahead_are_taken_first_and_only_once() -> None:
+    onetime.make_ahead(2)
+    deadline = time.monotonic() + 30
+    while onetime._made_ahead.qsize() < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert onetime._made_ahead.qsize() == 2
+    with OneTimeKeys(3, threads=1) as keys:
+        assert onetime._made_ahead.qsize() == 0  # both taken by the apply that came first
+        taken = [keys.take() for _ in range(3)]
+    assert len({k.key_id for k in taken}) == 3
+    with OneTimeKeys(2, threads=1) as keys:  # none left ahead: all made now, none reused
+        again = [keys.take() for _ in range(2)]
+    assert not {k.key_id for k in again} & {k.key_id for k in taken}
 
 
 def test_a_key_file_that_fails_its_consistency_check_never_signs(tmp_path: Path) -> None:
