@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
-def write_public(path: Path, data: bytes, *, sync: bool = True) -> Path:
+def write_public(path: Path, data: bytes | Iterable[bytes], *, sync: bool = True) -> Path:
     """Write and fsync a file readable by all whatever the umask (the rsync daemon or web server may
-    serve it as an unprivileged user), creating its directories. ``sync=False`` leaves the fsync to the
-    caller, who makes thousands of files durable at once."""
+    serve it as an unprivileged user), creating its directories. ``data`` may come in pieces, written as
+    they come. ``sync=False`` leaves the fsync to the caller, who makes thousands of files durable at
+    once."""
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with os.fdopen(fd, "wb") as handle:
         os.fchmod(handle.fileno(), 0o644)
-        handle.write(data)
+        if isinstance(data, bytes):
+            handle.write(data)
+        else:
+            handle.writelines(data)
         if sync:
             handle.flush()
             os.fsync(handle.fileno())

@@ -27,9 +27,11 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
@@ -81,18 +83,45 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _file_sha256(path: Path) -> str:
+    """A file's SHA-256, read in pieces (a snapshot may be hundreds of megabytes)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def _header(tag: str, session_id: str, serial: int) -> str:
     return f'<{tag} xmlns="{NS}" version="1" session_id="{session_id}" serial="{serial}">\n'
 
 
-def snapshot_xml(session_id: str, serial: int, files: dict[str, bytes], rsync_base: str) -> bytes:
-    """The snapshot, byte for byte the same for the same files (sorted, fixed layout)."""
-    parts = [_header("snapshot", session_id, serial)]
+def snapshot_pieces(
+    session_id: str, serial: int, files: dict[str, bytes], rsync_base: str
+) -> Iterator[bytes]:
+    """The snapshot, byte for byte the same for the same files (sorted, fixed layout), one element at a
+    time: a registry's snapshot is hundreds of megabytes, and assembling it in memory took four times
+    that (the pieces, their join, its encoding and the tree itself) at the peak of an apply."""
+    yield _header("snapshot", session_id, serial).encode()
     for path in sorted(files):
         content = base64.b64encode(files[path]).decode()
-        parts.append(f'  <publish uri="{_attr(rsync_base + path)}">{content}</publish>\n')
-    parts.append("</snapshot>\n")
-    return "".join(parts).encode()
+        yield f'  <publish uri="{_attr(rsync_base + path)}">{content}</publish>\n'.encode()
+    yield b"</snapshot>\n"
+
+
+@dataclass
+class _Measured:
+    """SHA-256 and length of the pieces that went through :meth:`pass_on`."""
+
+    digest: Any = field(default_factory=hashlib.sha256)
+    size: int = 0
+
+    def pass_on(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+        for piece in pieces:
+            self.digest.update(piece)
+            self.size += len(piece)
+            yield piece
+
+    @property
+    def hexdigest(self) -> str:
+        return str(self.digest.hexdigest())
 
 
 def delta_xml(
@@ -177,8 +206,12 @@ def state_matches(
         return False, "no RRDP notification is published"
     recorded = _recorded(directory, notification, rsync_base) if directory is not None else None
     if recorded is None or recorded != tree_digest(files, digest_of):
-        rebuilt = snapshot_xml(notification.session_id, notification.serial, files, rsync_base)
-        if _sha256(rebuilt) != notification.snapshot_hash:
+        rebuilt = _Measured()
+        for _ in rebuilt.pass_on(
+            snapshot_pieces(notification.session_id, notification.serial, files, rsync_base)
+        ):
+            pass
+        if rebuilt.hexdigest != notification.snapshot_hash:
             return False, "the RRDP snapshot does not match the rsync tree"
     if directory is not None and rrdp_base is not None:
         for uri, digest in (
@@ -187,7 +220,7 @@ def state_matches(
         ):
             path = _local(directory, rrdp_base, uri)
             try:
-                intact = path is not None and _sha256(path.read_bytes()) == digest
+                intact = path is not None and _file_sha256(path) == digest
             except OSError:
                 intact = False
             if not intact:
@@ -222,8 +255,12 @@ def publish_rrdp(
             deltas = current.deltas
         place = directory / session / str(serial) / uuid.uuid4().hex
         place.mkdir(parents=True)
-        snapshot = snapshot_xml(session, serial, new, rsync_base)
-        written = [write_public(place / "snapshot.xml", snapshot)]
+        snapshot = _Measured()
+        written = [
+            write_public(
+                place / "snapshot.xml", snapshot.pass_on(snapshot_pieces(session, serial, new, rsync_base))
+            )
+        ]
         faults.point("rrdp.snapshot")
         if not new_session:
             delta = delta_xml(session, serial, old, new, rsync_base)
@@ -231,7 +268,7 @@ def publish_rrdp(
             faults.point("rrdp.delta")
             uri = rrdp_base + (place / "delta.xml").relative_to(directory).as_posix()
             deltas = _keep(
-                directory, rrdp_base, (DeltaRef(serial, uri, _sha256(delta)), *deltas), len(snapshot)
+                directory, rrdp_base, (DeltaRef(serial, uri, _sha256(delta)), *deltas), snapshot.size
             )
         for sub in (place, place.parent, place.parent.parent, directory):
             sub.chmod(0o755)
@@ -240,7 +277,7 @@ def publish_rrdp(
             session,
             serial,
             rrdp_base + (place / "snapshot.xml").relative_to(directory).as_posix(),
-            _sha256(snapshot),
+            snapshot.hexdigest,
             deltas,
         )
         tmp = directory / f".{NOTIFICATION}.{os.getpid()}.tmp"

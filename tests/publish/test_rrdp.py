@@ -8,6 +8,7 @@ import base64
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -246,13 +247,13 @@ def test_old_snapshots_go_once_their_grace_is_over(served: Scratch, monkeypatch:
 
 def _count_snapshots(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     built: list[int] = []
-    original = rrdp.snapshot_xml
+    original = rrdp.snapshot_pieces
 
-    def counting(session_id: str, serial: int, files: dict[str, bytes], rsync_base: str) -> bytes:
+    def counting(session_id: str, serial: int, files: dict[str, bytes], rsync_base: str) -> Iterator[bytes]:
         built.append(serial)
         return original(session_id, serial, files, rsync_base)
 
-    monkeypatch.setattr(rrdp, "snapshot_xml", counting)
+    monkeypatch.setattr(rrdp, "snapshot_pieces", counting)
     return built
 
 
