@@ -93,9 +93,7 @@ class PublishedState:
                 pass  # a damaged memo: decode the bytes as if it did not know them
         found = self._decode(path, _DECODE[kind])
         if not isinstance(found, Unreadable):
-            described = _ROW[kind](found, data)
-            if described is not None:
-                self.memo.remember_object(digest, [kind, digest.hex(), *described])
+            _remember_row(self.memo, kind, digest, found, data)
         return found
 
     def certificate(self, path: str) -> cert.ResourceCertificate | Unreadable | None:
@@ -242,6 +240,12 @@ def remember_decoded(memo: Memo, path: str, data: bytes, digest: bytes) -> None:
         found = _DECODE[kind](data, path)
     except ValueError:
         return
+    _remember_row(memo, kind, digest, found, data)
+
+
+def _remember_row(memo: Memo, kind: str, digest: bytes, found: object, data: bytes) -> None:
+    """Remember what decoding ``data`` found, with its kind and digest (the row is checked against both
+    when it is used)."""
     described = _ROW[kind](found, data)
     if described is not None:
         memo.remember_object(digest, [kind, digest.hex(), *described])
