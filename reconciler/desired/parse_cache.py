@@ -15,12 +15,11 @@ and keeps only the files of the last load.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.fsutil import replace_public
+from reconciler import cachefile
 
 VERSION = 1
 
@@ -81,26 +80,20 @@ def path(publication_directory: Path) -> Path:
 
 def load(publication_directory: Path) -> ParseCache:
     """The cache as last saved; empty when missing or unreadable."""
+    document = cachefile.read(path(publication_directory), VERSION)
+    if document is None:
+        return ParseCache()
     try:
-        document = json.loads(path(publication_directory).read_bytes())
-        if document.get("version") != VERSION:
-            return ParseCache()
         entries = {str(digest): Parsed.from_json(row) for digest, row in document["files"].items()}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError):
         return ParseCache()
     return ParseCache(entries)
 
 
 def save(publication_directory: Path, cache: ParseCache) -> None:
-    """Keep the files of this load, in one rename; a cache that cannot be written is only a slower next
-    load (the publication directory may not exist yet, or be read-only where plans are reviewed)."""
+    """Keep the files of this load."""
     if not cache.changed and cache.used.keys() == cache.entries.keys():
         return
     document = {"version": VERSION, "files": {d: p.to_json() for d, p in cache.used.items()}}
-    try:
-        target = path(publication_directory)
-        target.parent.mkdir(mode=0o755, exist_ok=True)
-        replace_public(target, json.dumps(document, separators=(",", ":")).encode())
-    except (OSError, ValueError):
-        return
-    cache.changed = False
+    if cachefile.write(path(publication_directory), document):
+        cache.changed = False

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -37,8 +36,8 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from reconciler import faults
-from reconciler.fsutil import fsync_dir, replace_public, write_public
+from reconciler import cachefile, faults
+from reconciler.fsutil import fsync_dir, write_public
 from reconciler.published.reader import DigestOf, hash_bytes, tree_digest
 
 NS = "http://www.ripe.net/rpki/rrdp"
@@ -304,12 +303,11 @@ def _record_path(directory: Path) -> Path:
 def _recorded(directory: Path, notification: Notification, rsync_base: str) -> str | None:
     """The digest of the tree the notification's snapshot was made from, as recorded when it was
     published (see the module's docstring); None when there is no record for exactly this snapshot."""
-    try:
-        record = json.loads(_record_path(directory).read_bytes())
-        made_for = (record["session_id"], record["serial"], record["rsync_base"], record["snapshot_hash"])
-        tree = record["tree"]
-    except (OSError, ValueError, TypeError, KeyError):
+    record = cachefile.read(_record_path(directory))
+    if record is None:
         return None
+    made_for = tuple(record.get(key) for key in ("session_id", "serial", "rsync_base", "snapshot_hash"))
+    tree = record.get("tree")
     this = (notification.session_id, notification.serial, rsync_base, notification.snapshot_hash)
     return tree if made_for == this and isinstance(tree, str) and tree else None
 
@@ -324,11 +322,7 @@ def _record(directory: Path, notification: Notification, rsync_base: str, tree: 
         "snapshot_hash": notification.snapshot_hash,
         "tree": tree,
     }
-    try:
-        _record_path(directory).parent.mkdir(mode=0o755, exist_ok=True)
-        replace_public(_record_path(directory), json.dumps(record).encode())
-    except OSError:
-        return
+    cachefile.write(_record_path(directory), record)
 
 
 def _local(directory: Path, rrdp_base: str, uri: str) -> Path | None:

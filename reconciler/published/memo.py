@@ -16,13 +16,12 @@ published when it was written.
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.fsutil import replace_public
+from reconciler import cachefile
 from reconciler.resources import prefix_text
 from reconciler.rpki.roa import RoaContent, RoaPrefix
 
@@ -144,24 +143,22 @@ def path(publication_directory: Path) -> Path:
 
 def load(publication_directory: Path) -> Memo:
     """The memo as last saved; empty when missing or unreadable (it is only a cache)."""
+    document = cachefile.read(path(publication_directory), VERSION)
+    if document is None:
+        return Memo()
     try:
-        document = json.loads(path(publication_directory).read_bytes())
-        if document.get("version") != VERSION:
-            return Memo()
-        entries = {bytes.fromhex(d): RoaSummary.from_json(row) for d, row in document["roas"].items()}
+        roas = {bytes.fromhex(d): RoaSummary.from_json(row) for d, row in document["roas"].items()}
         objects = {bytes.fromhex(d): row for d, row in document["objects"].items() if isinstance(row, list)}
         verified = {
             bytes.fromhex(d): {bytes.fromhex(k) for k in keys} for d, keys in document["verified"].items()
         }
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError):
         return Memo()
-    return Memo(entries, objects, verified)
+    return Memo(roas, objects, verified)
 
 
 def save(publication_directory: Path, memo: Memo, published: set[bytes]) -> None:
-    """Keep what is known of the objects published now (``published``: the SHA-256 of every file), in one
-    rename. A memo that cannot be written is only a slower next plan: the error is not the operator's
-    problem."""
+    """Keep what is known of the objects published now (``published``: the SHA-256 of every file)."""
     if not memo.changed and all(
         known.keys() <= published for known in (memo.roas, memo.objects, memo.verified)
     ):
@@ -174,10 +171,5 @@ def save(publication_directory: Path, memo: Memo, published: set[bytes]) -> None
             d.hex(): sorted(k.hex() for k in keys) for d, keys in memo.verified.items() if d in published
         },
     }
-    try:
-        target = path(publication_directory)
-        target.parent.mkdir(mode=0o755, exist_ok=True)
-        replace_public(target, json.dumps(document, separators=(",", ":")).encode())
-    except OSError:
-        return
-    memo.changed = False
+    if cachefile.write(path(publication_directory), document):
+        memo.changed = False

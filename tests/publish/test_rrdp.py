@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -277,7 +278,8 @@ def test_a_record_that_does_not_fit_the_tree_costs_a_rebuild_never_a_wrong_answe
     record = served.root / "published" / "cache" / rrdp.RECORD
     saved = record.read_text()
     built = _count_snapshots(monkeypatch)
-    for damage in ("not json", '{"tree": 1}', saved.replace('"tree": "', '"tree": "0')):
+    stale = json.dumps({**json.loads(saved), "tree": "0" + json.loads(saved)["tree"]})
+    for damage in ("not json", '{"tree": 1}', stale):
         record.write_text(damage)
         assert served.plan(later(1)).empty  # the snapshot is rebuilt, and matches
     assert len(built) == 3
