@@ -168,8 +168,8 @@ class _Executor:
 
     def offline(self, ca: str) -> bool:
         """True when the CA's key is on an offline machine: what it signs goes into a signing request."""
-        known = any(c.name == ca for c in self.desired.cas)  # a removed CA's files are only withdrawn
-        return known and is_offline(self.signer(ca))
+        # a removed CA's files are only withdrawn
+        return self.desired.has(ca) and is_offline(self.signer(ca))
 
     def create_keys(self) -> None:
         """The CA keys the plan asks for. A registry's first apply creates tens of thousands: a signer

@@ -187,6 +187,10 @@ class DesiredState:
     def ca(self, name: str) -> CaIntent:
         return self._by_name[name]
 
+    def has(self, name: str) -> bool:
+        """Whether a CA of this name is in the desired state."""
+        return name in self._by_name
+
     @property
     def trust_anchor(self) -> CaIntent:
         return self.cas[0]

@@ -422,7 +422,7 @@ class _Planner:
             serial = None  # a copy of another CA's certificate under this name: its serial is the original's
         reason = f"CA {child} is no longer a child of {ca.name}"
         action = Action.REVOKE if serial is not None else Action.WITHDRAW
-        roll = any(c.name == child and c.parent == ca.name for c in self.desired.cas)
+        roll = self.desired.has(child) and self.desired.ca(child).parent == ca.name
         if roll:
             reason = f"key roll: generation {generation} of {child} is retired"
         self.add(

@@ -95,13 +95,18 @@ def _percentage_gates(ca: CaIntent, have: set[Vrp], wanted: set[Vrp]) -> list[Ga
     return gates
 
 
-def _descendants(published: PublishedState, ca: str) -> list[str]:
-    """The CA and every CA below it, as the published certificates say (``<parent>/<child>.cer``)."""
+def _published_children(published: PublishedState) -> dict[str, list[str]]:
+    """Each CA's children, as the published certificates say (``<parent>/<child>.cer``)."""
     children: dict[str, list[str]] = {}
     for path in published.files:
         if path.endswith(".cer") and path.count("/") == 1:
             parent, name = path.split("/")
             children.setdefault(parent, []).append(layout.certificate_subject(name)[0])
+    return children
+
+
+def _descendants(children: dict[str, list[str]], ca: str) -> list[str]:
+    """The CA and every CA below it (``children``: see :func:`_published_children`)."""
     found, todo = [], [ca]
     while todo:
         current = todo.pop()
@@ -119,13 +124,16 @@ def _ca_gates(
 ) -> list[Gate]:
     """Removing a child CA takes every ROA below it down: the approval names the CAs and those VRPs."""
     gates = []
+    children: dict[str, list[str]] | None = None  # listed once, and only if a CA is removed
     for change in changes:
         if change.kind is not Kind.CERTIFICATE or change.subject is None:
             continue
         if change.action in (Action.REVOKE, Action.WITHDRAW):
             if change.roll:
                 continue  # a key roll retires one of the CA's certificates; the CA and its VRPs stay
-            below = _descendants(published, change.subject)
+            if children is None:
+                children = _published_children(published)
+            below = _descendants(children, change.subject)
             vrps = sorted({_vrp(v) for ca in below for v in have_by_ca.get(ca, ())})
             gates.append(
                 Gate(
@@ -136,7 +144,7 @@ def _ca_gates(
                     (*(f"remove CA {name}" for name in sorted(below)), *vrps),
                 )
             )
-        elif change.subject in {ca.name for ca in desired.cas}:
+        elif desired.has(change.subject):
             before = _certified_before(desired, published, change)
             if isinstance(before, rc.ResourceCertificate):
                 lost = before.resources.resources.subtract(desired.ca(change.subject).resources)
@@ -186,10 +194,9 @@ def _trust_anchor_gate(
 def _ta_item(desired: DesiredState, change: Change) -> str:
     """What the trust anchor would sign, precisely enough that an approval cannot cover another plan."""
     item = f"{change.action.value} {change.address}"
-    if change.kind is Kind.CERTIFICATE and change.subject and change.action is not Action.REVOKE:
-        names = {ca.name for ca in desired.cas}
-        if change.subject in names:
-            item += f" with {desired.ca(change.subject).resources}"
+    certifies = change.kind is Kind.CERTIFICATE and change.action is not Action.REVOKE
+    if certifies and change.subject and desired.has(change.subject):
+        item += f" with {desired.ca(change.subject).resources}"
     return item
 
 
