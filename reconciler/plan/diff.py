@@ -324,7 +324,7 @@ class _Planner:
         if not isinstance(full, SignedRoa) or not self.signed_by(ca, full.signed.ee.cert):
             return False
         if key is not None and self._public_keys.get(ca.name) is not None:
-            self.published.memo.signed(found, key)  # checked against the key, not only assumed
+            self.published.memo.signed(self.published.sha256(path), found, key)  # checked, not assumed
         return True
 
     def plan_roas(self, ca: CaIntent) -> set[str]:

@@ -103,24 +103,48 @@ def texts(content: RoaContent) -> tuple[tuple[str, int], ...]:
 class Memo:
     """By the SHA-256 of an object's bytes: a ROA's summary, what decoding a certificate, CRL or manifest
     found (a row of ``published.decoded``), and the CA keys whose signature on it was checked and holds.
-    ``changed`` once something was learnt."""
+    ``changed`` once something was learnt.
 
-    roas: dict[bytes, RoaSummary] = field(default_factory=dict)
+    ROA summaries are read from their saved rows when first asked for, and a row nothing changed is saved
+    again as it was read: for a registry's hundred thousand ROAs, converting every row both ways was a
+    good part of a second on every plan."""
+
+    roas: dict[bytes, RoaSummary] = field(default_factory=dict)  # read or learnt in this run
     objects: dict[bytes, list[Any]] = field(default_factory=dict)
     verified: dict[bytes, set[bytes]] = field(default_factory=dict)
     changed: bool = False
+    rows: dict[bytes, list[Any]] = field(default_factory=dict)  # ROA summaries as saved
+    _learnt: set[bytes] = field(default_factory=set)  # ROA summaries new or changed in this run
 
     def get(self, digest: bytes) -> RoaSummary | None:
-        return self.roas.get(digest)
+        found = self.roas.get(digest)
+        if found is None and digest in self.rows:
+            try:
+                found = self.roas[digest] = RoaSummary.from_json(self.rows[digest])
+            except (ValueError, TypeError, KeyError, AttributeError):  # a damaged row: as if not known
+                del self.rows[digest]
+        return found
 
     def remember(self, digest: bytes, summary: RoaSummary) -> None:
         self.roas[digest] = summary
+        self._learnt.add(digest)
         self.changed = True
 
-    def signed(self, summary: RoaSummary, key: bytes) -> None:
+    def signed(self, digest: bytes, summary: RoaSummary, key: bytes) -> None:
         if key not in summary.signed_by:
             summary.signed_by.add(key)
+            self._learnt.add(digest)
             self.changed = True
+
+    def roa_rows(self, published: set[bytes]) -> dict[str, list[Any]]:
+        """The rows to save of the ROAs among ``published``: as read, unless learnt in this run."""
+        saved = {}
+        for digest in published:
+            if digest in self._learnt:
+                saved[digest.hex()] = self.roas[digest].to_json()
+            elif digest in self.rows:
+                saved[digest.hex()] = self.rows[digest]
+        return saved
 
     def remember_object(self, digest: bytes, row: list[Any]) -> None:
         self.objects[digest] = row
@@ -147,25 +171,25 @@ def load(publication_directory: Path) -> Memo:
     if document is None:
         return Memo()
     try:
-        roas = {bytes.fromhex(d): RoaSummary.from_json(row) for d, row in document["roas"].items()}
+        rows = {bytes.fromhex(d): row for d, row in document["roas"].items() if isinstance(row, list)}
         objects = {bytes.fromhex(d): row for d, row in document["objects"].items() if isinstance(row, list)}
         verified = {
             bytes.fromhex(d): {bytes.fromhex(k) for k in keys} for d, keys in document["verified"].items()
         }
     except (ValueError, TypeError, KeyError, AttributeError):
         return Memo()
-    return Memo(roas, objects, verified)
+    return Memo(objects=objects, verified=verified, rows=rows)
 
 
 def save(publication_directory: Path, memo: Memo, published: set[bytes]) -> None:
     """Keep what is known of the objects published now (``published``: the SHA-256 of every file)."""
     if not memo.changed and all(
-        known.keys() <= published for known in (memo.roas, memo.objects, memo.verified)
+        known.keys() <= published for known in (memo.rows, memo.roas, memo.objects, memo.verified)
     ):
         return
     document = {
         "version": VERSION,
-        "roas": {d.hex(): s.to_json() for d, s in memo.roas.items() if d in published},
+        "roas": memo.roa_rows(published),
         "objects": {d.hex(): row for d, row in memo.objects.items() if d in published},
         "verified": {
             d.hex(): sorted(k.hex() for k in keys) for d, keys in memo.verified.items() if d in published

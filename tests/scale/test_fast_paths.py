@@ -248,6 +248,27 @@ def test_a_lost_or_damaged_memo_only_costs_time(tmp_path: Path) -> None:
     ]
 
 
+def test_a_damaged_roa_row_costs_only_that_roa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch = scratch_copy(tmp_path)
+    assert scratch.apply(T0) is not None
+    saved = json.loads(memo.path(tmp_path / "published").read_text())
+    damaged = sorted(saved["roas"])[0]
+    saved["roas"][damaged] = ["not", "a", "summary"]
+    memo.path(tmp_path / "published").write_text(json.dumps(saved))
+    decoded: list[str] = []
+    original = reader._decode_roa
+    monkeypatch.setattr(
+        reader, "_decode_roa", lambda der, where: decoded.append(where) or original(der, where)
+    )
+    assert scratch.plan(later(1)).empty
+    assert len(decoded) == 1
+    repaired = json.loads(memo.path(tmp_path / "published").read_text())["roas"]
+    assert repaired[damaged] != ["not", "a", "summary"]
+    assert {d: r for d, r in repaired.items() if d != damaged} == {
+        d: r for d, r in saved["roas"].items() if d != damaged
+    }  # the others saved as they were read
+
+
 def test_the_memo_keeps_only_what_is_published(tmp_path: Path) -> None:
     scratch = scratch_copy(tmp_path)
     assert scratch.apply(T0) is not None
