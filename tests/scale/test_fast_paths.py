@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import reconciler
 from reconciler import engine, resources
 from reconciler.apply import onetime
 from reconciler.apply.onetime import OneTimeKeys
@@ -237,7 +238,15 @@ def test_a_lost_or_damaged_memo_only_costs_time(tmp_path: Path) -> None:
     scratch.edit(ISP, "max_length: 26", "max_length: 25")
     with_memo = scratch.plan(later(1))
     memo.path(tmp_path / "published").write_text(
-        '{"version": 2, "roas": {"zz": [1]}, "objects": {}, "verified": {}}'
+        json.dumps(
+            {
+                "version": 2,
+                "written_by": reconciler.__version__,
+                "roas": {"zz": [1]},
+                "objects": {},
+                "verified": {},
+            }
+        )
     )
     damaged = scratch.plan(later(1))
     memo.path(tmp_path / "published").unlink()
