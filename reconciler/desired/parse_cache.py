@@ -1,16 +1,16 @@
 """What YAML files parsed to, remembered by the SHA-256 of their bytes.
 
 A registry's desired state is tens of thousands of small files, and parsing one -- libyaml's events, its
-node tree, the plain values -- costs most of a millisecond however small it is: half a minute of every
-plan. What a file parses to is a function of its bytes alone, so it is remembered under their SHA-256:
+node tree, the plain values -- costs most of a millisecond however small it is: over ten seconds of
+every plan. What a file parses to is a function of its bytes alone, so it is remembered under their SHA-256:
 the plain values, and the positions of the keys and values that loading it asked for (every ROA entry
 carries its line). A file whose bytes are remembered is not parsed at all, unless something asks for a
 position that was not remembered: then it is parsed again, there and then.
 
 Only files the libyaml path read are remembered; the content is checked by pydantic and the checks every
-time, as if just parsed. The cache is only a cache: losing it costs one slower load. It lives beside the
-reconciler's other caches (``<publication directory>/cache/desired.json``), is written in one rename,
-and keeps only the files of the last load.
+time, as if just parsed. The cache is only a cache (see ``cachefile``): losing it costs one slower load.
+It lives beside the reconciler's other caches (``<publication directory>/cache/desired.json``) and keeps
+only the files of the last load.
 """
 
 from __future__ import annotations
