@@ -12,11 +12,17 @@ so that two runs never leave half of one.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import reconciler
 from reconciler.fsutil import replace_public
+
+T = TypeVar("T")
+
+#: What reading a document of the wrong shape raises: the cache is then as good as missing.
+DAMAGED: tuple[type[Exception], ...] = (ValueError, TypeError, KeyError, AttributeError)
 
 
 def read(path: Path, version: int | None = None) -> dict[str, Any] | None:
@@ -31,6 +37,18 @@ def read(path: Path, version: int | None = None) -> dict[str, Any] | None:
     if version is not None and document.get("version") != version:
         return None
     return document
+
+
+def read_as(path: Path, version: int, convert: Callable[[dict[str, Any]], T]) -> T | None:
+    """The cache's document made into what its owner keeps (``convert``); None when it is missing, not
+    this release's or this format's, or of a shape ``convert`` cannot read (see :data:`DAMAGED`)."""
+    document = read(path, version)
+    if document is None:
+        return None
+    try:
+        return convert(document)
+    except DAMAGED:
+        return None
 
 
 def write(path: Path, document: dict[str, Any]) -> bool:

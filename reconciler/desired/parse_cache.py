@@ -80,14 +80,11 @@ def path(publication_directory: Path) -> Path:
 
 def load(publication_directory: Path) -> ParseCache:
     """The cache as last saved; empty when missing or unreadable."""
-    document = cachefile.read(path(publication_directory), VERSION)
-    if document is None:
-        return ParseCache()
-    try:
-        entries = {str(digest): Parsed.from_json(row) for digest, row in document["files"].items()}
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return ParseCache()
-    return ParseCache(entries)
+    return cachefile.read_as(path(publication_directory), VERSION, _from_document) or ParseCache()
+
+
+def _from_document(document: dict[str, Any]) -> ParseCache:
+    return ParseCache({str(digest): Parsed.from_json(row) for digest, row in document["files"].items()})
 
 
 def save(publication_directory: Path, cache: ParseCache) -> None:

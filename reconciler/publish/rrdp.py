@@ -118,6 +118,14 @@ class _Measured:
             self.size += len(piece)
             yield piece
 
+    @classmethod
+    def of(cls, pieces: Iterable[bytes]) -> _Measured:
+        """SHA-256 and length of ``pieces``, which are read and dropped one by one."""
+        measured = cls()
+        for _ in measured.pass_on(pieces):
+            pass
+        return measured
+
     @property
     def hexdigest(self) -> str:
         return str(self.digest.hexdigest())
@@ -205,11 +213,9 @@ def state_matches(
         return False, "no RRDP notification is published"
     recorded = _recorded(directory, notification, rsync_base) if directory is not None else None
     if recorded is None or recorded != tree_digest(files, digest_of):
-        rebuilt = _Measured()
-        for _ in rebuilt.pass_on(
+        rebuilt = _Measured.of(
             snapshot_pieces(notification.session_id, notification.serial, files, rsync_base)
-        ):
-            pass
+        )
         if rebuilt.hexdigest != notification.snapshot_hash:
             return False, "the RRDP snapshot does not match the rsync tree"
     if directory is not None and rrdp_base is not None:

@@ -167,18 +167,17 @@ def path(publication_directory: Path) -> Path:
 
 def load(publication_directory: Path) -> Memo:
     """The memo as last saved; empty when missing or unreadable (it is only a cache)."""
-    document = cachefile.read(path(publication_directory), VERSION)
-    if document is None:
-        return Memo()
-    try:
-        rows = {bytes.fromhex(d): row for d, row in document["roas"].items() if isinstance(row, list)}
-        objects = {bytes.fromhex(d): row for d, row in document["objects"].items() if isinstance(row, list)}
-        verified = {
+    return cachefile.read_as(path(publication_directory), VERSION, _from_document) or Memo()
+
+
+def _from_document(document: dict[str, Any]) -> Memo:
+    return Memo(
+        rows={bytes.fromhex(d): row for d, row in document["roas"].items() if isinstance(row, list)},
+        objects={bytes.fromhex(d): row for d, row in document["objects"].items() if isinstance(row, list)},
+        verified={
             bytes.fromhex(d): {bytes.fromhex(k) for k in keys} for d, keys in document["verified"].items()
-        }
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return Memo()
-    return Memo(objects=objects, verified=verified, rows=rows)
+        },
+    )
 
 
 def save(publication_directory: Path, memo: Memo, published: set[bytes]) -> None:

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from reconciler.published import decoded, memo
 from reconciler.rpki import cert, cms, crl
+from reconciler.rpki.manifest import ManifestContent
 from reconciler.rpki.manifest import decode as decode_manifest
 from tests.helpers import T0, later, scratch_copy
 
 REAL_WORLD = Path(__file__).resolve().parent.parent / "fixtures" / "real-world"
 ISP = "cas/members/example-isp.yaml"
+T = TypeVar("T")
 
 
 def _fields(found: object) -> dict[str, object]:
@@ -30,63 +34,52 @@ def _fields(found: object) -> dict[str, object]:
     return values
 
 
-def _real_world(suffix: str) -> list[Path]:
-    return sorted(p for p in REAL_WORLD.rglob(f"*{suffix}") if p.is_file())
+def _decodable(suffix: str, decode: Callable[[bytes], T]) -> list[tuple[Path, bytes, T]]:
+    """The real-world objects of one kind that ``decode`` reads, with their bytes and what it read."""
+    found = []
+    for path in sorted(p for p in REAL_WORLD.rglob(f"*{suffix}") if p.is_file()):
+        der = path.read_bytes()
+        try:
+            found.append((path, der, decode(der)))
+        except ValueError:
+            continue
+    return found
+
+
+def _signed_manifest(der: bytes) -> tuple[cms.SignedObject, ManifestContent]:
+    signed = cms.decode(der)
+    return signed, decode_manifest(signed.econtent)
 
 
 def test_real_world_certificates_rebuilt_from_their_rows_say_what_decoding_says() -> None:
-    checked = 0
-    for path in _real_world(".cer"):
-        der = path.read_bytes()
-        try:
-            found = cert.decode(der)
-        except ValueError:
-            continue
+    certificates = _decodable(".cer", cert.decode)
+    for path, der, found in certificates:
         rebuilt = decoded.certificate_from_row(json.loads(json.dumps(decoded.certificate_row(found))), der)
         assert _fields(rebuilt) == _fields(found), path
         assert rebuilt.cert == found.cert and rebuilt.public_key == found.public_key
-        checked += 1
-    assert checked >= 5
+    assert len(certificates) >= 5
 
 
 def test_real_world_crls_and_manifests_rebuilt_from_their_rows_say_what_decoding_says() -> None:
-    crls = manifests = 0
-    for path in _real_world(".crl"):
-        der = path.read_bytes()
-        try:
-            found_crl = crl.decode(der)
-        except ValueError:
-            continue
+    crls = _decodable(".crl", crl.decode)
+    for path, der, found_crl in crls:
         rebuilt_crl = decoded.crl_from_row(json.loads(json.dumps(decoded.crl_row(found_crl))), der)
         assert _fields(rebuilt_crl) == _fields(found_crl), path
         assert rebuilt_crl.crl == found_crl.crl
-        crls += 1
-    for path in _real_world(".mft"):
-        der = path.read_bytes()
-        try:
-            signed = cms.decode(der)
-            content = decode_manifest(signed.econtent)
-        except ValueError:
-            continue
+    manifests = _decodable(".mft", _signed_manifest)
+    for path, der, (signed, content) in manifests:
         row = decoded.manifest_row(signed, content, der)
         assert row is not None
         rebuilt, rebuilt_content = decoded.manifest_from_row(json.loads(json.dumps(row)), der)
         assert _fields(rebuilt) == _fields(signed), path
         assert rebuilt_content == content
-        manifests += 1
-    assert crls >= 1 and manifests >= 3
+    assert len(crls) >= 1 and len(manifests) >= 3
 
 
 def test_a_row_that_does_not_fit_the_bytes_is_refused() -> None:
-    certificates = []
-    for path in _real_world(".cer"):
-        try:
-            certificates.append(cert.decode(path.read_bytes()))
-        except ValueError:
-            continue
-    row = decoded.certificate_row(certificates[0])
+    (_, _, first), (_, other, _) = _decodable(".cer", cert.decode)[:2]
     with pytest.raises(ValueError, match="not of these bytes"):
-        decoded.certificate_from_row(row, certificates[1].der)
+        decoded.certificate_from_row(decoded.certificate_row(first), other)
 
 
 def test_a_no_op_plan_decodes_nothing_it_signed_and_checks_only_the_trust_anchor(
