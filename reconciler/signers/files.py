@@ -10,16 +10,22 @@ never appears in a message; messages name the environment variable that holds it
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import stat
+import threading
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+import reconciler
 from reconciler.fsutil import fsync_dir
 from reconciler.signers.base import RSA_KEY_BITS, RSA_PUBLIC_EXPONENT, SignerError, key_id
+
+#: The SHA-256 of each key file whose RSA consistency check passed, one per line (see ``_CheckedKeys``).
+CHECKED_KEYS = ".checked-keys"
 
 _ENCRYPTED_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
 
@@ -27,6 +33,55 @@ _ENCRYPTED_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,E
 def _is_encrypted(pem: bytes) -> bool:
     """An encrypted PKCS#8 key, or a traditional (OpenSSL) PEM key with an encryption header."""
     return any(marker in pem for marker in _ENCRYPTED_MARKERS)
+
+
+class _CheckedKeys:
+    """Key files whose consistency was checked in full, by the SHA-256 of their bytes.
+
+    The check (OpenSSL's: are the factors prime, do the exponents fit) is what stands between a damaged
+    key file and signatures no relying party accepts, and it costs some 40 ms a key: as much as
+    the rest of a one-ROA change. Its verdict is a function of the file's bytes, so the same bytes are not
+    checked twice; altered bytes (damage, a replaced key) have another digest and are checked again. A
+    new release checks everything again, as it does for the reconciler's other caches. The list grows by
+    a line a check, appended (a registry's first apply would otherwise rewrite it once per key); a line
+    lost, or the whole file, costs one more check of that key, nothing else.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._path = directory / CHECKED_KEYS
+        self._header = f"# rpki-reconciler {reconciler.__version__}: SHA-256 of key files checked in full\n"
+        self._known: set[str] | None = None
+        self._current = False  # the file on disk has this release's header
+        self._lock = threading.Lock()
+
+    def __contains__(self, digest: str) -> bool:
+        return digest in self._read()
+
+    def _read(self) -> set[str]:
+        if self._known is None:
+            try:
+                lines = self._path.read_text(encoding="ascii").splitlines(keepends=True)
+            except (OSError, ValueError):
+                lines = []
+            self._current = bool(lines) and lines[0] == self._header
+            self._known = {line.strip() for line in lines[1:]} if self._current else set()
+        return self._known
+
+    def add(self, digest: str) -> None:
+        """Remember a passed check; a file that cannot be written only means checking again next time."""
+        with self._lock:
+            self._read().add(digest)
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if self._current else os.O_TRUNC)
+            line = (digest + "\n").encode()
+            try:
+                fd = os.open(self._path, flags, 0o600)
+                try:
+                    os.write(fd, line if self._current else self._header.encode() + line)
+                finally:
+                    os.close(fd)
+            except OSError:
+                return
+            self._current = True
 
 
 class FileSigner:
@@ -57,6 +112,7 @@ class FileSigner:
         self._by_id: dict[bytes, rsa.RSAPrivateKey] = {}
         self._by_label: dict[str, bytes] = {}
         self._checked: set[bytes] = set()  # keys loaded with their consistency checked, or made here
+        self._checked_files = _CheckedKeys(directory)
 
     def __repr__(self) -> str:  # never the passphrase
         return f"FileSigner(directory={str(self.directory)!r}, encrypted={self._passphrase is not None})"
@@ -93,12 +149,14 @@ class FileSigner:
                 f"-v2 aes-256-cbc -in {plain} -out {encrypted_copy} -passout env:{variable}) && "
                 f"mv {encrypted_copy} {plain} -- or remove passphrase_env from the signer in rpki.yaml)"
             )
+        # Checking an RSA key's consistency costs tens of milliseconds (a primality test of its factors);
+        # a registry holds tens of thousands of keys and a plan only needs their identifiers. A key is
+        # checked in full before its first signature (``_key``), unless these very bytes passed before.
+        digest = hashlib.sha256(pem).hexdigest() if checked else ""
+        check = checked and digest not in self._checked_files
         try:
-            # Checking an RSA key's consistency costs tens of milliseconds (a primality test of its
-            # factors); a registry holds tens of thousands of keys and a plan only needs their
-            # identifiers. A key is checked in full before its first signature (``_key``).
             key = serialization.load_pem_private_key(
-                pem, password=self._passphrase, unsafe_skip_rsa_key_validation=not checked
+                pem, password=self._passphrase, unsafe_skip_rsa_key_validation=not check
             )
         except (ValueError, TypeError) as exc:
             if encrypted:  # the library's message never contains the passphrase, but do not risk it
@@ -114,6 +172,8 @@ class FileSigner:
             raise SignerError(f"{path} is not a readable private key: {exc}") from exc
         if not isinstance(key, rsa.RSAPrivateKey) or key.key_size != RSA_KEY_BITS:
             raise SignerError(f"{path} is not an RSA-{RSA_KEY_BITS} key (RFC 7935 requires one)")
+        if check:
+            self._checked_files.add(digest)
         return key
 
     def _remember(self, label: str, key: rsa.RSAPrivateKey) -> bytes:

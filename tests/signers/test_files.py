@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from reconciler.desired.model import SignerConfig
 from reconciler.signers import FileSigner, Signer, SignerError, open_signer
 from reconciler.signers.base import key_id
+from reconciler.signers.files import CHECKED_KEYS
 from tests.helpers import missing_tool
 
 
@@ -57,6 +59,86 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_unknown_key_id(tmp_path: Path) -> None:
     with pytest.raises(SignerError, match="no key"):
         FileSigner(tmp_path).sign(b"\x00" * 20, b"x")
+
+
+# --- the consistency check, once per key file ------------------------------------------------------------
+
+
+def _full_checks(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record, for each key file loaded from now on, whether OpenSSL checked its consistency in full."""
+    calls: list[bool] = []
+    load = serialization.load_pem_private_key
+
+    def recording(pem: bytes, password: bytes | None, **options: bool) -> object:
+        calls.append(not options["unsafe_skip_rsa_key_validation"])
+        return load(pem, password, **options)
+
+    monkeypatch.setattr(serialization, "load_pem_private_key", recording)
+    return calls
+
+
+def _inconsistent_copy(path: Path) -> None:
+    """Rewrite the key file with a wrong private exponent: same public key (same key identifier), a key
+    whose signatures no one could verify -- what a damaged or tampered file looks like."""
+    key = serialization.load_pem_private_key(path.read_bytes(), None)
+    numbers = key.private_numbers()  # type: ignore[union-attr]
+    wrong = rsa.RSAPrivateNumbers(
+        numbers.p, numbers.q, numbers.d + 2, numbers.dmp1, numbers.dmq1, numbers.iqmp, numbers.public_numbers
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    pem = wrong.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.write_bytes(pem)
+
+
+def test_a_key_file_is_checked_in_full_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first signature with a key file's bytes checks them in full; a later run trusts that verdict
+    (the check costs as much as the rest of a one-ROA change) and its signatures still verify."""
+    kid = FileSigner(tmp_path).create_key("ca")
+    checks = _full_checks(monkeypatch)
+    first = FileSigner(tmp_path)
+    first.find_key("ca")
+    first.sign(kid, b"one")
+    assert checks == [False, True]  # looked up unchecked, checked before signing
+    later = FileSigner(tmp_path)
+    later.find_key("ca")
+    signature = later.sign(kid, b"two")
+    assert checks == [False, True, False, False]
+    later.public_key(kid).verify(signature, b"two", padding.PKCS1v15(), hashes.SHA256())
+    assert stat.S_IMODE((tmp_path / CHECKED_KEYS).stat().st_mode) == 0o600
+
+
+def test_altered_key_bytes_are_checked_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key file whose bytes changed after its check -- here to a key with the same public half and a
+    wrong private exponent -- is checked again and refused, not signed with."""
+    kid = FileSigner(tmp_path).create_key("ca")
+    signer = FileSigner(tmp_path)
+    assert signer.find_key("ca") == kid
+    signer.sign(kid, b"checked")
+    _inconsistent_copy(tmp_path / "ca.pem")
+    checks = _full_checks(monkeypatch)
+    damaged = FileSigner(tmp_path)
+    assert damaged.find_key("ca") == kid  # the identifier alone does not tell
+    with pytest.raises(SignerError, match="not a readable private key"):
+        damaged.sign(kid, b"x")
+    assert checks == [False, True]
+
+
+@pytest.mark.parametrize("header", ["# rpki-reconciler 0.0.0-other: checked\n", "", "not a header\n"])
+def test_verdicts_of_another_release_are_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: str
+) -> None:
+    """Verdicts written by another release (or a damaged list) are ignored, and the list is started anew."""
+    kid = FileSigner(tmp_path).create_key("ca")
+    digest = hashlib.sha256((tmp_path / "ca.pem").read_bytes()).hexdigest()
+    (tmp_path / CHECKED_KEYS).write_text(header + digest + "\n")
+    checks = _full_checks(monkeypatch)
+    signer = FileSigner(tmp_path)
+    signer.find_key("ca")
+    signer.sign(kid, b"x")
+    assert checks == [False, True]
+    lines = (tmp_path / CHECKED_KEYS).read_text().splitlines()
+    assert lines[1:] == [digest] and lines[0] != header.strip()
 
 
 # --- passphrase-encrypted key files ---------------------------------------------------------------------
