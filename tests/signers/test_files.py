@@ -81,7 +81,8 @@ def _inconsistent_copy(path: Path) -> None:
     """Rewrite the key file with a wrong private exponent: same public key (same key identifier), a key
     whose signatures no one could verify -- what a damaged or tampered file looks like."""
     key = serialization.load_pem_private_key(path.read_bytes(), None)
-    numbers = key.private_numbers()  # type: ignore[union-attr]
+    assert isinstance(key, rsa.RSAPrivateKey)
+    numbers = key.private_numbers()
     wrong = rsa.RSAPrivateNumbers(
         numbers.p, numbers.q, numbers.d + 2, numbers.dmp1, numbers.dmq1, numbers.iqmp, numbers.public_numbers
     ).private_key(unsafe_skip_rsa_key_validation=True)
