@@ -321,16 +321,14 @@ class _Files:
     problems: list[Diagnostic]
     cache: parse_cache.ParseCache | None = None
     _fresh: list[tuple[str, YamlSource]] = field(default_factory=list)  # read with libyaml now
-    _remembered: list[tuple[parse_cache.Parsed, int]] = field(default_factory=list)  # and positions known
 
     def remember(self) -> None:
-        """Tell the cache what the files of this load parsed to, and every position asked for since."""
+        """Tell the cache what the files read now parsed to (remembered files' rows hold every position
+        asked for since: they share it)."""
         if self.cache is None:
             return
         for digest, source in self._fresh:
             self.cache.put(digest, parse_cache.Parsed(source.plain(), source.asked))
-        if any(len(parsed.positions) != known for parsed, known in self._remembered):
-            self.cache.changed = True
 
     def read(self, path: Path) -> YamlSource | None:
         """Read and parse one file, recording its bytes and any problem; None if it cannot be used."""
@@ -353,7 +351,6 @@ class _Files:
         digest = hashlib.sha256(raw).hexdigest()
         parsed = self.cache.get(digest) if self.cache is not None else None
         if parsed is not None:
-            self._remembered.append((parsed, len(parsed.positions)))
             return _RememberedSource(path, text, parsed)
         source = _read_fast(path, text)
         if source is None:

@@ -10,18 +10,21 @@ position that was not remembered: then it is parsed again, there and then.
 Only files the libyaml path read are remembered; the content is checked by pydantic and the checks every
 time, as if just parsed. The cache is only a cache (see ``cachefile``): losing it costs one slower load.
 It lives beside the reconciler's other caches (``<publication directory>/cache/desired.json``) and keeps
-only the files of the last load.
+only the files of the last load. Each file's row is kept as the JSON text it was saved as and read only
+when that file's bytes come again: an edited file -- the one a change is about -- costs nothing to look
+up, and the rows of files nobody edited are saved again as they were read.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler import cachefile
 
-VERSION = 1
+VERSION = 2
 
 #: A position asked for: the key path, and whether the key (rather than its value) was wanted.
 Where = tuple[tuple[str | int, ...], bool]
@@ -57,21 +60,47 @@ class Parsed:
 
 @dataclass
 class ParseCache:
-    """SHA-256 (hex) of a file's bytes -> what it parsed to; ``used``: the files of this load."""
+    """SHA-256 (hex) of a file's bytes -> the JSON text of what it parsed to (``rows``, as saved), and the
+    files of this load (``used``), each with its row as read and the number of positions it held then."""
 
-    entries: dict[str, Parsed] = field(default_factory=dict)
-    used: dict[str, Parsed] = field(default_factory=dict)
-    changed: bool = False
+    rows: dict[str, str] = field(default_factory=dict)
+    used: dict[str, tuple[Parsed, str | None, int]] = field(default_factory=dict)
 
     def get(self, digest: str) -> Parsed | None:
-        found = self.entries.get(digest)
-        if found is not None:
-            self.used[digest] = found
+        """What the file with these bytes parsed to; None if unknown or if its row cannot be read."""
+        if digest in self.used:
+            return self.used[digest][0]
+        row = self.rows.get(digest)
+        if row is None:
+            return None
+        try:
+            found = Parsed.from_json(json.loads(row))
+        except (*cachefile.DAMAGED, RecursionError):  # a damaged row: parse the file
+            return None
+        self.used[digest] = (found, row, len(found.positions))
         return found
 
     def put(self, digest: str, parsed: Parsed) -> None:
-        self.entries[digest] = self.used[digest] = parsed
-        self.changed = True
+        self.used[digest] = (parsed, None, -1)
+
+    @property
+    def changed(self) -> bool:
+        """Whether saving would change the cache: a file new, gone, or with positions asked for since."""
+        if self.used.keys() != self.rows.keys():
+            return True
+        return any(row is None or len(parsed.positions) != known for parsed, row, known in self.used.values())
+
+    def document(self) -> dict[str, Any]:
+        """The files of this load; a row whose positions did not grow is written back as it was read."""
+        files = {
+            digest: row if row is not None and len(parsed.positions) == known else _row(parsed)
+            for digest, (parsed, row, known) in self.used.items()
+        }
+        return {"version": VERSION, "files": files}
+
+
+def _row(parsed: Parsed) -> str:
+    return json.dumps(parsed.to_json(), separators=(",", ":"))
 
 
 def path(publication_directory: Path) -> Path:
@@ -84,13 +113,13 @@ def load(publication_directory: Path) -> ParseCache:
 
 
 def _from_document(document: dict[str, Any]) -> ParseCache:
-    return ParseCache({str(digest): Parsed.from_json(row) for digest, row in document["files"].items()})
+    rows = document["files"]
+    if not isinstance(rows, dict) or not all(isinstance(row, str) for row in rows.values()):
+        raise ValueError("not a table of rows")
+    return ParseCache(rows)
 
 
 def save(publication_directory: Path, cache: ParseCache) -> None:
     """Keep the files of this load."""
-    if not cache.changed and cache.used.keys() == cache.entries.keys():
-        return
-    document = {"version": VERSION, "files": {d: p.to_json() for d, p in cache.used.items()}}
-    if cachefile.write(path(publication_directory), document):
-        cache.changed = False
+    if cache.changed:
+        cachefile.write(path(publication_directory), cache.document())

@@ -99,13 +99,42 @@ def test_a_damaged_cache_only_costs_time(repo: Repo, tmp_path: Path) -> None:
     first = repo.load()
     cache = parse_cache.path(tmp_path / "published")
     saved = json.loads(cache.read_text())
+    rows = dict(saved["files"])
+    damage = ['[["a list"], []]', '[{"name": 1}, [[["x"], false, "y", 1]]]', "[{not json", "[" * 100_000]
     for index, digest in enumerate(sorted(saved["files"])):
-        saved["files"][digest] = [["a list"], []] if index % 2 else [{"name": 1}, [[["x"], False, "y", 1]]]
+        saved["files"][digest] = damage[index % len(damage)]
     cache.write_text(json.dumps(saved))
+    assert repo.load() == first
+    saved["files"] = {digest: json.loads(row) for digest, row in rows.items()}
+    cache.write_text(json.dumps(saved))  # rows as values, not as the JSON text of each
     assert repo.load() == first
     cache.write_text("{not json")
     second = repo.load()
     assert second == first and _where(second) == _where(first)
+
+
+def test_rows_are_read_only_for_bytes_seen_again(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edited file costs no row to look up, and rows nobody asked more of are saved as they were read;
+    the edited file's new row replaces the old."""
+    repo.load()
+    cache = parse_cache.path(tmp_path / "published")
+    before = json.loads(cache.read_text())["files"]
+    decoded: list[object] = []
+    from_json = parse_cache.Parsed.from_json
+    monkeypatch.setattr(
+        parse_cache.Parsed, "from_json", classmethod(lambda cls, row: decoded.append(row) or from_json(row))
+    )
+    repo.write("cas/member.yaml", MEMBER.replace("max_length: 27", "max_length: 26"))
+    repo.load()
+    assert len(decoded) == len(before) - 2  # every file but the edited one and rpki.yaml (always parsed)
+    after = json.loads(cache.read_text())["files"]
+    assert len(after) == len(before)
+    kept = before.keys() & after.keys()
+    assert len(kept) == len(before) - 1 and all(after[digest] == before[digest] for digest in kept)
+    (new,) = after.keys() - kept
+    assert json.loads(after[new])[0]["roas"][1]["max_length"] == 26
 
 
 def test_the_cache_keeps_the_files_of_the_last_load(repo: Repo, tmp_path: Path) -> None:
