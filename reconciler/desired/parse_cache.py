@@ -75,7 +75,9 @@ class ParseCache:
             return None
         try:
             found = Parsed.from_json(json.loads(row))
-        except (*cachefile.DAMAGED, RecursionError):  # a damaged row: parse the file
+        except cachefile.DAMAGED:  # a damaged row: parse the file
+            return None
+        except RecursionError:  # nested deeper than JSON can be read back: damaged too
             return None
         self.used[digest] = (found, row, len(found.positions))
         return found
