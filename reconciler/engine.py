@@ -193,6 +193,7 @@ def rrdp_drift(workspace: Workspace) -> Change | None:
         directory=directory,
         rrdp_base=publication.rrdp_base,
         digest_of=found.digest_of,
+        tree=found.tree_digest(),
     )
     if matches:
         return None
@@ -215,6 +216,7 @@ def publish_all(workspace: Workspace, files: dict[str, bytes], now: datetime) ->
         old.files,
         files,
         digest_of=old.digest_of,  # unchanged files were hashed when the tree was read
+        old_tree=old.tree_digest(),
     )
     if written is None:
         return None

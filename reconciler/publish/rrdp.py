@@ -82,10 +82,25 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: The SHA-256 of files hashed by this process, by what ``stat`` says of them: a plan checks the files the
+#: notification lists and the apply after it checks them again, and the snapshot is the size of the whole
+#: repository. A file written since has another change time, unless it was written within the same tick
+#: of the clock: so only files unchanged for a while are remembered (git's "racily clean" rule).
+_hashed: dict[tuple[str, int, int, int, int], str] = {}
+_SETTLED_NS = 2_000_000_000
+
+
 def _file_sha256(path: Path) -> str:
     """A file's SHA-256, read in pieces (a snapshot may be hundreds of megabytes)."""
     with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        stat = os.fstat(handle.fileno())
+        seen = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        digest = _hashed.get(seen)
+        if digest is None:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > _SETTLED_NS:
+                _hashed[seen] = digest
+        return digest
 
 
 def _header(tag: str, session_id: str, serial: int) -> str:
@@ -205,14 +220,16 @@ def state_matches(
     directory: Path | None = None,
     rrdp_base: str | None = None,
     digest_of: DigestOf = hash_bytes,
+    tree: str | None = None,
 ) -> tuple[bool, str]:
     """Whether the notification's current snapshot is exactly ``files`` -- the tree relying parties
     fetching by rsync see -- and, if not, why. Given ``directory`` and ``rrdp_base``, the snapshot and
-    delta files it lists must also be there, with the hashes it names."""
+    delta files it lists must also be there, with the hashes it names. ``tree``: the files'
+    ``tree_digest``, when the caller knows it."""
     if notification is None:
         return False, "no RRDP notification is published"
     recorded = _recorded(directory, notification, rsync_base) if directory is not None else None
-    if recorded is None or recorded != tree_digest(files, digest_of):
+    if recorded is None or recorded != (tree or tree_digest(files, digest_of)):
         rebuilt = _Measured.of(
             snapshot_pieces(notification.session_id, notification.serial, files, rsync_base)
         )
@@ -241,12 +258,13 @@ def publish_rrdp(
     new: dict[str, bytes],
     *,
     digest_of: DigestOf = hash_bytes,
+    old_tree: str | None = None,
 ) -> Written | None:
-    """Publish the change from ``old`` (the tree as published before) to ``new`` through RRDP; None when
-    RRDP already serves ``new``."""
+    """Publish the change from ``old`` (the tree as published before, whose ``tree_digest`` is
+    ``old_tree`` when known) to ``new`` through RRDP; None when RRDP already serves ``new``."""
     current = read_notification(directory)
     matches_old, why = state_matches(
-        current, old, rsync_base, directory=directory, rrdp_base=rrdp_base, digest_of=digest_of
+        current, old, rsync_base, directory=directory, rrdp_base=rrdp_base, digest_of=digest_of, tree=old_tree
     )
     if matches_old and old == new:
         return None

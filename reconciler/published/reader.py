@@ -58,12 +58,20 @@ class PublishedState:
     _cache: dict[str, object] = field(default_factory=dict, repr=False)
     _hashes: dict[str, bytes] = field(default_factory=dict, repr=False)
     _listing: dict[str, list[str]] | None = field(default=None, repr=False)
+    _tree: str | None = field(default=None, repr=False)
 
     def sha256(self, path: str) -> bytes:
         digest = self._hashes.get(path)
         if digest is None:
             digest = self._hashes[path] = hashlib.sha256(self.files[path]).digest()
         return digest
+
+    def tree_digest(self) -> str:
+        """:func:`tree_digest` of the files read back; worked out once, for the plan and the apply after it
+        both compare it with what RRDP last published."""
+        if self._tree is None:
+            self._tree = tree_digest(self.files, self.digest_of)
+        return self._tree
 
     def digest_of(self, path: str, data: bytes) -> bytes:
         """The SHA-256 of ``data`` to be published at ``path``: remembered when it is the file read back

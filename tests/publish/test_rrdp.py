@@ -304,3 +304,47 @@ def test_a_record_of_another_snapshot_is_not_taken_for_the_one_listed(served: Sc
     shutil.copytree(backup, rrdp_dir(served))
     (change,) = [c for c in served.plan(later(1)).changes if c.kind is Kind.RRDP]
     assert "does not match the rsync tree" in change.reason
+
+
+def _count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    hashed: list[str] = []
+    file_digest = hashlib.file_digest
+
+    def counting(handle: object, digest: str) -> object:
+        hashed.append(getattr(handle, "name", "?"))
+        return file_digest(handle, digest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hashlib, "file_digest", counting)
+    return hashed
+
+
+def test_a_settled_file_is_hashed_once_and_a_rewritten_one_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan and the apply after it both check the snapshot the notification lists: a file unchanged
+    for a while is hashed once per process; a file written since, by anyone, is hashed again."""
+    monkeypatch.setattr(rrdp, "_SETTLED_NS", -1)  # every file counts as settled
+    monkeypatch.setattr(rrdp, "_hashed", {})
+    hashed = _count_hashing(monkeypatch)
+    snapshot = tmp_path / "snapshot.xml"
+    snapshot.write_bytes(b"<snapshot/>")
+    first = rrdp._file_sha256(snapshot)
+    assert rrdp._file_sha256(snapshot) == first and len(hashed) == 1
+    snapshot.write_bytes(b"<snapshot>altered</snapshot>")
+    assert rrdp._file_sha256(snapshot) == hashlib.sha256(b"<snapshot>altered</snapshot>").hexdigest()
+    assert len(hashed) == 2
+
+
+def test_a_file_written_just_now_is_hashed_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rewritten within the same tick of the clock, with the same size, a file may keep every time
+    ``stat`` shows: one changed that recently is never remembered."""
+    monkeypatch.setattr(rrdp, "_hashed", {})
+    snapshot = tmp_path / "snapshot.xml"
+    snapshot.write_bytes(b"<snapshot>aaaa</snapshot>")
+    assert rrdp._file_sha256(snapshot) == hashlib.sha256(b"<snapshot>aaaa</snapshot>").hexdigest()
+    stat = snapshot.stat()
+    snapshot.write_bytes(b"<snapshot>bbbb</snapshot>")
+    os.utime(snapshot, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as if written in the same tick
+    assert rrdp._file_sha256(snapshot) == hashlib.sha256(b"<snapshot>bbbb</snapshot>").hexdigest()
