@@ -35,10 +35,13 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import (
-    CollectionEndEvent,
-    CollectionStartEvent,
+    AliasEvent,
     DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
     ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
     StreamEndEvent,
 )
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -95,9 +98,8 @@ def _c_parser_available() -> bool:
 #: Read files with libyaml first. Off without ruamel.yaml.clib, and in tests that compare the two paths.
 FAST_PARSE = _c_parser_available()
 
-#: Deeper nesting is left to the round-trip loader: libyaml's composer recurses in C and overflows the
-#: stack (a crash, not a RecursionError) at some ten thousand levels, and no desired state needs more
-#: than a handful.
+#: Deeper nesting is left to the round-trip loader: no desired state needs more than a handful of levels,
+#: and the values are built recursively.
 _FAST_MAX_DEPTH = 64
 
 #: Characters the two parsers disagree on: libyaml takes ``key:<tab>value``, which ruamel refuses; it counts
@@ -454,7 +456,7 @@ def _read_fast(path: Path, text: str) -> YamlSource | None:
     whatever it holds, and is left to it too.
     """
     try:
-        if not _fast_path_fits(text):
+        if any(pattern.search(text) for pattern in (_UNEVEN_CHARACTERS, _UNEVEN_ANCHOR, _UNEVEN_COLON)):
             return None
         root = _compose(text)
         if not isinstance(root, MappingNode):
@@ -462,39 +464,6 @@ def _read_fast(path: Path, text: str) -> YamlSource | None:
         return YamlSource(path, root, _NodeValues().value(root))
     except Exception:  # anything at all: the round-trip loader decides what it means
         return None
-
-
-def _fast_path_fits(text: str) -> bool:
-    """Whether libyaml's nodes for ``text`` are sure to give what the round-trip loader would.
-
-    Not so with any of the ``_UNEVEN_...`` patterns in the text, with a ``%YAML`` or ``%TAG`` directive
-    (the composer ignores the version), explicit tags (ruamel makes ``!!str x`` a tagged scalar, and nodes
-    do not say which tags were explicit), anchored booleans (ruamel keeps ``&a false`` as an int that is
-    not ``False`` and prints as 0) or deep nesting. libyaml's event stream shows all of these, and unlike
-    its composer, its parser does not recurse.
-    """
-    if any(pattern.search(text) for pattern in (_UNEVEN_CHARACTERS, _UNEVEN_ANCHOR, _UNEVEN_COLON)):
-        return False
-    depth = 0
-    parser = _LibyamlComposer(text)
-    try:
-        while True:
-            event = parser.get_event()
-            if isinstance(event, ScalarEvent):
-                if event.tag is not None or (event.anchor is not None and event.value.lower() in _BOOLEANS):
-                    return False
-            elif isinstance(event, CollectionStartEvent):
-                depth += 1
-                if event.tag is not None or depth > _FAST_MAX_DEPTH:
-                    return False
-            elif isinstance(event, CollectionEndEvent):
-                depth -= 1
-            elif isinstance(event, DocumentStartEvent) and (event.version is not None or event.tags):
-                return False
-            elif isinstance(event, StreamEndEvent):
-                return True
-    finally:
-        parser.dispose()
 
 
 class _Yaml12Resolver(VersionedResolver):
@@ -516,10 +485,10 @@ class _Yaml12Resolver(VersionedResolver):
         return _Yaml12Resolver._table
 
 
-class _LibyamlComposer(CParser or object, _Yaml12Resolver):  # type: ignore[misc]
-    """libyaml's parser and composer for one text, its scalars resolved as the round-trip loader's are
-    (YAML 1.2). Built directly rather than through ``YAML(typ="safe")``, which per file looks for
-    plug-ins on disk and defines a new loader class: a registry's thousands of files paid for that."""
+class _LibyamlParser(CParser or object, _Yaml12Resolver):  # type: ignore[misc]
+    """libyaml's parser for one text, its scalars resolved as the round-trip loader's are (YAML 1.2).
+    Built directly rather than through ``YAML(typ="safe")``, which per file looks for plug-ins on disk and
+    defines a new loader class: a registry's thousands of files paid for that."""
 
     def __init__(self, text: str) -> None:
         CParser.__init__(self, text)
@@ -527,12 +496,94 @@ class _LibyamlComposer(CParser or object, _Yaml12Resolver):  # type: ignore[misc
 
 
 def _compose(text: str) -> Node | None:
-    """The node tree of the text's single document (None when empty)."""
-    composer = _LibyamlComposer(text)
+    """The node tree of the text's single document (None when empty), as libyaml's own composer builds
+    it, from libyaml's events in one pass.
+
+    Raises :class:`_RoundTripOnlyError` where the nodes are not sure to give what the round-trip loader
+    would: a ``%YAML`` or ``%TAG`` directive (the composer ignores the version), explicit tags (ruamel makes
+    ``!!str x`` a tagged scalar, and nodes do not say which tags were explicit), anchored booleans (ruamel
+    keeps ``&a false`` as an int that is not ``False`` and prints as 0) or deep nesting. libyaml's composer
+    is not used: it would parse the text a second time, and it recurses in C, overflowing the stack on
+    deep nesting, where its parser does not. Anything libyaml's composer refuses (an undefined alias, a
+    reused anchor, a second document) raises too.
+    """
+    parser = _LibyamlParser(text)
     try:
-        return composer.get_single_node()  # type: ignore[no-any-return]
+        return _Composer(parser).document()
     finally:
-        composer.dispose()
+        parser.dispose()
+
+
+class _Composer:
+    """Nodes from events. Each open collection gathers its children in a list of its own (the bottom one
+    gathers the document), and a mapping pairs them up as it closes."""
+
+    def __init__(self, parser: Any) -> None:
+        self._parser = parser
+        self._anchors: dict[str, Node] = {}
+        self._tags: dict[tuple[str, Any], Any] = {}  # one per distinct plain text, resolved once
+        self._open: list[Node] = []
+        self._children: list[list[Any]] = [[]]  # nodes; a closed mapping's: (key, value) pairs
+        self._documents = 0
+
+    def document(self) -> Node | None:
+        get, children = self._parser.get_event, self._children
+        while True:
+            event = get()
+            kind = type(event)
+            if kind is ScalarEvent:
+                children[-1].append(self._scalar(event))
+            elif kind is AliasEvent:
+                children[-1].append(self._anchors[event.anchor])
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                self._start(event, MappingNode if kind is MappingStartEvent else SequenceNode)
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                self._end(event)
+            elif kind is DocumentStartEvent:
+                self._documents += 1
+                if self._documents > 1 or event.version is not None or event.tags:
+                    raise _RoundTripOnlyError
+            elif kind is StreamEndEvent:
+                return children[0][0] if children[0] else None
+
+    def _scalar(self, event: Any) -> ScalarNode:
+        if event.tag is not None:
+            raise _RoundTripOnlyError
+        value, implicit = event.value, event.implicit
+        tag = self._tags.get((value, implicit))
+        if tag is None:
+            tag = self._tags[value, implicit] = self._parser.resolve(ScalarNode, value, implicit)
+        node = ScalarNode(tag, value, event.start_mark, event.end_mark, style=event.style)
+        if event.anchor is not None:
+            if value.lower() in _BOOLEANS:
+                raise _RoundTripOnlyError
+            self._anchor(event.anchor, node)
+        return node
+
+    def _start(self, event: Any, kind: type[MappingNode] | type[SequenceNode]) -> None:
+        if event.tag is not None or len(self._open) >= _FAST_MAX_DEPTH:
+            raise _RoundTripOnlyError
+        tag = self._parser.resolve(kind, None, event.implicit)
+        node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
+        self._anchor(event.anchor, node)  # before its children: an alias among them refers back to it
+        self._open.append(node)
+        self._children.append(node.value)
+
+    def _end(self, event: Any) -> None:
+        node, children = self._open.pop(), self._children.pop()
+        if isinstance(node, MappingNode):
+            pairs = zip(children[::2], children[1::2], strict=True)
+            children[:] = pairs  # the same list object: an alias inside already refers to this node
+        node.end_mark = event.end_mark
+        self._children[-1].append(node)
+
+    def _anchor(self, anchor: str | None, node: Node) -> None:
+        """Register an anchor when its node opens, as libyaml's composer does (:class:`_NodeValues` then
+        refuses an alias inside that refers back to it)."""
+        if anchor is not None:
+            if anchor in self._anchors:  # libyaml's composer refuses a reused anchor
+                raise _RoundTripOnlyError
+            self._anchors[anchor] = node
 
 
 class _NodeValues:

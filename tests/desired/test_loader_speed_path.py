@@ -269,16 +269,95 @@ def test_left_to_the_round_trip_loader(repo: Repo, text: str, monkeypatch: pytes
     assert fast == slow
 
 
-def test_deep_nesting_is_not_given_to_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
-    """libyaml's composer overflows the C stack on deep nesting; it must never see such a file."""
+def test_deep_nesting_is_left_to_the_round_trip_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deep nesting stops the one-pass composer early; libyaml's own composer, which recurses in C and
+    overflows the stack on such files, is never used."""
 
-    def compose(*_: object) -> None:
-        raise AssertionError("composed")
+    def composed(*_: object) -> None:
+        raise AssertionError("libyaml's composer was used")
 
-    monkeypatch.setattr(loader, "_compose", compose)
+    monkeypatch.setattr(loader._LibyamlParser, "get_single_node", composed, raising=False)
     for text in ("[" * 100_000, "- " * 100_000, "".join(" " * i + "a:\n" for i in range(5_000))):
-        assert not loader._fast_path_fits(text)
+        with pytest.raises(loader._RoundTripOnlyError):
+            loader._compose(text)
         assert loader._read_fast(Path("x.yaml"), text) is None
+
+
+def _same_tree(mine: object, libyaml: object, seen: dict[int, int]) -> None:
+    """Node for node: kind, tag, value, style and where each starts and ends; an alias is the same node
+    object where libyaml's is."""
+    assert type(mine) is type(libyaml)
+    assert isinstance(mine, loader.Node) and isinstance(libyaml, loader.Node)
+    if id(mine) in seen:
+        assert seen[id(mine)] == id(libyaml)
+        return
+    seen[id(mine)] = id(libyaml)
+    for mark in ("start_mark", "end_mark"):
+        ours, theirs = getattr(mine, mark), getattr(libyaml, mark)
+        assert (ours.index, ours.line, ours.column) == (theirs.index, theirs.line, theirs.column)
+    assert mine.tag == libyaml.tag
+    if isinstance(mine, loader.ScalarNode):
+        assert (mine.value, mine.style) == (libyaml.value, libyaml.style)  # type: ignore[attr-defined]
+        return
+    assert mine.flow_style == libyaml.flow_style  # type: ignore[attr-defined]
+    assert len(mine.value) == len(libyaml.value)
+    for ours, theirs in zip(mine.value, libyaml.value, strict=True):
+        if isinstance(mine, loader.MappingNode):
+            _same_tree(ours[0], theirs[0], seen)
+            _same_tree(ours[1], theirs[1], seen)
+        else:
+            _same_tree(ours, theirs, seen)
+
+
+def _libyaml_tree(text: str) -> object:
+    parser = loader._LibyamlParser(text)
+    try:
+        return parser.get_single_node()
+    finally:
+        parser.dispose()
+
+
+_COMPOSED = [
+    BLOCK,
+    FLOW,
+    "a: &x [1, 'b', {c: ~}]\nb: *x\nc: &y\n  d: 1\ne: [*y, *x]\n",
+    "base: &base {asn: AS64496, prefix: 192.0.2.0/24}\nroas:\n  - <<: *base\n    max_length: 25\n",
+    "a: 'q'\nb: \"d\"\nc: |\n  lit\nd: >\n  fold\ne:\nf: [x,]\n? g\n: h\n",
+    "- a\n- - b\n  - c\n- {x: 1, y: [2, 3]}\n",
+    "",
+    "# only a comment\n",
+    "x\n",
+]
+
+
+@pytest.mark.parametrize("text", _COMPOSED)
+def test_one_pass_gives_libyamls_own_tree(text: str) -> None:
+    text = textwrap.dedent(text)
+    mine = loader._compose(text)
+    libyaml = _libyaml_tree(text)
+    if libyaml is None:
+        assert mine is None
+    else:
+        _same_tree(mine, libyaml, {})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: *nowhere\n",  # an undefined alias
+        "a: &x 1\nb: &x 2\n",  # a reused anchor
+        "a: 1\n---\nb: 2\n",  # two documents
+        "%YAML 1.1\n---\na: 1\n",
+        "a: !!str 1\n",
+        "a: &t true\n",
+        "a: !!map {b: 1}\n",
+    ],
+)
+def test_what_one_pass_refuses(text: str) -> None:
+    """What libyaml's composer refuses, and what it would read other than the round-trip loader does."""
+    with pytest.raises(Exception):  # noqa: B017 -- which exception does not matter: the fast path is off
+        loader._compose(text)
+    assert loader._read_fast(Path("x.yaml"), text) is None
 
 
 def test_without_ruamel_yaml_clib_everything_takes_the_round_trip_loader(
@@ -346,3 +425,12 @@ def test_token_soup_gives_the_same_result_both_ways(text: str) -> None:
         (repo.root / "cas" / "soup.yaml").write_text(HEAD + text, encoding="utf-8")
         fast, slow = _both(repo, monkeypatch)
         assert fast == slow
+    try:
+        libyaml = _libyaml_tree(HEAD + text)
+    except Exception:
+        return
+    try:
+        mine = loader._compose(HEAD + text)
+    except loader._RoundTripOnlyError:
+        return  # left to the round-trip loader: compared above
+    _same_tree(mine, libyaml, {})
