@@ -705,7 +705,7 @@ def make_plan(
         vrps_removed=have - want,
         observed=observed,
         tree_sha256=tree,
-        gates=gates_for(desired, published, changes, broken),
+        gates=gates_for(desired, published, changes, broken, want),
         route_changes=route_changes,
         notices=(
             *planner.notices(),

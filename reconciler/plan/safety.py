@@ -11,7 +11,7 @@ moves to another CA, or whose max length grows, is neither.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
@@ -36,7 +36,7 @@ def published_vrps_by_ca(published: PublishedState) -> dict[str, set[Vrp]]:
     return by_ca
 
 
-def _split_removed(removed: Iterable[Vrp], wanted: set[Vrp]) -> tuple[list[Vrp], list[tuple[Vrp, Vrp]]]:
+def _split_removed(removed: Iterable[Vrp], wanted: Set[Vrp]) -> tuple[list[Vrp], list[tuple[Vrp, Vrp]]]:
     """Removed VRPs are either deleted (the prefix is no longer authorised at all) or narrowed (still
     authorised, but for another AS or a shorter max length); a wider max length is neither."""
     by_prefix: dict[str, list[Vrp]] = {}
@@ -59,7 +59,7 @@ def _describe_narrowing(old: Vrp, new: Vrp) -> str:
     return f"{_vrp(old)} -> max {new[2]}"
 
 
-def _percentage_gates(ca: CaIntent, have: set[Vrp], wanted: set[Vrp]) -> list[Gate]:
+def _percentage_gates(ca: CaIntent, have: set[Vrp], wanted: Set[Vrp]) -> list[Gate]:
     policy = ca.safety
     existing = len(have)
     if existing < policy.min_existing_vrps or existing == 0:
@@ -262,11 +262,14 @@ def gates_for(
     published: PublishedState,
     changes: tuple[Change, ...],
     broken_routes: Iterable[str] = (),
+    wanted: Set[Vrp] | None = None,
 ) -> tuple[Gate, ...]:
     """Every gate the plan trips, in a stable order. ``broken_routes`` are announcements that are valid
-    now and would be invalid after the plan (from a route-impact analysis)."""
+    now and would be invalid after the plan (from a route-impact analysis); ``wanted``, the desired VRPs
+    when the caller has them already."""
     have_by_ca = published_vrps_by_ca(published)
-    wanted = {r.vrp for ca in desired.cas for r in ca.roas}
+    if wanted is None:
+        wanted = {r.vrp for ca in desired.cas for r in ca.roas}
     gates: list[Gate] = []
     for ca in desired.cas:
         gates += _percentage_gates(ca, have_by_ca.get(ca.name, set()), wanted)

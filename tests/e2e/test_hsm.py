@@ -51,5 +51,5 @@ def test_online_cas_signed_in_an_hsm_are_accepted_by_both(
         for name in HSM_CAS:
             assert signer.find_key(name) is not None, name
     keys = scratch.root / "keys"
-    assert sorted(p.name for p in keys.iterdir()) == ["ta.pem"]
+    assert sorted(p.name for p in keys.glob("*.pem")) == ["ta.pem"]
     assert not any(p.name in {f"{name}.pem" for name in HSM_CAS} for p in scratch.root.rglob("*.pem"))

@@ -80,7 +80,7 @@ def test_offline_trust_anchor_over_hsm_cas_is_accepted_by_both(
     caches = {name: tmp_path / f"cache-{name}" for name in validators}
     assert_accepts_exactly_the_yaml(scratch, validate(scratch, validators, caches=caches))
     assert not (scratch.root / "keys").exists()  # online: no key file at all
-    assert [p.name for p in (scratch.root / "offline-keys").iterdir()] == ["ta.pem"]
+    assert [p.name for p in (scratch.root / "offline-keys").glob("*.pem")] == ["ta.pem"]
 
     # A month on: the daily job keeps the online CAs fresh and writes the TA's renewal request.
     month = start + timedelta(weeks=4, hours=2)

@@ -41,7 +41,7 @@ def _phase(plan: Plan) -> Phase | None:
 
 
 def _keys(scratch: Scratch) -> set[str]:
-    return {p.name for p in (scratch.root / "keys").iterdir()}
+    return {p.name for p in (scratch.root / "keys").glob("*.pem")}
 
 
 def _isp_files(scratch: Scratch) -> set[str]:
