@@ -56,7 +56,9 @@ def write(path: Path, document: dict[str, Any]) -> bool:
     try:
         path.parent.mkdir(mode=0o755, exist_ok=True)
         stamped = {**document, "written_by": reconciler.__version__}
-        replace_public(path, json.dumps(stamped, separators=(",", ":")).encode())
+        # Not fsynced: after a power cut a cache may be the previous one, or empty. Every cache is keyed by
+        # what it describes (digests of bytes, a snapshot's serial and hash), so either only costs time.
+        replace_public(path, json.dumps(stamped, separators=(",", ":")).encode(), sync=False)
     except (OSError, ValueError):
         return False
     return True

@@ -24,7 +24,7 @@ from reconciler.plan.rollover import KeyIds, KeyPlan, key_plans
 from reconciler.plan.rollover import describe as describe_roll
 from reconciler.plan.safety import gates_for
 from reconciler.published.memo import RoaSummary
-from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa, Unreadable, tree_digest
+from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa, Unreadable
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl as rc_crl
 from reconciler.rpki.roa import RoaContent
@@ -671,7 +671,7 @@ def observe(published: PublishedState) -> tuple[dict[str, ObservedPoint], str]:
             found = published.manifest(path)
             number = found.content.number if isinstance(found, SignedManifest) else None
             points[directory] = ObservedPoint(name, number, published.sha256(path).hex())
-    return points, tree_digest(published.files, published.digest_of)
+    return points, published.tree_digest()
 
 
 def make_plan(
