@@ -1,5 +1,5 @@
 """``python -m reconciler`` runs rpkictl."""
 
-from reconciler.cli import main
+from reconciler.entry import main
 
 main()

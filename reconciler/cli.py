@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import errno
-import gc
 import io
 import os
 import sys
@@ -723,11 +722,8 @@ def force_unlock(
 
 
 def main() -> None:
-    """Entry point: run the app, remapping Click's usage errors (exit 2) to 1."""
-    # A plan builds hundreds of thousands of objects that live until the process ends (YAML nodes,
-    # decoded objects, the plan); with the default threshold the collector walks them all over and over,
-    # a tenth of a registry's plan. Cycles are still collected, only less often.
-    gc.set_threshold(50_000, 20, 20)
+    """Run the app, remapping Click's usage errors (exit 2) to 1 (``rpkictl`` starts in
+    :func:`reconciler.entry.main`)."""
     try:
         code = app(standalone_mode=False)
     except UsageError as exc:
