@@ -143,6 +143,21 @@ def network_range(net: IPNetwork) -> tuple[int, int]:
 
 def parse_prefix(text: str, afi: Afi | None = None) -> IPNetwork:
     """Read a prefix, refusing host bits (``192.0.2.1/24``) instead of silently masking them."""
+    family: Afi = 6 if ":" in text else 4
+    if afi is None or afi == family:
+        # A plain prefix, read by the C library (see _prefix_range): a large operator's file holds
+        # thousands, and ``ipaddress`` parses text at several microseconds each.
+        found = _prefix_range(text, family)
+        if found is not None:
+            low, high = found
+            bits = _afi_bits(family) - (high - low).bit_length()
+            return ipaddress.IPv4Network((low, bits)) if family == 4 else ipaddress.IPv6Network((low, bits))
+    return _parse_prefix_text(text, afi)
+
+
+def _parse_prefix_text(text: str, afi: Afi | None = None) -> IPNetwork:
+    """:func:`parse_prefix` by ``ipaddress`` alone: what the C library's reading is held to, and the
+    road every odd case takes to its exact result or message."""
     if "/" in text:
         try:  # the common case in one step; anything odd takes the slow road to its exact message
             # the family from the text: ip_network would try IPv4 first, and fail slowly, on every IPv6 prefix

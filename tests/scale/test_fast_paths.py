@@ -8,6 +8,7 @@ import ipaddress
 import json
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -345,7 +346,7 @@ def _slow_ip_block(text: str, afi: resources.Afi) -> object:
     try:
         if "-" in text and "/" not in text:
             return resources.parse_ip_block(text, afi)
-        return resources.network_range(resources.parse_prefix(text, afi))
+        return resources.network_range(resources._parse_prefix_text(text, afi))
     except resources.ResourceSyntaxError:
         return resources.ResourceSyntaxError
 
@@ -372,6 +373,22 @@ def test_the_fast_prefix_reader_agrees_with_ipaddress(text: str, afi: resources.
     fast = resources._prefix_range(text, afi)
     if fast is not None:
         assert fast == _slow_ip_block(text, afi)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=ip_texts, afi=st.sampled_from([4, 6, None]))
+def test_a_prefix_is_read_as_ipaddress_reads_it(text: str, afi: resources.Afi | None) -> None:
+    """``parse_prefix`` (the C library for plain prefixes) gives ``ipaddress``'s network, of the same
+    type, or the same message."""
+
+    def read(reader: Callable[[str, resources.Afi | None], object]) -> object:
+        try:
+            found = reader(text, afi)
+        except resources.ResourceSyntaxError as exc:
+            return str(exc)
+        return type(found), found, str(found)
+
+    assert read(resources.parse_prefix) == read(resources._parse_prefix_text)
 
 
 def test_the_fast_prefix_reader_leaves_the_odd_cases_to_ipaddress() -> None:
