@@ -88,6 +88,7 @@ def _sha256(data: bytes) -> str:
 #: of the clock: so only files unchanged for a while are remembered (git's "racily clean" rule).
 _hashed: dict[tuple[str, int, int, int, int], str] = {}
 _SETTLED_NS = 2_000_000_000
+_HASHED_AT_MOST = 10_000  # a notification lists at most MAX_DELTAS + 1 files
 
 
 def _file_sha256(path: Path) -> str:
@@ -99,6 +100,8 @@ def _file_sha256(path: Path) -> str:
         if digest is None:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
             if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > _SETTLED_NS:
+                if len(_hashed) >= _HASHED_AT_MOST:  # the unattended loop runs for months: start afresh
+                    _hashed.clear()
                 _hashed[seen] = digest
         return digest
 
