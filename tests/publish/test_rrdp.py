@@ -344,6 +344,7 @@ def test_a_file_written_just_now_is_hashed_every_time(
     snapshot = tmp_path / "snapshot.xml"
     snapshot.write_bytes(b"<snapshot>aaaa</snapshot>")
     assert rrdp._file_sha256(snapshot) == hashlib.sha256(b"<snapshot>aaaa</snapshot>").hexdigest()
+    assert rrdp._hashed == {}  # not remembered: it changed less than two seconds ago
     stat = snapshot.stat()
     snapshot.write_bytes(b"<snapshot>bbbb</snapshot>")
     os.utime(snapshot, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as if written in the same tick
