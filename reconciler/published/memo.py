@@ -121,7 +121,7 @@ class Memo:
         if found is None and digest in self.rows:
             try:
                 found = self.roas[digest] = RoaSummary.from_json(self.rows[digest])
-            except (ValueError, TypeError, KeyError, AttributeError):  # a damaged row: as if not known
+            except cachefile.DAMAGED:  # a damaged row: as if not known
                 del self.rows[digest]
         return found
 
