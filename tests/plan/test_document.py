@@ -97,6 +97,34 @@ def test_plan_id_is_the_sha256_of_the_document_identity(scratch: Scratch) -> Non
     assert document.compute_plan_id(document.loads(document.dumps(doc))) == doc.plan_id
 
 
+def test_plan_id_recomputed_from_the_saved_json(scratch: Scratch) -> None:
+    """The id is the SHA-256 of the canonical JSON (sorted keys, no spaces, UTF-8) of the saved plan's
+    desired digest and commit, observed points, changes without their reasons and but RRDP's, gate ids
+    and hashes, and the announcements' digest -- recomputed here from the JSON alone, in one piece, as a
+    reviewer's tool would. The reconciler hashes the changes one at a time; both must agree byte for byte."""
+    rpki = "  directory: ../published"
+    scratch.edit("rpki.yaml", rpki, f"  rrdp_base: https://rpki.example.net/rrdp/\n{rpki}")
+    assert scratch.apply(T0) is not None
+    change_roas(scratch)
+    (scratch.root / "published" / "rrdp" / "notification.xml").unlink()  # RRDP drifts: a change of kind rrdp
+    doc = plan_doc(scratch, later(1), announcements=True)
+    kinds = {c.kind for c in doc.changes}
+    assert {"roa", "rrdp"} <= kinds and doc.gates and doc.announcements is not None
+    saved = json.loads(document.dumps(doc))
+    identity = {
+        "format_major": int(saved["format_version"].split(".")[0]),
+        "desired": {"digest": saved["desired"]["digest"], "git_commit": saved["desired"]["git_commit"]},
+        "observed": saved["observed"],
+        "changes": [
+            {k: v for k, v in c.items() if k != "reason"} for c in saved["changes"] if c["kind"] != "rrdp"
+        ],
+        "gates": [{"id": g["id"], "hash": g["hash"]} for g in saved["gates"]],
+        "announcements": saved["announcements"]["sha256"],
+    }
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert hashlib.sha256(text).hexdigest() == doc.plan_id
+
+
 def test_same_state_same_time_same_document(scratch: Scratch) -> None:
     """Planning the same state twice at the same time gives the same id, indeed the same document."""
     first = plan_doc(scratch, T0, announcements=True)
