@@ -12,7 +12,7 @@ so that two runs never leave half of one.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,7 +58,40 @@ def write(path: Path, document: dict[str, Any]) -> bool:
         stamped = {**document, "written_by": reconciler.__version__}
         # Not fsynced: after a power cut a cache may be the previous one, or empty. Every cache is keyed by
         # what it describes (digests of bytes, a snapshot's serial and hash), so either only costs time.
-        replace_public(path, json.dumps(stamped, separators=(",", ":")).encode(), sync=False)
+        replace_public(path, _encoded(stamped), sync=False)
     except (OSError, ValueError):
         return False
     return True
+
+
+#: Members of a big object or array encoded at once: the memo of a registry is over a hundred megabytes of
+#: JSON, which encoded in one piece (then as bytes) was the peak of a registry's first apply.
+_BATCH = 10_000
+
+
+def _encoded(document: dict[str, Any]) -> Iterator[bytes]:
+    """``json.dumps(document, separators=(",", ":"))`` byte for byte, in pieces of at most ``_BATCH``
+    members of each top-level value."""
+    yield b"{"
+    for index, (key, value) in enumerate(document.items()):
+        yield f"{',' if index else ''}{_dumps(key)}:".encode()
+        if isinstance(value, dict) and len(value) > _BATCH:
+            items = list(value.items())
+            yield b"{"
+            for start in range(0, len(items), _BATCH):
+                batch = _dumps(dict(items[start : start + _BATCH]))[1:-1]
+                yield f"{',' if start else ''}{batch}".encode()
+            yield b"}"
+        elif isinstance(value, list) and len(value) > _BATCH:
+            yield b"["
+            for start in range(0, len(value), _BATCH):
+                batch = _dumps(value[start : start + _BATCH])[1:-1]
+                yield f"{',' if start else ''}{batch}".encode()
+            yield b"]"
+        else:
+            yield _dumps(value).encode()
+    yield b"}"
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -36,10 +36,10 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def replace_public(path: Path, data: bytes, *, sync: bool = True) -> None:
+def replace_public(path: Path, data: bytes | Iterable[bytes], *, sync: bool = True) -> None:
     """Replace a file in one rename, so that a reader (node_exporter's textfile collector, a web
     server) sees the old file or the new one, never half of it. ``sync=False`` for what a power cut may
-    take back (a cache): the rename still keeps readers from half a file."""
+    take back (a cache): the rename still keeps readers from half a file. ``data`` may come in pieces."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write_public(temporary, data, sync=sync)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import reconciler
-from reconciler import cachefile
+from reconciler import cachefile, fsutil
 
 
 def test_a_cache_reads_back_what_was_written(tmp_path: Path) -> None:
@@ -40,3 +42,34 @@ def test_unreadable_and_unwritable_caches_are_nothing_but_slower(tmp_path: Path)
         path.write_text(damage)
         assert cachefile.read(path) is None
     assert not cachefile.write(tmp_path / "missing" / "cache" / "x.json", {"version": 1})
+
+
+@pytest.mark.parametrize("size", [0, 1, cachefile._BATCH, cachefile._BATCH + 1, 3 * cachefile._BATCH + 7])
+def test_a_big_cache_is_written_in_pieces_as_one_json_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """A registry's memo is written a batch of members at a time, never encoded whole; the file is still
+    byte for byte what encoding it whole gives, whatever the size against the batch."""
+    pieces: list[int] = []
+    written = fsutil.write_public
+
+    def measured(path: Path, data: object, **options: bool) -> Path:
+        assert not isinstance(data, bytes)
+        chunks = list(data)  # type: ignore[call-overload]
+        pieces.extend(len(chunk) for chunk in chunks)
+        return written(path, chunks, **options)
+
+    monkeypatch.setattr(fsutil, "write_public", measured)
+    document = {
+        "version": 2,
+        "rows": {f"{i:064x}": ["roa", i, [["10.0.0.0/24", 24]], None, "é"] for i in range(size)},
+        "list": [[i, f'{i}"'] for i in range(size)],
+        "empty": {},
+    }
+    path = tmp_path / "cache" / "big.json"
+    assert cachefile.write(path, document)
+    stamped = {**document, "written_by": reconciler.__version__}
+    assert path.read_bytes() == json.dumps(stamped, separators=(",", ":")).encode()
+    assert cachefile.read(path, 2) == stamped
+    last_batch = dict(list(document["rows"].items())[-cachefile._BATCH :])  # the longest numbers
+    assert max(pieces) <= max(len(json.dumps(last_batch, separators=(",", ":"))), 100)
