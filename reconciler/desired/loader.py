@@ -22,7 +22,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -322,15 +322,31 @@ class _Files:
     contents: dict[str, bytes]
     problems: list[Diagnostic]
     cache: parse_cache.ParseCache | None = None
-    _fresh: list[tuple[str, YamlSource]] = field(default_factory=list)  # read with libyaml now
+    _fresh: dict[str, tuple[str, YamlSource]] = field(default_factory=dict)  # read with libyaml now
 
     def remember(self) -> None:
         """Tell the cache what the files read now parsed to (remembered files' rows hold every position
         asked for since: they share it)."""
         if self.cache is None:
             return
-        for digest, source in self._fresh:
+        for digest, source in self._fresh.values():
             self.cache.put(digest, parse_cache.Parsed(source.plain(), source.asked))
+
+    def settled(self, source: YamlSource, wanted: Iterable[tuple[Loc, bool]]) -> YamlSource:
+        """``source`` as if remembered by the parse cache, once the positions ``wanted`` (``(loc, key)``)
+        are found: its values and those positions, without libyaml's node tree, which is read again only
+        if another position is asked for (a diagnostic). A registry's thousands of CA files were all held
+        as node trees until the end of the load -- most of its memory at the time."""
+        if not isinstance(source.root, Node):
+            return source  # remembered already, or read by the round-trip loader (then it is kept whole)
+        for loc, key in wanted:
+            source.position(loc, key=key)
+        relative = source.path.relative_to(self.root).as_posix()
+        digest, _ = self._fresh[relative]
+        text = self.contents[relative].decode("utf-8-sig")
+        settled = _RememberedSource(source.path, text, parse_cache.Parsed(source.plain(), source.asked))
+        self._fresh[relative] = (digest, settled)
+        return settled
 
     def read(self, path: Path) -> YamlSource | None:
         """Read and parse one file, recording its bytes and any problem; None if it cannot be used."""
@@ -357,7 +373,7 @@ class _Files:
         source = _read_fast(path, text)
         if source is None:
             return self._read_round_trip(path, text)
-        self._fresh.append((digest, source))
+        self._fresh[path.relative_to(self.root).as_posix()] = (digest, source)
         return source
 
     def _read_round_trip(self, path: Path, text: str) -> YamlSource | None:
@@ -929,7 +945,7 @@ def _load_cas(files: _Files) -> tuple[list[CaDoc], list[BrokenCa]]:
         if spec is None:
             broken.append(_salvage(source))
         else:
-            docs.append(CaDoc(source, spec))
+            docs.append(CaDoc(files.settled(source, _located(spec)), spec))
     return docs, broken
 
 
@@ -954,17 +970,25 @@ def _safety(policy: SafetyPolicy, doc: CaDoc) -> SafetyPolicy:
     return replace(policy, **overrides) if overrides else policy
 
 
+def _located(spec: CaFile) -> Iterator[tuple[Loc, bool]]:
+    """The positions a CA's intent carries (``(loc, key)``): its name's key and each ROA entry."""
+    yield ("name",), True
+    for index in range(len(spec.roas)):
+        yield ("roas", index), False
+
+
 def _ca_intent(doc: CaDoc, policy: SafetyPolicy) -> CaIntent:
     source = doc.source
+    name, *roa_entries = (_location(source, loc, key=key) for loc, key in _located(doc.spec))
     roas = tuple(
         RoaIntent(
             asn=roa.asn,
             prefix=roa.prefix,
             max_length=roa.prefix.prefixlen if roa.max_length is None else roa.max_length,
             comment=roa.comment,
-            where=_location(source, ("roas", i)),
+            where=where,
         )
-        for i, roa in enumerate(doc.spec.roas)
+        for roa, where in zip(doc.spec.roas, roa_entries, strict=True)
     )
     return CaIntent(
         name=doc.name,
@@ -973,7 +997,7 @@ def _ca_intent(doc: CaDoc, policy: SafetyPolicy) -> CaIntent:
         resources=doc.resources,
         roas=roas,
         signer=doc.spec.signer,
-        where=_location(source, ("name",), key=True),
+        where=name,
         safety=_safety(policy, doc),
         key_generation=doc.spec.key_generation,
     )

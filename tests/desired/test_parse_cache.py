@@ -3,6 +3,7 @@ parsed again, yet the state, every location and every diagnostic are what parsin
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -77,6 +78,35 @@ def test_only_an_edited_file_is_parsed_again(repo: Repo, monkeypatch: pytest.Mon
     state = repo.load()
     assert parsed == ["rpki.yaml", "member.yaml"]
     assert [roa.max_length for roa in state.ca("member").roas] == [26, 26]
+
+
+def test_a_file_read_now_is_kept_as_values_and_positions_not_as_a_node_tree(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a CA file is checked, its intent needs only its values and the positions of its name and ROA
+    entries: its node tree is dropped then, not at the end of the load (a registry's thousands of files
+    were all held as trees at once). Each file is still parsed only once: every position the state
+    carries was found before the tree went."""
+    entries = "".join(f"  - {{asn: AS64500, prefix: 192.0.2.{i}/32}}\n" for i in range(40))
+    for index in range(5):
+        repo.write(f"cas/m{index}.yaml", MEMBER.replace("name: member", f"name: m{index}") + entries)
+    alive: list[int] = []
+    build = loader._build
+
+    def counting(*args: object) -> object:
+        alive.append(sum(isinstance(o, loader.ScalarNode) for o in gc.get_objects()))
+        return build(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loader, "_build", counting)
+    parsed = _count_parses(monkeypatch)
+    state = repo.load()
+    assert sorted(parsed) == sorted(
+        ["rpki.yaml", "ta.yaml", "online.yaml", "member.yaml"] + [f"m{index}.yaml" for index in range(5)]
+    )
+    assert alive and alive[0] < 40  # rpki.yaml's scalars at most: no CA file's 120 and more
+    m4 = state.ca("m4")
+    assert m4.where is not None and (m4.where.line, m4.where.column) == (1, 1)  # its name's key
+    assert [roa.where.line for roa in m4.roas if roa.where][-3:] == [48, 49, 50]
 
 
 def test_a_position_not_remembered_is_found_by_parsing_the_file_then(
