@@ -268,9 +268,29 @@ def read(rsync_dir: Path) -> PublishedState:
     found: list[tuple[str, str]] = []
     _walk(str(rsync_dir.resolve()), "", found)
     for relative, full in sorted(found):
-        with open(full, "rb") as handle:  # noqa: PTH123 - thousands of files: no Path object each
-            state.files[relative] = handle.read()
+        state.files[relative] = _read_bytes(full)
     return state
+
+
+#: Most published objects are a few kilobytes: one read takes them whole.
+_READ = 1 << 16
+
+
+def _read_bytes(path: str) -> bytes:
+    """A file's bytes through the system calls alone: for a registry's 200,000 files, Python's file
+    objects (made, queried, closed) cost as much again as the reading itself. Read up to the end of the
+    file, however few bytes a read returns."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, _READ)
+        if not data:
+            return data
+        pieces = [data]
+        while piece := os.read(fd, _READ):
+            pieces.append(piece)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    finally:
+        os.close(fd)
 
 
 def _walk(directory: str, prefix: str, found: list[tuple[str, str]]) -> None:

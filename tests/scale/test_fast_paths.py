@@ -407,3 +407,16 @@ def test_the_fast_prefix_reader_leaves_the_odd_cases_to_ipaddress() -> None:
     assert resources._prefix_range("2001:DB8::/32", 6) == resources.network_range(
         ipaddress.ip_network("2001:db8::/32")
     )
+
+
+@pytest.mark.parametrize("size", [0, 1, 1_500, reader._READ - 1, reader._READ, reader._READ + 1, 300_001])
+def test_the_tree_is_read_whole_by_system_calls(tmp_path: Path, size: int) -> None:
+    """Published files are read with ``os.read`` until the end of the file, whatever their size against
+    one read's; every file of the tree, nothing else (a symbolic link inside it is not followed)."""
+    data = hashlib.shake_256(str(size).encode()).digest(size)
+    (tmp_path / "ca").mkdir()
+    (tmp_path / "ca" / "x.roa").write_bytes(data)
+    (tmp_path / "ca" / "small.crl").write_bytes(b"crl")
+    (tmp_path / "ca" / "link.mft").symlink_to(tmp_path / "ca" / "small.crl")
+    state = reader.read(tmp_path)
+    assert state.files == {"ca/small.crl": b"crl", "ca/x.roa": data}
