@@ -17,6 +17,7 @@ import heapq
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
@@ -82,8 +83,9 @@ class CaDoc:
     def name(self) -> str:
         return self.spec.name
 
-    @property
+    @cached_property
     def resources(self) -> Resources:
+        """Parsed once: the checks ask for a CA's resources as parent and as child, and its intent again."""
         held = self.spec.resources
         return Resources.parse(held.asn, held.ipv4, held.ipv6)
 
