@@ -17,8 +17,8 @@ import heapq
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
