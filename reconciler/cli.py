@@ -341,12 +341,14 @@ def _apply_locked(
         approvals = approvals + _approve_on_terminal(doc, missing)
     elif not yes:
         _confirm(doc)
+    audited = engine.AuditedPlan.of(doc)
+    del doc  # a registry's first plan document is hundreds of megabytes: not held while signing
     try:
         with err.status("Signing and publishing…"):
             result = engine.apply_recorded(
                 workspace,
                 the_plan,
-                doc,
+                audited,
                 approvals,
                 now=current,
                 signing_time=current if saved is not None else None,

@@ -346,14 +346,15 @@ def apply(workspace: Workspace, the_plan: Plan, now: datetime | None = None) -> 
 def apply_recorded(
     workspace: Workspace,
     the_plan: Plan,
-    doc: PlanDocument,
+    doc: AuditedPlan,
     approvals: list[Approval],
     *,
     now: datetime,
     signing_time: datetime | None = None,
 ) -> ApplyResult:
     """:func:`apply` between audit records: "started" before anything is signed (an apply killed
-    half-way then shows as interrupted), then "applied" or "failed" with the reason.
+    half-way then shows as interrupted), then "applied" or "failed" with the reason. ``doc``: what the
+    records say of the plan (:meth:`AuditedPlan.of` its document, which the caller can then let go).
 
     Raises the signer's or publisher's error after recording it; an RRDP failure after the rsync swap
     becomes :class:`AuditedApplyError` saying the rsync tree is out."""
@@ -445,8 +446,31 @@ def destroy_retired_keys(workspace: Workspace, the_plan: Plan) -> None:
                 signer.destroy_key(key)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditedPlan:
+    """What the audit log keeps of a plan document. The document itself need not live through the apply:
+    a registry's first plan document (some 200,000 changes, each with its before and after) is a few
+    hundred megabytes, held beside everything the apply signs."""
+
+    git_commit: str | None
+    desired_digest: str
+    plan_id: str
+    summary: str
+    changes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, doc: PlanDocument) -> AuditedPlan:
+        return cls(
+            doc.desired.git_commit,
+            doc.desired.digest,
+            doc.plan_id,
+            doc.summary.text,
+            tuple(f"{c.action} {c.address}" for c in doc.changes),
+        )
+
+
 def audit_record(
-    doc: PlanDocument,
+    doc: AuditedPlan,
     approvals: list[Approval],
     *,
     status: str,
@@ -457,12 +481,12 @@ def audit_record(
     return {
         "who": audit.who(),
         "status": status,
-        "git_commit": doc.desired.git_commit,
-        "desired_digest": doc.desired.digest,
+        "git_commit": doc.git_commit,
+        "desired_digest": doc.desired_digest,
         "plan_id": doc.plan_id,
         "approvals": [{"gate": a.gate_id, "hash": a.hash_prefix, "how": a.how} for a in approvals],
-        "summary": doc.summary.text,
-        "changes": [f"{c.action} {c.address}" for c in doc.changes],
+        "summary": doc.summary,
+        "changes": list(doc.changes),
         "signatures": result.signed if result else 0,
         "message": message,
     }

@@ -106,7 +106,7 @@ def cycle(
             waiting = ("--routine-only",)
         if chosen.empty:
             return CycleResult(waiting=waiting, held=held, notes=tuple(notes))
-        doc = engine.plan_document(workspace, chosen)
+        doc = engine.AuditedPlan.of(engine.plan_document(workspace, chosen))
         result = engine.apply_recorded(workspace, chosen, doc, [], now=now)
         return CycleResult(
             applied=len(chosen.changes),

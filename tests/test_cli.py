@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +11,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from reconciler import cli, engine
+from reconciler.desired import load
+from reconciler.plan.document import PlanDocument
 from reconciler.rpki import cert, tal
-from tests.helpers import Scratch, run_on_terminal, scratch_copy
+from tests.helpers import T0, Scratch, run_on_terminal, scratch_copy
 
 NOW = "2026-11-23T12:00:00Z"
 
@@ -116,3 +121,26 @@ def test_usage_errors_do_not_look_like_changes(scratch: Scratch) -> None:
     assert rpkictl("no-such-command").returncode == 1
     bad_time = rpkictl("plan", str(scratch.repo), "--now", "yesterday")
     assert bad_time.returncode == 1 and "ISO-8601" in bad_time.stderr
+
+
+def test_the_plan_document_is_not_held_while_signing(
+    scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply keeps of the plan document only what the audit log records: a registry's first plan document
+    is hundreds of megabytes, which the signing would otherwise hold beside everything it signs."""
+    alive: list[int] = []
+    sign_and_publish = engine.apply
+
+    def counting(*args: object, **options: object) -> object:
+        gc.collect()
+        alive.append(sum(isinstance(o, PlanDocument) for o in gc.get_objects()))
+        return sign_and_publish(*args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "apply", counting)
+    cli._apply_locked(load(scratch.repo), None, T0, [], True, None)
+    assert alive == [0]
+    records = [
+        json.loads(line) for line in (scratch.root / "published" / "audit.jsonl").read_text().splitlines()
+    ]
+    assert [r["status"] for r in records] == ["started", "applied"]
+    assert records[1]["changes"] and records[1]["plan_id"] == records[0]["plan_id"]
