@@ -18,7 +18,7 @@ from reconciler import faults
 from reconciler.fsutil import fsync_dir, write_public
 
 KEEP_OLD_TREES = 3
-SYNC_EACH_UP_TO = 64  # files written: fsynced one by one up to this many, beyond it one sync of everything
+SYNC_EACH_UP_TO = 64  # files and directories made: fsynced one by one up to this many, beyond it one sync
 IN_FLIGHT_GRACE = timedelta(minutes=10)
 KEPT_ASIDE = "-replaced-directory"
 
@@ -82,12 +82,14 @@ def publish(
 
 def _make_durable(written: list[Path], directories: Iterable[Path]) -> None:
     """Sync the new tree before it is served. Linked files are durable already; the few files a change
-    writes are synced one by one with the new directories, and a tree mostly written anew (a first
-    publication) with one ``sync`` rather than thousands of fsyncs."""
-    if len(written) > SYNC_EACH_UP_TO:
+    writes are synced one by one with the new directories. A tree mostly written anew (a first
+    publication), or one of thousands of directories (a registry has one per CA, and every tree makes them
+    all anew), is synced with one ``sync``: 20,000 directory fsyncs took three seconds."""
+    made = [*written, *directories]
+    if len(made) > SYNC_EACH_UP_TO:
         os.sync()
         return
-    for path in (*written, *directories):
+    for path in made:
         fsync_dir(path)  # one fsync per file written and per new directory
 
 

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.publish.rsync_tree import IN_FLIGHT_GRACE, KEEP_OLD_TREES, KEPT_ASIDE, PublishError, publish
+from reconciler.publish import rsync_tree
+from reconciler.publish.rsync_tree import (
+    IN_FLIGHT_GRACE,
+    KEEP_OLD_TREES,
+    KEPT_ASIDE,
+    SYNC_EACH_UP_TO,
+    PublishError,
+    publish,
+)
 from tests.helpers import T0, later
 
 
@@ -76,3 +84,28 @@ def test_unwritable_directory_is_a_clear_error_and_keeps_the_old_tree(tmp_path: 
         publish(blocker, {"ta.cer": b"2"}, later(1))
     assert (tmp_path / "rsync").resolve() == served
     assert (tmp_path / "rsync" / "ta.cer").read_bytes() == b"1"
+
+
+@pytest.mark.parametrize(("directories", "synced_whole"), [(3, False), (SYNC_EACH_UP_TO, True), (500, True)])
+def test_a_change_is_made_durable_file_by_file_unless_it_makes_many_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, directories: int, synced_whole: bool
+) -> None:
+    """A change to one CA writes a few files, but every new tree makes each CA's directory anew: beyond
+    SYNC_EACH_UP_TO files and directories, one ``sync`` makes it durable instead of an fsync each (a
+    registry's 20,000 directories took three seconds). Either way, everything is durable before the swap."""
+    files = {f"ca{i}/x.roa": b"x" for i in range(directories - 1)}
+    publish(tmp_path, files, T0)
+    calls: list[str] = []
+    monkeypatch.setattr(rsync_tree, "fsync_dir", lambda path: calls.append(f"fsync {path}"))
+    monkeypatch.setattr(os, "sync", lambda: calls.append("sync"))
+    real_symlink = Path.symlink_to
+    monkeypatch.setattr(Path, "symlink_to", lambda self, *a: calls.append("swap") or real_symlink(self, *a))
+    tree = publish(tmp_path, {**files, "ca0/x.roa": b"changed"}, later(1))
+    swap = calls.index("swap")
+    assert (tree / "ca0" / "x.roa").read_bytes() == b"changed"
+    if synced_whole:
+        assert calls[:swap] == ["sync"]
+    else:
+        durable = {c.removeprefix("fsync ") for c in calls[:swap]}
+        assert str(tree / "ca0" / "x.roa") in durable and {str(tree / f"ca{i}") for i in range(2)} <= durable
+        assert "sync" not in calls
