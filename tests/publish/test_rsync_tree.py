@@ -100,7 +100,7 @@ def test_a_change_is_made_durable_file_by_file_unless_it_makes_many_directories(
     monkeypatch.setattr(os, "sync", lambda: calls.append("sync"))
     real_symlink = Path.symlink_to
     monkeypatch.setattr(Path, "symlink_to", lambda self, *a: calls.append("swap") or real_symlink(self, *a))
-    tree = publish(tmp_path, {**files, "ca0/x.roa": b"changed"}, later(1))
+    tree = publish(tmp_path, {**files, "ca0/x.roa": b"changed"}, later(1), served=files)  # others linked
     swap = calls.index("swap")
     assert (tree / "ca0" / "x.roa").read_bytes() == b"changed"
     if synced_whole:
