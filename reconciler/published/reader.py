@@ -57,6 +57,7 @@ class PublishedState:
     memo: Memo = field(default_factory=Memo, repr=False)
     _cache: dict[str, object] = field(default_factory=dict, repr=False)
     _hashes: dict[str, bytes] = field(default_factory=dict, repr=False)
+    _summaries: dict[str, RoaSummary | Unreadable] = field(default_factory=dict, repr=False)
     _listing: dict[str, list[str]] | None = field(default=None, repr=False)
     _tree: str | None = field(default=None, repr=False)
 
@@ -126,19 +127,22 @@ class PublishedState:
         return result
 
     def roa_summary(self, path: str) -> RoaSummary | Unreadable | None:
-        """What a plan checks of a ROA, from the memo when these very bytes were read before."""
-        if path not in self.files:
-            return None
+        """What a plan checks of a ROA, from the memo when these very bytes were read before; kept by path
+        too, for a plan asks for each ROA three times (its check, the VRPs before, the gates)."""
+        known = self._summaries.get(path)
+        if known is not None or path not in self.files:
+            return known
         digest = self.sha256(path)
         known = self.memo.get(digest)
-        if known is not None:
-            return known
-        found = self.roa(path)
-        if not isinstance(found, SignedRoa):
-            return found
-        summary = summarize(found)
-        self.memo.remember(digest, summary)
-        return summary
+        if known is None:
+            found = self.roa(path)
+            if not isinstance(found, SignedRoa):
+                self._summaries[path] = found
+                return found
+            known = summarize(found)
+            self.memo.remember(digest, known)
+        self._summaries[path] = known
+        return known
 
     def manifest(self, path: str) -> SignedManifest | Unreadable | None:
         if path not in self.files:

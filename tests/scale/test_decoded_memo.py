@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import pytest
 
-from reconciler.published import decoded, memo
+from reconciler.published import decoded, memo, reader
 from reconciler.rpki import cert, cms, crl
 from reconciler.rpki.manifest import ManifestContent
 from reconciler.rpki.manifest import decode as decode_manifest
@@ -101,6 +101,28 @@ def test_a_no_op_plan_decodes_nothing_it_signed_and_checks_only_the_trust_anchor
 
     assert scratch.plan(later(1)).empty
     assert calls == ["verify_signed_by"]  # the trust anchor's self-signature, checked every time
+
+
+def test_a_plan_looks_each_roa_up_in_the_memo_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plan asks for each ROA's summary three times (its check, the VRPs published, the gates): the
+    memo is asked once per ROA, and so is the decoder when the memo is gone."""
+    scratch = scratch_copy(tmp_path)
+    changed = scratch.apply(T0)
+    assert changed is not None
+    roas = len(list(scratch.rsync.rglob("*.roa")))
+    asked: list[bytes] = []
+    get = memo.Memo.get
+    monkeypatch.setattr(memo.Memo, "get", lambda self, digest: asked.append(digest) or get(self, digest))
+    assert scratch.plan(later(1)).empty
+    assert len(asked) == len(set(asked)) == roas
+    memo.path(tmp_path / "published").unlink()
+    decoded_roas: list[str] = []
+    decode_roa = reader._decode_roa
+    monkeypatch.setattr(
+        reader, "_decode_roa", lambda der, path: decoded_roas.append(path) or decode_roa(der, path)
+    )
+    assert scratch.plan(later(1)).empty
+    assert len(decoded_roas) == len(set(decoded_roas)) == roas
 
 
 def test_without_the_memo_the_same_plan_decodes_and_checks_everything(
