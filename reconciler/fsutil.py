@@ -48,3 +48,24 @@ def replace_public(path: Path, data: bytes | Iterable[bytes], *, sync: bool = Tr
         temporary.unlink(missing_ok=True)
     if sync:
         fsync_dir(path.parent)
+
+
+#: Most files read back (published objects, keys) are a few kilobytes: one read takes them whole.
+_READ = 1 << 16
+
+
+def read_bytes(path: str) -> bytes:
+    """A file's bytes through the system calls alone: for a registry's 200,000 published files and
+    20,000 keys, Python's file objects (made, queried, closed) cost as much again as the reading itself.
+    Read up to the end of the file, however few bytes a read returns."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, _READ)
+        if not data:
+            return data
+        pieces = [data]
+        while piece := os.read(fd, _READ):
+            pieces.append(piece)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    finally:
+        os.close(fd)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.fsutil import read_bytes
 from reconciler.published import decoded
 from reconciler.published.memo import Memo, RoaSummary, texts
 from reconciler.resources import Resources
@@ -136,8 +137,9 @@ class PublishedState:
         known = self.memo.get(digest)
         if known is None:
             found = self.roa(path)
-            if not isinstance(found, SignedRoa):
+            if isinstance(found, Unreadable):
                 self._summaries[path] = found
+            if not isinstance(found, SignedRoa):
                 return found
             known = summarize(found)
             self.memo.remember(digest, known)
@@ -272,29 +274,8 @@ def read(rsync_dir: Path) -> PublishedState:
     found: list[tuple[str, str]] = []
     _walk(str(rsync_dir.resolve()), "", found)
     for relative, full in sorted(found):
-        state.files[relative] = _read_bytes(full)
+        state.files[relative] = read_bytes(full)
     return state
-
-
-#: Most published objects are a few kilobytes: one read takes them whole.
-_READ = 1 << 16
-
-
-def _read_bytes(path: str) -> bytes:
-    """A file's bytes through the system calls alone: for a registry's 200,000 files, Python's file
-    objects (made, queried, closed) cost as much again as the reading itself. Read up to the end of the
-    file, however few bytes a read returns."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        data = os.read(fd, _READ)
-        if not data:
-            return data
-        pieces = [data]
-        while piece := os.read(fd, _READ):
-            pieces.append(piece)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-    finally:
-        os.close(fd)
 
 
 def _walk(directory: str, prefix: str, found: list[tuple[str, str]]) -> None:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 import reconciler
-from reconciler.fsutil import fsync_dir
+from reconciler.fsutil import fsync_dir, read_bytes
 from reconciler.signers.base import RSA_KEY_BITS, RSA_PUBLIC_EXPONENT, SignerError, key_id
 
 #: The SHA-256 of each key file whose RSA consistency check passed, one per line (see ``_CheckedKeys``).
@@ -125,14 +125,15 @@ class FileSigner:
     def _path(self, label: str) -> Path:
         return self.directory / f"{label}.pem"
 
-    def _load(self, path: Path, *, checked: bool = False) -> rsa.RSAPrivateKey:
-        mode = path.stat().st_mode
+    def _load(self, path: Path, *, checked: bool = False, mode: int | None = None) -> rsa.RSAPrivateKey:
+        """``mode``: the file's, when the caller has just read it."""
+        mode = path.stat().st_mode if mode is None else mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise SignerError(
                 f"{path} is readable by other users (mode {stat.S_IMODE(mode):04o}); "
                 f"refusing to use it (fix: chmod 600 {path})"
             )
-        pem = path.read_bytes()
+        pem = read_bytes(str(path))
         encrypted = _is_encrypted(pem)
         if encrypted and self._passphrase is None:
             raise SignerError(
@@ -186,9 +187,11 @@ class FileSigner:
         if label in self._by_label:
             return self._by_label[label]
         path = self._path(label)
-        if not path.exists():
+        try:  # one system call for "is it there" and "who may read it": a registry has thousands of keys
+            mode = path.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        return self._remember(label, self._load(path))
+        return self._remember(label, self._load(path, mode=mode))
 
     def create_key(self, label: str) -> bytes:
         path = self._path(label)

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reconciler
-from reconciler import engine, resources
+from reconciler import engine, fsutil, resources
 from reconciler.apply import onetime
 from reconciler.apply.onetime import OneTimeKeys
 from reconciler.published import memo, reader
@@ -409,7 +409,7 @@ def test_the_fast_prefix_reader_leaves_the_odd_cases_to_ipaddress() -> None:
     )
 
 
-@pytest.mark.parametrize("size", [0, 1, 1_500, reader._READ - 1, reader._READ, reader._READ + 1, 300_001])
+@pytest.mark.parametrize("size", [0, 1, 1_500, fsutil._READ - 1, fsutil._READ, fsutil._READ + 1, 300_001])
 def test_the_tree_is_read_whole_by_system_calls(tmp_path: Path, size: int) -> None:
     """Published files are read with ``os.read`` until the end of the file, whatever their size against
     one read's; every file of the tree, nothing else (a symbolic link inside it is not followed)."""
