@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from reconciler.resources import AsnSet, IpSet, Resources
 from reconciler.rpki import cert as rc
@@ -65,11 +64,22 @@ def certificate_row(found: rc.ResourceCertificate) -> Row:
     ]
 
 
+#: The serial number's place: after the certificate's and the TBSCertificate's headers and the version.
+_SERIAL_WITHIN = 40
+
+
+def _serial_der(serial: int) -> bytes:
+    """A serial number as DER writes it: INTEGER, its shortest two's complement."""
+    body = serial.to_bytes(serial.bit_length() // 8 + 1, "big", signed=True)
+    return bytes((0x02, len(body))) + body
+
+
 def certificate_from_row(row: Row, der: bytes) -> rc.ResourceCertificate:
+    """The certificate a row describes. The row must name the serial number these bytes carry (a row of
+    another certificate is refused); ``cryptography`` parses the bytes only when asked (see
+    ``rc.ResourceCertificate``)."""
     serial, key_id, aki, not_before, not_after, is_ca, held, inherit_asn, inherit_ip, sia, aia, crldp = row
-    cert = x509.load_der_x509_certificate(der)
-    public = cert.public_key()
-    if not isinstance(public, rsa.RSAPublicKey) or cert.serial_number != serial:
+    if der.find(_serial_der(int(serial)), 0, _SERIAL_WITHIN) < 0:
         raise ValueError("the row is not of these bytes")
     asn, ipv4, ipv6 = held
     return rc.ResourceCertificate(
@@ -88,8 +98,6 @@ def certificate_from_row(row: Row, der: bytes) -> rc.ResourceCertificate:
         sia={str(k): str(v) for k, v in sia.items()},
         aia=aia,
         crldp=crldp,
-        public_key=public,
-        cert=cert,
     )
 
 

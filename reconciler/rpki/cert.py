@@ -7,7 +7,7 @@ RFC 6487 §4.8 gives it, and nothing else is added (FORT rejects unknown critica
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography import x509
@@ -176,8 +176,29 @@ class ResourceCertificate:
     sia: dict[str, str]  # access method dotted OID -> URI (first of each)
     aia: str | None
     crldp: str | None
-    public_key: rsa.RSAPublicKey
-    cert: x509.Certificate
+    #: The certificate as ``cryptography`` parsed it, and its key; for one rebuilt from the object memo,
+    #: parsed from ``der`` when first asked for: a registry's plan rebuilds 40,000 certificates and checks
+    #: a signature with a handful.
+    _parsed: list[tuple[x509.Certificate, rsa.RSAPublicKey]] = field(
+        default_factory=list, compare=False, repr=False
+    )
+
+    @property
+    def cert(self) -> x509.Certificate:
+        return self._parse()[0]
+
+    @property
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self._parse()[1]
+
+    def _parse(self) -> tuple[x509.Certificate, rsa.RSAPublicKey]:
+        if not self._parsed:
+            cert = x509.load_der_x509_certificate(self.der)
+            public = cert.public_key()
+            if not isinstance(public, rsa.RSAPublicKey):  # decoding refused it before it was remembered
+                raise CertificateError("RFC 7935 §3: the key is not RSA")
+            self._parsed.append((cert, public))
+        return self._parsed[0]
 
     @property
     def notify(self) -> str | None:
@@ -248,8 +269,7 @@ def decode(der: bytes, *, where: str = "certificate") -> ResourceCertificate:
         sia=sia,
         aia=aia,
         crldp=crldp,
-        public_key=public,
-        cert=cert,
+        _parsed=[(cert, public)],
     )
 
 

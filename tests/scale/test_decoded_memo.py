@@ -26,7 +26,7 @@ T = TypeVar("T")
 def _fields(found: object) -> dict[str, object]:
     """A decoded object's fields, the ``cryptography`` objects by what they were loaded from."""
     values = {name: getattr(found, name) for name in found.__slots__}  # type: ignore[attr-defined]
-    for name in ("cert", "public_key", "crl"):
+    for name in ("cert", "public_key", "crl", "_parsed"):
         values.pop(name, None)
     for name, value in list(values.items()):
         if isinstance(value, cert.ResourceCertificate | cms.SignedObject):
