@@ -7,7 +7,6 @@ non-overlapping), which is also the order RFC 3779 §2.2.3.6 demands on the wire
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 import socket
@@ -23,11 +22,25 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _ASN_RE = re.compile(r"^\s*(?:AS)?(\d+)\s*$", re.IGNORECASE)
 
 
-@functools.lru_cache(maxsize=1 << 18)
+#: ``prefix_text``'s record, by the identity of the prefix object (kept alive here, so the identity is
+#: not reused while it is recorded).
+_TEXTS: dict[int, tuple[IPNetwork, str]] = {}
+_TEXTS_AT_MOST = 1 << 18
+
+
 def prefix_text(prefix: IPNetwork) -> str:
     """``str(prefix)``, remembered: a plan writes each of thousands of prefixes several times (VRPs,
-    file names), and ``ipaddress`` formats an IPv6 prefix slowly."""
-    return str(prefix)
+    file names), and ``ipaddress`` formats an IPv6 prefix slowly. Remembered by the object's identity
+    (the same entry's prefix is asked for each time), not by its hash: ``ipaddress`` hashes in Python, at
+    twice the cost of looking up an identity."""
+    found = _TEXTS.get(id(prefix))
+    if found is not None and found[0] is prefix:
+        return found[1]
+    text = str(prefix)
+    if len(_TEXTS) >= _TEXTS_AT_MOST:
+        _TEXTS.clear()
+    _TEXTS[id(prefix)] = (prefix, text)
+    return text
 
 
 class ResourceSyntaxError(ValueError):

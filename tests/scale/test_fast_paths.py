@@ -420,3 +420,15 @@ def test_the_tree_is_read_whole_by_system_calls(tmp_path: Path, size: int) -> No
     (tmp_path / "ca" / "link.mft").symlink_to(tmp_path / "ca" / "small.crl")
     state = reader.read(tmp_path)
     assert state.files == {"ca/small.crl": b"crl", "ca/x.roa": data}
+
+
+def test_prefix_text_is_the_prefix_as_text_whatever_the_object() -> None:
+    """Remembered by the prefix object's identity: equal prefixes of other objects, and a prefix whose
+    object was dropped and whose identity was reused, still read as themselves."""
+    first = ipaddress.ip_network("2001:db8::/32")
+    assert resources.prefix_text(first) == "2001:db8::/32"
+    assert resources.prefix_text(ipaddress.ip_network("2001:0db8:0::/32")) == "2001:db8::/32"
+    for index in range(2_000):  # objects made and dropped, their identities reused
+        network = ipaddress.IPv4Network((0x0A000000 + (index << 8), 24))
+        assert resources.prefix_text(network) == str(network)
+    assert resources.prefix_text(first) == "2001:db8::/32"
