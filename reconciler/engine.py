@@ -17,7 +17,7 @@ import reconciler
 from reconciler import clock, faults, layout, published
 from reconciler.apply import audit, lock
 from reconciler.apply.executor import ApplyResult, execute
-from reconciler.desired import load
+from reconciler.desired import load, parse_cache
 from reconciler.desired.model import DesiredState
 from reconciler.offline import ceremony
 from reconciler.offline.request import CeremonyError, SigningRequest, fingerprint, read_response
@@ -334,6 +334,7 @@ def apply(workspace: Workspace, the_plan: Plan, now: datetime | None = None) -> 
     remember_signed(workspace, result)
     destroy_retired_keys(workspace, the_plan)
     directory = workspace.desired.publication.directory
+    parse_cache.save_waiting(directory)  # a first apply loaded the YAML before the directory existed
     if result.deferred:
         request = offline_request(workspace, the_plan, result.deferred)
         pending = ceremony.keep_or_write(directory, request, the_plan.now)

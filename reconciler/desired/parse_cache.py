@@ -121,7 +121,26 @@ def _from_document(document: dict[str, Any]) -> ParseCache:
     return ParseCache(rows)
 
 
+#: The cache of a load made before its publication directory existed, by that directory: a first apply
+#: loads the YAML before it publishes anything, and the plan after it would parse every file again.
+_waiting: dict[Path, ParseCache] = {}
+
+
 def save(publication_directory: Path, cache: ParseCache) -> None:
-    """Keep the files of this load."""
-    if cache.changed:
-        cachefile.write(path(publication_directory), cache.document())
+    """Keep the files of this load; when the publication directory does not exist (yet), hold them until
+    :func:`save_waiting` (a plan never creates it)."""
+    if not cache.changed:
+        return
+    if not publication_directory.is_dir():
+        _waiting[publication_directory] = cache
+        return
+    _waiting.pop(publication_directory, None)
+    cachefile.write(path(publication_directory), cache.document())
+
+
+def save_waiting(publication_directory: Path) -> None:
+    """Write what the last load for this publication directory held back because the directory did not
+    exist then (see :func:`save`); apply calls this once it has published."""
+    cache = _waiting.pop(publication_directory, None)
+    if cache is not None:
+        save(publication_directory, cache)

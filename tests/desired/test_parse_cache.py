@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import engine
 from reconciler.desired import DesiredState, DesiredStateError, loader, parse_cache
+from tests.helpers import T0, later, scratch_copy
 
 from .helpers import ONLINE_YAML, Repo
 
@@ -181,3 +183,20 @@ def test_without_libyaml_no_cache_is_read_or_written(
     monkeypatch.setattr(loader, "FAST_PARSE", False)
     repo.load()
     assert not parse_cache.path(tmp_path / "published").exists()
+
+
+def test_the_plan_after_a_first_apply_parses_only_rpki_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first apply loads the YAML before its publication directory exists, so the cache waits for the
+    directory and is written once the apply has published; a plan alone never creates the directory."""
+    scratch = scratch_copy(tmp_path)
+    published = tmp_path / "published"
+    assert not published.exists()
+    engine.plan(engine.open_workspace(scratch.repo), T0)
+    assert not published.exists()  # the plan wrote nothing
+    assert scratch.apply(T0) is not None
+    assert parse_cache.path(published).is_file()
+    parsed = _count_parses(monkeypatch)
+    assert scratch.plan(later(1)).empty
+    assert parsed == ["rpki.yaml"]
