@@ -4,6 +4,7 @@ included), with its wall time, peak RSS and signatures, against the cost floor m
 
     python -m benchmarks.scale small large             # the figures of docs/performance.md
     python -m benchmarks.scale registry --scale 0.05   # the registry at a twentieth of its size
+    python -m benchmarks.scale registry --key-pool keys.bin --repeat 3   # full size, keys made beforehand
 
 The floor: every signed object (ROA, manifest) costs one RSA-2048 key generation and two signatures,
 every CA key one key generation, every certificate and CRL one signature. Key generation and signing are
@@ -33,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 import reconciler
+from benchmarks import keypool
 from benchmarks.scenarios import SCENARIOS, change_one_roa, scaled, write
 
 FIXED = 0.3  # seconds: interpreter start and loading, allowed on top of the floor
@@ -84,11 +86,13 @@ class Run:
         return None if self.floor_s is None else self.wall_s / self.floor_s
 
 
-def rpkictl(*args: str, env: dict[str, str]) -> tuple[float, float, int, str]:
-    """Run rpkictl; its wall time, peak RSS (MB), exit code and output."""
+def rpkictl(*args: str, env: dict[str, str], key_pool: Path | None = None) -> tuple[float, float, int, str]:
+    """Run rpkictl (with its keys drawn from ``key_pool``, see ``keypool``); its wall time, peak RSS (MB),
+    exit code and output."""
+    command = ["reconciler"] if key_pool is None else ["benchmarks.keypool", str(key_pool)]
     start = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", *args],
+        [sys.executable, "-m", *command, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
@@ -129,7 +133,13 @@ def _median(phase: str, results: list[tuple[float, float, int, str]], signatures
 
 
 def run_scenario(
-    name: str, factor: float, calibration: Calibration, keep: Path | None, repeat: int = 1
+    name: str,
+    factor: float,
+    calibration: Calibration,
+    keep: Path | None,
+    repeat: int = 1,
+    *,
+    key_pool: Path | None = None,
 ) -> list[Run]:
     scenario = scaled(SCENARIOS[name], factor)
     root = Path(tempfile.mkdtemp(prefix=f"bench-{name}-", dir=keep))
@@ -137,13 +147,18 @@ def run_scenario(
     try:
         repo = write(scenario, root)
         print(f"\n## {scenario.name}: {scenario.description}  ({root})", flush=True)
+        if key_pool is not None:
+            start = time.perf_counter()
+            made = keypool.ensure(key_pool, sum(1 for _ in (repo / "cas").rglob("*.yaml")))
+            print(f"   key pool {key_pool}: {made:,} keys generated ({time.perf_counter() - start:.0f} s)")
         runs = []
-        wall, rss, code, output = rpkictl("apply", str(repo), "--yes", env=env)
+        wall, rss, code, output = rpkictl("apply", str(repo), "--yes", env=env, key_pool=key_pool)
         if code != 0:
             raise SystemExit(f"first apply failed ({code}):\n{output[-3000:]}")
         signs, keygens = signatures_of(output), count_keygens(root)
         floor = (keygens * calibration.keygen_mean_s + signs * calibration.sign_median_s) / calibration.cores
-        runs.append(Run("first apply", wall, rss, code, signs, keygens, floor + FIXED))
+        phase = "first apply" if key_pool is None else "first apply, keys from the pool (no floor)"
+        runs.append(Run(phase, wall, rss, code, signs, keygens, None if key_pool else floor + FIXED))
         plans = [rpkictl("plan", str(repo), env=env) for _ in range(repeat)]
         runs.append(_median("no-op plan", plans, signatures=[0] * repeat))
         changes, changed = [], []
@@ -185,6 +200,13 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=5, help="no-op plans and one-ROA changes to run, the median reported"
     )
+    parser.add_argument(
+        "--key-pool",
+        type=Path,
+        help="draw the first apply's keys from this file of keys generated beforehand (made or topped up "
+        "as needed): its memory and the runs after it without the hours of key generation; its wall "
+        "time is then not compared with the floor (see benchmarks/keypool.py)",
+    )
     args = parser.parse_args()
     print(f"machine: {platform.node()}, {platform.machine()}, {os.cpu_count()} cores, ", end="")
     print(f"Python {platform.python_version()}, {platform.platform()}")
@@ -201,7 +223,9 @@ def main() -> None:
     )
     results = {}
     for name in args.scenarios:
-        runs = run_scenario(name, args.scale, calibration, args.keep, max(1, args.repeat))
+        runs = run_scenario(
+            name, args.scale, calibration, args.keep, max(1, args.repeat), key_pool=args.key_pool
+        )
         results[name] = [asdict(r) | {"ratio": r.ratio} for r in runs]
     if args.json:
         args.json.write_text(json.dumps({"calibration": asdict(calibration), "results": results}, indent=2))
