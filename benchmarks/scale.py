@@ -157,8 +157,10 @@ def run_scenario(
             raise SystemExit(f"first apply failed ({code}):\n{output[-3000:]}")
         signs, keygens = signatures_of(output), count_keygens(root)
         floor = (keygens * calibration.keygen_mean_s + signs * calibration.sign_median_s) / calibration.cores
-        phase = "first apply" if key_pool is None else "first apply, keys from the pool (no floor)"
-        runs.append(Run(phase, wall, rss, code, signs, keygens, None if key_pool else floor + FIXED))
+        if key_pool is None:
+            runs.append(Run("first apply", wall, rss, code, signs, keygens, floor + FIXED))
+        else:  # its keys were not generated: no key generations to count, no floor to compare with
+            runs.append(Run("first apply, keys from the pool (no floor)", wall, rss, code, signs))
         plans = [rpkictl("plan", str(repo), env=env) for _ in range(repeat)]
         runs.append(_median("no-op plan", plans, signatures=[0] * repeat))
         changes, changed = [], []
