@@ -22,6 +22,7 @@ from cryptography import x509
 from reconciler.resources import AsnSet, IpSet, Resources
 from reconciler.rpki import cert as rc
 from reconciler.rpki import cms, crl, manifest, rfc3779
+from reconciler.rpki.der import integer as der_integer
 
 CERTIFICATE = "cer"
 CRL = "crl"
@@ -68,18 +69,12 @@ def certificate_row(found: rc.ResourceCertificate) -> Row:
 _SERIAL_WITHIN = 40
 
 
-def _serial_der(serial: int) -> bytes:
-    """A serial number as DER writes it: INTEGER, its shortest two's complement."""
-    body = serial.to_bytes(serial.bit_length() // 8 + 1, "big", signed=True)
-    return bytes((0x02, len(body))) + body
-
-
 def certificate_from_row(row: Row, der: bytes) -> rc.ResourceCertificate:
     """The certificate a row describes. The row must name the serial number these bytes carry (a row of
     another certificate is refused); ``cryptography`` parses the bytes only when asked (see
     ``rc.ResourceCertificate``)."""
     serial, key_id, aki, not_before, not_after, is_ca, held, inherit_asn, inherit_ip, sia, aia, crldp = row
-    if der.find(_serial_der(int(serial)), 0, _SERIAL_WITHIN) < 0:
+    if der.find(der_integer(int(serial)), 0, _SERIAL_WITHIN) < 0:
         raise ValueError("the row is not of these bytes")
     asn, ipv4, ipv6 = held
     return rc.ResourceCertificate(
