@@ -79,6 +79,7 @@ from reconciler.desired.model import (
 )
 from reconciler.desired.schema import CA_NAME_RE, CaFile, RpkiFile, SignerSection, describe, quote_hint
 from reconciler.diagnostics import DesiredStateError, Diagnostic, display_path, split_hint
+from reconciler.fsutil import read_bytes
 
 SETTINGS_FILE = "rpki.yaml"
 CAS_DIR = "cas"
@@ -351,7 +352,7 @@ class _Files:
     def read(self, path: Path) -> YamlSource | None:
         """Read and parse one file, recording its bytes and any problem; None if it cannot be used."""
         try:
-            raw = path.read_bytes()
+            raw = read_bytes(str(path))  # thousands of files: system calls only, as for published ones
         except OSError as exc:
             self.problems.append(Diagnostic(path, 1, 1, f"cannot read this file: {exc.strerror}"))
             return None
