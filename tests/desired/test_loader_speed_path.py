@@ -374,6 +374,68 @@ def test_without_ruamel_yaml_clib_everything_takes_the_round_trip_loader(
     assert [ca.name for ca in repo.load().cas] == ["ta", "online"]
 
 
+# --- values straight from the events ---------------------------------------------------------------------
+
+
+def _direct_matches_nodes(text: str) -> bool:
+    """Whether the events-only path decided on ``text`` rather than leave it to the node path; the values
+    and every position it recorded are the node path's, and where it gave nothing, so does the node path."""
+    direct = loader._read_fast(Path("x.yaml"), text)
+    nodes = loader._read_fast(Path("x.yaml"), text, nodes=True)
+    assert nodes is None or isinstance(nodes.root, loader.Node)
+    if direct is None:
+        assert nodes is None
+        try:
+            return loader._read_direct(Path("x.yaml"), text) is not loader._NODES_NEEDED
+        except Exception:  # a syntax error, or a scalar only ruamel reads
+            return True
+    assert nodes is not None and direct.plain() == nodes.plain()
+    if not isinstance(direct, loader._RememberedSource):
+        return False
+    for (loc, key), position in direct.asked.items():
+        assert nodes.position(loc, key=key) == position, (loc, key)
+    return True
+
+
+@pytest.mark.parametrize(
+    ("text", "taken"),
+    [
+        (BLOCK, True),
+        (FLOW, True),
+        (SCALARS, True),
+        (CRLF, True),
+        ("name: isp\nempty:\nroas: []\nlater: [a, b]\n", True),
+        ("", True),
+        ("x\n", True),
+        (ANCHORS, False),
+        ("a: &x 1\nb: 2\n", False),  # any anchor
+        ("a: !!str 1\n", False),
+        ("1: a\n'1': b\n", False),  # one top-level name for two keys
+        ("a:\n  b\n", False),  # a value below its key
+        ("a: 1\na: 2\n", False),
+        ("? [a]\n: 1\n", False),
+        ("a: 'two\n  lines'\n", False),
+    ],
+)
+def test_values_from_the_events_are_the_node_paths(text: str, taken: bool) -> None:
+    assert _direct_matches_nodes(text) is taken
+
+
+def test_the_positions_a_ca_carries_are_recorded_without_nodes() -> None:
+    source = loader._read_fast(Path("x.yaml"), BLOCK)
+    assert isinstance(source, loader._RememberedSource) and source._parsed is None
+    roas = BLOCK.splitlines().index("roas:") + 1
+    assert source.asked[("name",), True] == (2, 1)
+    assert [source.asked[("roas", index), False][0] for index in range(4)] == [
+        roas + 2,
+        roas + 4,
+        roas + 8,
+        roas + 10,
+    ]
+    assert source.position(("roas", 1, "max_length")) == (roas + 6, 17)  # not recorded: parsed for it
+    assert source._parsed is not None
+
+
 # --- anything at all ------------------------------------------------------------------------------------
 
 _TOKENS = [
@@ -425,6 +487,7 @@ def test_token_soup_gives_the_same_result_both_ways(text: str) -> None:
         (repo.root / "cas" / "soup.yaml").write_text(HEAD + text, encoding="utf-8")
         fast, slow = _both(repo, monkeypatch)
         assert fast == slow
+    _direct_matches_nodes(HEAD + text)
     try:
         libyaml = _libyaml_tree(HEAD + text)
     except Exception:

@@ -52,9 +52,9 @@ def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     parsed: list[str] = []
     read_fast = loader._read_fast
 
-    def counting(path: Path, text: str) -> object:
+    def counting(path: Path, text: str, *, nodes: bool = False) -> object:
         parsed.append(path.name)
-        return read_fast(path, text)
+        return read_fast(path, text, nodes=nodes)
 
     monkeypatch.setattr(loader, "_read_fast", counting)
     return parsed
