@@ -142,6 +142,8 @@ def run_scenario(
     key_pool: Path | None = None,
 ) -> list[Run]:
     scenario = scaled(SCENARIOS[name], factor)
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=f"bench-{name}-", dir=keep))
     env = {**os.environ, "COLUMNS": "200", "TERM": "dumb", "NO_COLOR": "1"}
     try:
