@@ -206,8 +206,9 @@ class YamlSource:
 
 
 class _RememberedSource(YamlSource):
-    """A file whose very bytes the libyaml path read before (see ``parse_cache``): its values, and the
-    positions asked for then. Parsed again only when asked for a position not remembered."""
+    """A file whose very bytes the libyaml path read before (see ``parse_cache``), or read just now
+    straight from its events (see :class:`_Direct`): its values, and the positions asked for or recorded
+    then. Parsed again, through the node tree, only when asked for a position not remembered."""
 
     def __init__(self, path: Path, text: str, parsed: parse_cache.Parsed) -> None:
         super().__init__(path, None, parsed.content)
@@ -339,7 +340,7 @@ class _Files:
         if another position is asked for (a diagnostic). A registry's thousands of CA files were all held
         as node trees until the end of the load -- most of its memory at the time."""
         if not isinstance(source.root, Node):
-            return source  # remembered already, or read by the round-trip loader (then it is kept whole)
+            return source  # remembered or read without nodes, or read by the round-trip loader (kept whole)
         for loc, key in wanted:
             source.position(loc, key=key)
         relative = source.path.relative_to(self.root).as_posix()
