@@ -30,7 +30,7 @@ from reconciler.plan.impact import Announcement, AnnouncementsError, read_announ
 from reconciler.plan.model import Action, Change, Kind, Notice, Plan, Severity
 from reconciler.plan.rollover import KeyIds, Phase
 from reconciler.publish import rrdp
-from reconciler.publish.rsync_tree import PublishError, publish
+from reconciler.publish.rsync_tree import PublishError, Removals, publish
 from reconciler.published import memo
 from reconciler.published.reader import PublishedState
 from reconciler.rpki import cert as rc
@@ -201,11 +201,14 @@ def rrdp_drift(workspace: Workspace) -> Change | None:
     return Change(Action.RENEW, Kind.RRDP, "(rrdp)", "notification.xml", reason)
 
 
-def publish_all(workspace: Workspace, files: dict[str, bytes], now: datetime) -> str | None:
+def publish_all(
+    workspace: Workspace, files: dict[str, bytes], now: datetime, removals: Removals | None = None
+) -> str | None:
     """The rsync tree (swapped atomically), then RRDP (snapshot and delta before the notification).
-    Returns what RRDP did, for the operator."""
+    Returns what RRDP did, for the operator. Old trees are removed by ``removals`` when given (see
+    :class:`Removals`), before this returns otherwise."""
     publication = workspace.desired.publication
-    publish(publication.directory, files, now, served=workspace.published.files)
+    publish(publication.directory, files, now, served=workspace.published.files, removals=removals)
     if publication.rrdp_base is None:
         return None
     old = workspace.published
@@ -329,9 +332,11 @@ def apply(workspace: Workspace, the_plan: Plan, now: datetime | None = None) -> 
     if now is not None:
         the_plan = dataclasses.replace(the_plan, now=now)
     result = execute(the_plan, workspace.desired, workspace.published, workspace.signers)
-    if result.written or result.removed or any(c.kind is Kind.RRDP for c in the_plan.changes):
-        result = dataclasses.replace(result, rrdp=publish_all(workspace, result.files, the_plan.now))
-    remember_signed(workspace, result)
+    with Removals() as removals:  # old rsync trees go while RRDP and the memo are written
+        if result.written or result.removed or any(c.kind is Kind.RRDP for c in the_plan.changes):
+            rrdp_did = publish_all(workspace, result.files, the_plan.now, removals)
+            result = dataclasses.replace(result, rrdp=rrdp_did)
+        remember_signed(workspace, result)
     destroy_retired_keys(workspace, the_plan)
     directory = workspace.desired.publication.directory
     parse_cache.save_waiting(directory)  # a first apply loaded the YAML before the directory existed

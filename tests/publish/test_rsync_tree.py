@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,11 +15,13 @@ from reconciler.publish.rsync_tree import (
     IN_FLIGHT_GRACE,
     KEEP_OLD_TREES,
     KEPT_ASIDE,
+    REMOVING,
     SYNC_EACH_UP_TO,
     PublishError,
+    Removals,
     publish,
 )
-from tests.helpers import T0, later
+from tests.helpers import T0, later, scratch_copy
 
 
 def test_swap_is_a_symlink_to_a_complete_tree(tmp_path: Path) -> None:
@@ -55,6 +58,99 @@ def test_old_trees_are_pruned_young_ones_kept(tmp_path: Path) -> None:
     _age(tmp_path / "trees", IN_FLIGHT_GRACE.total_seconds() + 60)
     publish(tmp_path, {"f.cer": b"last"}, later(10))
     assert len(list((tmp_path / "trees").iterdir())) == KEEP_OLD_TREES
+
+
+def _old_trees(directory: Path) -> list[Path]:
+    """Trees published an hour apart and all past the grace period; the newest is served."""
+    for hour in range(KEEP_OLD_TREES + 2):
+        publish(directory, {"ca/x.roa": bytes([hour]), f"ca/{hour}.roa": b"y"}, later(hour))
+    trees = sorted((directory / "trees").iterdir())  # by name: by the time they were published
+    for age, tree in enumerate(reversed(trees)):
+        then = time.time() - IN_FLIGHT_GRACE.total_seconds() - 60 - age * 3600
+        os.utime(tree, (then, then))
+    return trees
+
+
+def test_old_trees_are_removed_by_a_child_process_while_the_caller_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _old_trees(tmp_path)
+    started: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    def popen(args: list[str], **options: object) -> subprocess.Popen[bytes]:
+        started.append(args)
+        return real_popen(args, **options)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    with Removals() as removals:
+        served = publish(tmp_path, {"ca/x.roa": b"last"}, later(10), removals=removals)
+        # Renamed out of the way at once: nothing links from them or serves them any more.
+        names = sorted(p.name for p in (tmp_path / "trees").iterdir())
+        assert [n for n in names if not n.startswith(REMOVING)] == sorted(
+            [served.name, *(p.name for p in before[-(KEEP_OLD_TREES - 1) :])]
+        )
+        assert started and started[0][:3] == ["rm", "-rf", "--"]
+        assert sorted(Path(a).name for a in started[0][3:]) == sorted(
+            REMOVING + p.name for p in before[: -(KEEP_OLD_TREES - 1)]
+        )
+    assert sorted((tmp_path / "trees").iterdir()) == sorted([served, *before[-(KEEP_OLD_TREES - 1) :]])
+    assert (tmp_path / "rsync" / "ca" / "x.roa").read_bytes() == b"last"
+
+
+def test_a_tree_left_half_removed_goes_with_the_next_prune(tmp_path: Path) -> None:
+    """An apply killed while ``rm`` ran leaves a ``.removing-`` tree: never served, removed next time."""
+    publish(tmp_path, {"ta.cer": b"1"}, T0)
+    left = tmp_path / "trees" / f"{REMOVING}20261123T110000-1-abcdef"
+    (left / "ca").mkdir(parents=True)
+    (left / "ca" / "x.roa").write_bytes(b"x")
+    publish(tmp_path, {"ta.cer": b"2"}, later(1))
+    assert not left.exists()
+
+
+def test_old_trees_are_removed_in_process_without_rm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _old_trees(tmp_path)
+
+    def no_rm(*_: object, **__: object) -> None:
+        raise FileNotFoundError("rm")
+
+    monkeypatch.setattr(subprocess, "Popen", no_rm)
+    with Removals() as removals:
+        served = publish(tmp_path, {"ca/x.roa": b"last"}, later(10), removals=removals)
+    assert sorted((tmp_path / "trees").iterdir()) == sorted([served, *before[-(KEEP_OLD_TREES - 1) :]])
+
+
+def test_a_failed_removal_is_retried_by_the_next_prune(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _old_trees(tmp_path)
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda _, **options: real_popen(["false"], **options))
+    publish(tmp_path, {"ca/x.roa": b"last"}, later(10))
+    left = [p for p in (tmp_path / "trees").iterdir() if p.name.startswith(REMOVING)]
+    assert len(left) == len(before) - (KEEP_OLD_TREES - 1)
+    monkeypatch.undo()
+    publish(tmp_path, {"ca/x.roa": b"again"}, later(11))
+    assert not [p for p in (tmp_path / "trees").iterdir() if p.name.startswith(REMOVING)]
+
+
+def test_an_apply_has_removed_the_old_trees_when_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the engine: the removal runs beside RRDP and the memo, and is over when apply returns,
+    however long it takes (here ``rm`` starts half a second late)."""
+    real_popen = subprocess.Popen
+    slow = ["sh", "-c", 'sleep 0.5; exec "$@"', "sh"]
+    monkeypatch.setattr(subprocess, "Popen", lambda args, **options: real_popen([*slow, *args], **options))
+    scratch = scratch_copy(tmp_path)
+    for day in range(KEEP_OLD_TREES + 2):
+        assert scratch.apply(later(24 * day)) is not None  # a day on: manifests and CRLs are renewed
+    trees = tmp_path / "published" / "trees"
+    assert len(list(trees.iterdir())) == KEEP_OLD_TREES + 2  # all young: all kept
+    _age(trees, IN_FLIGHT_GRACE.total_seconds() + 60)
+    assert scratch.apply(later(24 * (KEEP_OLD_TREES + 2))) is not None
+    assert len(list(trees.iterdir())) == KEEP_OLD_TREES
+    assert not [p for p in trees.iterdir() if p.name.startswith(REMOVING)]
 
 
 def test_a_directory_kept_aside_is_never_pruned(tmp_path: Path) -> None:
