@@ -207,12 +207,21 @@ class YamlSource:
 
 class _RememberedSource(YamlSource):
     """A file whose very bytes the libyaml path read before (see ``parse_cache``), or read just now
-    straight from its events (see :class:`_Direct`): its values, and the positions asked for or recorded
-    then. Parsed again, through the node tree, only when asked for a position not remembered."""
+    straight from its events (see :class:`_Direct`): its values, the positions asked for then, and those
+    found while reading it. Parsed again, through the node tree, only when asked for another position."""
 
-    def __init__(self, path: Path, text: str, parsed: parse_cache.Parsed) -> None:
+    def __init__(
+        self,
+        path: Path,
+        text: str,
+        parsed: parse_cache.Parsed,
+        known: dict[parse_cache.Where, tuple[int, int]] | None = None,
+    ) -> None:
         super().__init__(path, None, parsed.content)
         self.asked = parsed.positions  # shared: a position found now is remembered with the rest
+        # Positions found while reading, handed out when asked: only those asked are remembered (the
+        # parse cache's rows of a registry's 20,000 files are read on every plan).
+        self._known = known or {}
         self._text = text
         self._parsed: YamlSource | None = None
 
@@ -231,6 +240,9 @@ class _RememberedSource(YamlSource):
         return typing.cast(dict[str, Any], self._content)
 
     def _position(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
+        known = self._known.get((tuple(loc), key))
+        if known is not None:
+            return known
         if self._parsed is None:
             self._parsed = _read_fast(self.path, self._text, nodes=True) or YamlSource(
                 self.path, YAML(typ="rt").load(self._text)
@@ -634,7 +646,7 @@ def _read_direct(path: Path, text: str) -> YamlSource | Any | None:
         parser.dispose()
     if not isinstance(content, dict):
         return None
-    return _RememberedSource(path, text, parse_cache.Parsed(content, direct.positions))
+    return _RememberedSource(path, text, parse_cache.Parsed(content), direct.positions)
 
 
 class _Frame:

@@ -392,7 +392,7 @@ def _direct_matches_nodes(text: str) -> bool:
     assert nodes is not None and direct.plain() == nodes.plain()
     if not isinstance(direct, loader._RememberedSource):
         return False
-    for (loc, key), position in direct.asked.items():
+    for (loc, key), position in direct._known.items():
         assert nodes.position(loc, key=key) == position, (loc, key)
     return True
 
@@ -423,15 +423,16 @@ def test_values_from_the_events_are_the_node_paths(text: str, taken: bool) -> No
 
 def test_the_positions_a_ca_carries_are_recorded_without_nodes() -> None:
     source = loader._read_fast(Path("x.yaml"), BLOCK)
-    assert isinstance(source, loader._RememberedSource) and source._parsed is None
+    assert isinstance(source, loader._RememberedSource)
     roas = BLOCK.splitlines().index("roas:") + 1
-    assert source.asked[("name",), True] == (2, 1)
-    assert [source.asked[("roas", index), False][0] for index in range(4)] == [
+    assert source.position(("name",), key=True) == (2, 1)
+    assert [source.position(("roas", index))[0] for index in range(4)] == [
         roas + 2,
         roas + 4,
         roas + 8,
         roas + 10,
     ]
+    assert source._parsed is None
     assert source.position(("roas", 1, "max_length")) == (roas + 6, 17)  # not recorded: parsed for it
     assert source._parsed is not None
 

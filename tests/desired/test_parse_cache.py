@@ -4,6 +4,7 @@ parsed again, yet the state, every location and every diagnostic are what parsin
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 from pathlib import Path
 
@@ -200,3 +201,27 @@ def test_the_plan_after_a_first_apply_parses_only_rpki_yaml(
     parsed = _count_parses(monkeypatch)
     assert scratch.plan(later(1)).empty
     assert parsed == ["rpki.yaml"]
+
+
+def test_a_row_is_the_same_whichever_way_the_file_was_read(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values straight from the events, or through the node tree: the same values and only the positions
+    asked for (the name's key, each ROA entry), since a registry's plan reads every file's row."""
+    cache = parse_cache.path(tmp_path / "published")
+    digest = hashlib.sha256(MEMBER.encode()).hexdigest()
+
+    def row() -> str:
+        return json.loads(cache.read_text())["files"][digest]
+
+    repo.load()
+    direct = row()
+    cache.unlink()
+    monkeypatch.setattr(loader, "_read_direct", lambda *_: loader._NODES_NEEDED)
+    repo.load()
+    assert row() == direct
+    assert json.loads(direct)[1] == [
+        [["name"], True, 1, 1],
+        [["roas", 0], False, 7, 5],
+        [["roas", 1], False, 8, 5],
+    ]
