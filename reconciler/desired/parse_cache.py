@@ -83,7 +83,14 @@ class ParseCache:
         return found
 
     def put(self, digest: str, parsed: Parsed) -> None:
-        self.used[digest] = (parsed, None, -1)
+        """Remember a file parsed now. ``rpki.yaml`` is parsed on every load (it says where the cache is):
+        when it parses to its row as saved, the cache has not changed, and a registry's plan does not
+        write its tens of megabytes again."""
+        row = self.rows.get(digest)
+        if row is not None and row == _row(parsed):
+            self.used[digest] = (parsed, row, len(parsed.positions))
+        else:
+            self.used[digest] = (parsed, None, -1)
 
     @property
     def changed(self) -> bool:

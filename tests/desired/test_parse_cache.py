@@ -14,7 +14,7 @@ from reconciler import engine
 from reconciler.desired import DesiredState, DesiredStateError, loader, parse_cache
 from tests.helpers import T0, later, scratch_copy
 
-from .helpers import ONLINE_YAML, Repo
+from .helpers import ONLINE_YAML, RPKI_YAML, Repo
 
 MEMBER = """\
 name: member
@@ -225,3 +225,16 @@ def test_a_row_is_the_same_whichever_way_the_file_was_read(
         [["roas", 0], False, 7, 5],
         [["roas", 1], False, 8, 5],
     ]
+
+
+def test_a_load_with_nothing_edited_writes_nothing(repo: Repo, tmp_path: Path) -> None:
+    """``rpki.yaml`` is parsed every time, to the row it had: a registry's cache is not written again."""
+    repo.load()
+    cache = parse_cache.path(tmp_path / "published")
+    before = cache.stat()
+    repo.load()
+    after = cache.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    repo.write("rpki.yaml", RPKI_YAML + "# edited\n")
+    repo.load()
+    assert cache.stat().st_ino != before.st_ino  # written anew, in one rename
