@@ -47,6 +47,7 @@ class RoaSummary:
     aia: str | None
     resources_match: bool  # the EE certificate's resources are exactly the ROA's prefixes
     signed_by: set[bytes] = field(default_factory=set)
+    _vrps: frozenset[tuple[int, str, int]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def content(self) -> RoaContent:
@@ -54,7 +55,11 @@ class RoaSummary:
 
     @property
     def vrps(self) -> frozenset[tuple[int, str, int]]:
-        return frozenset((self.asn, prefix, max_length) for prefix, max_length in self.prefixes)
+        """Made once: a plan lists every ROA's VRPs twice (what changes, and the deletion gate)."""
+        if self._vrps is None:
+            asn = self.asn
+            self._vrps = frozenset([(asn, prefix, max_length) for prefix, max_length in self.prefixes])
+        return self._vrps
 
     def holds(self, content: RoaContent) -> bool:
         """Whether the ROA says exactly ``content``."""
@@ -81,7 +86,7 @@ class RoaSummary:
         return cls(
             int(asn),
             # saved in canonical order and form (``RoaContent.of``, ``prefix_text``): kept as they are
-            tuple((str(p), int(m)) for p, m in prefixes),
+            tuple([(str(p), int(m)) for p, m in prefixes]),
             bytes.fromhex(aki) if isinstance(aki, str) else None,
             int(serial),
             datetime.fromtimestamp(int(not_before), UTC),
