@@ -492,9 +492,10 @@ def _read_fast(path: Path, text: str, *, nodes: bool = False) -> YamlSource | No
         if any(pattern.search(text) for pattern in (_UNEVEN_CHARACTERS, _UNEVEN_ANCHOR, _UNEVEN_COLON)):
             return None
         if not nodes:
-            direct = _read_direct(path, text)
-            if direct is not _NODES_NEEDED:
-                return direct
+            try:
+                return _read_direct(path, text)
+            except _NodesNeededError:
+                pass  # the node path reads it
         root = _compose(text)
         if not isinstance(root, MappingNode):
             return None
@@ -629,19 +630,16 @@ class _NodesNeededError(Exception):
     key that is a list or empty, a duplicate key, text over several lines, deep nesting."""
 
 
-_NODES_NEEDED: Any = object()  # what _read_direct returns for a file it leaves to the node path
 _NO_KEY: Any = object()  # a mapping's frame waiting for a key
 
 
-def _read_direct(path: Path, text: str) -> YamlSource | Any | None:
+def _read_direct(path: Path, text: str) -> YamlSource | None:
     """The file's values through :class:`_Direct`, as a source that parses again for positions it did not
-    record; None if the file holds no mapping; ``_NODES_NEEDED`` if it is left to the node path."""
+    record; None if the file holds no mapping. Raises :class:`_NodesNeededError` for the node path."""
     parser = _LibyamlParser(text)
     try:
         direct = _Direct(parser)
         content = direct.document()
-    except _NodesNeededError:
-        return _NODES_NEEDED
     finally:
         parser.dispose()
     if not isinstance(content, dict):

@@ -386,9 +386,12 @@ def _direct_matches_nodes(text: str) -> bool:
     if direct is None:
         assert nodes is None
         try:
-            return loader._read_direct(Path("x.yaml"), text) is not loader._NODES_NEEDED
+            loader._read_direct(Path("x.yaml"), text)
+        except loader._NodesNeededError:
+            return False
         except Exception:  # a syntax error, or a scalar only ruamel reads
             return True
+        return True
     assert nodes is not None and direct.plain() == nodes.plain()
     if not isinstance(direct, loader._RememberedSource):
         return False

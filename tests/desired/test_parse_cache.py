@@ -217,7 +217,11 @@ def test_a_row_is_the_same_whichever_way_the_file_was_read(
     repo.load()
     direct = row()
     cache.unlink()
-    monkeypatch.setattr(loader, "_read_direct", lambda *_: loader._NODES_NEEDED)
+
+    def nodes_needed(*_: object) -> None:
+        raise loader._NodesNeededError
+
+    monkeypatch.setattr(loader, "_read_direct", nodes_needed)
     repo.load()
     assert row() == direct
     assert json.loads(direct)[1] == [
