@@ -4,7 +4,7 @@ the operator, render, and set the exit code.
 Exit codes: 0 success / no changes; 1 any error (bad YAML, signer, publication, usage — Click's usage
 exit 2 is remapped so that 2 always means "changes"); 2 plan has changes; 3 changes need approval (plan),
 or apply refused unapproved gates; 4 stale or too old a saved plan; 5 the publication lock was not
-acquired.
+acquired, or was lost before anything was published.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from reconciler import clock, engine, faults, fsutil
 from reconciler import reconcile as reconcile_loop
 from reconciler.apply import audit, lock, onetime
 from reconciler.apply.executor import ApplyResult
-from reconciler.desired import DesiredStateError, load
+from reconciler.desired import DesiredStateError
 from reconciler.desired.model import DesiredState
 from reconciler.desired.schema import parse_duration
 from reconciler.offline import ceremony
@@ -43,6 +43,7 @@ from reconciler.plan.approval import (
 from reconciler.plan.document import GateDoc, PlanDocument
 from reconciler.plan.model import Severity
 from reconciler.plan.render import markdown, text
+from reconciler.publish.rsync_tree import TreeMovedError
 from reconciler.signers import Signer, SignerError, open_signer
 
 # typer vendors its own Click; BadParameter is public and its base class covers every usage mistake.
@@ -81,6 +82,14 @@ RepoArg = Annotated[Path, typer.Argument(help="Desired-state directory (holds rp
 NowOpt = Annotated[
     str | None, typer.Option("--now", help="Act as if it were this time (ISO-8601, e.g. 2026-11-23T17:00Z).")
 ]
+SimulateTimeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--simulate-time",
+        help="Sign at --now even when it is more than a few minutes from the system clock (replaying a "
+        "schedule on a test publication point; never on a served one).",
+    ),
+]
 AnnouncementsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -107,7 +116,7 @@ def _open(repo: Path) -> engine.Workspace:
 def _desired(repo: Path) -> DesiredState:
     """The checked desired state alone, for commands that need no publication point read back."""
     try:
-        return load(repo)
+        return engine.load_desired(repo)
     except DesiredStateError as exc:
         for diagnostic in exc.diagnostics:
             err.print(str(diagnostic), markup=False)
@@ -239,6 +248,7 @@ def apply(
         Path, typer.Argument(help="Desired-state directory, or a plan saved by 'plan --out'.")
     ] = Path(),
     now: NowOpt = None,
+    simulate_time: SimulateTimeOpt = False,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Apply without asking (never approves a gate).")
     ] = False,
@@ -266,7 +276,7 @@ def apply(
     wait = _lock_timeout(lock_timeout)
     onetime.make_ahead(2)  # a ROA's and a manifest's keys, made while the YAML loads and the plan is made
     try:
-        current = clock.now(now)
+        current = clock.signing_time(now, simulate=simulate_time)
         approvals = [parse_approval(token) for token in approve or []]
         saved = document.loads(target.read_text(), where=str(target)) if target.is_file() else None
         if saved is not None and routine_only:
@@ -281,10 +291,12 @@ def apply(
             operation="apply",
             plan_id=saved.plan_id if saved else None,
             timeout=wait,
-        ):
+        ) as held:
             faults.point("lock.acquired")
             routes = None if routine_only else _announcements(announcements, min_peers)
-            _apply_locked(desired, saved, current, approvals, yes, routes, routine_only=routine_only)
+            _apply_locked(
+                desired, saved, current, approvals, yes, routes, routine_only=routine_only, held=held
+            )
     except lock.LockHeld as exc:
         _fail(f"the publication point is locked: {exc.holder.describe()}", EXIT_LOCKED)
     except OSError as exc:
@@ -295,6 +307,18 @@ def apply(
 
 def _os_error(exc: OSError) -> str:
     """A file-system failure as the operator needs it: what, where, that nothing changed, the fix."""
+    where = f" {exc.filename}" if exc.filename else ""
+    if isinstance(exc, fsutil.ReadError):
+        read_fixes = {
+            errno.EACCES: "give the user running rpkictl read access to it",
+            errno.EPERM: "give the user running rpkictl read access to it",
+            errno.EINVAL: "put the regular file expected there in its place",
+        }
+        return (
+            f"cannot read{where}: {exc.strerror or exc}; nothing was published and the previous "
+            f"publication is still served (fix: {read_fixes.get(exc.errno or 0, 'check the file system')}, "
+            "then run apply again)"
+        )
     fixes = {
         errno.ENOSPC: "free space on that file system",
         errno.EDQUOT: "raise the disk quota",
@@ -303,7 +327,6 @@ def _os_error(exc: OSError) -> str:
         errno.EPERM: "give the user running rpkictl write access",
     }
     fix = fixes.get(exc.errno or 0, "check the file system")
-    where = f" {exc.filename}" if exc.filename else ""
     return (
         f"cannot write{where}: {exc.strerror or exc}; nothing was published and the previous publication "
         f"is still served (fix: {fix}, then run apply again)"
@@ -319,6 +342,7 @@ def _apply_locked(
     routes: engine.Announcements | None,
     *,
     routine_only: bool = False,
+    held: lock.Lock | None = None,
 ) -> None:
     """Under the lock: re-read the publication point, re-plan, and publish only what was reviewed."""
     workspace = engine.workspace_for(desired)  # the publication point as it is now that we hold the lock
@@ -335,6 +359,8 @@ def _apply_locked(
     for line in text.render(doc):
         out.print(line)
     if the_plan.empty:
+        for broken in held.broken if held is not None else ():
+            err.print(f"[bold yellow]{engine.broken_lock_warning(broken)}[/]", markup=True)
         return
     missing = unapproved(doc, approvals)
     if missing:
@@ -352,7 +378,10 @@ def _apply_locked(
                 approvals,
                 now=current,
                 signing_time=current if saved is not None else None,
+                held=held,
             )
+    except (lock.LockLost, TreeMovedError) as exc:
+        _fail(f"refused: {exc}; nothing was published by this apply (recorded as refused)", EXIT_LOCKED)
     except engine.AuditedApplyError as exc:
         _fail(str(exc))
     _report(result, workspace)
@@ -365,6 +394,8 @@ def _report(result: ApplyResult, workspace: engine.Workspace) -> None:
     )
     if result.rrdp is not None:
         out.print(result.rrdp)
+    for warning in result.warnings:
+        err.print(warning, style="bold yellow", markup=False)
     if result.request is not None:
         raw = Path(result.request).read_bytes()
         out.print(
@@ -478,9 +509,11 @@ def ta_import(
         directory = desired.publication.directory
         with lock.acquire(
             directory, who=audit.who(), operation="ta import", plan_id=None, timeout=timedelta(0)
-        ):
+        ) as held:
             workspace = engine.workspace_for(desired)
-            imported = engine.import_signed(workspace, response_path, current, expect_key=expect_key)
+            imported = engine.import_signed(
+                workspace, response_path, current, expect_key=expect_key, held=held
+            )
             record = {
                 "who": audit.who(),
                 "status": "ta-imported",
@@ -495,6 +528,8 @@ def ta_import(
             audit.append(desired.audit_log_path, record, now=current)
     except lock.LockHeld as exc:
         _fail(f"the publication point is locked: {exc.holder.describe()}", EXIT_LOCKED)
+    except engine.AuditedApplyError as exc:  # after the rsync swap: it says what is published
+        _fail(str(exc))
     except OPERATOR_ERRORS as exc:
         _fail(f"{exc}; nothing was published")
     out.print(
@@ -691,23 +726,49 @@ def show_log(
     repo: RepoArg = Path(),
     verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 if broken.")] = False,
 ) -> None:
-    """Show the audit log of applies (who, when, commit, plan, approvals, changes)."""
+    """Show the audit log of applies (who, when, commit, plan, approvals, changes).
+
+    A damaged log is shown as far as it can be read, each unreadable line named; exit 1 then."""
     path = _desired(repo).audit_log_path
-    for entry, record in audit.outcomes(audit.read(path)):
-        commit = (record.get("git_commit") or "-")[:12]
-        out.print(
-            f"#{entry.seq} {entry.time} {record.get('status')} by {record.get('who')} "
-            f"commit {commit} plan {str(record.get('plan_id'))[:12]}: {record.get('summary')}"
-        )
-        for approval in record.get("approvals", []):
-            out.print(f"    approved {approval['gate']}:{approval['hash'][:16]} ({approval['how']})")
+    try:
+        entries, unreadable = audit.scan(path)
+        problems = audit.verify(path) if verify else []
+    except audit.AuditError as exc:
+        _fail(str(exc))
+    for entry, record in audit.outcomes(entries):
+        out.print(_log_line(entry, record), markup=False)
+        approvals = record.get("approvals")
+        for approval in approvals if isinstance(approvals, list) else []:
+            found = approval if isinstance(approval, dict) else {}
+            gate, digest, how = (str(found.get(key, "?")) for key in ("gate", "hash", "how"))
+            out.print(f"    approved {gate}:{digest[:16]} ({how})", markup=False)
     if verify:
-        problems = audit.verify(path)
         for problem in problems:
             err.print(f"{path}:{problem}", markup=False)
         if problems:
             _fail(f"the audit log {path} has been altered ({len(problems)} problem(s))")
-        out.print(f"{path}: hash chain intact ({len(audit.read(path))} records)")
+        out.print(f"{path}: hash chain intact ({len(entries)} records)")
+    elif unreadable:
+        for problem in unreadable:
+            err.print(f"{path}:{problem}", markup=False)
+        _fail(f"the audit log {path} has {len(unreadable)} unreadable line(s): run 'rpkictl log --verify'")
+
+
+def _log_line(entry: audit.AuditEntry, record: dict[str, object]) -> str:
+    """One apply, from fields that may hold anything (the log is a file anyone with access can edit)."""
+
+    def field(key: str, width: int | None = None) -> str:
+        value = record.get(key)
+        shown = "-" if value is None or value == "" else str(value)
+        return shown[:width] if width else shown
+
+    line = (
+        f"#{entry.seq} {entry.time} {field('status')} by {field('who')} commit {field('git_commit', 12)} "
+        f"plan {field('plan_id', 12)}: {field('summary')}"
+    )
+    if record.get("status") in ("failed", "refused", audit.REPAIRED) and record.get("message"):
+        line += f" ({field('message')})"
+    return line
 
 
 @app.command("force-unlock")

@@ -11,10 +11,10 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import reconciler
-from reconciler import clock, faults, layout, published
+from reconciler import cachefile, clock, faults, layout, published
 from reconciler.apply import audit, lock
 from reconciler.apply.executor import ApplyResult, execute
 from reconciler.desired import load, parse_cache
@@ -28,10 +28,17 @@ from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument, 
 from reconciler.plan.gitcontext import GitContextError, git_info, intent_changes
 from reconciler.plan.impact import Announcement, AnnouncementsError, read_announcements
 from reconciler.plan.model import Action, Change, Kind, Notice, Plan, Severity
-from reconciler.plan.rollover import KeyIds, Phase
+from reconciler.plan.rollover import KeyIds, Phase, lost_keys, missing_key_error
 from reconciler.publish import rrdp
-from reconciler.publish.rsync_tree import PublishError, Removals, publish
-from reconciler.published import memo
+from reconciler.publish.rsync_tree import (
+    PublishError,
+    Removals,
+    ServedTree,
+    TreeMovedError,
+    publish,
+    served_tree,
+)
+from reconciler.published import memo, reader
 from reconciler.published.reader import PublishedState
 from reconciler.rpki import cert as rc
 from reconciler.rpki import tal
@@ -76,6 +83,7 @@ class Workspace:
     desired: DesiredState
     signers: dict[str, Signer]
     published: PublishedState
+    served: ServedTree | None = None  # the tree ``published`` was read from; an apply links from it only
 
     @property
     def rsync_dir(self) -> Path:
@@ -96,14 +104,29 @@ class Workspace:
 
 def open_workspace(repo: Path) -> Workspace:
     """Load and check the YAML (raises DesiredStateError), open the signers, read the publication point."""
-    return workspace_for(load(repo))
+    return workspace_for(load_desired(repo))
+
+
+def load_desired(repo: Path) -> DesiredState:
+    """Load and check the YAML (raises DesiredStateError), taking the files seen before from the parse
+    cache when the desired state's own key (the memo's: ``memo.secret_of``) confirms its seal. Without
+    that key (a review without secrets, a signer that cannot be opened here) every file is parsed."""
+
+    def cache_key(desired: DesiredState) -> bytes | None:
+        try:
+            return memo.secret_of(desired, open_signers(desired.signers, {ca.signer for ca in desired.cas}))
+        except (SignerError, OSError):
+            return None
+
+    return load(repo, cache_key=cache_key)
 
 
 def workspace_for(desired: DesiredState) -> Workspace:
     """Open the signers of a loaded desired state and read its publication point."""
     signers = open_signers(desired.signers, {ca.signer for ca in desired.cas})
-    found = published.read(desired.publication.directory / "rsync")
-    found.memo = memo.load(desired.publication.directory)
+    secret = memo.secret_of(desired, signers)
+    served, found = _read_served(desired.publication.directory)
+    found.memo = memo.load(desired.publication.directory, secret)
     ta = desired.trust_anchor
     offline = signers[ta.signer]
     if isinstance(offline, OfflineSigner):
@@ -111,7 +134,24 @@ def workspace_for(desired: DesiredState) -> Workspace:
         cert = found.certificate(layout.certificate_path(ta))
         if isinstance(cert, rc.ResourceCertificate) and cert.authority_key_id in (None, cert.key_id):
             offline.learn(ta.name, cert.public_key)
-    return Workspace(desired, signers, found)
+    return Workspace(desired, signers, found, served)
+
+
+_READ_TRIES = 5
+
+
+def _read_served(directory: Path) -> tuple[ServedTree | None, PublishedState]:
+    """The publication point as read, with the tree it was read from: the same tree before and after
+    the reading (an apply not holding the lock may swap one in meanwhile; then it is read again)."""
+    for _ in range(_READ_TRIES):
+        before = served_tree(directory)
+        found = published.read(directory / "rsync")
+        if served_tree(directory) == before:
+            return before, found
+    raise PublishError(
+        f"the tree served in {directory} kept changing while it was read: is an apply running without the "
+        "publication lock? (run this again once it is done)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +187,7 @@ def plan(
     round trip to an HSM)."""
     routes = announcements.routes if announcements is not None else None
     found = keys if keys is not None else workspace.keys()
+    refuse_lost_keys(workspace, found, now)
     the_plan = make_plan(workspace.desired, workspace.published, found, now, routes, hold=hold)
     notice = offline_notice(workspace, the_plan)
     if notice is not None:
@@ -156,7 +197,30 @@ def plan(
         the_plan = dataclasses.replace(the_plan, changes=(*the_plan.changes, behind))
     state = workspace.published
     memo.save(workspace.desired.publication.directory, state.memo, state.digests())
+    dropped = [Notice("cache", Severity.INFO, "(cache)", why) for why in cachefile.dropped()]
+    if dropped:
+        the_plan = dataclasses.replace(the_plan, notices=(*the_plan.notices, *dropped))
     return the_plan
+
+
+def refuse_lost_keys(workspace: Workspace, keys: KeyIds, now: datetime) -> None:
+    """Raise :class:`MissingKeyError` when a CA's published key is missing from its signer: that is for
+    a person to put right (a volume to mount, a signer to correct), never a plan to create a new key."""
+    desired = workspace.desired
+    offline = frozenset(name for name, s in workspace.signers.items() if isinstance(s, OfflineSigner))
+    lost = lost_keys(desired, workspace.published, keys, now, offline=offline)
+    if lost:
+        raise missing_key_error(lost, workspace.signers)
+
+
+def cache_secret(workspace: Workspace) -> bytes | None:
+    """The key the caches in the publication directory are authenticated with (``memo.secret_of``),
+    kept with the memo; looked up again when there was none (a first apply creates the keys it comes
+    from)."""
+    kept = workspace.published.memo
+    if kept.secret is None:
+        kept.secret = memo.secret_of(workspace.desired, workspace.signers)
+    return kept.secret
 
 
 def remember_signed(workspace: Workspace, result: ApplyResult) -> None:
@@ -164,6 +228,7 @@ def remember_signed(workspace: Workspace, result: ApplyResult) -> None:
     check their signatures again: the ROAs' summaries, the other objects as decoding them finds them, and
     which CA key signed each (this process made those signatures)."""
     found = workspace.published
+    cache_secret(workspace)
     digests = set()
     for path, data in result.files.items():
         digest = found.digest_of(path, data)
@@ -184,6 +249,14 @@ def rrdp_drift(workspace: Workspace) -> Change | None:
     if publication.rrdp_base is None or not workspace.published.files:
         return None
     directory = publication.directory / "rrdp"
+    damaged = reader.not_a_directory(directory)
+    if damaged is not None:
+        reason = f"{damaged}: republished in a new RRDP session (relying parties take the snapshot)"
+        return Change(Action.RENEW, Kind.RRDP, "(rrdp)", "notification.xml", reason)
+    planted = rrdp.planted_entry(directory)
+    if planted is not None:
+        reason = f"{planted}, never made by apply: removed, and RRDP republished in a new session"
+        return Change(Action.RENEW, Kind.RRDP, "(rrdp)", "notification.xml", reason)
     current = rrdp.read_notification(directory)
     found = workspace.published
     matches, why = rrdp.state_matches(
@@ -194,6 +267,7 @@ def rrdp_drift(workspace: Workspace) -> Change | None:
         rrdp_base=publication.rrdp_base,
         digest_of=found.digest_of,
         tree=found.tree_digest(),
+        secret=found.memo.secret,
     )
     if matches:
         return None
@@ -201,14 +275,60 @@ def rrdp_drift(workspace: Workspace) -> Change | None:
     return Change(Action.RENEW, Kind.RRDP, "(rrdp)", "notification.xml", reason)
 
 
+@dataclass
+class Progress:
+    """How far a publication got, so that every message about a failure says what is served now."""
+
+    rsync: Path | None = None  # the new rsync tree, once the ``rsync`` link points to it
+    rrdp: str | None = None  # what RRDP published, once its notification is out
+
+    def state(self, rrdp_configured: bool) -> str:
+        """What relying parties see now, for a message."""
+        if self.rsync is None:
+            return "nothing was published: the previous rsync tree and RRDP state are still served"
+        if not rrdp_configured:
+            return f"the rsync tree is published (trees/{self.rsync.name})"
+        if self.rrdp is None:
+            return (
+                "the rsync tree is published, but RRDP is behind: it still serves the previous state "
+                f"(rsync serves trees/{self.rsync.name}; the next apply republishes RRDP)"
+            )
+        return f"the rsync tree is published (trees/{self.rsync.name}), and {self.rrdp}"
+
+
 def publish_all(
-    workspace: Workspace, files: dict[str, bytes], now: datetime, removals: Removals | None = None
+    workspace: Workspace,
+    files: dict[str, bytes],
+    now: datetime,
+    removals: Removals | None = None,
+    *,
+    held: lock.Lock | None = None,
+    progress: Progress | None = None,
 ) -> str | None:
     """The rsync tree (swapped atomically), then RRDP (snapshot and delta before the notification).
     Returns what RRDP did, for the operator. Old trees are removed by ``removals`` when given (see
-    :class:`Removals`), before this returns otherwise."""
+    :class:`Removals`), before this returns otherwise.
+
+    With ``held``, the publication lock: each irreversible step (the swap of ``rsync``, the rename of the
+    notification) happens only while it is still ours, and the swap only while the tree served is still
+    the one the workspace was read from. ``progress`` is kept up to date as each step is done."""
     publication = workspace.desired.publication
-    publish(publication.directory, files, now, served=workspace.published.files, removals=removals)
+    progress = progress if progress is not None else Progress()
+
+    def swapped(tree: Path) -> None:
+        progress.rsync = tree
+
+    publish(
+        publication.directory,
+        files,
+        now,
+        served=workspace.published.files,
+        removals=removals,
+        read_from=workspace.served,
+        check_served=held is not None,
+        fence=held.fence if held is not None else None,
+        on_swap=swapped,
+    )
     if publication.rrdp_base is None:
         return None
     old = workspace.published
@@ -220,13 +340,21 @@ def publish_all(
         files,
         digest_of=old.digest_of,  # unchanged files were hashed when the tree was read
         old_tree=old.tree_digest(),
+        fence=held.fence if held is not None else None,
+        secret=cache_secret(workspace),
     )
     if written is None:
+        progress.rrdp = "RRDP already serves it"
         return None
     state = written.notification
     if written.new_session:
-        return f"RRDP: new session {state.session_id} ({written.why or 'first publication'}), serial 1"
-    return f"RRDP: serial {state.serial} (session {state.session_id}, {len(state.deltas)} deltas offered)"
+        why = written.why or "first publication"
+        progress.rrdp = f"RRDP: new session {state.session_id} ({why}), serial 1"
+    else:
+        progress.rrdp = (
+            f"RRDP: serial {state.serial} (session {state.session_id}, {len(state.deltas)} deltas offered)"
+        )
+    return progress.rrdp
 
 
 def offline_signer(workspace: Workspace) -> OfflineSigner | None:
@@ -321,25 +449,38 @@ def plan_document(
     )
 
 
-def apply(workspace: Workspace, the_plan: Plan, now: datetime | None = None) -> ApplyResult | None:
+def apply(
+    workspace: Workspace,
+    the_plan: Plan,
+    now: datetime | None = None,
+    *,
+    held: lock.Lock | None = None,
+    progress: Progress | None = None,
+) -> ApplyResult | None:
     """Sign and publish what the plan lists; None when the plan is empty (nothing is signed or written).
 
     ``now`` is the signing time when it differs from the time the plan was computed for (a saved plan
-    applied later): the changes are the plan's, the validity periods start now.
+    applied later): the changes are the plan's, the validity periods start now. ``held``: the
+    publication lock, checked before each irreversible step (see :func:`publish_all`); ``progress``
+    says how far the publication got when this raises.
     """
     if the_plan.empty:
         return None
     if now is not None:
         the_plan = dataclasses.replace(the_plan, now=now)
-    result = execute(the_plan, workspace.desired, workspace.published, workspace.signers)
+    result = _only_layout(execute(the_plan, workspace.desired, workspace.published, workspace.signers))
+    result = _without_damage(result, workspace.published)
     with Removals() as removals:  # old rsync trees go while RRDP and the memo are written
         if result.written or result.removed or any(c.kind is Kind.RRDP for c in the_plan.changes):
-            rrdp_did = publish_all(workspace, result.files, the_plan.now, removals)
+            rrdp_did = publish_all(
+                workspace, result.files, the_plan.now, removals, held=held, progress=progress
+            )
             result = dataclasses.replace(result, rrdp=rrdp_did)
         remember_signed(workspace, result)
     destroy_retired_keys(workspace, the_plan)
     directory = workspace.desired.publication.directory
-    parse_cache.save_waiting(directory)  # a first apply loaded the YAML before the directory existed
+    # a first apply loaded the YAML before the directory and the keys existed
+    parse_cache.save_waiting(directory, cache_secret(workspace))
     if result.deferred:
         request = offline_request(workspace, the_plan, result.deferred)
         pending = ceremony.keep_or_write(directory, request, the_plan.now)
@@ -347,6 +488,28 @@ def apply(workspace: Workspace, the_plan: Plan, now: datetime | None = None) -> 
     elif ceremony.pending_path(directory).exists():
         ceremony.pending_path(directory).unlink()  # nothing waits for the trust anchor any more
     return result
+
+
+def _only_layout(result: ApplyResult) -> ApplyResult:
+    """The new tree without what no layout puts there: every object is ``<ta>.cer`` or
+    ``<ca>/<name>``, so a file deeper down (junk in a CA's sub-directory, the inside of a directory
+    named like an object) was planted, and is never carried into a new tree."""
+    planted = [path for path in result.files if path.count("/") > 1]
+    if not planted:
+        return result
+    files = {path: data for path, data in result.files.items() if path.count("/") <= 1}
+    return dataclasses.replace(result, files=files, removed=tuple(sorted({*result.removed, *planted})))
+
+
+def _without_damage(result: ApplyResult, published: PublishedState) -> ApplyResult:
+    """The new tree leaves out every entry the publication point should not hold (a planted link, FIFO
+    or directory, see ``PublishedState.damage``), so that they count as removed and the tree is
+    published even when nothing else changed: damage at the top of the tree is under no CA's
+    manifest, and would otherwise stay served."""
+    if not published.damage:
+        return result
+    removed = {*result.removed, *(path.rstrip("/") for path in published.damage)}
+    return dataclasses.replace(result, removed=tuple(sorted(removed)))
 
 
 def apply_recorded(
@@ -357,35 +520,101 @@ def apply_recorded(
     *,
     now: datetime,
     signing_time: datetime | None = None,
+    held: lock.Lock | None = None,
 ) -> ApplyResult:
     """:func:`apply` between audit records: "started" before anything is signed (an apply killed
-    half-way then shows as interrupted), then "applied" or "failed" with the reason. ``doc``: what the
-    records say of the plan (:meth:`AuditedPlan.of` its document, which the caller can then let go).
+    half-way then shows as interrupted), then "applied", "failed" or "refused" with the reason. ``doc``:
+    what the records say of the plan (:meth:`AuditedPlan.of` its document, which the caller can then let
+    go). ``held``: the publication lock (see :func:`publish_all`); a stale lock it broke on its way in is
+    named in the records and in the result's warnings.
 
-    Raises the signer's or publisher's error after recording it; an RRDP failure after the rsync swap
-    becomes :class:`AuditedApplyError` saying the rsync tree is out."""
+    Raises the signer's or publisher's error after recording it when nothing was published; ``LockLost``
+    or ``TreeMovedError`` after recording the apply as refused (it lost its lock, or another apply
+    published after it read the publication point); and :class:`AuditedApplyError` -- saying what is
+    published -- for any failure after the rsync swap, or of the audit log itself."""
     log_path = workspace.desired.audit_log_path
-    audit.append(log_path, audit_record(doc, approvals, status="started"), now=now)
+    warnings = [broken_lock_warning(b) for b in held.broken] if held is not None else []
+    started = audit.append(
+        log_path, audit_record(doc, approvals, status="started", message="; ".join(warnings)), now=now
+    )
+    warnings += started.notes
     faults.point("audit.started")
+    progress = Progress()
+    rrdp_configured = workspace.desired.publication.rrdp_base is not None
     try:
-        result = apply(workspace, the_plan, now=signing_time)
-    except (SignerError, PublishError) as exc:
-        audit.append(log_path, audit_record(doc, approvals, status="failed", message=str(exc)), now=now)
+        result = apply(workspace, the_plan, now=signing_time, held=held, progress=progress)
+    except (lock.LockLost, TreeMovedError) as exc:
+        if progress.rsync is not None:
+            message = (
+                f"the rsync tree is published (trees/{progress.rsync.name}), but then {exc}; RRDP was not "
+                "written by this apply: the apply that took the lock over publishes it"
+            )
+            _record_failure(log_path, doc, approvals=approvals, now=now, message=message, cause=exc)
+        message = f"refused: {exc}; nothing was published by this apply"
+        _record(log_path, audit_record(doc, approvals, status="refused", message=message), now, message)
         raise
-    except rrdp.RrdpError as exc:
-        message = f"the rsync tree is published, but RRDP is behind: {exc} (fix it, then run apply again)"
-        audit.append(log_path, audit_record(doc, approvals, status="failed", message=message), now=now)
-        raise AuditedApplyError(message) from exc
+    except Exception as exc:
+        if progress.rsync is None:
+            message = f"{exc}; {progress.state(rrdp_configured)}"
+            _record(log_path, audit_record(doc, approvals, status="failed", message=message), now, message)
+            raise
+        _record_failure(
+            log_path,
+            doc,
+            approvals=approvals,
+            now=now,
+            message=_after_swap(progress, rrdp_configured, exc),
+            cause=exc,
+        )
     if result is None:
         raise ValueError("apply_recorded needs a plan with changes")
+    result = dataclasses.replace(result, warnings=(*result.warnings, *warnings))
     faults.point("audit.before-applied")
+    record = audit_record(doc, approvals, status="applied", result=result, message="; ".join(warnings))
     try:
-        audit.append(log_path, audit_record(doc, approvals, status="applied", result=result), now=now)
+        audit.append(log_path, record, now=now)
     except (audit.AuditError, OSError) as exc:
         raise AuditedApplyError(
-            f"published, but the audit record could not be written to {log_path}: {exc}"
+            f"{progress.state(rrdp_configured)}, but the audit record could not be written to {log_path}: "
+            f"{exc} (the log shows this apply as interrupted)"
         ) from exc
     return result
+
+
+def broken_lock_warning(broken: lock.BrokenLock) -> str:
+    """A stale lock broken on the way in, loudly: its holder may still be running."""
+    return (
+        f"warning: a stale lock was broken: {broken.describe()}. If that apply is still running, it finds "
+        "its lock gone and publishes nothing"
+    )
+
+
+def _after_swap(progress: Progress, rrdp_configured: bool, exc: BaseException) -> str:
+    return f"{progress.state(rrdp_configured)}; {exc} (fix it, then run apply again)"
+
+
+def _record(log_path: Path, record: dict[str, Any], now: datetime, message: str) -> None:
+    """Append an outcome record; when even that fails, say both what happened and that."""
+    try:
+        audit.append(log_path, record, now=now)
+    except (audit.AuditError, OSError) as exc:
+        raise AuditedApplyError(
+            f"{message}; and the audit record could not be written to {log_path}: {exc} "
+            "(the log shows this apply as interrupted)"
+        ) from exc
+
+
+def _record_failure(
+    log_path: Path,
+    doc: AuditedPlan,
+    *,
+    approvals: list[Approval],
+    now: datetime,
+    message: str,
+    cause: BaseException,
+) -> NoReturn:
+    _record(log_path, audit_record(doc, approvals, status="failed", message=message), now, message)
+    raise AuditedApplyError(message) from cause
 
 
 def offline_request(workspace: Workspace, the_plan: Plan, deferred: tuple[Change, ...]) -> SigningRequest:
@@ -410,7 +639,12 @@ class Imported:
 
 
 def import_signed(
-    workspace: Workspace, response_path: Path, now: datetime, *, expect_key: str | None = None
+    workspace: Workspace,
+    response_path: Path,
+    now: datetime,
+    *,
+    expect_key: str | None = None,
+    held: lock.Lock | None = None,
 ) -> Imported:
     """Verify the offline trust anchor's response against the waiting request -- which must still be
     what the plan asks of the trust anchor -- and publish it; the request is then consumed, so the same
@@ -431,7 +665,14 @@ def import_signed(
                 "or the publication point changed since it was written): run 'rpkictl apply' for a new one"
             )
     tree = ceremony.import_response(response, pending, workspace.published, now, expect_key=expect_key)
-    publish_all(workspace, tree, now)
+    progress = Progress()
+    try:
+        publish_all(workspace, tree, now, held=held, progress=progress)
+    except Exception as exc:
+        if progress.rsync is None:
+            raise
+        rrdp_configured = workspace.desired.publication.rrdp_base is not None
+        raise AuditedApplyError(_after_swap(progress, rrdp_configured, exc)) from exc
     ceremony.pending_path(directory).unlink()
     old = workspace.published.files
     written = tuple(sorted(p for p, d in tree.items() if old.get(p) != d))
@@ -563,6 +804,9 @@ def trust_anchor_locator(workspace: Workspace) -> str:
     signer = workspace.signers[ta.signer]
     key = signer.find_key(ta.name)
     if key is None:
+        lost = lost_keys(workspace.desired, workspace.published, {}, clock.now())
+        if lost and lost[0].ca.name == ta.name:
+            raise missing_key_error(lost[:1], workspace.signers)
         raise SignerError(f"the trust anchor {ta.name!r} has no key yet (fix: run 'rpkictl apply' first)")
     uri = layout.uri(workspace.desired.publication.rsync_base, layout.certificate_path(ta))
     return tal.encode((uri,), signer.public_key(key))

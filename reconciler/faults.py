@@ -4,6 +4,8 @@ relying parties a half-written publication point.
 Inert unless the environment variable ``RPKICTL_CRASH_AT`` is set to ``NAME`` or ``NAME:N`` (the Nth
 time the point is reached). ``RPKICTL_CRASH_TRACE`` names a file to which every point reached is
 appended, so a harness can list the points an apply goes through before killing it at each one.
+``RPKICTL_STOP_AT`` (the same syntax) stops the process there (SIGSTOP) instead: a holder frozen past
+its lease, as a laptop lid or a slow NFS server freezes one, until the harness sends SIGCONT.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ _reached: Counter[str] = Counter()
 def point(name: str) -> None:
     """Mark a step; the crash harness may kill the process here."""
     target = os.environ.get("RPKICTL_CRASH_AT")
+    stop = os.environ.get("RPKICTL_STOP_AT")
     trace = os.environ.get("RPKICTL_CRASH_TRACE")
-    if target is None and trace is None:
+    if target is None and trace is None and stop is None:
         return
     _reached[name] += 1
     if trace is not None:
@@ -27,3 +30,5 @@ def point(name: str) -> None:
             handle.write(f"{name}:{_reached[name]}\n")
     if target in (name, f"{name}:{_reached[name]}"):
         os.kill(os.getpid(), signal.SIGKILL)
+    if stop in (name, f"{name}:{_reached[name]}"):
+        os.kill(os.getpid(), signal.SIGSTOP)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -54,12 +56,41 @@ def replace_public(path: Path, data: bytes | Iterable[bytes], *, sync: bool = Tr
 _READ = 1 << 16
 
 
+class ReadError(OSError):
+    """A file that could not be read: missing, not permitted, or not a regular file. An ``OSError``
+    (with ``errno``, ``strerror`` and ``filename``), told apart so that messages say "cannot read" and
+    give a fix for reading, not for writing."""
+
+
+def file_kind(mode: int) -> str:
+    """What a file of this ``st_mode`` is, for messages about a file that is not a regular one."""
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "an unknown kind of file"
+
+
 def read_bytes(path: str) -> bytes:
-    """A file's bytes through the system calls alone: for a registry's 200,000 published files and
-    20,000 keys, Python's file objects (made, queried, closed) cost as much again as the reading itself.
-    Read up to the end of the file, however few bytes a read returns."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    """A regular file's bytes through the system calls alone: for a registry's 200,000 published files
+    and 20,000 keys, Python's file objects (made, queried, closed) cost as much again as the reading
+    itself. Read up to the end of the file, however few bytes a read returns.
+
+    Anything else at ``path`` is a :class:`ReadError` at once, never read: a FIFO would block for ever
+    (opened without O_NONBLOCK, or read from), a device would never end, a directory has no bytes."""
     try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ReadError(exc.errno, exc.strerror, path) from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ReadError(errno.EINVAL, f"{file_kind(mode)}, not a regular file", path)
         data = os.read(fd, _READ)
         if not data:
             return data
@@ -67,5 +98,9 @@ def read_bytes(path: str) -> bytes:
         while piece := os.read(fd, _READ):
             pieces.append(piece)
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    except ReadError:
+        raise
+    except OSError as exc:
+        raise ReadError(exc.errno, exc.strerror, path) from exc
     finally:
         os.close(fd)

@@ -27,6 +27,7 @@ class Finding:
     message: str  # what is wrong and what to do
 
 
+NO_KEY_YET = "no key yet and nothing published for it: 'rpkictl apply' creates its key and publishes it"
 MISSING_POINT = (
     "manifest or CRL missing or unreadable: relying parties reject the CA's publication point; "
     "run 'rpkictl apply'"
@@ -46,7 +47,7 @@ def object_findings(
     """A CA's objects that are missing, or that expire within the margins. The trust anchor's manifest
     and CRL have their own margins, its reminders (their renewal may need the offline signer)."""
     if key is None:
-        return [Finding(Severity.CRITICAL, ca.name, "no key: run 'rpkictl apply'")]
+        return [Finding(Severity.CRITICAL, ca.name, NO_KEY_YET)]
     kinds = {o.kind for o in objects}
     if ObjectKind.MANIFEST not in kinds or ObjectKind.CRL not in kinds:
         return [Finding(Severity.CRITICAL, ca.name, MISSING_POINT)]
@@ -102,6 +103,30 @@ def drift_finding(ca: str, drift: int, review: int) -> Finding:
         ca,
         f"{drift} change{'s' if drift != 1 else ''} between the desired state and what is published"
         f"{waiting}: 'rpkictl plan' shows them, 'rpkictl apply' publishes them",
+    )
+
+
+def damage_finding(ca: str, repairs: list[str]) -> Finding:
+    """Entries or objects in the publication point that this CA did not publish, or that were altered
+    (``repairs``: their plan addresses): relying parties may be rejecting the CA's publication point."""
+    shown = ", ".join(repairs[:3]) + (f" and {len(repairs) - 3} more" if len(repairs) > 3 else "")
+    return Finding(
+        Severity.WARNING,
+        ca,
+        f"the publication point is damaged ({shown}): 'rpkictl plan' says why, 'rpkictl apply' repairs it",
+    )
+
+
+def future_finding(ca: str, dated: list[str]) -> Finding:
+    """Objects dated in the future (``dated``: their plan addresses), signed while a clock ran ahead:
+    relying parties reject them until that time comes, so what they carry is missing now."""
+    shown = ", ".join(dated[:3]) + (f" and {len(dated) - 3} more" if len(dated) > 3 else "")
+    return Finding(
+        Severity.CRITICAL,
+        ca,
+        f"dated in the future ({shown}), signed while a clock ran ahead: relying parties reject them "
+        "until then; 'rpkictl apply' (or the reconcile loop) renews them dated now -- check the clock of "
+        "the machine that signed them",
     )
 
 

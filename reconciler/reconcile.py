@@ -23,7 +23,7 @@ from types import FrameType
 
 from reconciler import clock, engine, faults
 from reconciler.apply import audit, lock
-from reconciler.desired import DesiredStateError, load
+from reconciler.desired import DesiredStateError
 from reconciler.plan.model import Plan
 
 
@@ -89,15 +89,16 @@ def cycle(
     notes = []
     if git_pull and (problem := pull(repo)) is not None:
         notes.append(problem)
-    desired = load(repo)
+    desired = engine.load_desired(repo)
     with lock.acquire(
         desired.publication.directory,
         who=audit.who(),
         operation="reconcile",
         plan_id=None,
         timeout=lock_timeout,
-    ):
+    ) as publication_lock:
         faults.point("lock.acquired")
+        notes += [engine.broken_lock_warning(broken) for broken in publication_lock.broken]
         workspace = engine.workspace_for(desired)
         full, chosen = unattended_plan(workspace, now, routine_only=routine_only)
         held = len(full.changes) - len(chosen.changes)
@@ -107,7 +108,8 @@ def cycle(
         if chosen.empty:
             return CycleResult(waiting=waiting, held=held, notes=tuple(notes))
         doc = engine.AuditedPlan.of(engine.plan_document(workspace, chosen))
-        result = engine.apply_recorded(workspace, chosen, doc, [], now=now)
+        result = engine.apply_recorded(workspace, chosen, doc, [], now=now, held=publication_lock)
+        notes += [w for w in result.warnings if w not in notes]
         return CycleResult(
             applied=len(chosen.changes),
             signed=result.signed,

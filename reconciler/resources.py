@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from reconciler.diagnostics import excerpt
+
 AS_MAX = 2**32 - 1
 
 Afi = Literal[4, 6]
@@ -98,7 +100,7 @@ def parse_asn(text: str | int) -> int:
     else:
         match = _ASN_RE.match(text)
         if not match:
-            raise ResourceSyntaxError(f"{text!r} is not an AS number (write AS64496 or 64496)")
+            raise ResourceSyntaxError(f"{excerpt(text)} is not an AS number (write AS64496 or 64496)")
         value = int(match.group(1))
     if not 0 <= value <= AS_MAX:
         raise ResourceSyntaxError(f"AS number {value} is out of range (0 to {AS_MAX})")
@@ -139,7 +141,9 @@ def parse_asn_range(item: str | int) -> tuple[int, int]:
         lo_text, _, hi_text = item.partition("-")
         lo, hi = parse_asn(lo_text), parse_asn(hi_text)
         if lo > hi:
-            raise ResourceSyntaxError(f"AS range {item!r} runs backwards (write the lower number first)")
+            raise ResourceSyntaxError(
+                f"AS range {excerpt(item)} runs backwards (write the lower number first)"
+            )
         return lo, hi
     value = parse_asn(item)
     return value, value
@@ -163,14 +167,44 @@ def parse_prefix(text: str, afi: Afi | None = None) -> IPNetwork:
         found = _prefix_range(text, family)
         if found is not None:
             low, high = found
+            if family == 6:
+                _refuse_mapped(low, high, text)
             bits = _afi_bits(family) - (high - low).bit_length()
             return ipaddress.IPv4Network((low, bits)) if family == 4 else ipaddress.IPv6Network((low, bits))
-    return _parse_prefix_text(text, afi)
+    net = _parse_prefix_text(text, afi)
+    if net.version == 6:
+        _refuse_mapped(*network_range(net), text)
+    return net
+
+
+#: IPv4-mapped IPv6 addresses (RFC 4291 §2.5.5.2), ``::ffff:0:0/96``: IPv4 space written as IPv6, which
+#: relying parties drop or read as IPv4 (OctoRPKI). IPv4 resources are written as IPv4.
+_MAPPED = (0xFFFF << 32, (0xFFFF << 32) | 0xFFFF_FFFF)
+
+
+def _refuse_mapped(low: int, high: int, text: str) -> None:
+    """Refuse an IPv6 block that lies wholly in the IPv4-mapped space (one that merely contains it, such
+    as ``::/0``, is ordinary IPv6 space)."""
+    if _MAPPED[0] <= low and high <= _MAPPED[1]:
+        raise ResourceSyntaxError(
+            f"{excerpt(text)} is an IPv4-mapped IPv6 address block (::ffff:0:0/96), which relying parties "
+            "drop (write the IPv4 prefix under ipv4 instead)"
+        )
+
+
+def _refuse_zone(text: str) -> None:
+    """``fe80::1%eth0`` names an address on one host's interface; an RPKI prefix has no zone index."""
+    if "%" in text:
+        raise ResourceSyntaxError(
+            f"{excerpt(text)} has a zone index ('%...'), which only makes sense on one host "
+            "(remove the '%' and what follows it)"
+        )
 
 
 def _parse_prefix_text(text: str, afi: Afi | None = None) -> IPNetwork:
     """:func:`parse_prefix` by ``ipaddress`` alone: what the C library's reading is held to, and the
     road every odd case takes to its exact result or message."""
+    _refuse_zone(text)
     if "/" in text:
         try:  # the common case in one step; anything odd takes the slow road to its exact message
             # the family from the text: ip_network would try IPv4 first, and fail slowly, on every IPv6 prefix
@@ -183,14 +217,16 @@ def _parse_prefix_text(text: str, afi: Afi | None = None) -> IPNetwork:
     try:
         net = ipaddress.ip_network(text.strip(), strict=False)
     except ValueError as exc:
-        raise ResourceSyntaxError(f"{text!r} is not an IP prefix (write e.g. 192.0.2.0/24)") from exc
+        raise ResourceSyntaxError(f"{excerpt(text)} is not an IP prefix (write e.g. 192.0.2.0/24)") from exc
     if "/" not in text:
-        raise ResourceSyntaxError(f"{text!r} has no prefix length (write e.g. {net.network_address}/24)")
+        raise ResourceSyntaxError(
+            f"{excerpt(text)} has no prefix length (write e.g. {net.network_address}/24)"
+        )
     if afi is not None and net.version != afi:
-        raise ResourceSyntaxError(f"{text!r} is not an IPv{afi} prefix")
+        raise ResourceSyntaxError(f"{excerpt(text)} is not an IPv{afi} prefix")
     if int(ipaddress.ip_interface(text.strip()).ip) != int(net.network_address):
         raise ResourceSyntaxError(
-            f"{text!r} has host bits set (did you mean {net.network_address}/{net.prefixlen}?)"
+            f"{excerpt(text)} has host bits set (did you mean {net.network_address}/{net.prefixlen}?)"
         )
     return net
 
@@ -219,18 +255,23 @@ def parse_ip_block(text: str, afi: Afi) -> tuple[int, int]:
     """Read a prefix or an ``A-B`` address range of one family as a closed integer range."""
     found = _prefix_range(text, afi)
     if found is not None:
+        if afi == 6:
+            _refuse_mapped(*found, text)
         return found
     if "-" in text and "/" not in text:
+        _refuse_zone(text)
         lo_text, _, hi_text = text.partition("-")
         try:
             lo = ipaddress.ip_address(lo_text.strip())
             hi = ipaddress.ip_address(hi_text.strip())
         except ValueError as exc:
-            raise ResourceSyntaxError(f"{text!r} is not an address range") from exc
+            raise ResourceSyntaxError(f"{excerpt(text)} is not an address range") from exc
         if lo.version != afi or hi.version != afi:
-            raise ResourceSyntaxError(f"{text!r} is not an IPv{afi} range")
+            raise ResourceSyntaxError(f"{excerpt(text)} is not an IPv{afi} range")
         if int(lo) > int(hi):
-            raise ResourceSyntaxError(f"address range {text!r} runs backwards")
+            raise ResourceSyntaxError(f"address range {excerpt(text)} runs backwards")
+        if afi == 6:
+            _refuse_mapped(int(lo), int(hi), text)
         return int(lo), int(hi)
     return network_range(parse_prefix(text, afi))
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 import reconciler
-from reconciler import cachefile, fsutil
+from reconciler import cachefile
 
 
 def test_a_cache_reads_back_what_was_written(tmp_path: Path) -> None:
@@ -51,15 +52,15 @@ def test_a_big_cache_is_written_in_pieces_as_one_json_document(
     """A registry's memo is written a batch of members at a time, never encoded whole; the file is still
     byte for byte what encoding it whole gives, whatever the size against the batch."""
     pieces: list[int] = []
-    written = fsutil.write_public
+    written = cachefile._replace_private
 
-    def measured(path: Path, data: object, **options: bool) -> Path:
+    def measured(path: Path, data: Iterable[bytes]) -> None:
         assert not isinstance(data, bytes)
-        chunks = list(data)  # type: ignore[call-overload]
+        chunks = list(data)
         pieces.extend(len(chunk) for chunk in chunks)
-        return written(path, chunks, **options)
+        written(path, chunks)
 
-    monkeypatch.setattr(fsutil, "write_public", measured)
+    monkeypatch.setattr(cachefile, "_replace_private", measured)
     document = {
         "version": 2,
         "rows": {f"{i:064x}": ["roa", i, [["10.0.0.0/24", 24]], None, "é"] for i in range(size)},

@@ -67,20 +67,20 @@ def test_plan_apply_plan_cycle(scratch: Scratch) -> None:
         "Plan: 3 keys to create, 7 to issue, 0 to replace, 0 to revoke, 0 to withdraw, 6 routine."
         in plan.stdout
     )
-    applied = rpkictl("apply", str(scratch.repo), "--now", NOW, "--yes")
+    applied = rpkictl("apply", str(scratch.repo), "--simulate-time", "--now", NOW, "--yes")
     assert applied.returncode == 0, applied.stderr
     assert "Applied: 20 signatures, 13 files written" in applied.stdout
     served = scratch.rsync.resolve()
     again = rpkictl("plan", str(scratch.repo), "--now", NOW)
     assert again.returncode == 0
     assert "No changes" in again.stdout
-    noop = rpkictl("apply", str(scratch.repo), "--now", NOW)
+    noop = rpkictl("apply", str(scratch.repo), "--simulate-time", "--now", NOW)
     assert noop.returncode == 0 and "No changes" in noop.stdout
     assert scratch.rsync.resolve() == served
 
 
 def test_apply_without_terminal_or_yes_refuses(scratch: Scratch) -> None:
-    result = rpkictl("apply", str(scratch.repo), "--now", NOW)
+    result = rpkictl("apply", str(scratch.repo), "--simulate-time", "--now", NOW)
     assert result.returncode == 1
     assert "--yes" in result.stderr
     assert not scratch.rsync.exists()
@@ -88,7 +88,9 @@ def test_apply_without_terminal_or_yes_refuses(scratch: Scratch) -> None:
 
 
 def _apply_on_terminal(scratch: Scratch, answer: bytes) -> tuple[int, str]:
-    return run_on_terminal(["apply", str(scratch.repo), "--now", NOW], answer, b"Apply these")
+    return run_on_terminal(
+        ["apply", str(scratch.repo), "--simulate-time", "--now", NOW], answer, b"Apply these"
+    )
 
 
 def test_apply_asks_on_a_terminal(scratch: Scratch) -> None:

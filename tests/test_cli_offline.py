@@ -24,7 +24,7 @@ def waiting(tmp_path: Path) -> Scratch:
     """An offline trust anchor whose first signing request waits."""
     scratch = scratch_copy(tmp_path)
     make_offline(scratch)
-    applied = rpkictl("apply", str(scratch.repo), "--yes", "--now", _at(0))
+    applied = rpkictl("apply", str(scratch.repo), "--yes", "--simulate-time", "--now", _at(0))
     assert applied.returncode == 0, applied.stderr
     return scratch
 
@@ -89,7 +89,7 @@ def test_check_exit_codes_follow_the_reminders(waiting: Scratch) -> None:
     def check(at: timedelta) -> tuple[int, str]:
         moment = (ends - at).strftime("%Y-%m-%dT%H:%M:%SZ")
         # the online CAs are renewed by the daily job meanwhile
-        rpkictl("apply", str(waiting.repo), "--yes", "--routine-only", "--now", moment)
+        rpkictl("apply", str(waiting.repo), "--yes", "--routine-only", "--simulate-time", "--now", moment)
         result = rpkictl("check", str(waiting.repo), "--now", moment)
         return result.returncode, result.stdout
 
@@ -112,7 +112,7 @@ def test_check_exit_codes_follow_the_reminders(waiting: Scratch) -> None:
 
 def test_check_reports_an_expired_manifest_below_the_trust_anchor(tmp_path: Path) -> None:
     scratch = scratch_copy(tmp_path)
-    assert rpkictl("apply", str(scratch.repo), "--yes", "--now", _at(0)).returncode == 0
+    assert rpkictl("apply", str(scratch.repo), "--yes", "--simulate-time", "--now", _at(0)).returncode == 0
     assert rpkictl("check", str(scratch.repo), "--now", _at(1)).returncode == 0
     warned = rpkictl("check", str(scratch.repo), "--now", _at(21))
     assert warned.returncode == 1 and "WARNING: online: manifest and CRL expire in 3h" in warned.stdout
@@ -124,7 +124,7 @@ def test_check_reports_an_expired_manifest_below_the_trust_anchor(tmp_path: Path
 
 def test_check_is_critical_when_the_trust_anchor_point_is_gone_or_the_yaml_broken(tmp_path: Path) -> None:
     scratch = scratch_copy(tmp_path)
-    assert rpkictl("apply", str(scratch.repo), "--yes", "--now", _at(0)).returncode == 0
+    assert rpkictl("apply", str(scratch.repo), "--yes", "--simulate-time", "--now", _at(0)).returncode == 0
     for path in (scratch.rsync.resolve() / "ta").glob("*.mft"):
         path.unlink()
     gone = rpkictl("check", str(scratch.repo), "--now", _at(1))

@@ -21,20 +21,29 @@ the last ``hash`` seen there with the file's detects truncation and rewriting.
 Appends are serialised with ``flock`` on the log itself, so concurrent writers (two ``rpkictl`` runs,
 a cron job) cannot interleave lines or both chain onto the same previous entry and fork the chain.
 
+An append is whole or absent: a write cut short (a full disk) is truncated away before the error is
+raised. A line torn by a crash or a power cut during its write, or any unreadable last line, never stops
+the log: the next append first writes a ``log-repaired`` entry that names each unreadable line (its
+number, length and SHA-256) and chains onto the last readable entry, then its own. ``verify`` accepts a
+torn last line named that way (its bytes cannot change unnoticed), and goes on reporting any other
+unreadable line, which is damage done after the write.
+
 Records must not contain secrets: they are written in clear and kept forever. Callers must never put
 key material, HSM PINs, passwords or tokens in them; this module cannot tell and does not try.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import getpass
 import hashlib
 import json
 import os
 import socket
+import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +51,7 @@ from typing import Any
 from reconciler.fsutil import fsync_dir
 
 GENESIS = "0" * 64
+REPAIRED = "log-repaired"  # the status of the entry recording unreadable lines at the end of the log
 RESERVED = frozenset({"seq", "time", "prev", "hash"})
 FILE_MODE = 0o640  # readable by an operators' group, not by everyone: records name people and plans
 _TAIL_CHUNK = 64 * 1024
@@ -60,6 +70,7 @@ class AuditEntry:
     prev: str
     hash: str
     record: dict[str, Any]  # the caller's fields, without the four above
+    notes: tuple[str, ...] = ()  # what ``append`` repaired on its way (see the module docstring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,40 +114,105 @@ def append(path: Path, record: dict[str, Any], *, now: datetime) -> AuditEntry:
     fd, created = _open_for_append(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # released by close, also if we die
-        last = _last_entry(fd, path)
-        entry: dict[str, Any] = {
-            "seq": 1 if last is None else last.seq + 1,
-            "time": stamp,
-            "prev": GENESIS if last is None else last.hash,
-            **fields,
-        }
-        entry["hash"] = _hash(entry)
-        line = (json.dumps(_display_order(entry), ensure_ascii=False, allow_nan=False) + "\n").encode()
-        view = memoryview(line)
-        while view:  # one write in practice; the loop only guards against a short write
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        last, damaged, torn = _tail(fd, path)
+        lines: list[bytes] = [b""] if torn else []  # a torn line is ended before anything follows it
+        notes: tuple[str, ...] = ()
+        if damaged:
+            repair = _chained(_repair_record(damaged, torn), last, stamp)
+            lines.append(_line(repair))
+            last = _entry(repair)
+            notes = (_repair_note(path, damaged, torn, last.seq),)
+        entry = _chained(fields, last, stamp)
+        lines.append(_line(entry))
+        _write_whole(fd, b"\n".join(lines) + b"\n")
     finally:
         os.close(fd)
     if created:
         fsync_dir(path.parent)
-    return _entry(entry)
+    return replace(_entry(entry), notes=notes)
+
+
+def _chained(fields: dict[str, Any], last: AuditEntry | None, stamp: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "seq": 1 if last is None else last.seq + 1,
+        "time": stamp,
+        "prev": GENESIS if last is None else last.hash,
+        **fields,
+    }
+    entry["hash"] = _hash(entry)
+    return entry
+
+
+def _line(entry: dict[str, Any]) -> bytes:
+    return json.dumps(_display_order(entry), ensure_ascii=False, allow_nan=False).encode()
+
+
+def _write_whole(fd: int, data: bytes) -> None:
+    """Append ``data`` and fsync it, or leave the file as it was: a write cut short (a full disk) is
+    truncated away before the error is raised, so the log never keeps half a line of ours."""
+    size = os.fstat(fd).st_size
+    try:
+        view = memoryview(data)
+        while view:  # one write in practice; the loop only guards against a short write
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)  # frees space: succeeds on a full disk
+            os.fsync(fd)
+        raise
+
+
+def _repair_record(damaged: list[tuple[int, bytes]], torn: bool) -> dict[str, Any]:
+    return {
+        "status": REPAIRED,
+        "who": who(),
+        "damaged": [
+            {"line": number, "bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+            for number, raw in damaged
+        ],
+        "torn": torn,
+        "message": (
+            "the last line was torn (a write cut short by a crash or a full disk); the chain goes on after it"
+            if torn
+            else "unreadable lines at the end of the log (changed after they were written); "
+            "the chain goes on after them"
+        ),
+    }
+
+
+def _repair_note(path: Path, damaged: list[tuple[int, bytes]], torn: bool, seq: int) -> str:
+    where = ", ".join(f"line {number} ({len(raw)} bytes)" for number, raw in damaged)
+    what = "ended with a torn line" if torn else "ended with unreadable lines"
+    return (
+        f"warning: the audit log {path} {what}: {where}; recorded as entry #{seq} ({REPAIRED}) and the "
+        "chain continued after it ('rpkictl log --verify' shows the details)"
+    )
 
 
 def read(path: Path) -> list[AuditEntry]:
     """All entries, oldest first ([] if the log does not exist). Checks the format, not the chain (that
-    is ``verify``'s job); raises ``AuditError`` naming the first line that cannot be read."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    entries = []
-    for number, raw in enumerate(_lines(data), start=1):
-        try:
-            entries.append(_entry(_parse_line(raw)))
-        except ValueError as exc:
-            raise AuditError(f"{path}: line {number}: {exc}") from exc
+    is ``verify``'s job), and skips a torn line a ``log-repaired`` entry names; raises ``AuditError``
+    naming the first other line that cannot be read."""
+    entries, unreadable = scan(path)
+    if unreadable:
+        first = unreadable[0]
+        raise AuditError(f"{path}: line {first.line}: {first.message.removeprefix('unreadable: ')}")
     return entries
+
+
+def scan(path: Path) -> tuple[list[AuditEntry], list[AuditProblem]]:
+    """The readable entries, and the lines that cannot be read (but those a ``log-repaired`` entry
+    names as torn): for showing a damaged log without giving up on it."""
+    parsed = _parse_all(_read_log(path))
+    excused = _excused(parsed)
+    entries = [_entry(entry) for _, _, entry, _ in parsed if entry is not None]
+    unreadable = [
+        AuditProblem(number, f"unreadable: {error}")
+        for number, _, entry, error in parsed
+        if entry is None and number not in excused
+    ]
+    return entries, unreadable
 
 
 def verify(path: Path) -> list[AuditProblem]:
@@ -146,21 +222,19 @@ def verify(path: Path) -> list[AuditProblem]:
     Each entry is chained to the last *readable* entry before it, so junk inserted between two entries is
     the only problem reported, while an entry overwritten with junk also shows as a break at the next one.
     After an edited entry the chain goes on from the hash it carries, so the next entry is not blamed too.
+    A torn line that the ``log-repaired`` entry after it names (number, length, SHA-256) is no problem.
     """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
+    data = _read_log(path)
     problems: list[AuditProblem] = []
     prev_hash, prev_seq, prev_line = GENESIS, 0, 0
-    lines = _lines(data)
+    parsed = _parse_all(data)
+    excused = _excused(parsed)
     if data and not data.endswith(b"\n"):
-        problems.append(AuditProblem(len(lines), "the last line is incomplete (no newline): a torn write?"))
-    for number, raw in enumerate(lines, start=1):
-        try:
-            entry = _parse_line(raw)
-        except ValueError as exc:
-            problems.append(AuditProblem(number, f"unreadable: {exc}"))
+        problems.append(AuditProblem(len(parsed), "the last line is incomplete (no newline): a torn write?"))
+    for number, _, entry, error in parsed:
+        if entry is None:
+            if number not in excused:
+                problems.append(AuditProblem(number, f"unreadable: {error}"))
             continue
         seq, stored = entry["seq"], entry["hash"]
         if stored != _hash({key: value for key, value in entry.items() if key != "hash"}):
@@ -180,6 +254,56 @@ def verify(path: Path) -> list[AuditProblem]:
             problems.append(AuditProblem(number, f"seq {seq} leaves a gap (expected {prev_seq + 1})"))
         prev_hash, prev_seq, prev_line = stored, seq, number
     return problems
+
+
+def _read_log(path: Path) -> bytes:
+    """The log's bytes (b"" when there is none); ``AuditError`` saying what to do when it is not a
+    readable file."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        raise AuditError(f"cannot read the audit log {path}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise AuditError(
+            f"the audit log {path} is {kind}: move it aside (an apply then starts a new log there), or point "
+            "audit_log in rpki.yaml at the log file"
+        )
+    try:
+        with path.open("rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise AuditError(f"cannot read the audit log {path}: {exc.strerror or exc}") from exc
+
+
+def _parse_all(data: bytes) -> list[tuple[int, bytes, dict[str, Any] | None, str]]:
+    """Each line: its number, bytes, the entry (None when unreadable) and why it is unreadable."""
+    parsed: list[tuple[int, bytes, dict[str, Any] | None, str]] = []
+    for number, raw in enumerate(_lines(data), start=1):
+        try:
+            parsed.append((number, raw, _parse_line(raw), ""))
+        except ValueError as exc:
+            parsed.append((number, raw, None, str(exc)))
+    return parsed
+
+
+def _excused(parsed: list[tuple[int, bytes, dict[str, Any] | None, str]]) -> set[int]:
+    """The unreadable lines that a ``log-repaired`` entry right after them names as torn, by number,
+    length and SHA-256 (so the bytes of such a line cannot change unnoticed either)."""
+    excused = set()
+    for index, (number, raw, entry, _) in enumerate(parsed[:-1]):
+        following = parsed[index + 1][2]
+        if entry is not None or following is None or following.get("status") != REPAIRED:
+            continue
+        damaged = following.get("damaged")
+        if following.get("torn") is not True or not isinstance(damaged, list) or not damaged:
+            continue
+        named = damaged[-1]
+        if named == {"line": number, "bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}:
+            excused.add(number)
+    return excused
 
 
 def who(environ: Mapping[str, str] | None = None) -> str:
@@ -210,35 +334,51 @@ def _open_for_append(path: Path) -> tuple[int, bool]:
     try:
         fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:
-        return os.open(path, flags), False
+        try:
+            return os.open(path, flags), False
+        except IsADirectoryError:
+            _read_log(path)  # raises, saying what to do
+            raise
     os.fchmod(fd, FILE_MODE)  # whatever the umask
     return fd, True
 
 
-def _last_entry(fd: int, path: Path) -> AuditEntry | None:
-    """The last entry, read backwards from the end (logs grow forever; appends stay cheap)."""
+def _tail(fd: int, path: Path) -> tuple[AuditEntry | None, list[tuple[int, bytes]], bool]:
+    """The last readable entry; the unreadable lines after it (number, bytes); whether the last line is
+    torn (no newline). The end is read backwards (logs grow forever; appends stay cheap); the whole log
+    only when its last line is damaged."""
     size = os.fstat(fd).st_size
     if size == 0:
-        return None
-    if os.pread(fd, 1, size - 1) != b"\n":
-        raise AuditError(f"{path}: the last line is incomplete (a torn write?); run verify before appending")
-    end = size - 1  # the final newline
-    start = end
-    while start > 0:
-        chunk_start = max(0, start - _TAIL_CHUNK)
-        chunk = os.pread(fd, start - chunk_start, chunk_start)
-        newline = chunk.rfind(b"\n")
-        if newline >= 0:
-            start = chunk_start + newline + 1
+        return None, [], False
+    torn = os.pread(fd, 1, size - 1) != b"\n"
+    if not torn:
+        end = size - 1  # the final newline
+        start = end
+        while start > 0:
+            chunk_start = max(0, start - _TAIL_CHUNK)
+            chunk = os.pread(fd, start - chunk_start, chunk_start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                start = chunk_start + newline + 1
+                break
+            start = chunk_start
+        try:
+            return _entry(_parse_line(os.pread(fd, end - start, start))), [], False
+        except ValueError:
+            pass
+    data = b""
+    while len(data) < size:
+        piece = os.pread(fd, size - len(data), len(data))
+        if not piece:
             break
-        start = chunk_start
-    raw = os.pread(fd, end - start, start)
-    try:
-        return _entry(_parse_line(raw))
-    except ValueError as exc:
-        raise AuditError(
-            f"{path}: the last line cannot be read ({exc}); the chain cannot be continued, run verify"
-        ) from exc
+        data += piece
+    parsed = _parse_all(data)
+    damaged: list[tuple[int, bytes]] = []
+    for number, raw, entry, _ in reversed(parsed):
+        if entry is not None:
+            return _entry(entry), damaged[::-1], torn
+        damaged.append((number, raw))
+    return None, damaged[::-1], torn
 
 
 def _lines(data: bytes) -> list[bytes]:

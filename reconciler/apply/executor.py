@@ -18,7 +18,7 @@ from reconciler import faults, layout
 from reconciler.apply.onetime import OneTimeKeys, workers
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.plan.model import Action, Change, Kind, Plan
-from reconciler.plan.rollover import KeyPlan
+from reconciler.plan.rollover import KeyIds, KeyPlan, lost_keys, missing_key_error
 from reconciler.published.memo import RoaSummary, texts
 from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.resources import Resources
@@ -37,9 +37,28 @@ CLOCK_SKEW_MARGIN = timedelta(minutes=5)
 
 
 def number_floor(now: datetime) -> int:
-    """Manifest and CRL numbers never go below the time in milliseconds, so that they keep growing even
-    when the publication point (the record of the last number) is lost."""
+    """The first manifest or CRL number of a point with no readable predecessor (a new key, a lost or
+    damaged publication point): the time in milliseconds, so that it is still above every number this
+    key published before the record of them was lost."""
     return int(now.timestamp() * 1000)
+
+
+#: RFC 9286 §4.2.1 and RFC 5280 §5.2.3: manifest and CRL numbers fit in 20 octets.
+MAX_NUMBER = (1 << 159) - 1
+
+
+def next_number(previous: int | None, now: datetime) -> int:
+    """The number after ``previous`` (RFC 9286 §4.2.1: relying parties that keep a cache expect each
+    manifest to carry the previous one's number plus one, and report a gap otherwise); the time-based
+    floor when there is no readable predecessor (``previous`` None)."""
+    number = number_floor(now) if previous is None else previous + 1
+    if number > MAX_NUMBER:
+        raise SignerError(
+            f"the next manifest or CRL number ({number}) does not fit in 20 octets (RFC 9286 §4.2.1): the "
+            "published number was not made by rpkictl (fix: raise the CA's key_generation to start a new "
+            "key, whose numbers start afresh)"
+        )
+    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +72,7 @@ class ApplyResult:
     signed_with: dict[str, bytes] = field(default_factory=dict)  # path -> the CA key that signed it
     request: str | None = None  # where the signing request for them is (set by the engine)
     rrdp: str | None = None  # what RRDP published (set by the engine)
+    warnings: tuple[str, ...] = ()  # for the operator: a stale lock broken, a torn audit line recorded
 
 
 def signed_object(
@@ -174,11 +194,9 @@ class _Executor:
     def create_keys(self) -> None:
         """The CA keys the plan asks for. A registry's first apply creates tens of thousands: a signer
         that can (``concurrent_keygen``, the file signer) creates them on every core at once."""
-        wanted = [
-            (self.signer(c.ca), layout.key_label(c.ca, c.generation or 1))
-            for c in self.plan.changes
-            if c.action is Action.CREATE_KEY and not self.offline(c.ca)
-        ]
+        creating = [c for c in self.plan.changes if c.action is Action.CREATE_KEY and not self.offline(c.ca)]
+        self.refuse_published(creating)
+        wanted = [(self.signer(c.ca), layout.key_label(c.ca, c.generation or 1)) for c in creating]
         concurrent = [(s, label) for s, label in wanted if getattr(s, "concurrent_keygen", False)]
         if len(concurrent) > 1:
             with ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="ca-key") as pool:
@@ -188,6 +206,26 @@ class _Executor:
         for signer, label in wanted:
             signer.create_key(label)
             faults.point("keys.created")
+
+    def refuse_published(self, creating: list[Change]) -> None:
+        """Never create a key whose certificate is published, whatever the plan says (a plan made by
+        another caller, or before the key went missing): see ``rollover.lost_keys``."""
+        if not creating:
+            return
+        have: KeyIds = {}
+        for ca in self.desired.cas:
+            signer = self.signer(ca.name)
+            labels = {g: layout.key_label(ca.name, g) for g in range(1, ca.key_generation + 1)}
+            have[ca.name] = {g: k for g, label in labels.items() if (k := signer.find_key(label)) is not None}
+        offline = frozenset(c.signer for c in self.desired.cas if self.offline(c.name))
+        asked = {(c.ca, c.generation or 1) for c in creating}
+        lost = [
+            item
+            for item in lost_keys(self.desired, self.published, have, self.plan.now, offline=offline)
+            if (item.ca.name, item.generation) in asked
+        ]
+        if lost:
+            raise missing_key_error(lost, self.signers)
 
     def load_keys(self) -> None:
         self.create_keys()
@@ -303,12 +341,25 @@ class _Executor:
         )
         return [r for r in found.revoked if r.revoked_at + keep > self.now]
 
-    def previous_numbers(self, ca: CaIntent, key: bytes) -> tuple[int, int]:
+    def previous_numbers(self, ca: CaIntent, key: bytes) -> tuple[int | None, int | None]:
+        """The numbers of the key's manifest and CRL as published, each None when it cannot be read
+        back as this key's: a file someone else signed must not choose the numbers."""
         repo = layout.repository(ca.name)
         found_crl = self.published.crl(repo + layout.crl_name(key))
         found_mft = self.published.manifest(repo + layout.manifest_name(key))
-        crl_number = found_crl.number if isinstance(found_crl, crl.Crl) else -1
-        mft_number = found_mft.content.number if isinstance(found_mft, SignedManifest) else -1
+        public = self.signer(ca.name).public_key(key)
+        crl_ok = (
+            isinstance(found_crl, crl.Crl)
+            and found_crl.authority_key_id == key
+            and found_crl.crl.is_signature_valid(public)
+        )
+        mft_ok = (
+            isinstance(found_mft, SignedManifest)
+            and found_mft.signed.ee.authority_key_id == key
+            and rc.verify_signed_by(found_mft.signed.ee.cert, public)
+        )
+        crl_number = found_crl.number if crl_ok and isinstance(found_crl, crl.Crl) else None
+        mft_number = found_mft.content.number if mft_ok and isinstance(found_mft, SignedManifest) else None
         return mft_number, crl_number
 
     def directory(self, repo: str) -> dict[str, bytes]:
@@ -334,7 +385,6 @@ class _Executor:
         issuer = self.issuer(ca, side)
         repo = layout.repository(ca.name)
         mft_number, crl_number = self.previous_numbers(ca, key)
-        floor = number_floor(self.now)
         this_update = self.valid_from
         validity, _ = self.desired.timing.point_validity(ca.trust_anchor)
         next_update = self.now + validity
@@ -347,7 +397,7 @@ class _Executor:
             crl_path,
             crl.build(
                 issuer=issuer,
-                number=max(crl_number + 1, floor),
+                number=next_number(crl_number, self.now),
                 this_update=this_update,
                 next_update=next_update,
                 revoked=tuple(revoked),
@@ -364,7 +414,9 @@ class _Executor:
                 if other != key:
                     others |= {layout.manifest_name(other), layout.crl_name(other)}
             listed = manifest_entries(self.directory(repo), repo, others)
-        content = manifest.ManifestContent(max(mft_number + 1, floor), this_update, next_update, listed)
+        content = manifest.ManifestContent(
+            next_number(mft_number, self.now), this_update, next_update, listed
+        )
         self.add_file(
             repo + mft_name,
             self.signed_object(

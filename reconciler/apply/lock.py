@@ -66,7 +66,9 @@ from reconciler import clock
 LOCK_NAME = ".rpkictl.lock"
 GUARD_NAME = ".rpkictl.lock.guard"
 DEFAULT_LEASE = timedelta(minutes=2)
+LEASE_ENV = "RPKICTL_LOCK_LEASE"
 POLL_SECONDS = 0.2
+GUARD_WAIT_SECONDS = 5.0
 CORRUPT_PREFIX = "corrupt-"
 FORMAT_VERSION = 1
 _NEVER = datetime.max.replace(tzinfo=UTC)
@@ -83,6 +85,10 @@ class LockHeld(LockError):  # noqa: N818 - the name says the state the caller ha
     def __init__(self, holder: LockInfo) -> None:
         super().__init__(f"the publication point is locked: {holder.describe()}")
         self.holder = holder
+
+
+class GuardBusyError(LockError):
+    """The guard around the lock file is held by a process that does not let go of it (frozen)."""
 
 
 class LockLost(LockError):  # noqa: N818 - like LockHeld
@@ -237,22 +243,33 @@ class Lock:
     def refresh(self) -> None:
         """Push ``expires`` to now + lease (the heartbeat does this every lease/4); ``LockLost`` if the file
         is no longer ours, in which case it is left alone."""
-        with _guard(self.directory):
-            self._check_ours()
-            start = self._now()
-            info = replace(self._info, expires=start + self._lease)
-            tmp = _temp_name(self.path)
-            try:
-                _write_synced(tmp, info.to_json())
+        start = self._now()
+        info = replace(self._info, expires=start + self._lease)
+        tmp = _temp_name(self.path)
+        try:
+            _write_synced(tmp, info.to_json())  # outside the guard: it is held only for the swap
+            with _guard(self.directory):
+                self._check_ours()
                 tmp.replace(self.path)
-            finally:
-                tmp.unlink(missing_ok=True)
-            self._info = info
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._info = info
 
     def ensure_held(self) -> None:
         """Raise ``LockLost`` unless the lock file still carries our ID. Call it just before an
         irreversible step: the heartbeat keeps the lock, but a process frozen for a whole lease loses it."""
         self._check_ours()
+
+    @contextlib.contextmanager
+    def fence(self) -> Iterator[None]:
+        """Hold the guard, check that the lock is still ours (``LockLost`` otherwise), and let the
+        caller do its irreversible step (the swap of ``rsync``, the rename of the RRDP notification)
+        inside. Nobody can break the lock while the guard is held, so a holder frozen between the check
+        and the step -- or one whose clock made its lease look expired to everyone else -- can never
+        publish after another apply took the lock over."""
+        with _guard(self.directory):
+            self._check_ours()
+            yield
 
     def release(self) -> bool:
         """Stop the heartbeat and remove the lock file if it is still ours. Returns False when it was not
@@ -284,7 +301,10 @@ class Lock:
         if current is None or current.id != self.id:
             self._lost = True
             taken = "it was removed" if current is None else f"it is now {current.describe()}"
-            raise LockLost(f"lost the lock on {self.directory} (ours was {self.id}): {taken}")
+            raise LockLost(
+                f"lost the publication lock on {self.directory} (ours was {self.id}; a lock is broken as "
+                f"stale when its holder is frozen for a whole lease or its clock is behind): {taken}"
+            )
 
     def _beat(self) -> None:
         interval = self._lease.total_seconds() / 4
@@ -295,6 +315,8 @@ class Lock:
                 return  # nothing left to keep alive; the owner finds out from ``lost``/``ensure_held``
             except OSError as exc:
                 self.heartbeat_error = exc  # retry next beat: three more chances before the lease ends
+            except GuardBusyError:
+                continue  # someone frozen inside the guard: retry next beat
 
 
 def acquire(
@@ -305,7 +327,7 @@ def acquire(
     plan_id: str | None,
     timeout: timedelta,
     now: Callable[[], datetime] = clock.now,
-    lease: timedelta = DEFAULT_LEASE,
+    lease: timedelta | None = None,
 ) -> Lock:
     """Take the lock on ``directory`` (created if missing), waiting up to ``timeout`` (0: one try),
     looking again every 0.2 s.
@@ -315,6 +337,7 @@ def acquire(
     ``now`` must be the real, timezone-aware clock (see the module docstring); tests inject their own.
     Call ``Lock.ensure_held()`` just before an irreversible step.
     """
+    lease = configured_lease() if lease is None else lease
     if lease <= timedelta(0):
         raise ValueError(f"the lease must be positive, not {lease}")
     directory.mkdir(parents=True, exist_ok=True)
@@ -351,6 +374,21 @@ def acquire(
         if remaining <= 0:
             raise LockHeld(holder)
         time.sleep(min(POLL_SECONDS, remaining))
+
+
+def configured_lease() -> timedelta:
+    """The lease: ``RPKICTL_LOCK_LEASE`` seconds when set (a host whose applies may freeze for longer
+    than two minutes wants a longer one; a test a shorter one), else ``DEFAULT_LEASE``."""
+    value = os.environ.get(LEASE_ENV, "").strip()
+    if not value:
+        return DEFAULT_LEASE
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise LockError(f"{LEASE_ENV}={value!r} is not a number of seconds (unset it: 120)") from None
+    if not 0 < seconds < 86400:
+        raise LockError(f"{LEASE_ENV}={value!r} must be more than 0 and less than a day of seconds")
+    return timedelta(seconds=seconds)
 
 
 def current(directory: Path) -> LockInfo | None:
@@ -396,14 +434,17 @@ def _stale_reason(info: LockInfo, now: datetime) -> str | None:
 def _break(directory: Path, stale: LockInfo, now: Callable[[], datetime]) -> bool:
     """Remove ``stale`` if the file still is that lock and still stale. True if the lock name is free."""
     path = directory / LOCK_NAME
-    with _guard(directory):
-        held = _read(path)
-        if held is None:
+    try:
+        with _guard(directory):
+            held = _read(path)
+            if held is None:
+                return True
+            if held.id != stale.id or _stale_reason(held, now()) is None:
+                return False  # someone broke it and took the lock, or its holder came back to life
+            path.unlink()
             return True
-        if held.id != stale.id or _stale_reason(held, now()) is None:
-            return False  # someone broke it and took the lock, or its holder came back to life
-        path.unlink()
-        return True
+    except GuardBusyError:
+        return False  # its holder froze inside the guard: not broken now, perhaps on a later look
 
 
 def _process_exists(pid: int) -> bool:
@@ -479,15 +520,28 @@ def _write_synced(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def _guard(directory: Path) -> Iterator[None]:
-    """Serialise check-then-change on the lock file (see the module docstring)."""
+def _guard(directory: Path, wait: float = GUARD_WAIT_SECONDS) -> Iterator[None]:
+    """Serialise check-then-change on the lock file (see the module docstring). The guard is held for
+    microseconds, but a process can be frozen (SIGSTOP, a suspended VM) while it holds it; so it is
+    waited for at most ``wait`` seconds, then ``GuardBusyError``: nobody ever hangs behind a frozen one."""
     path = directory / GUARD_NAME
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
     except PermissionError:
         fd = os.open(path, os.O_RDONLY)  # created by another user: enough for flock on a local disk
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # held for microseconds; the kernel drops it if we die
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the kernel drops it if we die
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise GuardBusyError(
+                        f"{path} is held by a process that does not let go (frozen?): the lock cannot be "
+                        "checked or changed now; try again, and look for a stopped rpkictl"
+                    ) from None
+                time.sleep(0.005)
         yield
     finally:
         os.close(fd)  # releases the flock

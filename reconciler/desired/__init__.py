@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.desired.model import (
@@ -33,12 +34,17 @@ __all__ = [
 ]
 
 
-def load(repo: Path) -> DesiredState:
+#: What gives the key the parse cache is sealed with, once the desired state is known (None: no key).
+CacheKey = Callable[[DesiredState], bytes | None]
+
+
+def load(repo: Path, *, cache_key: CacheKey | None = None) -> DesiredState:
     """Load and check the desired state in ``repo``; raises :class:`DesiredStateError` with every problem.
+    ``cache_key``: see :func:`reconciler.desired.loader.load`.
 
     The loader is imported here rather than at the top so that importing the package does not import
     ``schema.py``; otherwise ``python -m reconciler.desired.schema`` warns about a double import.
     """
     from reconciler.desired.loader import load as load_checked  # noqa: PLC0415  # see docstring
 
-    return load_checked(repo)
+    return load_checked(repo, cache_key=cache_key)

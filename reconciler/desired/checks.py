@@ -22,8 +22,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
-from reconciler.desired.schema import SIGNER_KEYS, CaFile, RpkiFile, SignerSection, format_duration
-from reconciler.diagnostics import Diagnostic, display_path
+from reconciler.desired.schema import (
+    SIGNER_KEYS,
+    SIGNER_NAME_RE,
+    CaFile,
+    RpkiFile,
+    SignerSection,
+    format_duration,
+)
+from reconciler.diagnostics import Diagnostic, display_path, excerpt
 from reconciler.resources import AsnSet, IPNetwork, IpSet, Resources
 
 Loc = tuple[str | int, ...]
@@ -110,6 +117,7 @@ def check_settings(doc: SettingsDoc, root: Path) -> list[Diagnostic]:
     """Timing margins, signer keys and directories, and the audit log."""
     return [
         *_check_timing(doc),
+        *_check_signer_names(doc),
         *_check_signer_keys(doc),
         *_check_key_signers(doc),
         *_check_signer_directories(doc, root),
@@ -155,6 +163,20 @@ def _check_timing(doc: SettingsDoc) -> Iterable[Diagnostic]:
             f"{shown(renew_name)} must be shorter than {shown(validity_name)}",
             "otherwise every run re-issues these objects; a third of the validity is a good margin",
         )
+
+
+def _check_signer_names(doc: SettingsDoc) -> Iterable[Diagnostic]:
+    """A signer's name is shown in plans, status pages and monitoring: plain letters, digits, '-' and '_'
+    keep it from carrying terminal escapes or markup there."""
+    for name in doc.spec.signers:
+        if not SIGNER_NAME_RE.match(name):
+            yield diag(
+                doc.source,
+                ("signers", name),
+                f"{excerpt(name)} is not a usable signer name",
+                "use 1 to 64 letters, digits, '-' and '_', starting with a letter or digit",
+                key=True,
+            )
 
 
 def _check_signer_keys(doc: SettingsDoc) -> Iterable[Diagnostic]:

@@ -53,7 +53,8 @@ try:
 except ImportError:  # pragma: no cover - a pure-Python install
     CParser = None
 
-from reconciler.desired import parse_cache
+from reconciler import cachefile
+from reconciler.desired import CacheKey, guards, parse_cache
 from reconciler.desired.checks import (
     BrokenCa,
     CaDoc,
@@ -337,14 +338,29 @@ class _Files:
     problems: list[Diagnostic]
     cache: parse_cache.ParseCache | None = None
     _fresh: dict[str, tuple[str, YamlSource]] = field(default_factory=dict)  # read with libyaml now
+    _digests: dict[str, str] = field(default_factory=dict)  # every file read with libyaml or remembered
+    _keep: set[str] = field(default_factory=set)  # files that passed their shape check
+    _aliased: set[str] = field(default_factory=set)  # files that use YAML aliases
 
     def remember(self) -> None:
         """Tell the cache what the files read now parsed to (remembered files' rows hold every position
-        asked for since: they share it)."""
+        asked for since: they share it).
+
+        Only files that passed their shape check are remembered, and none that uses aliases: the cache
+        holds parsed desired state and nothing more -- never the text of a file that is not desired
+        state at all, nor the expansion of aliases."""
         if self.cache is None:
             return
-        for digest, source in self._fresh.values():
-            self.cache.put(digest, parse_cache.Parsed(source.plain(), source.asked))
+        for relative, digest in self._digests.items():
+            if relative not in self._keep or relative in self._aliased:
+                self.cache.forget(digest)
+            elif relative in self._fresh:
+                _, source = self._fresh[relative]
+                self.cache.put(digest, parse_cache.Parsed(source.plain(), source.asked))
+
+    def passed(self, source: YamlSource) -> None:
+        """``source`` passed its shape check: what it parsed to may be remembered."""
+        self._keep.add(source.path.relative_to(self.root).as_posix())
 
     def settled(self, source: YamlSource, wanted: Iterable[tuple[Loc, bool]]) -> YamlSource:
         """``source`` as if remembered by the parse cache, once the positions ``wanted`` (``(loc, key)``)
@@ -363,13 +379,21 @@ class _Files:
         return settled
 
     def read(self, path: Path) -> YamlSource | None:
-        """Read and parse one file, recording its bytes and any problem; None if it cannot be used."""
+        """Read and parse one file, recording its bytes and any problem; None if it cannot be used.
+
+        Only regular files inside the repository are read (see ``guards``): a link to a key or a system
+        file is reported, never read."""
+        real = guards.readable(self.root, path)
+        if isinstance(real, Diagnostic):
+            self.problems.append(real)
+            return None
         try:
-            raw = read_bytes(str(path))  # thousands of files: system calls only, as for published ones
+            raw = read_bytes(str(real))  # thousands of files: system calls only, as for published ones
         except OSError as exc:
             self.problems.append(Diagnostic(path, 1, 1, f"cannot read this file: {exc.strerror}"))
             return None
-        self.contents[path.relative_to(self.root).as_posix()] = raw
+        relative = path.relative_to(self.root).as_posix()
+        self.contents[relative] = raw
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -378,20 +402,43 @@ class _Files:
                 Diagnostic(path, line, column, "this file is not UTF-8 text", "save it as UTF-8")
             )
             return None
-        if not FAST_PARSE:
-            return self._read_round_trip(path, text)
-        digest = hashlib.sha256(raw).hexdigest()
-        parsed = self.cache.get(digest) if self.cache is not None else None
-        if parsed is not None:
+        digest = hashlib.sha256(raw).hexdigest() if FAST_PARSE else None
+        parsed = self.cache.get(digest) if self.cache is not None and digest is not None else None
+        if digest is not None and parsed is not None:  # remembered: it passed every guard when it was read
+            self._digests[relative] = digest
             return _RememberedSource(path, text, parsed)
+        scanned = guards.may_alias(text)
+        if scanned and not self._scan(path, text):
+            return None
+        if digest is None:
+            return self._read_round_trip(path, text, scanned=scanned)
+        self._digests[relative] = digest
         source = _read_fast(path, text)
         if source is None:
-            return self._read_round_trip(path, text)
-        self._fresh[path.relative_to(self.root).as_posix()] = (digest, source)
+            return self._read_round_trip(path, text, scanned=scanned)
+        self._fresh[relative] = (digest, source)
         return source
 
-    def _read_round_trip(self, path: Path, text: str) -> YamlSource | None:
+    def _scan(self, path: Path, text: str) -> bool:
+        """Count the file's nesting and what its aliases add (see ``guards.scan``); False, with the
+        problem recorded, when either is beyond its limit. Done before anything is built from a file
+        that may hold aliases, and before the round-trip loader, whose time grows with the square of
+        the nesting, reads any file (the fast path stops at its own depth)."""
+        uneven = not FAST_PARSE or any(
+            p.search(text) for p in (_UNEVEN_CHARACTERS, _UNEVEN_ANCHOR, _UNEVEN_COLON)
+        )
+        aliased, problem = guards.scan(path, text, pure=uneven)
+        if aliased:
+            self._aliased.add(path.relative_to(self.root).as_posix())
+        if problem is not None:
+            self.problems.append(problem)
+            return False
+        return True
+
+    def _read_round_trip(self, path: Path, text: str, *, scanned: bool) -> YamlSource | None:
         """Parse with ruamel's round-trip loader, whose errors are the ones the operator is shown."""
+        if not scanned and not self._scan(path, text):
+            return None
         try:
             root = YAML(typ="rt").load(text)
         except YAMLError as exc:
@@ -1058,7 +1105,10 @@ def _load_settings(files: _Files) -> SettingsDoc | None:
     if source is None:
         return None
     spec = _validate(source, RpkiFile, files.problems, "the 'publication' and 'signers' sections")
-    return SettingsDoc(source, spec) if spec is not None else None
+    if spec is None:
+        return None
+    files.passed(source)
+    return SettingsDoc(source, spec)
 
 
 def _ca_paths(files: _Files) -> list[Path]:
@@ -1073,6 +1123,10 @@ def _ca_paths(files: _Files) -> list[Path]:
                 cas_dir, 1, 1, f"there is no {CAS_DIR}/ directory", "create it with one YAML file per CA"
             )
         )
+        return []
+    outside = guards.directory_outside(files.root, cas_dir)
+    if outside is not None:
+        files.problems.append(outside)
         return []
     found = []
     for path in cas_dir.rglob("*"):
@@ -1114,6 +1168,7 @@ def _load_cas(files: _Files) -> tuple[list[CaDoc], list[BrokenCa]]:
         if spec is None:
             broken.append(_salvage(source))
         else:
+            files.passed(source)
             docs.append(CaDoc(files.settled(source, _located(spec)), spec))
     return docs, broken
 
@@ -1216,11 +1271,20 @@ def _build(root: Path, settings: SettingsDoc, docs: Sequence[CaDoc], digest: str
     )
 
 
-def load(repo: Path) -> DesiredState:
+def load(repo: Path, *, cache_key: CacheKey | None = None) -> DesiredState:
     """Load and check the desired state in ``repo`` (the directory holding rpki.yaml and cas/).
+
+    With ``cache_key`` (the key the desired state's own signer gives, or None without one), files seen
+    before are taken from the parse cache, whose seal that key must then confirm; without it, or when the
+    seal does not hold, every file is parsed.
 
     Raises :class:`DesiredStateError` listing every problem found, in file order; nothing else escapes.
     """
+    return _load(repo, cache_key, trust_rows=True)
+
+
+def _load(repo: Path, cache_key: CacheKey | None, *, trust_rows: bool) -> DesiredState:
+    """:func:`load`; with ``trust_rows`` false, the parse cache's rows are not read, only replaced."""
     root = Path(repo).expanduser().resolve()
     if not root.is_dir():
         raise DesiredStateError(
@@ -1228,22 +1292,29 @@ def load(repo: Path) -> DesiredState:
         )
     files = _Files(root, {}, [])
     settings = _load_settings(files)
-    cache_in = _publication_directory(settings)
+    cache_in = _publication_directory(settings) if cache_key is not None else None
     if cache_in is not None:
-        files.cache = parse_cache.load(cache_in)
+        files.cache = parse_cache.load(cache_in) if trust_rows else parse_cache.ParseCache()
     docs, broken = _load_cas(files)
     problems = list(files.problems)
     if settings is not None:
         problems += check_settings(settings, root)
     problems += check_cas(docs, broken, settings, root / CAS_DIR)
-    try:
-        if problems or settings is None:
-            raise DesiredStateError(problems)
-        return _build(root, settings, docs, _digest(files.contents))
-    finally:  # after _build, which asks where each ROA entry is
-        if files.cache is not None and cache_in is not None:
-            files.remember()
-            parse_cache.save(cache_in, files.cache)
+    if problems or settings is None:
+        if files.cache is not None and files.cache.read_rows:
+            return _load(repo, cache_key, trust_rows=False)  # a row may be what is wrong: ask the files
+        raise DesiredStateError(problems)
+    desired = _build(root, settings, docs, _digest(files.contents))
+    if files.cache is None or cache_in is None or cache_key is None:
+        return desired
+    secret = cache_key(desired)
+    if not files.cache.authentic(secret):
+        if secret is not None:  # without a key (a review without secrets) nothing could be sealed
+            cachefile.note_dropped(parse_cache.path(cache_in), "its rows are not sealed by this CA's key")
+        return _load(repo, cache_key, trust_rows=False)
+    files.remember()  # after _build, which asks where each ROA entry is
+    parse_cache.save(cache_in, files.cache, secret)
+    return desired
 
 
 def _publication_directory(settings: SettingsDoc | None) -> Path | None:

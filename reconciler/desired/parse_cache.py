@@ -10,7 +10,11 @@ position that was not remembered: then it is parsed again, there and then.
 Only files the libyaml path read are remembered; the content is checked by pydantic and the checks every
 time, as if just parsed. The cache is only a cache (see ``cachefile``): losing it costs one slower load.
 It lives beside the reconciler's other caches (``<publication directory>/cache/desired.json``) and keeps
-only the files of the last load. Each file's row is kept as the JSON text it was saved as and read only
+only the files of the last load. Anyone able to write the publication directory could edit a row and
+have the next plan sign what no one reviewed, so the file is sealed with a MAC keyed by the CA's own
+signer (``cachefile``): rows are used only by a load that can check that seal (``load(cache_key=...)``),
+and a load that used rows it then finds unsealed is done again without them. Each file's row is kept as
+the JSON text it was saved as and read only
 when that file's bytes come again: an edited file -- the one a change is about -- costs nothing to look
 up, and the rows of files nobody edited are saved again as they were read.
 """
@@ -24,7 +28,7 @@ from typing import Any
 
 from reconciler import cachefile
 
-VERSION = 2
+VERSION = 3
 
 #: A position asked for: the key path, and whether the key (rather than its value) was wanted.
 Where = tuple[tuple[str | int, ...], bool]
@@ -65,6 +69,9 @@ class ParseCache:
 
     rows: dict[str, str] = field(default_factory=dict)
     used: dict[str, tuple[Parsed, str | None, int]] = field(default_factory=dict)
+    raw: bytes | None = None  # the file as read, for checking its seal once the key is known
+    read_rows: bool = False  # whether this load took a file's values from a row (then the seal matters)
+    sealed: bool = False  # whether the file as read carries the seal of the key it is saved with
 
     def get(self, digest: str) -> Parsed | None:
         """What the file with these bytes parsed to; None if unknown or if its row cannot be read."""
@@ -80,6 +87,7 @@ class ParseCache:
         except RecursionError:  # nested deeper than JSON can be read back: damaged too
             return None
         self.used[digest] = (found, row, len(found.positions))
+        self.read_rows = True
         return found
 
     def put(self, digest: str, parsed: Parsed) -> None:
@@ -92,10 +100,21 @@ class ParseCache:
         else:
             self.used[digest] = (parsed, None, -1)
 
+    def forget(self, digest: str) -> None:
+        """Leave a file of this load out of the cache (it is not desired state, or uses aliases)."""
+        self.used.pop(digest, None)
+
+    def authentic(self, secret: bytes | None) -> bool:
+        """Whether the rows this load used can be believed: none was used, or the file they came from
+        carries the seal of ``secret`` (remembered, so that saving knows the seal is already there)."""
+        self.sealed = secret is not None and self.raw is not None and cachefile.authentic(self.raw, secret)
+        return self.sealed or not self.read_rows
+
     @property
     def changed(self) -> bool:
-        """Whether saving would change the cache: a file new, gone, or with positions asked for since."""
-        if self.used.keys() != self.rows.keys():
+        """Whether saving would change the cache: a file new, gone, or with positions asked for since,
+        or a file not sealed with the key it is saved with."""
+        if not self.sealed or self.used.keys() != self.rows.keys():
             return True
         return any(row is None or len(parsed.positions) != known for parsed, row, known in self.used.values())
 
@@ -117,8 +136,16 @@ def path(publication_directory: Path) -> Path:
 
 
 def load(publication_directory: Path) -> ParseCache:
-    """The cache as last saved; empty when missing or unreadable."""
-    return cachefile.read_as(path(publication_directory), VERSION, _from_document) or ParseCache()
+    """The cache as last saved, its seal not yet checked (the key is known only once the desired state
+    is: see :meth:`ParseCache.authentic`); empty when missing or unreadable."""
+    where = path(publication_directory)
+    raw = cachefile.read_bytes(where)
+    if raw is None:
+        return ParseCache()
+    document = cachefile.parse(where, raw, VERSION)
+    found = cachefile.convert_document(where, document, _from_document) or ParseCache()
+    found.raw = raw
+    return found
 
 
 def _from_document(document: dict[str, Any]) -> ParseCache:
@@ -128,26 +155,28 @@ def _from_document(document: dict[str, Any]) -> ParseCache:
     return ParseCache(rows)
 
 
-#: The cache of a load made before its publication directory existed, by that directory: a first apply
-#: loads the YAML before it publishes anything, and the plan after it would parse every file again.
+#: The cache of a load made before its publication directory existed (or before any key could seal it),
+#: by that directory: a first apply loads the YAML before it publishes anything or creates a key, and the
+#: plan after it would parse every file again.
 _waiting: dict[Path, ParseCache] = {}
 
 
-def save(publication_directory: Path, cache: ParseCache) -> None:
-    """Keep the files of this load; when the publication directory does not exist (yet), hold them until
-    :func:`save_waiting` (a plan never creates it)."""
+def save(publication_directory: Path, cache: ParseCache, secret: bytes | None) -> None:
+    """Keep the files of this load, sealed with ``secret``; when the publication directory does not exist
+    (yet) or there is no key to seal with, hold them until :func:`save_waiting` (a plan never creates
+    the directory, and never writes a cache that the next load could not believe)."""
     if not cache.changed:
         return
-    if not publication_directory.is_dir():
+    if secret is None or not publication_directory.is_dir():
         _waiting[publication_directory] = cache
         return
     _waiting.pop(publication_directory, None)
-    cachefile.write(path(publication_directory), cache.document())
+    cachefile.write(path(publication_directory), cache.document(), secret=secret)
 
 
-def save_waiting(publication_directory: Path) -> None:
-    """Write what the last load for this publication directory held back because the directory did not
-    exist then (see :func:`save`); apply calls this once it has published."""
+def save_waiting(publication_directory: Path, secret: bytes | None) -> None:
+    """Write what the last load for this publication directory held back because the directory or the
+    key did not exist then (see :func:`save`); apply calls this once it has published."""
     cache = _waiting.pop(publication_directory, None)
-    if cache is not None:
-        save(publication_directory, cache)
+    if cache is not None and secret is not None:
+        save(publication_directory, cache, secret)

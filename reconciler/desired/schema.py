@@ -30,6 +30,7 @@ from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 
 from reconciler.desired.model import DesiredState, RoaGrouping, SafetyPolicy, Timing
+from reconciler.diagnostics import excerpt
 from reconciler.resources import (
     AS_MAX,
     IPNetwork,
@@ -45,6 +46,7 @@ RSYNC_BASE_PATTERN = r"^rsync://[^/\s]+/[^/\s]+/(\S*/)?$"
 DURATION_PATTERN = r"^\s*(\d+\s*[wdhmsWDHMS]\s*)+$"
 _ASN_TEXT = r"\s*(?:[Aa][Ss])?\d+\s*"
 CA_NAME_RE = re.compile(CA_NAME_PATTERN)
+SIGNER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _RSYNC_RE = re.compile(r"rsync://(?P<host>[^/\s]+)/(?P<module>[^/\s]+)(?P<path>/\S*)?")
 _DURATION_RE = re.compile(DURATION_PATTERN)
 _DURATION_PART_RE = re.compile(r"(\d+)\s*([wdhms])", re.IGNORECASE)
@@ -58,16 +60,24 @@ _NUMBER_RE = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*")
 CA_NAME_RULE = "use 1 to 64 letters, digits and '-', starting with a letter or digit"
 
 
+#: Counts and lengths from here on are refused, and not printed: ``0x`` and five thousand ``f`` is a valid
+#: YAML integer that Python cannot turn into text, so every message, plan and audit record quoting it
+#: would crash.
+_LARGE = 10**9
+
+
 def describe(value: object) -> str:
     """Name a YAML value's type the way an operator thinks of it ("a list", not "CommentedSeq")."""
     if value is None:
         text = "nothing (an empty value)"
     elif isinstance(value, bool):
         text = f"{str(value).lower()} (a yes/no value)"
+    elif isinstance(value, int) and abs(value) >= _LARGE:
+        text = "a very large number"  # Python refuses to print ints of thousands of digits
     elif isinstance(value, int | float):
         text = f"the number {value}"
     elif isinstance(value, str):
-        text = f"the text {value!r}"
+        text = f"the text {excerpt(value)}"
     elif type(value).__name__ == "TaggedScalar":  # ruamel keeps unknown tags such as "!foo x"
         text = f"a value with the YAML tag {getattr(value, 'tag', '?')}"
     else:
@@ -87,7 +97,9 @@ def describe(value: object) -> str:
 def quote_hint(value: object) -> str | None:
     """YAML reads ``1.10`` or ``123`` as numbers; quoting is the fix when text was meant."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return f'put it in quotes: "{value}"'
+        return (
+            f'put it in quotes: "{_number(value)}"' if _number(value) != "the number" else "put it in quotes"
+        )
     return None
 
 
@@ -110,18 +122,33 @@ def _text(value: object, what: str, example: str) -> str:
     return value
 
 
+#: The longest duration read: about a century. Every duration is added to a date at some point (a
+#: validity, a renewal margin), and dates end in the year 9999 -- in Python and in X.509's GeneralizedTime
+#: -- so a longer one would be accepted here and crash apply; none is meant anyway.
+MAX_DURATION = timedelta(weeks=5200)
+_MAX_SECONDS = int(MAX_DURATION.total_seconds())
+_TOO_LONG = f"write at most {5200}w, about 100 years"
+
+
 def parse_duration(value: object) -> timedelta:
-    """Read ``24h``, ``52w``, ``1d12h`` or a number of seconds; raise ``ValueError`` with a hint."""
+    """Read ``24h``, ``52w``, ``1d12h`` or a number of seconds, up to :data:`MAX_DURATION`; raise
+    ``ValueError`` with a hint."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"expected a duration, found {describe(value)}")
     if isinstance(value, int):
         seconds = value
-    elif _DURATION_RE.match(value):
-        seconds = sum(int(n) * _UNIT_SECONDS[unit.lower()] for n, unit in _DURATION_PART_RE.findall(value))
+    elif len(value) <= 200 and _DURATION_RE.match(value):
+        parts = _DURATION_PART_RE.findall(value)
+        if any(len(n) > 20 for n, _ in parts):
+            raise ValueError(f"the duration {excerpt(value)} is too long ({_TOO_LONG})")
+        seconds = sum(int(n) * _UNIT_SECONDS[unit.lower()] for n, unit in parts)
     else:
-        raise ValueError(f"{value!r} is not a duration (write e.g. 30m, 8h, 7d, 52w or 1d12h)")
+        raise ValueError(f"{excerpt(value)} is not a duration (write e.g. 30m, 8h, 7d, 52w or 1d12h)")
+    shown = excerpt(value) if isinstance(value, str) else _number(seconds)
     if seconds <= 0:
-        raise ValueError(f"the duration {value!r} must be longer than zero")
+        raise ValueError(f"the duration {shown} must be longer than zero")
+    if seconds > _MAX_SECONDS:
+        raise ValueError(f"the duration {shown} is too long ({_TOO_LONG})")
     return timedelta(seconds=seconds)
 
 
@@ -146,7 +173,10 @@ def _duration(value: object) -> timedelta:
 def _ca_name(value: object) -> str:
     text = _text(value, "a CA name", "example-isp")
     if not CA_NAME_RE.match(text):
-        _fail(f"{text!r} is not a usable CA name", f"{CA_NAME_RULE}; it becomes a file and directory name")
+        _fail(
+            f"{excerpt(text)} is not a usable CA name",
+            f"{CA_NAME_RULE}; it becomes a file and directory name",
+        )
     return text
 
 
@@ -169,11 +199,18 @@ def _asn_or_range(value: object) -> int | str:
             f"expected an AS number or range, found {describe(value)}", 'write AS64496 or "AS64496-AS64511"'
         )
     try:
-        parse_asn_range(value)
+        found = parse_asn_range(value)
     except ResourceSyntaxError as exc:
         _fail_syntax(exc)
     except ValueError:  # e.g. Python's limit on converting 5000-digit numbers
         _fail("that is not an AS number or range", 'write AS64496 or "AS64496-AS64511"')
+    if found == (0, 0):
+        # RFC 7607 reserves AS0; rpki-client refuses a certificate that lists it alone ("AS identifier
+        # zero is reserved"), and with it the whole tree below.
+        _fail(
+            "AS0 cannot be a CA's resource: relying parties reject a certificate that lists it",
+            "remove it; a ROA for AS0 (never route this prefix) needs no AS resource",
+        )
     return value
 
 
@@ -205,23 +242,54 @@ def _prefix(value: object) -> IPNetwork:
 
 def _max_length(value: object) -> int:
     """Only the type here: whether 33 is too long depends on the prefix's family (see ``checks.py``)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _LARGE:
         _fail(f"expected a prefix length, found {describe(value)}", "write a number such as 24 or 48")
     return value
 
 
+#: The longest publication base URI. Every object's URI is the base, a CA's name and a file name, and
+#: relying parties refuse URIs over 2048 characters (rpki-client's MAX_URI_LENGTH).
+MAX_BASE_URI = 1024
+_URI_CHARACTERS = re.compile(r"[!-~]*")  # printable ASCII without space: rpki-client's isalnum || ispunct
+
+
+def _uri_length(text: str) -> None:
+    if len(text) > MAX_BASE_URI:
+        _fail(
+            f"this URI is too long ({len(text)} characters)",
+            f"write at most {MAX_BASE_URI} characters: object URIs add a CA's name and a file name to it",
+        )
+
+
+def _uri_characters(text: str) -> None:
+    """What relying parties demand of every URI besides its length (rpki-client's valid_uri): printable
+    ASCII only, and no path segment (nor host) starting with '.', so never ``.`` or ``..``."""
+    if not _URI_CHARACTERS.fullmatch(text):
+        _fail(
+            f"{excerpt(text)} holds characters other than printable ASCII",
+            "relying parties refuse them: write a host in its xn-- form, and no spaces",
+        )
+    if "/." in text:
+        _fail(
+            f"{excerpt(text)} has a path segment starting with '.'",
+            "relying parties refuse '.', '..' and hidden names in URIs: remove them",
+        )
+
+
 def _rsync_base(value: object) -> str:
     text = _text(value, "an rsync URI", "rsync://rpki.example.net/repo/")
+    _uri_length(text)
     if not text.startswith("rsync://"):
         _fail(
-            f"{text!r} is not an rsync URI",
+            f"{excerpt(text)} is not an rsync URI",
             "it must start with rsync://, e.g. rsync://rpki.example.net/repo/",
         )
     match = _RSYNC_RE.fullmatch(text)
     if match is None:
-        _fail(f"{text!r} needs a host and an rsync module", "write rsync://host/module/")
+        _fail(f"{excerpt(text)} needs a host and an rsync module", "write rsync://host/module/")
     if not text.endswith("/"):
-        _fail(f"{text!r} must end with '/'", f"add the trailing slash: {text}/")
+        _fail(f"{excerpt(text)} must end with '/'", f"add the trailing slash: {text}/")
+    _uri_characters(text)
     return text
 
 
@@ -232,13 +300,23 @@ _HTTPS_RE = re.compile(HTTPS_BASE_PATTERN)
 def _rrdp_base(value: object) -> str:
     """Relying parties fetch RRDP over HTTPS only (RFC 8182 §3.4.1): an https base ending in '/'."""
     text = _text(value, "an https URI", "https://rpki.example.net/rrdp/")
+    _uri_length(text)
     if not text.startswith("https://"):
-        _fail(f"{text!r} is not an https URI", "RRDP is served over HTTPS: https://rpki.example.net/rrdp/")
+        _fail(
+            f"{excerpt(text)} is not an https URI",
+            "RRDP is served over HTTPS: https://rpki.example.net/rrdp/",
+        )
     if not text.endswith("/"):
-        _fail(f"{text!r} must end with '/'", f"add the trailing slash: {text}/")
+        _fail(f"{excerpt(text)} must end with '/'", f"add the trailing slash: {text}/")
     if _HTTPS_RE.fullmatch(text) is None:
-        _fail(f"{text!r} needs a host", "write https://host/path/")
+        _fail(f"{excerpt(text)} needs a host", "write https://host/path/")
+    _uri_characters(text)
     return text
+
+
+#: Linux's PATH_MAX (less its NUL) and NAME_MAX: a longer path passes validate and fails every command.
+MAX_PATH_BYTES = 4095
+MAX_NAME_BYTES = 255
 
 
 def _path(value: object, what: str = "a directory path", example: str = "../keys") -> str:
@@ -246,10 +324,18 @@ def _path(value: object, what: str = "a directory path", example: str = "../keys
     text = _text(value, what, example)
     if "\0" in text:
         _fail("a path cannot contain a NUL character", "remove the \\0 escape")
+    encoded = text.strip().encode("utf-8", "surrogatepass")
+    longest = max(len(name) for name in encoded.split(b"/"))
+    if len(encoded) > MAX_PATH_BYTES or longest > MAX_NAME_BYTES:
+        size = f"{len(encoded)} bytes" if len(encoded) > MAX_PATH_BYTES else f"a name of {longest} bytes"
+        _fail(
+            f"this path is too long ({size})",
+            f"a path has at most {MAX_PATH_BYTES} bytes, and each name in it at most {MAX_NAME_BYTES}",
+        )
     try:
         Path(text.strip()).expanduser()
     except RuntimeError:
-        _fail(f"cannot find the home directory in {text!r}", "write the full path instead of ~user")
+        _fail(f"cannot find the home directory in {excerpt(text)}", "write the full path instead of ~user")
     return text
 
 
@@ -260,7 +346,7 @@ def _file_path(value: object) -> str:
 
 def _number(value: int | float) -> str:
     """A number for a message; Python refuses to print ints of thousands of digits, and nobody reads them."""
-    return str(value) if isinstance(value, float) or abs(value) < 10**9 else "the number"
+    return str(value) if isinstance(value, float) or abs(value) < _LARGE else "the number"
 
 
 _SHARE_HINT = 'write a share from 0 to 1 such as 0.3, or a percentage such as "30%"'
@@ -278,10 +364,10 @@ def parse_share(value: object) -> float:
         if match is None:
             if _NUMBER_RE.fullmatch(value):
                 _fail(
-                    f"{value!r} is text, not a number",
+                    f"{excerpt(value)} is text, not a number",
                     f'write {value.strip()} without quotes, or a percentage such as "30%"',
                 )
-            _fail(f"{value!r} is neither a share from 0 to 1 nor a percentage", _SHARE_HINT)
+            _fail(f"{excerpt(value)} is neither a share from 0 to 1 nor a percentage", _SHARE_HINT)
         percent = Decimal(match["number"])
         if not 0 <= percent <= 100:
             _fail(
@@ -312,6 +398,8 @@ def _vrp_count(value: object) -> int:
     value = _whole(value, "a whole number of VRPs", 10)
     if value < 0:
         _fail(f"{_number(value)} is negative", "write 0 or more; 0 applies the percentage checks to every CA")
+    if value >= _LARGE:
+        _fail(f"{_number(value)} is too large", f"write less than {_LARGE:,}")
     return value
 
 
@@ -323,7 +411,7 @@ def _key_generation(value: object) -> int:
     value = _whole(value, "a key generation", 2)
     if not 1 <= value <= MAX_KEY_GENERATION:
         _fail(
-            f"key generation {value} is out of range",
+            f"key generation {_number(value)} is out of range",
             "the first key is generation 1; raise it by one to roll the key",
         )
     return value
@@ -338,7 +426,7 @@ _ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
 def _signer_type(value: object) -> str:
     text = _text(value, "a signer type", "file")
     if text not in SIGNER_TYPES:
-        _fail(f"signer type {text!r} is not supported", "write 'file', 'pkcs11' or 'offline'")
+        _fail(f"signer type {excerpt(text)} is not supported", "write 'file', 'pkcs11' or 'offline'")
     return text
 
 
@@ -351,7 +439,8 @@ def _token_label(value: object) -> str:
     text = _text(value, "a token label", "rpki")
     if len(text.encode()) > TOKEN_LABEL_BYTES:
         _fail(
-            f"the token label {text!r} is longer than 32 bytes", "PKCS#11 token labels have at most 32 bytes"
+            f"the token label {excerpt(text)} is longer than 32 bytes",
+            "PKCS#11 token labels have at most 32 bytes",
         )
     return text
 
@@ -361,7 +450,7 @@ def _env_name(value: object) -> str:
     text = _text(value, "the name of an environment variable", "RPKI_HSM_PIN")
     if not _ENV_NAME_RE.match(text):
         _fail(
-            f"{text!r} is not an environment variable name",
+            f"{excerpt(text)} is not an environment variable name",
             "write the variable's name (letters, digits and '_'), e.g. RPKI_HSM_PIN; "
             "never the PIN or passphrase itself",
         )
@@ -381,6 +470,7 @@ def _flag(value: object) -> bool:
 
 
 _ASN_INT_SCHEMA = {"type": "integer", "minimum": 0, "maximum": AS_MAX}
+_PATH_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_PATH_BYTES}
 
 CaName = Annotated[
     str, PlainValidator(_ca_name), WithJsonSchema({"type": "string", "pattern": CA_NAME_PATTERN})
@@ -404,21 +494,21 @@ MaxLength = Annotated[
     int, PlainValidator(_max_length), WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 128})
 ]
 RsyncBase = Annotated[
-    str, PlainValidator(_rsync_base), WithJsonSchema({"type": "string", "pattern": RSYNC_BASE_PATTERN})
+    str,
+    PlainValidator(_rsync_base),
+    WithJsonSchema({"type": "string", "pattern": RSYNC_BASE_PATTERN, "maxLength": MAX_BASE_URI}),
 ]
-DirectoryPath = Annotated[str, PlainValidator(_path), WithJsonSchema({"type": "string", "minLength": 1})]
+DirectoryPath = Annotated[str, PlainValidator(_path), WithJsonSchema(_PATH_SCHEMA)]
 RrdpBase = Annotated[
-    str | None, PlainValidator(_rrdp_base), WithJsonSchema({"type": "string", "pattern": HTTPS_BASE_PATTERN})
+    str | None,
+    PlainValidator(_rrdp_base),
+    WithJsonSchema({"type": "string", "pattern": HTTPS_BASE_PATTERN, "maxLength": MAX_BASE_URI}),
 ]
 SignerType = Annotated[
     str, PlainValidator(_signer_type), WithJsonSchema({"type": "string", "enum": list(SIGNER_TYPES)})
 ]
-DirectoryOrUnset = Annotated[
-    str | None, PlainValidator(_path), WithJsonSchema({"type": "string", "minLength": 1})
-]
-ModulePathOrUnset = Annotated[
-    str | None, PlainValidator(_module_path), WithJsonSchema({"type": "string", "minLength": 1})
-]
+DirectoryOrUnset = Annotated[str | None, PlainValidator(_path), WithJsonSchema(_PATH_SCHEMA)]
+ModulePathOrUnset = Annotated[str | None, PlainValidator(_module_path), WithJsonSchema(_PATH_SCHEMA)]
 TokenLabelOrUnset = Annotated[
     str | None, PlainValidator(_token_label), WithJsonSchema({"type": "string", "minLength": 1})
 ]
@@ -433,7 +523,7 @@ _SHARE_SCHEMA = {
         {"type": "string", "pattern": PERCENT_PATTERN},
     ]
 }
-_COUNT_SCHEMA = {"type": "integer", "minimum": 0}
+_COUNT_SCHEMA = {"type": "integer", "minimum": 0, "maximum": _LARGE - 1}
 Share = Annotated[float, PlainValidator(parse_share), WithJsonSchema(_SHARE_SCHEMA)]
 VrpCount = Annotated[int, PlainValidator(_vrp_count), WithJsonSchema(_COUNT_SCHEMA)]
 KeyGeneration = Annotated[
@@ -446,9 +536,7 @@ KeyGeneration = Annotated[
 ShareOverride = Annotated[float | None, PlainValidator(parse_share), WithJsonSchema(_SHARE_SCHEMA)]
 VrpCountOverride = Annotated[int | None, PlainValidator(_vrp_count), WithJsonSchema(_COUNT_SCHEMA)]
 FlagOverride = Annotated[bool | None, PlainValidator(_flag), WithJsonSchema({"type": "boolean"})]
-FilePathOrUnset = Annotated[
-    str | None, PlainValidator(_file_path), WithJsonSchema({"type": "string", "minLength": 1})
-]
+FilePathOrUnset = Annotated[str | None, PlainValidator(_file_path), WithJsonSchema(_PATH_SCHEMA)]
 Duration = Annotated[
     timedelta,
     PlainValidator(_duration),
@@ -456,7 +544,7 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": DURATION_PATTERN},
-                {"type": "integer", "minimum": 1},
+                {"type": "integer", "minimum": 1, "maximum": _MAX_SECONDS},
             ]
         }
     ),
@@ -593,7 +681,10 @@ def _timing_default(name: str) -> str:
     return format_duration(value)
 
 
-_DURATION_HELP = "A duration such as 30m, 8h, 7d, 52w or 1d12h, or a whole number of seconds."
+_DURATION_HELP = (
+    "A duration such as 30m, 8h, 7d, 52w or 1d12h, or a whole number of seconds; at most 5200w "
+    "(about 100 years)."
+)
 
 
 class TimingSection(_Section):
@@ -728,10 +819,16 @@ def _prefix_count(value: object) -> int:
     value = _whole(value, "a whole number of prefixes", 32)
     if value < 1:
         _fail(f"{_number(value)} is less than 1", "write 1 or more")
+    if value >= _LARGE:
+        _fail(f"{_number(value)} is too large", f"write less than {_LARGE:,}")
     return value
 
 
-PrefixCount = Annotated[int, PlainValidator(_prefix_count), WithJsonSchema({"type": "integer", "minimum": 1})]
+PrefixCount = Annotated[
+    int,
+    PlainValidator(_prefix_count),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": _LARGE - 1}),
+]
 
 
 class RoaGroupingSection(_Section):

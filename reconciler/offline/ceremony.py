@@ -22,13 +22,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from reconciler import layout
-from reconciler.apply.executor import CLOCK_SKEW_MARGIN, number_floor, signed_object
+from reconciler.apply.executor import CLOCK_SKEW_MARGIN, next_number, signed_object
 from reconciler.desired.model import DesiredState
-from reconciler.fsutil import fsync_dir
+from reconciler.fsutil import fsync_dir, read_bytes
 from reconciler.offline.request import (
     CeremonyError,
     CertificateSpec,
@@ -156,6 +157,11 @@ def _certificate_spec(
     )
 
 
+def _known(number: int) -> int | None:
+    """A previous number of the request (-1: none was readable) as ``next_number`` takes it."""
+    return number if number >= 0 else None
+
+
 def _previous_point(
     desired: DesiredState, published: PublishedState, key: bytes | None, now: datetime
 ) -> tuple[int, int, list[Revoked]]:
@@ -190,7 +196,10 @@ def read_pending(publication_directory: Path) -> tuple[SigningRequest, bytes] | 
     path = pending_path(publication_directory)
     if not path.exists():
         return None
-    raw = path.read_bytes()
+    try:
+        raw = read_bytes(str(path))
+    except OSError:
+        return None  # not a regular file, or unreadable: replaced by the next request
     try:
         return SigningRequest.model_validate_json(raw), raw
     except ValueError:
@@ -303,13 +312,18 @@ def check_request(request: SigningRequest, now: datetime) -> None:
             f"this machine's clock ({now:%Y-%m-%dT%H:%M:%SZ}) is behind the time the request was written "
             f"({request.created_at:%Y-%m-%dT%H:%M:%SZ}): set the clock, objects are dated with it"
         )
+    _check_fields(request)
+
+
+def _check_fields(request: SigningRequest) -> None:
+    """Every key, resource extension, serial, digest and key id a request carries parses: a request is a
+    file carried between machines, and a damaged one is refused before anything is signed or imported."""
     try:
         for spec in request.certificates:
             if spec.subject_key is not None:
                 serialization.load_der_public_key(unb64(spec.subject_key))
-            for field in (spec.ip_resources, spec.as_resources):
-                if field is not None:
-                    unb64(field)
+            # the extension values are signed as they are: each must be exactly one RFC 3779 value
+            _requested_resources(spec)
         for revoked in request.point.revoked:
             int(revoked.serial, 16)
         for digest in request.point.keep.values():
@@ -317,8 +331,16 @@ def check_request(request: SigningRequest, now: datetime) -> None:
                 raise ValueError(f"{digest!r} is not a SHA-256")
         if request.key_id is not None:
             bytes.fromhex(request.key_id)
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise CeremonyError(f"the request is damaged: {exc}") from exc
+
+
+def _requested_resources(spec: CertificateSpec) -> rfc3779.DecodedResources:
+    """The resources a request's certificate carries, read strictly from its two extension values."""
+    return rfc3779.decode(
+        unb64(spec.ip_resources) if spec.ip_resources else None,
+        unb64(spec.as_resources) if spec.as_resources else None,
+    )
 
 
 def sign(request: SigningRequest, raw: bytes, signer: Signer, now: datetime) -> SigningResponse:
@@ -361,12 +383,11 @@ def sign(request: SigningRequest, raw: bytes, signer: Signer, now: datetime) -> 
             ca=access,
         )
     point = request.point
-    floor = number_floor(now)
     next_update = now + timedelta(seconds=point.validity_seconds)
     crl_path = directory + layout.crl_name(key)
     files[crl_path] = crl.build(
         issuer=issuer,
-        number=max(point.previous_crl_number + 1, floor),
+        number=next_number(_known(point.previous_crl_number), now),
         this_update=valid_from,
         next_update=next_update,
         revoked=tuple(crl.Revocation(int(r.serial, 16), r.revoked_at) for r in point.revoked),
@@ -377,7 +398,10 @@ def sign(request: SigningRequest, raw: bytes, signer: Signer, now: datetime) -> 
         if path.startswith(directory) and "/" not in path[len(directory) :]:
             listed[path[len(directory) :]] = _sha256(data)
     content = manifest.ManifestContent(
-        max(point.previous_manifest_number + 1, floor), valid_from, next_update, tuple(sorted(listed.items()))
+        next_number(_known(point.previous_manifest_number), now),
+        valid_from,
+        next_update,
+        tuple(sorted(listed.items())),
     )
     files[mft_path] = signed_object(
         issuer=issuer,
@@ -427,6 +451,7 @@ def import_response(
             "a response can be imported once; run 'rpkictl apply' to see whether a new one is needed"
         )
     request, raw = pending
+    _check_fields(request)
     if response.request_id != request.request_id:
         raise CeremonyError(
             f"the response answers request {response.request_id}, but the waiting request is "
@@ -526,10 +551,10 @@ def _verify_certificate(
         raise CeremonyError(f"{spec.path}: {exc}") from exc
     _verify_signature(found.cert, public, spec.path)
     _current(spec.path, found.not_before, found.not_after, now, spec.validity_seconds)
-    want = rfc3779.decode(
-        unb64(spec.ip_resources) if spec.ip_resources else None,
-        unb64(spec.as_resources) if spec.as_resources else None,
-    )
+    try:
+        want = _requested_resources(spec)
+    except ValueError as exc:
+        raise CeremonyError(f"{spec.path}: the waiting request is damaged: {exc}") from exc
     if found.resources != want or found.repository != spec.repository or found.notify != spec.notify:
         raise CeremonyError(f"{spec.path}: not the certificate that was requested (resources or URIs differ)")
     if spec.subject_key is not None:
@@ -549,7 +574,11 @@ def _verify_point(
         found_crl = crl.decode(files[crl_path], where=crl_path)
     except ValueError as exc:
         raise CeremonyError(f"{crl_path}: {exc}") from exc
-    if not found_crl.crl.is_signature_valid(public):
+    try:
+        signed = found_crl.crl.is_signature_valid(public)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise CeremonyError(f"{crl_path}: the signature cannot be checked: {exc}") from exc
+    if not signed:
         raise CeremonyError(f"{crl_path}: not signed by the trust anchor's key (tampered?)")
     _current(crl_path, found_crl.this_update, found_crl.next_update, now, request.point.validity_seconds)
     if found_crl.number <= request.point.previous_crl_number:

@@ -18,6 +18,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reconciler.fsutil import read_bytes
+
 REQUEST_FORMAT: Literal["rpkictl-ta-request/1"] = "rpkictl-ta-request/1"
 RESPONSE_FORMAT: Literal["rpkictl-ta-response/1"] = "rpkictl-ta-response/1"
 
@@ -149,8 +151,9 @@ def read_response(path: Path) -> SigningResponse:
 
 
 def _read(path: Path, what: str) -> bytes:
+    """A regular file's bytes: a FIFO or a device given as the file is refused, never waited on."""
     try:
-        return path.read_bytes()
+        return read_bytes(str(path))
     except OSError as exc:
         raise CeremonyError(f"cannot read the {what} {path}: {exc.strerror}") from exc
 

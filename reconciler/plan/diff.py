@@ -7,7 +7,7 @@ manifest and CRL, which are re-issued whenever their directory changes or their 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,6 +28,30 @@ from reconciler.published.reader import PublishedState, SignedManifest, SignedRo
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl as rc_crl
 from reconciler.rpki.roa import RoaContent
+
+#: An object whose validity starts later than this after now was signed by a clock that ran ahead (a
+#: --now in the future, an NTP step): relying parties reject it until then, so it is damage to repair.
+#: The margin keeps a plan on a machine whose clock lags the signer's by seconds from re-issuing. The
+#: repair is a renewal (the same content, dated now): routine, so the unattended loop makes it.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+FUTURE_DATED = "dated in the future"
+
+
+#: Why an object is replaced when its bytes are not those the CA signed and listed.
+ALTERED = "altered after publication (does not match the manifest)"
+#: How a plan names an object that this tree did not issue.
+FOREIGN = "not issued by this CA (planted?)"
+
+
+def damage(found: object, reason: str) -> bool:
+    """Whether a change repairs damage (see ``Change.repair``): the object is unreadable, altered, not
+    signed as it says, or not this tree's at all -- as opposed to a change of the desired state."""
+    return (
+        isinstance(found, Unreadable)
+        or reason == ALTERED
+        or reason.startswith(FOREIGN)
+        or reason.endswith("(altered after publication?)")
+    )
 
 
 def describe_delta(delta: timedelta) -> str:
@@ -186,6 +210,8 @@ class _Planner:
             return Action.REISSUE, "not validly signed by its issuer (altered after publication?)"
         if ca.parent is None and not rc.verify_signed_by(found.cert, found.public_key):
             return Action.REISSUE, "its self-signature does not verify (altered after publication?)"
+        if found.not_before > self.now + FUTURE_TOLERANCE:
+            return Action.RENEW, f"{FUTURE_DATED} (valid from {found.not_before:%Y-%m-%dT%H:%M:%SZ})"
         if (
             found.resources.resources != ca.resources
             or found.resources.inherit_ip
@@ -212,6 +238,24 @@ class _Planner:
             )
         return None
 
+    def held(self, ca: str) -> set[bytes]:
+        """The identifiers of every key the CA's signer holds (all generations)."""
+        return set(self.all_keys.get(ca, {}).values())
+
+    def foreign_certificate(
+        self, ca: CaIntent, found: rc.ResourceCertificate, key: bytes | None
+    ) -> str | None:
+        """Why the certificate at the CA's path is not one this tree issued (None when it may be): it
+        certifies a key the CA's signer does not hold, or its issuer's signer holds no key it names."""
+        if key is not None and found.key_id not in self.held(ca.name):
+            return f"{FOREIGN}: it certifies key {found.key_id.hex()}, which {ca.name}'s signer does not hold"
+        issuer = ca.parent or ca.name
+        issuers = self.held(issuer)
+        if ca.parent is not None and issuers and found.authority_key_id not in issuers:
+            aki = found.authority_key_id.hex() if found.authority_key_id else "none"
+            return f"{FOREIGN}: issued by key {aki}, which {issuer}'s signer does not hold"
+        return None
+
     def plan_certificates(self, ca: CaIntent) -> None:
         """The certificate of the CA's active key and, during a key roll's staging, of its new key."""
         roll = self.rolls[ca.name]
@@ -234,7 +278,9 @@ class _Planner:
         elif isinstance(found, Unreadable):
             action, reason = Action.REISSUE, f"unreadable: {found.reason}"
         elif self.drifted(issuer, path):
-            action, reason = Action.REISSUE, "altered after publication (does not match the manifest)"
+            action, reason = Action.REISSUE, ALTERED
+        elif (foreign := self.foreign_certificate(ca, found, key)) is not None:
+            action, reason = Action.REISSUE, foreign
         else:
             problem = self.cert_problem(ca, path, found, key)
             if problem is None:
@@ -275,6 +321,7 @@ class _Planner:
                 generation=generation,
                 roll=roll,
                 scheduled=action is Action.RENEW,
+                repair=damage(found, reason),
             )
         )
 
@@ -304,8 +351,8 @@ class _Planner:
             return Action.REISSUE, "publication URIs changed"
         if found.aia != self.cert_uri(ca):
             return Action.REISSUE, "the CA's certificate moved (new parent)"
-        if found.not_before > self.now:
-            return Action.REISSUE, f"dated in the future (valid from {found.not_before:%Y-%m-%dT%H:%M:%SZ})"
+        if found.not_before > self.now + FUTURE_TOLERANCE:
+            return Action.RENEW, f"{FUTURE_DATED} (valid from {found.not_before:%Y-%m-%dT%H:%M:%SZ})"
         left = found.not_after - self.now
         renew = self.desired.timing.certificate_renew_before
         if left < renew:
@@ -338,7 +385,9 @@ class _Planner:
             elif isinstance(found, Unreadable):
                 action, reason = Action.REISSUE, f"unreadable: {found.reason}"
             elif self.drifted(ca.name, path):
-                action, reason = Action.REISSUE, "altered after publication (does not match the manifest)"
+                action, reason = Action.REISSUE, ALTERED
+            elif (foreign := self.foreign_roa(ca, path, found)) is not None:
+                action, reason = Action.REISSUE, foreign
             else:
                 problem = self.roa_problem(ca, path, want, found)
                 if problem is None:
@@ -356,9 +405,24 @@ class _Planner:
                     revoke_serial=self._serial(ca, found, path),
                     roll=roll,
                     scheduled=action is Action.RENEW,
+                    repair=damage(found, reason),
                 )
             )
         return set(wanted)
+
+    def foreign_roa(self, ca: CaIntent, path: str, found: RoaSummary) -> str | None:
+        """Why a ROA in the CA's directory is not the CA's (None when it is, or the CA holds no key yet):
+        its EE certificate names a key the CA's signer does not hold, or names the CA's key but that key's
+        signature on it does not verify."""
+        held = self.held(ca.name)
+        if not held:
+            return None
+        if found.authority_key_id not in held:
+            aki = found.authority_key_id.hex() if found.authority_key_id else "none"
+            return f"{FOREIGN}: its EE certificate is by key {aki}, which {ca.name}'s signer does not hold"
+        if found.authority_key_id == self.keys[ca.name] and not self.roa_signed_by(ca, path, found):
+            return f"{FOREIGN}: its EE certificate does not verify with {ca.name}'s key"
+        return None
 
     def _serial(self, ca: CaIntent, found: RoaSummary | Unreadable | None, path: str) -> int | None:
         """The EE serial to revoke when replacing or withdrawing a ROA that our current key signed -- and
@@ -393,6 +457,14 @@ class _Planner:
             path = repo + name
             if name.endswith(".roa"):
                 found = self.published.roa_summary(path)
+                foreign = None
+                if isinstance(found, Unreadable):
+                    foreign = f"unreadable: {found.reason}"
+                elif isinstance(found, RoaSummary):
+                    foreign = self.foreign_roa(ca, path, found)
+                if foreign is not None:
+                    self.add(Change(Action.WITHDRAW, Kind.ROA, ca.name, path, foreign, repair=True))
+                    continue
                 reason = "no longer in the desired state"
                 serial = self._serial(ca, found, path)
                 if isinstance(found, RoaSummary):
@@ -408,10 +480,19 @@ class _Planner:
                 reason = f"key roll: {name} belongs to a retired key of {ca.name}"
                 self.add(Change(Action.WITHDRAW, Kind.FILE, ca.name, path, reason, roll=True))
             else:
-                self.add(Change(Action.WITHDRAW, Kind.FILE, ca.name, path, "not part of the desired state"))
+                reason = "not part of the desired state"
+                self.add(Change(Action.WITHDRAW, Kind.FILE, ca.name, path, reason, repair=True))
 
     def plan_stray_cert(self, ca: CaIntent, path: str, name: str) -> None:
         found = self.published.certificate(path)
+        foreign = self.foreign_stray_cert(ca, path, found)
+        # Unless a CA of that name publishes below it: then withdrawing it removes that CA (and its
+        # VRPs), a decision for a reviewer however damaged the certificate is.
+        if foreign is not None and not self.published.under(
+            layout.repository(layout.certificate_subject(name)[0])
+        ):
+            self.add(Change(Action.WITHDRAW, Kind.CERTIFICATE, ca.name, path, foreign, repair=True))
+            return
         serial = None
         if isinstance(found, rc.ResourceCertificate) and found.authority_key_id == self.keys[ca.name]:
             serial = found.serial if found.not_after > self.now else None
@@ -439,6 +520,36 @@ class _Planner:
             )
         )
 
+    def foreign_stray_cert(
+        self, ca: CaIntent, path: str, found: rc.ResourceCertificate | Unreadable | None
+    ) -> str | None:
+        """Why a certificate in the CA's directory that no child needs now is not one the CA issued (None
+        when it is): unreadable, or not signed by any key of the CA's signer."""
+        if isinstance(found, Unreadable):
+            return f"unreadable: {found.reason}"
+        held = self.held(ca.name)
+        if not isinstance(found, rc.ResourceCertificate) or not held:
+            return None
+        if found.authority_key_id not in held:
+            aki = found.authority_key_id.hex() if found.authority_key_id else "none"
+            return f"{FOREIGN}: issued by key {aki}, which {ca.name}'s signer does not hold"
+        if found.authority_key_id == self.keys[ca.name] and not self.signed_by(ca, found.cert, path):
+            return f"{FOREIGN}: its signature does not verify with {ca.name}'s key"
+        return None
+
+    def plan_damage(self) -> None:
+        """Entries of the tree that are not objects (see ``published.read``), and a served tree that could
+        not be read at all: withdrawn, which apply does by leaving them out of the new tree."""
+        if self.published.unusable is not None:
+            reason = f"{self.published.unusable}: apply publishes a new tree in its place"
+            self.add(Change(Action.REISSUE, Kind.FILE, "(publication)", "rsync", reason, repair=True))
+        names = {ca.name for ca in self.desired.cas}
+        for path, why in sorted(self.published.damage.items()):
+            top = path.split("/", 1)[0]
+            owner = top if "/" in path.rstrip("/") or (top in names and path.endswith("/")) else "(top)"
+            reason = f"{why}; not something this CA publishes"
+            self.add(Change(Action.WITHDRAW, Kind.FILE, owner, path, reason, repair=True))
+
     def plan_orphans(self) -> None:
         """Files outside every desired CA's directory: a removed CA's repository, or junk at the top."""
         names = {ca.name for ca in self.desired.cas}
@@ -455,7 +566,8 @@ class _Planner:
                 if "/" in path
                 else "not part of the desired state"
             )
-            self.add(Change(Action.WITHDRAW, Kind.FILE, owner, path, reason))
+            # Only the trust anchor's certificate is published at the top: anything else there is damage.
+            self.add(Change(Action.WITHDRAW, Kind.FILE, owner, path, reason, repair="/" not in path))
 
     # -- manifests and CRLs ---------------------------------------------------------------------------
 
@@ -494,8 +606,8 @@ class _Planner:
         _, renew = self.desired.timing.point_validity(ca.trust_anchor)
         if mft.signed.ee.aia != self.cert_uri(ca):
             return ["the CA's certificate moved (new parent)"]
-        if max(mft.content.this_update, crl.this_update) > self.now:
-            return ["manifest or CRL dated in the future"]
+        if max(mft.content.this_update, crl.this_update) > self.now + FUTURE_TOLERANCE:
+            return [f"manifest or CRL {FUTURE_DATED}"]
         left = min(mft.content.next_update, crl.next_update) - self.now
         if left < renew:
             self.expiring.add(ca.name)
@@ -552,8 +664,8 @@ class _Planner:
             return ["signed by another key"]
         if mft.signed.ee.aia != self.base + layout.certificate_path(ca, generation):
             return [f"the certificate of key generation {generation} moved"]
-        if max(mft.content.this_update, crl.this_update) > self.now:
-            return ["manifest or CRL dated in the future"]
+        if max(mft.content.this_update, crl.this_update) > self.now + FUTURE_TOLERANCE:
+            return [f"manifest or CRL {FUTURE_DATED}"]
         _, renew = self.desired.timing.point_validity(ca.trust_anchor)
         left = min(mft.content.next_update, crl.next_update) - self.now
         if left < renew:
@@ -629,6 +741,7 @@ class _Planner:
             expected = self.plan_roas(ca) | self.expected_files(ca)
             self.plan_strays(ca, expected)
         self.plan_orphans()
+        self.plan_damage()
         for ca in self.desired.cas:
             self.plan_point(ca)
             self.plan_side_points(ca)
@@ -651,14 +764,23 @@ def _describe_roa(content: RoaContent) -> str:
     return f"AS{content.asn} {prefixes}"
 
 
-def published_vrps(published: PublishedState) -> frozenset[tuple[int, str, int]]:
+def published_vrps(
+    published: PublishedState, damaged: Set[str] = frozenset()
+) -> frozenset[tuple[int, str, int]]:
+    """The VRPs of the ROAs that read back, but for those at ``damaged`` paths (the paths of a plan's
+    repairs, see :func:`repaired`): relying parties reject those, so they publish no VRP."""
     vrps: set[tuple[int, str, int]] = set()
     for path in published.files:
-        if path.endswith(".roa"):
+        if path.endswith(".roa") and path not in damaged:
             found = published.roa_summary(path)
             if isinstance(found, RoaSummary):
                 vrps |= found.vrps
     return frozenset(vrps)
+
+
+def repaired(changes: Iterable[Change]) -> frozenset[str]:
+    """The paths of the changes that repair damage: objects relying parties do not accept as they are."""
+    return frozenset(c.path for c in changes if c.repair)
 
 
 def observe(published: PublishedState) -> tuple[dict[str, ObservedPoint], str]:
@@ -690,7 +812,8 @@ def make_plan(
     planner.run()
     changes = tuple(planner.changes)
     want = frozenset(vrp for ca in desired.cas for vrp in (r.vrp for r in ca.roas))
-    have = published_vrps(published)
+    damaged = repaired(changes)
+    have = published_vrps(published, damaged)
     route_changes = None
     broken: list[str] = []
     if announcements is not None:
@@ -705,7 +828,7 @@ def make_plan(
         vrps_removed=have - want,
         observed=observed,
         tree_sha256=tree,
-        gates=gates_for(desired, published, changes, broken, want),
+        gates=gates_for(desired, published, changes, broken, want, damaged=damaged),
         route_changes=route_changes,
         notices=(
             *planner.notices(),

@@ -65,6 +65,10 @@ class Change:
     # A manifest or CRL re-signed only because other objects in its directory change: without those
     # changes (a routine-only run that leaves them waiting) it has nothing to do.
     follows: bool = field(default=False, compare=False)
+    # Repairs damage to the publication point (an entry or object this CA did not publish, or one it
+    # published and something altered): restores what relying parties should see, so no approval gate
+    # concerns it -- damage must never stop the unattended renewal loop.
+    repair: bool = field(default=False, compare=False)
 
     @property
     def address(self) -> str:

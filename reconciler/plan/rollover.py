@@ -26,6 +26,7 @@ from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.published.reader import PublishedState
 from reconciler.rpki import cert as rc
+from reconciler.signers.base import MissingKeyError, Signer
 
 # How far apply backdates notBefore (apply.executor.CLOCK_SKEW_MARGIN); repeated here because the plan
 # must not depend on the executor.
@@ -181,3 +182,107 @@ def describe(plan: KeyPlan, now: datetime) -> str:
     gens = ", ".join(str(g) for g in plan.destroy)
     plural = "s" if len(plan.destroy) > 1 else ""
     return f"key roll to generation {plan.active}: done; destroying the retired key generation{plural} {gens}"
+
+
+@dataclass(frozen=True, slots=True)
+class LostKey:
+    """A key generation a plan would sign with, missing from its signer although its certificate is
+    published: relying parties know the key, so a new one must not take its place unasked."""
+
+    ca: CaIntent
+    generation: int
+    certificate: str  # the published certificate that names the key
+    key_id: bytes | None  # the key it certifies, when the certificate is readable
+
+
+def _issued_by_parent(
+    desired: DesiredState, published: PublishedState, keys: KeyIds, ca: CaIntent, path: str
+) -> rc.ResourceCertificate | None:
+    """The certificate at ``path`` when the CA's parent made it: a certificate someone else planted there
+    proves nothing about the CA's key."""
+    assert ca.parent is not None  # noqa: S101 - only asked for CAs below the trust anchor
+    found = published.certificate(path)
+    if not isinstance(found, rc.ResourceCertificate):
+        return None
+    parent = desired.ca(ca.parent)
+    parent_keys = set(keys.get(parent.name, {}).values())
+    if found.authority_key_id not in parent_keys:
+        return None
+    for generation in sorted(keys.get(parent.name, {})):
+        certified = published.certificate(layout.certificate_path(parent, generation))
+        if isinstance(certified, rc.ResourceCertificate) and certified.key_id == found.authority_key_id:
+            return found if rc.verify_signed_by(found.cert, certified.public_key) else None
+    return found  # the parent's own certificate is unreadable: its key identifier is all there is
+
+
+def lost_keys(
+    desired: DesiredState,
+    published: PublishedState,
+    keys: KeyIds,
+    now: datetime,
+    *,
+    offline: frozenset[str] = frozenset(),
+) -> list[LostKey]:
+    """Keys this plan would have to create although their certificate is published, trust anchor first.
+
+    The trust anchor counts as published as soon as anything is at its certificate's path (even a damaged
+    file: its key must never change through apply); any other CA when its parent's signature is on the
+    certificate of that generation. A CA whose generations 1 to ``key_generation`` all have keys is not
+    looked at any further (the common case costs nothing). CAs of ``offline`` signers are left alone:
+    their keys are known only from what is published."""
+    staging = desired.timing.key_roll_staging
+    found: list[LostKey] = []
+    for ca in desired.cas:
+        have = keys.get(ca.name, {})
+        if ca.signer in offline or all(have.get(g) is not None for g in range(1, ca.key_generation + 1)):
+            continue
+        plan = key_plan(ca, have, published, now, staging)
+        for generation in plan.generations:
+            if have.get(generation) is not None:
+                continue
+            path = layout.certificate_path(ca, generation)
+            if ca.parent is None:
+                if path not in published.files:
+                    continue
+                cert = published.certificate(path)
+                kid = cert.key_id if isinstance(cert, rc.ResourceCertificate) else None
+            else:
+                issued = _issued_by_parent(desired, published, keys, ca, path)
+                if issued is None:
+                    continue
+                kid = issued.key_id
+            found.append(LostKey(ca, generation, path, kid))
+    return found
+
+
+def missing_key_error(lost: list[LostKey], signers: dict[str, Signer]) -> MissingKeyError:
+    """One error for every lost key: where each signer looked, what is published, and what to do."""
+    first = lost[0]
+    ca, signer_name = first.ca, first.ca.signer
+    signer = signers.get(signer_name)
+    label = layout.key_label(ca.name, first.generation)
+    describe = getattr(signer, "key_location", None)
+    where = describe(label) if callable(describe) else f"label {label!r}"
+    kid = f" (key {first.key_id.hex().upper()})" if first.key_id is not None else ""
+    if ca.trust_anchor:
+        known = "relying parties hold that key in their TAL"
+        replace = (
+            "the trust anchor's key never changes through apply: if it is truly lost, restore it from a "
+            "backup (docs/runbook.md)"
+        )
+    else:
+        known = "relying parties know that key"
+        replace = (
+            f"if the key is truly lost, raise key_generation of {ca.name} in its YAML: a new key then "
+            "replaces it in a reviewed change"
+        )
+    message = (
+        f"signer {signer_name!r} cannot find the key of {ca.name} (generation {first.generation}: "
+        f"{where}), yet its certificate {first.certificate}{kid} is published and {known}. Keys are never "
+        f"re-created silently: nothing was signed (fix: mount or restore the keys of signer "
+        f"{signer_name!r}, or correct it in rpki.yaml, then run the command again; {replace})"
+    )
+    others = sorted({item.ca.name for item in lost[1:]} - {ca.name})
+    if others:
+        message += f"; the keys of {len(others)} more CA(s) are missing too: {', '.join(others)}"
+    return MissingKeyError(message)

@@ -25,11 +25,12 @@ def _vrp(vrp: Vrp) -> str:
     return f"AS{vrp[0]} {vrp[1]} max {vrp[2]}"
 
 
-def published_vrps_by_ca(published: PublishedState) -> dict[str, set[Vrp]]:
-    """The VRPs each CA directory publishes now (from the ROAs that read back)."""
+def published_vrps_by_ca(published: PublishedState, damaged: Set[str] = frozenset()) -> dict[str, set[Vrp]]:
+    """The VRPs each CA directory publishes now (from the ROAs that read back), but for ROAs at
+    ``damaged`` paths: relying parties reject those, so their removal is a repair, never a deletion."""
     by_ca: dict[str, set[Vrp]] = {}
     for path in published.files:
-        if path.endswith(".roa") and "/" in path:
+        if path.endswith(".roa") and "/" in path and path not in damaged:
             found = published.roa_summary(path)
             if isinstance(found, RoaSummary):
                 by_ca.setdefault(path.split("/", 1)[0], set()).update(found.vrps)
@@ -95,11 +96,12 @@ def _percentage_gates(ca: CaIntent, have: set[Vrp], wanted: Set[Vrp]) -> list[Ga
     return gates
 
 
-def _published_children(published: PublishedState) -> dict[str, list[str]]:
-    """Each CA's children, as the published certificates say (``<parent>/<child>.cer``)."""
+def _published_children(published: PublishedState, damaged: Set[str]) -> dict[str, list[str]]:
+    """Each CA's children, as the published certificates say (``<parent>/<child>.cer``), but for
+    certificates at ``damaged`` paths (not this tree's)."""
     children: dict[str, list[str]] = {}
     for path in published.files:
-        if path.endswith(".cer") and path.count("/") == 1:
+        if path.endswith(".cer") and path.count("/") == 1 and path not in damaged:
             parent, name = path.split("/")
             children.setdefault(parent, []).append(layout.certificate_subject(name)[0])
     return children
@@ -121,18 +123,19 @@ def _ca_gates(
     published: PublishedState,
     changes: tuple[Change, ...],
     have_by_ca: dict[str, set[Vrp]],
+    damaged: Set[str],
 ) -> list[Gate]:
     """Removing a child CA takes every ROA below it down: the approval names the CAs and those VRPs."""
     gates = []
     children: dict[str, list[str]] | None = None  # listed once, and only if a CA is removed
     for change in changes:
-        if change.kind is not Kind.CERTIFICATE or change.subject is None:
+        if change.kind is not Kind.CERTIFICATE or change.subject is None or change.repair:
             continue
         if change.action in (Action.REVOKE, Action.WITHDRAW):
             if change.roll:
                 continue  # a key roll retires one of the CA's certificates; the CA and its VRPs stay
             if children is None:
-                children = _published_children(published)
+                children = _published_children(published, damaged)
             below = _descendants(children, change.subject)
             vrps = sorted({_vrp(v) for ca in below for v in have_by_ca.get(ca, ())})
             gates.append(
@@ -183,7 +186,9 @@ def _trust_anchor_gate(
     ta = desired.trust_anchor
     if layout.certificate_path(ta) not in published.files:
         return []
-    touching = sorted(_ta_item(desired, c) for c in changes if c.ca == ta.name and not c.routine)
+    touching = sorted(
+        _ta_item(desired, c) for c in changes if c.ca == ta.name and not (c.routine or c.repair)
+    )
     if not touching:
         return []
     return [
@@ -263,18 +268,23 @@ def gates_for(
     changes: tuple[Change, ...],
     broken_routes: Iterable[str] = (),
     wanted: Set[Vrp] | None = None,
+    *,
+    damaged: Set[str] | None = None,
 ) -> tuple[Gate, ...]:
     """Every gate the plan trips, in a stable order. ``broken_routes`` are announcements that are valid
     now and would be invalid after the plan (from a route-impact analysis); ``wanted``, the desired VRPs
-    when the caller has them already."""
-    have_by_ca = published_vrps_by_ca(published)
+    when the caller has them already; ``damaged``, the paths the changes repair (by default, taken from
+    them): damage is repaired, never a reviewer's decision."""
+    if damaged is None:
+        damaged = frozenset(c.path for c in changes if c.repair)
+    have_by_ca = published_vrps_by_ca(published, damaged)
     if wanted is None:
         wanted = {r.vrp for ca in desired.cas for r in ca.roas}
     gates: list[Gate] = []
     for ca in desired.cas:
         gates += _percentage_gates(ca, have_by_ca.get(ca.name, set()), wanted)
     gates += _empty_gates(desired, have_by_ca)
-    gates += _ca_gates(desired, published, changes, have_by_ca)
+    gates += _ca_gates(desired, published, changes, have_by_ca, damaged)
     gates += _trust_anchor_gate(desired, published, changes)
     gates += _lost_key_gates(desired, published, changes)
     broken = tuple(sorted(broken_routes))

@@ -8,11 +8,15 @@ when the caller gives :class:`Removals`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +28,10 @@ SYNC_EACH_UP_TO = 64  # files and directories made: fsynced one by one up to thi
 IN_FLIGHT_GRACE = timedelta(minutes=10)
 KEPT_ASIDE = "-replaced-directory"
 REMOVING = ".removing-"  # an old tree renamed for removal: never served, removed by the next prune if left
+
+#: Entered around the swap: raises when the caller no longer holds the publication lock, and keeps it
+#: from being broken until the swap is done (see ``reconciler.apply.lock.Lock.fence``).
+Fence = Callable[[], AbstractContextManager[None]]
 
 
 class PublishError(Exception):
@@ -66,6 +74,44 @@ class Removals:
         self.wait()
 
 
+@dataclass(frozen=True, slots=True)
+class ServedTree:
+    """Which tree ``rsync`` served when the publication point was read: its name under ``trees/`` and
+    the identity of that directory, so that an apply links "unchanged" files from the very tree it
+    planned against, and swaps only if that tree is still the one served."""
+
+    name: str
+    device: int
+    inode: int
+
+
+class TreeMovedError(PublishError):
+    """Another apply swapped in a tree after this one read the publication point: publishing now would
+    throw its change away."""
+
+
+def served_tree(directory: Path) -> ServedTree | None:
+    """The tree ``<directory>/rsync`` serves, when it is what :func:`publish` makes of it: a symbolic
+    link ``trees/<name>`` to a real directory (not a link) of ``<directory>/trees``. None for anything
+    else (nothing published yet, a hand-made directory, a link elsewhere or to itself): nothing is
+    linked from such a tree, and nothing outside the publication directory is followed."""
+    try:
+        target = str((directory / "rsync").readlink())
+    except OSError:
+        return None
+    parts = target.split("/")
+    if len(parts) != 2 or parts[0] != "trees" or parts[1] in ("", ".", "..") or parts[1].startswith("."):
+        return None
+    try:
+        trees = os.lstat(directory / "trees")
+        found = os.lstat(directory / target)
+    except OSError:
+        return None
+    if not (stat.S_ISDIR(trees.st_mode) and stat.S_ISDIR(found.st_mode)):
+        return None
+    return ServedTree(parts[1], found.st_dev, found.st_ino)
+
+
 def publish(
     directory: Path,
     files: dict[str, bytes],
@@ -73,60 +119,140 @@ def publish(
     served: dict[str, bytes] | None = None,
     *,
     removals: Removals | None = None,
+    read_from: ServedTree | None = None,
+    check_served: bool = False,
+    fence: Fence | None = None,
+    on_swap: Callable[[Path], None] | None = None,
 ) -> Path:
     """Make ``files`` (path relative to the rsync base -> bytes) the served tree; return its directory.
 
-    ``served``: the files of the tree served now, as read back. A file that has not changed is linked
-    from that tree rather than written again, so a change to one ROA of a large repository writes one
-    ROA, a manifest and a CRL, and the new tree is durable before the link is swapped (see
-    ``_make_durable``). Old trees are removed before this returns, or by ``removals`` while the caller
-    goes on."""
+    ``served``: the files of the tree ``read_from``, as read back (``read_from`` defaults to the tree
+    served when this starts). A file that has not changed is hard-linked from that tree rather than
+    written again, so a change to one ROA of a large repository writes one ROA, a manifest and a CRL,
+    and the new tree is durable before the link is swapped (see ``_make_durable``). Only regular files
+    are linked, never through a symbolic link, and only from ``read_from`` itself: linking by name from
+    whatever is served now would mix another apply's files into this tree.
+
+    The swap happens inside ``fence`` (the publication lock's: it raises ``LockLost`` when the lock is no
+    longer ours, and keeps anyone from breaking it until the swap is done) and, with ``check_served``,
+    only while ``read_from`` is still the tree served (else :class:`TreeMovedError`). ``on_swap`` is told the
+    new tree as soon as it is served: an error after that point leaves the new tree published. Old trees
+    are removed before this returns, or by ``removals`` while the caller goes on."""
     trees = directory / "trees"
-    link = directory / "rsync"
     stamp = now.strftime("%Y%m%dT%H%M%S")
-    current = link.resolve() if link.is_symlink() else None
-    unchanged = served if current is not None and served is not None else {}
+    if read_from is None and not check_served:
+        read_from = served_tree(directory)
+    source = _source(directory, read_from) if served is not None else None
+    unchanged = served if source is not None and served is not None else {}
+    swapped = False
+    target: Path | None = None
     try:
-        trees.mkdir(parents=True, exist_ok=True)
+        _real_directory(trees)
         target = trees / f"{stamp}-{os.getpid()}-{os.urandom(3).hex()}"
         target.mkdir(mode=0o755)
-        made = {"": target}
-        written = []
-        for rel, data in files.items():  # paths as text: thousands of pathlib joins cost more than the links
-            parent = rel.rpartition("/")[0]
-            if parent not in made:
-                made[parent] = target / parent
-                made[parent].mkdir(mode=0o755, parents=True, exist_ok=True)
-            path = f"{target}/{rel}"
-            if unchanged.get(rel) != data or not _link(f"{current}/{rel}", path):
-                written.append(write_public(Path(path), data, sync=False))
-                faults.point("rsync.file")
-        for sub in sorted(made.values(), reverse=True):
-            sub.chmod(0o755)  # readable by the daemon whatever the umask
-        _make_durable(written, [*made.values(), trees])
-        if link.exists() and not link.is_symlink():
-            # A plain directory (made by hand): keep it aside rather than destroying it.
-            link.rename(trees / f"{stamp}-{os.getpid()}{KEPT_ASIDE}")
+        _build(target, files, source, unchanged)
         faults.point("rsync.before-swap")
-        tmp_link = directory / f".rsync.{os.getpid()}.tmp"
-        tmp_link.unlink(missing_ok=True)
-        tmp_link.symlink_to(Path("trees") / target.name)
-        tmp_link.replace(link)
+        swapped = _swap(directory, target, stamp, read_from, check_served=check_served, fence=fence)
+        if on_swap is not None:
+            on_swap(target)
         fsync_dir(directory)
         faults.point("rsync.after-swap")
     except OSError as exc:
-        if "target" in locals():
-            shutil.rmtree(target, ignore_errors=True)  # the unfinished tree: never served, space back
+        if swapped:
+            raise PublishError(
+                f"the new tree {target} is served, but {directory} could not be synced: "
+                f"{exc.strerror or exc}; a power cut may bring the previous tree back (run apply again)"
+            ) from exc
         raise PublishError(
             f"cannot write the publication directory {directory}: {exc.strerror or exc}; "
             "the previous tree is still served unchanged"
         ) from exc
+    finally:
+        if not swapped and target is not None:
+            shutil.rmtree(target, ignore_errors=True)  # the unfinished tree: never served, space back
+    served_now = trees / Path(str(target)).name  # swapped: the new tree
     if removals is None:
         with Removals() as here:
-            _prune(trees, {target.name}, here)
+            _prune(trees, {served_now.name}, here)
     else:
-        _prune(trees, {target.name}, removals)
-    return target
+        _prune(trees, {served_now.name}, removals)
+    return served_now
+
+
+def _build(target: Path, files: dict[str, bytes], source: str | None, unchanged: dict[str, bytes]) -> None:
+    """Write the new tree, linking the files that did not change from ``source``, and make it durable."""
+    made = {"": target}
+    written = []
+    for rel, data in files.items():  # paths as text: thousands of pathlib joins cost more than the links
+        parent = rel.rpartition("/")[0]
+        if parent not in made:
+            made[parent] = target / parent
+            made[parent].mkdir(mode=0o755, parents=True, exist_ok=True)
+        path = f"{target}/{rel}"
+        if unchanged.get(rel) != data or not _link(f"{source}/{rel}", path, len(data)):
+            written.append(write_public(Path(path), data, sync=False))
+            faults.point("rsync.file")
+    for sub in sorted(made.values(), reverse=True):
+        sub.chmod(0o755)  # readable by the daemon whatever the umask
+    _make_durable(written, [*made.values(), target.parent])
+
+
+def _swap(
+    directory: Path,
+    target: Path,
+    stamp: str,
+    read_from: ServedTree | None,
+    *,
+    check_served: bool,
+    fence: Fence | None,
+) -> bool:
+    """Point ``rsync`` at ``target`` in one rename, inside ``fence`` (see :func:`publish`)."""
+    link = directory / "rsync"
+    tmp_link = directory / f".rsync.{os.getpid()}.tmp"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(Path("trees") / target.name)
+    with fence() if fence is not None else contextlib.nullcontext():
+        if check_served and served_tree(directory) != read_from:
+            tmp_link.unlink(missing_ok=True)
+            raise TreeMovedError(
+                f"another apply published a new tree in {directory} after this one read the "
+                "publication point: nothing was published by this apply (plan again)"
+            )
+        if stat.S_ISDIR(_lstat_mode(link)):
+            # A plain directory (made by hand): keep it aside rather than destroying it.
+            link.rename(target.parent / f"{stamp}-{os.getpid()}{KEPT_ASIDE}")
+        tmp_link.replace(link)  # replaces a link, file or FIFO there itself, never what it points to
+    return True
+
+
+def _source(directory: Path, tree: ServedTree | None) -> str | None:
+    """The directory to link unchanged files from: ``tree``, if it is still that very directory."""
+    if tree is None:
+        return None
+    path = directory / "trees" / tree.name
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(found.st_mode) or (found.st_dev, found.st_ino) != (tree.device, tree.inode):
+        return None
+    return str(path)
+
+
+def _lstat_mode(path: Path) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return 0
+
+
+def _real_directory(path: Path) -> None:
+    """Make ``path`` a directory of its own: anything else in its place (a symbolic link, which would
+    take every write elsewhere, a file) is removed -- the entry itself, never what it points to."""
+    mode = _lstat_mode(path)
+    if mode and not stat.S_ISDIR(mode):
+        path.unlink()
+    path.mkdir(mode=0o755, parents=True, exist_ok=True)
 
 
 def _make_durable(written: list[Path], directories: Iterable[Path]) -> None:
@@ -142,27 +268,56 @@ def _make_durable(written: list[Path], directories: Iterable[Path]) -> None:
         fsync_dir(path)  # one fsync per file written and per new directory
 
 
-def _link(source: str, path: str) -> bool:
-    """Hard-link an unchanged file from the tree served now; False when that cannot be done."""
+def _link(source: str, path: str, size: int) -> bool:
+    """Hard-link an unchanged file from the tree that was read; False when that cannot be done, or when
+    what is there now is not a regular file of the size read (it was replaced since): then the file is
+    written from the bytes that were read."""
     try:
-        os.link(source, path)
+        os.link(source, path, follow_symlinks=False)
     except OSError:
         return False
-    return True
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return False
+    if stat.S_ISREG(found.st_mode) and found.st_size == size:
+        return True
+    Path(path).unlink()
+    return False
 
 
 def _prune(trees: Path, keep: set[str], removals: Removals) -> None:
     """Remove old trees, but never the one being served, one of the newest few, one younger than
-    ``IN_FLIGHT_GRACE`` (an rsync transfer may still be reading it), or a hand-made directory kept aside."""
+    ``IN_FLIGHT_GRACE`` (an rsync transfer may still be reading it), or a hand-made directory kept aside.
+    Anything in ``trees`` that is not a directory (a link, a FIFO, a file: none is ever made there) is
+    removed itself; nothing is followed. Cleanup only: what cannot be removed now waits for the next."""
     now = time.time()
-    entries = [p for p in trees.iterdir() if p.is_dir() and p.name not in keep]
-    doomed = [p for p in entries if p.name.startswith(REMOVING)]  # left by an interrupted run
+    entries: list[tuple[Path, float]] = []
+    try:
+        with os.scandir(trees) as found:
+            for entry in found:
+                if entry.name in keep:
+                    continue
+                try:
+                    if not entry.is_dir(follow_symlinks=False):
+                        Path(entry.path).unlink()
+                        continue
+                    entries.append((Path(entry.path), entry.stat(follow_symlinks=False).st_mtime))
+                except OSError:
+                    continue
+    except OSError:
+        return
+    doomed = [p for p, _ in entries if p.name.startswith(REMOVING)]  # left by an interrupted run
     old = sorted(
-        (p for p in entries if not p.name.startswith(REMOVING) and not p.name.endswith(KEPT_ASIDE)),
-        key=lambda p: p.stat().st_mtime,
+        (
+            (p, mtime)
+            for p, mtime in entries
+            if not p.name.startswith(REMOVING) and not p.name.endswith(KEPT_ASIDE)
+        ),
+        key=lambda item: item[1],
     )
-    for path in old[: max(0, len(old) - (KEEP_OLD_TREES - 1))]:
-        if now - path.stat().st_mtime > IN_FLIGHT_GRACE.total_seconds():
+    for path, mtime in old[: max(0, len(old) - (KEEP_OLD_TREES - 1))]:
+        if now - mtime > IN_FLIGHT_GRACE.total_seconds():
             aside = trees / f"{REMOVING}{path.name}"
             try:
                 path.rename(aside)

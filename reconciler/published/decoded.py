@@ -8,14 +8,17 @@ under their SHA-256 (see ``published.memo``). Rebuilding the object from its row
 it sits inside them), and everything else is the row.
 
 A row is only ever the result of a successful decoding of the same bytes (the memo keeps it with their
-SHA-256, see ``PublishedState``); a row that does not fit them (a damaged memo) raises ``ValueError``,
-and the bytes are decoded again.
+SHA-256, see ``PublishedState``); a row that does not fit them (a damaged memo: values of the wrong type,
+numbers out of range, times without a zone) raises :class:`RowError`, a ``ValueError``, and never
+anything else, and the bytes are decoded again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from cryptography import x509
 
@@ -29,6 +32,39 @@ CRL = "crl"
 MANIFEST = "mft"
 
 Row = list[Any]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+#: What rebuilding from a row of the wrong shape or values can raise.
+_ROW_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError)
+
+
+class RowError(ValueError):
+    """A memo row that does not describe the bytes it is kept with; they are decoded again."""
+
+
+def _checked_row(rebuild: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Rows come from a file anyone with write access to the cache can edit: whatever rebuilding from a
+    damaged one raises is a :class:`RowError`."""
+
+    @wraps(rebuild)
+    def rebuilt(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return rebuild(*args, **kwargs)
+        except _ROW_ERRORS as exc:
+            raise RowError(f"a memo row that does not fit its object: {exc}") from exc
+
+    return rebuilt
+
+
+def _moment(text: str) -> datetime:
+    """A time of a row: ISO 8601 with its zone, as rows are written."""
+    found = datetime.fromisoformat(text)
+    if found.tzinfo is None:
+        raise RowError(f"a time without a zone: {text!r}")
+    return found
 
 
 def _time(value: datetime) -> str:
@@ -69,21 +105,22 @@ def certificate_row(found: rc.ResourceCertificate) -> Row:
 _SERIAL_WITHIN = 40
 
 
+@_checked_row
 def certificate_from_row(row: Row, der: bytes) -> rc.ResourceCertificate:
     """The certificate a row describes. The row must name the serial number these bytes carry (a row of
     another certificate is refused); ``cryptography`` parses the bytes only when asked (see
     ``rc.ResourceCertificate``)."""
     serial, key_id, aki, not_before, not_after, is_ca, held, inherit_asn, inherit_ip, sia, aia, crldp = row
     if der.find(der_integer(int(serial)), 0, _SERIAL_WITHIN) < 0:
-        raise ValueError("the row is not of these bytes")
+        raise RowError("the row is not of these bytes")
     asn, ipv4, ipv6 = held
     return rc.ResourceCertificate(
         der=der,
         serial=int(serial),
         key_id=bytes.fromhex(key_id),
         authority_key_id=bytes.fromhex(aki) if aki is not None else None,
-        not_before=datetime.fromisoformat(not_before),
-        not_after=datetime.fromisoformat(not_after),
+        not_before=_moment(not_before),
+        not_after=_moment(not_after),
         is_ca=bool(is_ca),
         resources=rfc3779.DecodedResources(
             Resources(AsnSet(_range_tuple(asn)), IpSet(4, _range_tuple(ipv4)), IpSet(6, _range_tuple(ipv6))),
@@ -106,15 +143,16 @@ def crl_row(found: crl.Crl) -> Row:
     ]
 
 
+@_checked_row
 def crl_from_row(row: Row, der: bytes) -> crl.Crl:
     number, this_update, next_update, aki, revoked = row
     return crl.Crl(
         der=der,
         number=int(number),
-        this_update=datetime.fromisoformat(this_update),
-        next_update=datetime.fromisoformat(next_update),
+        this_update=_moment(this_update),
+        next_update=_moment(next_update),
         authority_key_id=bytes.fromhex(aki) if aki is not None else None,
-        revoked=tuple(crl.Revocation(int(s), datetime.fromisoformat(t)) for s, t in revoked),
+        revoked=tuple(crl.Revocation(int(s), _moment(t)) for s, t in revoked),
         crl=x509.load_der_x509_crl(der),
     )
 
@@ -139,6 +177,7 @@ def manifest_row(signed: cms.SignedObject, content: manifest.ManifestContent, de
     ]
 
 
+@_checked_row
 def manifest_from_row(row: Row, der: bytes) -> tuple[cms.SignedObject, manifest.ManifestContent]:
     content_type, (econtent_at, econtent_length), (ee_at, ee_length), ee, signing_time, *rest = row
     number, this_update, next_update, files = rest
@@ -146,12 +185,12 @@ def manifest_from_row(row: Row, der: bytes) -> tuple[cms.SignedObject, manifest.
         content_type=str(content_type),
         econtent=der[econtent_at : econtent_at + econtent_length],
         ee=certificate_from_row(ee, der[ee_at : ee_at + ee_length]),
-        signing_time=datetime.fromisoformat(signing_time) if signing_time is not None else None,
+        signing_time=_moment(signing_time) if signing_time is not None else None,
     )
     content = manifest.ManifestContent(
         number=int(number),
-        this_update=datetime.fromisoformat(this_update),
-        next_update=datetime.fromisoformat(next_update),
+        this_update=_moment(this_update),
+        next_update=_moment(next_update),
         files=tuple((str(name), bytes.fromhex(digest)) for name, digest in files),
     )
     return signed, content

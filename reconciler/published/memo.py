@@ -11,19 +11,32 @@ hides drift.
 The memo is a cache: losing it costs one slow plan, never a wrong one. It lives in the publication
 directory (``cache/memo.json``, not served), is written in one rename, and keeps only the objects
 published when it was written.
+
+Whoever can write the publication directory could also write the memo, and make a plan believe that a
+forged object says what the desired state says and carries this CA's signature. So the memo is
+authenticated: it ends with an HMAC whose key is derived from a signature of one of the CA's own keys
+(:func:`secret_of`; RSASSA-PKCS1-v1_5 is deterministic, so every run with the signers derives the same
+key, and nobody without them can). A memo without the right MAC is dropped whole and rebuilt, and without
+a usable key no memo is read or written at all.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler import cachefile
+from reconciler import cachefile, layout
 from reconciler.resources import prefix_text
 from reconciler.rpki.roa import RoaContent, RoaPrefix
+
+if TYPE_CHECKING:
+    from reconciler.desired.model import DesiredState
+    from reconciler.signers.base import Signer
 
 VERSION = 2
 
@@ -119,6 +132,7 @@ class Memo:
     verified: dict[bytes, set[bytes]] = field(default_factory=dict)
     changed: bool = False
     rows: dict[bytes, list[Any]] = field(default_factory=dict)  # ROA summaries as saved
+    secret: bytes | None = field(default=None, repr=False)  # the MAC key (see the module docstring)
     _learnt: set[bytes] = field(default_factory=set)  # ROA summaries new or changed in this run
 
     def get(self, digest: bytes) -> RoaSummary | None:
@@ -170,9 +184,38 @@ def path(publication_directory: Path) -> Path:
     return publication_directory / "cache" / "memo.json"
 
 
-def load(publication_directory: Path) -> Memo:
-    """The memo as last saved; empty when missing or unreadable (it is only a cache)."""
-    return cachefile.read_as(path(publication_directory), VERSION, _from_document) or Memo()
+#: What the CA key signs to derive the memo's MAC key; never published, never an RPKI object.
+_PURPOSE = b"rpki-reconciler: the MAC key of the object memo in the publication directory, version 1"
+
+
+def secret_of(desired: DesiredState, signers: Mapping[str, Signer]) -> bytes | None:
+    """The memo's MAC key: the SHA-256 of a signature of :data:`_PURPOSE` by the first CA (in the
+    desired state's order) whose key is held online. None when no such key exists yet (before the
+    first apply) or the signer cannot sign: then the memo is neither read nor written."""
+    from reconciler.signers.base import SignerError  # noqa: PLC0415 - signers load only when used
+
+    for ca in desired.cas:
+        if desired.signers[ca.signer].type == "offline":
+            continue
+        signer = signers[ca.signer]
+        try:
+            key = signer.find_key(layout.key_label(ca.name, ca.key_generation))
+            if key is not None:
+                return hashlib.sha256(signer.sign(key, _PURPOSE)).digest()
+        except (SignerError, OSError):
+            return None
+    return None
+
+
+def load(publication_directory: Path, secret: bytes | None) -> Memo:
+    """The memo as last saved, when it carries the MAC of ``secret``; empty when missing, unreadable or
+    not authentic (it is only a cache), or without a secret."""
+    if secret is None:
+        return Memo()
+    found = cachefile.read_as(path(publication_directory), VERSION, _from_document, secret=secret)
+    found = found or Memo()
+    found.secret = secret
+    return found
 
 
 def _from_document(document: dict[str, Any]) -> Memo:
@@ -186,7 +229,10 @@ def _from_document(document: dict[str, Any]) -> Memo:
 
 
 def save(publication_directory: Path, memo: Memo, published: set[bytes]) -> None:
-    """Keep what is known of the objects published now (``published``: the SHA-256 of every file)."""
+    """Keep what is known of the objects published now (``published``: the SHA-256 of every file).
+    Nothing is kept without the memo's secret: what is kept must be authenticated."""
+    if memo.secret is None:
+        return
     if not memo.changed and all(
         known.keys() <= published for known in (memo.rows, memo.roas, memo.objects, memo.verified)
     ):
@@ -199,5 +245,5 @@ def save(publication_directory: Path, memo: Memo, published: set[bytes]) -> None
             d.hex(): sorted(k.hex() for k in keys) for d, keys in memo.verified.items() if d in published
         },
     }
-    if cachefile.write(path(publication_directory), document):
+    if cachefile.write(path(publication_directory), document, secret=memo.secret):
         memo.changed = False

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.fsutil import read_bytes
 from reconciler.published import decoded
 from reconciler.published.memo import Memo, RoaSummary, texts
 from reconciler.resources import Resources
@@ -56,6 +57,12 @@ class PublishedState:
 
     files: dict[str, bytes] = field(default_factory=dict)
     memo: Memo = field(default_factory=Memo, repr=False)
+    #: Entries of the tree that are not published objects and were not read (a symbolic link, a FIFO,
+    #: a directory inside a CA's directory...): relative path (a directory's ending with '/') -> why.
+    damage: dict[str, str] = field(default_factory=dict)
+    #: Why the served tree itself could not be read (the ``rsync`` link loops, or leads outside the
+    #: publication directory); None when it was read, or when nothing is published yet.
+    unusable: str | None = None
     _cache: dict[str, object] = field(default_factory=dict, repr=False)
     _hashes: dict[str, bytes] = field(default_factory=dict, repr=False)
     _summaries: dict[str, RoaSummary | Unreadable] = field(default_factory=dict, repr=False)
@@ -266,22 +273,199 @@ def _remember_row(memo: Memo, kind: str, digest: bytes, found: object, data: byt
 
 
 def read(rsync_dir: Path) -> PublishedState:
-    """Read every regular file below ``rsync_dir`` (following the top-level symlink); missing -> empty.
-    Symbolic links inside the tree are not followed: nothing outside it is ever published."""
+    """Read the published objects below ``rsync_dir``; missing -> empty.
+
+    The publication directory is written by the reconciler but served by others, so what is found there
+    is input, not memory: only regular files are read, and nothing is ever followed out of the tree.
+    ``rsync_dir`` itself may be the link apply maintains (``rsync -> trees/<id>``), but only to a
+    directory inside the publication directory (else :attr:`PublishedState.unusable` says why, and the
+    tree reads as empty). Below it no symbolic link is followed and no FIFO, socket or device is opened
+    (a FIFO would block the read for ever); such entries, directories where only objects belong, and
+    empty directories are recorded in :attr:`PublishedState.damage` for the plan to repair."""
     state = PublishedState()
-    if not rsync_dir.exists():
+    try:
+        root = served_tree(rsync_dir)
+    except UnusableTreeError as problem:
+        state.unusable = str(problem)
         return state
-    found: list[tuple[str, str]] = []
-    _walk(str(rsync_dir.resolve()), "", found)
-    for relative, full in sorted(found):
-        state.files[relative] = read_bytes(full)
+    if root is None:
+        return state
+    try:
+        fd = os.open(root, _DIRECTORY)
+    except OSError as exc:
+        state.unusable = f"{rsync_dir} cannot be read: {exc.strerror}"
+        return state
+    try:
+        _walk(fd, "", state)
+    finally:
+        os.close(fd)
+    state.files = dict(sorted(state.files.items()))
     return state
 
 
-def _walk(directory: str, prefix: str, found: list[tuple[str, str]]) -> None:
+class UnusableTreeError(Exception):
+    """The publication directory's ``rsync`` entry does not lead to a tree that may be read."""
+
+
+#: Opening an entry of the tree: never through a symbolic link, never waiting on a FIFO.
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_DIRECTORY = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
+#: Objects are in the tree's top level (the trust anchor's certificate) or in a CA's directory.
+_DEEPEST = 1
+#: Most published files are a few kilobytes: one read takes them whole.
+_READ = 1 << 16
+#: No RPKI object comes near this (a manifest of 100,000 entries is 7 MB); a larger file is not read,
+#: so a planted one cannot take the plan's memory.
+LARGEST_OBJECT = 64 << 20
+
+
+def served_tree(rsync_dir: Path) -> str | None:
+    """The real directory ``rsync_dir`` is (or links to); None when there is none (nothing published
+    yet, or a link to a tree that is gone: a lost publication point, rebuilt by the next apply). Raises
+    :class:`UnusableTreeError` when it loops, is not a directory, or leads outside its parent (the
+    publication directory)."""
+    try:
+        found = os.lstat(rsync_dir)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UnusableTreeError(f"{rsync_dir} cannot be read: {exc.strerror}") from exc
+    if stat.S_ISDIR(found.st_mode):
+        return str(rsync_dir)
+    if not stat.S_ISLNK(found.st_mode):
+        raise UnusableTreeError(f"{rsync_dir} is {entry_kind(found.st_mode)}, not the served tree")
+    target = str(rsync_dir.readlink())
+    try:
+        real = os.path.realpath(rsync_dir, strict=True)
+    except FileNotFoundError:
+        return None  # a dangling link: the tree it named is gone, as if nothing were published
+    except OSError as exc:
+        raise UnusableTreeError(f"{rsync_dir} -> {target} cannot be followed: {exc.strerror}") from exc
+    publication = os.path.realpath(rsync_dir.parent)
+    if not real.startswith(publication.rstrip(os.sep) + os.sep):
+        raise UnusableTreeError(f"{rsync_dir} -> {target} leads outside {publication}: not read")
+    if not stat.S_ISDIR(os.lstat(real).st_mode):
+        raise UnusableTreeError(f"{rsync_dir} -> {target} is not a directory")
+    return real
+
+
+def open_regular(path: Path, within: Path) -> int:
+    """A descriptor of the regular file ``path``, reached from the directory ``within`` without following
+    any symbolic link on the way (``within`` included) and without waiting on a FIFO: for files of the
+    publication directory read back (RRDP's snapshot and deltas), which must never lead elsewhere.
+    Raises OSError when it cannot be reached so."""
+    parts = path.relative_to(within).parts
+    if not parts:
+        raise IsADirectoryError(errno.EISDIR, "not a file", str(path))
+    directory = os.open(within, _DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            below = os.open(part, _DIRECTORY, dir_fd=directory)
+            os.close(directory)
+            directory = below
+        fd = os.open(parts[-1], _FILE, dir_fd=directory)
+    finally:
+        os.close(directory)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{entry_kind(mode)}, not a regular file", str(path))
+    return fd
+
+
+def not_a_directory(path: Path) -> str | None:
+    """Why ``path`` cannot be used as a directory of the publication (it is a symbolic link, a file, a
+    FIFO...); None when it is a directory or missing. For the directories apply writes and plan reads
+    (``rrdp/``): what is there must be theirs, never followed elsewhere."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{path} cannot be read: {exc.strerror}"
+    return None if stat.S_ISDIR(mode) else f"{path} is {entry_kind(mode)}, not a directory"
+
+
+def entry_kind(mode: int) -> str:
+    """What an entry is, in words."""
+    kinds = (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((words for test, words in kinds if test(mode)), "not a regular file")
+
+
+def _walk(directory: int, prefix: str, state: PublishedState, depth: int = 0) -> None:
+    """Read the regular files of the open ``directory``, and, at the top, of its sub-directories."""
     with os.scandir(directory) as entries:
-        for entry in entries:
+        listed = list(entries)
+    for entry in listed:
+        relative = prefix + entry.name
+        try:
             if entry.is_dir(follow_symlinks=False):
-                _walk(entry.path, f"{prefix}{entry.name}/", found)
+                _subdirectory(directory, entry.name, relative, state, depth)
             elif entry.is_file(follow_symlinks=False):
-                found.append((prefix + entry.name, entry.path))
+                _read_file(directory, entry.name, relative, state)
+            else:
+                mode = entry.stat(follow_symlinks=False).st_mode
+                state.damage[relative] = _describe(directory, entry.name, mode)
+        except OSError as exc:
+            state.damage[relative] = f"cannot be read: {exc.strerror}"
+
+
+def _subdirectory(parent: int, name: str, relative: str, state: PublishedState, depth: int) -> None:
+    if depth >= _DEEPEST:
+        state.damage[relative + "/"] = "a directory where only published objects belong: not read"
+        return
+    fd = os.open(name, _DIRECTORY, dir_fd=parent)
+    try:
+        before = len(state.files) + len(state.damage)
+        _walk(fd, relative + "/", state, depth + 1)
+        if len(state.files) + len(state.damage) == before:
+            state.damage[relative + "/"] = "an empty directory"
+    finally:
+        os.close(fd)
+
+
+def _read_file(directory: int, name: str, relative: str, state: PublishedState) -> None:
+    """Read a regular file through its directory; an entry replaced since it was listed (by a link or a
+    FIFO) is damage, never followed or waited on."""
+    try:
+        fd = os.open(name, _FILE, dir_fd=directory)
+    except OSError:
+        mode = os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode
+        if stat.S_ISREG(mode):
+            raise
+        state.damage[relative] = _describe(directory, name, mode)
+        return
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            state.damage[relative] = _describe(directory, name, found.st_mode)
+            return
+        if found.st_size > LARGEST_OBJECT:
+            state.damage[relative] = f"{found.st_size} bytes, larger than any RPKI object: not read"
+            return
+        data = os.read(fd, _READ)
+        if data:
+            pieces = [data]
+            while piece := os.read(fd, _READ):
+                pieces.append(piece)
+            data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        state.files[relative] = data
+    finally:
+        os.close(fd)
+
+
+def _describe(directory: int, name: str, mode: int) -> str:
+    kind = entry_kind(mode)
+    if stat.S_ISLNK(mode):
+        target = os.readlink(name, dir_fd=directory)
+        shown = target if len(target) <= 80 else target[:77] + "..."
+        return f"{kind} (to {shown!r}): never followed"
+    return f"{kind}: never read"

@@ -6,6 +6,8 @@ omits (rpki-client rejects an encoded ``version 0``).
 
 from asn1crypto import core
 
+from reconciler.rpki.der import NotDerError, first_value_end
+
 
 class IPAddressRange(core.Sequence):  # RFC 3779 §2.2.3.9
     _fields = [("min", core.BitString), ("max", core.BitString)]
@@ -95,3 +97,36 @@ class Manifest(core.Sequence):  # RFC 9286 §4.2
         ("fileHashAlg", core.ObjectIdentifier),
         ("fileList", FileList),
     ]
+
+
+def require_exact(value: core.Asn1Value, *, opaque: tuple[type, ...] = ()) -> None:
+    """Check that every SEQUENCE and SEQUENCE OF inside ``value`` is covered exactly by its elements:
+    asn1crypto ignores an element after the last field and bytes after the value inside an EXPLICIT tag,
+    where rpki-client refuses both. Raise :class:`NotDerError` naming the structure.
+
+    Values of the ``opaque`` types are not entered: another reader checks them (a certificate inside a
+    signed object is read again by ``cryptography``; a manifest's file list by ``manifest``). The depth
+    is bounded, for ``der.require_der`` has checked the nesting of the bytes first."""
+    pending: list[core.Asn1Value] = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, core.Choice):
+            current = current.chosen
+        if isinstance(current, opaque) or not isinstance(current, core.Sequence | core.SequenceOf):
+            continue
+        if current.children is None:
+            current._parse_children()  # the elements as parsed, before they are built
+        children = current.children
+        if isinstance(current, core.Sequence) and len(children) > len(current._fields):
+            raise NotDerError(f"trailing data: {type(current).__name__} has an element after its last field")
+        for index, child in enumerate(children):
+            if not isinstance(child, tuple):
+                continue  # an absent OPTIONAL or DEFAULT field, or an element built already
+            built = current._lazy_child(index)
+            contents = child[4]  # the tuple is (class, method, tag, header, contents, trailer, ...)
+            if built.explicit and first_value_end(contents) != len(contents):
+                raise NotDerError(
+                    f"X.690 §8.1.1: trailing data inside the EXPLICIT tag of an element of "
+                    f"{type(current).__name__}"
+                )
+            pending.append(built)

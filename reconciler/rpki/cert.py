@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 
+from reconciler.rpki import der as strict
 from reconciler.rpki import oids, rfc3779
 from reconciler.signers.base import key_id
 
@@ -31,7 +32,7 @@ X509_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-_DECODE_ERRORS: tuple[type[Exception], ...] = (*X509_ERRORS, rfc3779.ResourceEncodingError)
+_DECODE_ERRORS: tuple[type[Exception], ...] = (*X509_ERRORS, *strict.DECODE_ERRORS)
 
 
 class CertificateError(ValueError):
@@ -230,8 +231,10 @@ def _raw(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bytes | None:
 
 
 def decode(der: bytes, *, where: str = "certificate") -> ResourceCertificate:
-    """Read a resource certificate; raise CertificateError naming ``where`` when it cannot be read."""
+    """Read a resource certificate; raise CertificateError naming ``where`` when it cannot be read, or
+    when it is not exactly one DER value (RFC 6487 §4)."""
     try:
+        strict.require_der(der)
         cert = x509.load_der_x509_certificate(der)
         public = cert.public_key()
         if not isinstance(public, rsa.RSAPublicKey):
@@ -243,6 +246,13 @@ def decode(der: bytes, *, where: str = "certificate") -> ResourceCertificate:
         aia_ext = _ext_value(cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
         crldp_ext = _ext_value(cert, ExtensionOID.CRL_DISTRIBUTION_POINTS)
         resources = rfc3779.decode(_raw(cert, oids.IP_ADDR_BLOCKS), _raw(cert, oids.AUTONOMOUS_SYS_IDS))
+        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    except CertificateError:
+        raise
+    except strict.NotDerError as exc:
+        raise CertificateError(f"{where}: RFC 6487 §4: the certificate is not DER: {exc}") from exc
+    except rfc3779.ResourceEncodingError as exc:
+        raise CertificateError(f"{where}: RFC 6487 §4.8.10, §4.8.11: {exc}") from exc
     except _DECODE_ERRORS as exc:
         raise CertificateError(f"{where}: not a readable certificate: {exc}") from exc
     if not isinstance(ski, x509.SubjectKeyIdentifier):
@@ -262,8 +272,8 @@ def decode(der: bytes, *, where: str = "certificate") -> ResourceCertificate:
         serial=cert.serial_number,
         key_id=ski.digest,
         authority_key_id=aki.key_identifier if isinstance(aki, x509.AuthorityKeyIdentifier) else None,
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
+        not_before=not_before,
+        not_after=not_after,
         is_ca=isinstance(bc, x509.BasicConstraints) and bc.ca,
         resources=resources,
         sia=sia,

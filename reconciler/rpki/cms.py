@@ -16,7 +16,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from reconciler.rpki import asn1
 from reconciler.rpki import cert as rc
+from reconciler.rpki import der as strict
 from reconciler.signers.files import OneTimeKey
 
 # RFC 7935 §2: SHA-256 with parameters absent (FORT flags NULL parameters).
@@ -84,9 +86,14 @@ class SignedObject:
 
 
 def decode(der: bytes, *, where: str = "signed object") -> SignedObject:
-    """Unwrap and check a signed object: one certificate, one signer, digest and signature correct."""
+    """Unwrap and check a signed object: exactly one value with nothing after it or inside it that its
+    structure does not account for (the envelope may be BER, as real CAs publish it; the eContent and the
+    certificate are DER, see their decoders), one certificate, one signer, digest and signature correct.
+    Raise :class:`CmsError` (or ``CertificateError`` for the EE certificate)."""
     try:
-        info = cms.ContentInfo.load(der)
+        strict.require_one_ber(der)
+        info = cms.ContentInfo.load(der, strict=True)
+        asn1.require_exact(info, opaque=(asn1_x509.Certificate,))
         if info["content_type"].native != "signed_data":
             raise CmsError(f"{where}: RFC 6488 §2.1: not SignedData")
         sd = info["content"]
@@ -107,12 +114,14 @@ def decode(der: bytes, *, where: str = "signed object") -> SignedObject:
         signature = si["signature"].native
     except (CmsError, rc.CertificateError):
         raise
-    except (ValueError, KeyError, TypeError) as exc:
+    except strict.NotDerError as exc:
+        raise CmsError(f"{where}: RFC 6488 §3: the signed object is not one sound value: {exc}") from exc
+    except strict.DECODE_ERRORS as exc:
         raise CmsError(f"{where}: not a readable RPKI signed object: {exc}") from exc
     if digest != hashlib.sha256(econtent).digest():
         raise CmsError(f"{where}: RFC 6488 §2.1.6.4.2: message digest does not match the content")
     try:
         ee.public_key.verify(signature, signed_bytes, padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature as exc:
+    except (InvalidSignature, ValueError, TypeError) as exc:
         raise CmsError(f"{where}: RFC 6488 §3: the signature does not verify with the EE key") from exc
     return SignedObject(content_type, econtent, ee, signing_time)

@@ -13,9 +13,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from reconciler.rpki import der as strict
 from reconciler.rpki.cert import X509_ERRORS, Issuer
 
-_DECODE_ERRORS: tuple[type[Exception], ...] = (*X509_ERRORS, x509.ExtensionNotFound)
+_DECODE_ERRORS: tuple[type[Exception], ...] = (*X509_ERRORS, *strict.DECODE_ERRORS, x509.ExtensionNotFound)
 
 
 class CrlError(ValueError):
@@ -66,7 +67,10 @@ def build(
 
 
 def decode(der: bytes, *, where: str = "CRL") -> Crl:
+    """Read a CRL; raise CrlError naming ``where`` when it cannot be read, or when it is not exactly one
+    DER value (RFC 6487 §5)."""
     try:
+        strict.require_der(der)
         crl = x509.load_der_x509_crl(der)
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
         try:
@@ -77,8 +81,11 @@ def decode(der: bytes, *, where: str = "CRL") -> Crl:
             aki = None
         next_update = crl.next_update_utc
         revoked = tuple(Revocation(r.serial_number, r.revocation_date_utc) for r in crl)
+        this_update = crl.last_update_utc
+    except strict.NotDerError as exc:
+        raise CrlError(f"{where}: RFC 6487 §5: the CRL is not DER: {exc}") from exc
     except _DECODE_ERRORS as exc:
         raise CrlError(f"{where}: not a readable RPKI CRL: {exc}") from exc
     if next_update is None:
         raise CrlError(f"{where}: RFC 6487 §5: nextUpdate is missing")
-    return Crl(der, number, crl.last_update_utc, next_update, aki, revoked, crl)
+    return Crl(der, number, this_update, next_update, aki, revoked, crl)

@@ -46,7 +46,9 @@ def encode(content: ManifestContent) -> bytes:
 
 def decode(econtent: bytes, *, where: str = "manifest") -> ManifestContent:
     try:
-        mft = asn1.Manifest.load(econtent)
+        der.require_der(econtent, enter=2)  # the entries are checked by ``_file_list``
+        mft = asn1.Manifest.load(econtent, strict=True)
+        asn1.require_exact(mft, opaque=(asn1.FileList,))
         if mft["version"].native != 0:
             raise ManifestError(f"{where}: RFC 9286 §4.2.1: version must be 0")
         if mft["fileHashAlg"].dotted != oids.SHA256:
@@ -58,9 +60,11 @@ def decode(econtent: bytes, *, where: str = "manifest") -> ManifestContent:
         return ManifestContent(
             mft["manifestNumber"].native, mft["thisUpdate"].native, mft["nextUpdate"].native, files
         )
-    except (ValueError, KeyError, TypeError) as exc:
-        if isinstance(exc, ManifestError):
-            raise
+    except ManifestError:
+        raise
+    except der.NotDerError as exc:
+        raise ManifestError(f"{where}: RFC 6488 §3: the manifest eContent is not DER: {exc}") from exc
+    except der.DECODE_ERRORS as exc:
         raise ManifestError(f"{where}: not a readable manifest: {exc}") from exc
 
 
@@ -94,6 +98,8 @@ def _file_list(contents: bytes) -> tuple[tuple[str, bytes], ...]:
 
 
 def _file_list_asn1(file_list: asn1.FileList, where: str) -> tuple[tuple[str, bytes], ...]:
+    der.require_der(file_list.dump())
+    asn1.require_exact(file_list)
     files = []
     for entry in file_list:
         contents = entry["hash"].contents

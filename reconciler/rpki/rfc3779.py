@@ -30,8 +30,14 @@ def bitstring(value: int, nbits: int, width: int) -> core.BitString:
 def bits_to_int(bits: core.BitString, width: int, *, fill: int) -> tuple[int, int]:
     """Read a BIT STRING as (address, number of significant bits); missing bits become ``fill``."""
     contents = bits.contents
+    if not contents:
+        raise ResourceEncodingError("X.690 §8.6.2: a BIT STRING without its initial octet")
     unused = contents[0]
     data = contents[1:]
+    if unused > 7 or (unused and not data) or (data and data[-1] & ((1 << unused) - 1)):
+        raise ResourceEncodingError(
+            "X.690 §8.6.2.2, §11.2.1: a BIT STRING's unused bits are 0 to 7, none when it is empty, and zero"
+        )
     nbits = len(data) * 8 - unused
     if nbits > width:
         raise ResourceEncodingError(f"address of {nbits} bits is longer than {width}")
@@ -125,11 +131,26 @@ def _decode_family(family: asn1.IPAddressFamily) -> tuple[Afi, IpSet | None]:
 
 
 def decode(ip_der: bytes | None, asn_der: bytes | None) -> DecodedResources:
-    """Read the two extensions' values (either may be absent)."""
+    """Read the two extensions' values (either may be absent); each must be exactly one DER value (the
+    extnValue OCTET STRING holds nothing else). Anything else raises :class:`ResourceEncodingError`."""
+    try:
+        return _decode(ip_der, asn_der)
+    except ResourceEncodingError:
+        raise
+    except der.NotDerError as exc:
+        raise ResourceEncodingError(f"RFC 3779 extension value is not DER: {exc}") from exc
+    except der.DECODE_ERRORS as exc:
+        raise ResourceEncodingError(f"RFC 3779 extension value is not readable: {exc}") from exc
+
+
+def _decode(ip_der: bytes | None, asn_der: bytes | None) -> DecodedResources:
     v4, v6 = IpSet(4), IpSet(6)
     inherit_ip: set[Afi] = set()
     if ip_der is not None:
-        for family in asn1.IPAddrBlocks.load(ip_der):
+        der.require_der(ip_der)
+        blocks = asn1.IPAddrBlocks.load(ip_der, strict=True)
+        asn1.require_exact(blocks)
+        for family in blocks:
             afi, ipset = _decode_family(family)
             if ipset is None:
                 inherit_ip.add(afi)
@@ -139,7 +160,9 @@ def decode(ip_der: bytes | None, asn_der: bytes | None) -> DecodedResources:
                 v6 = ipset
     asns, inherit_asn = AsnSet(), False
     if asn_der is not None:
-        ids = asn1.ASIdentifiers.load(asn_der)
+        der.require_der(asn_der)
+        ids = asn1.ASIdentifiers.load(asn_der, strict=True)
+        asn1.require_exact(ids)
         choice = ids["asnum"]
         if isinstance(choice, asn1.ASIdentifierChoice):
             if choice.name == "inherit":

@@ -75,7 +75,9 @@ def _network(afi: Afi, value: int, length: int) -> IPNetwork:
 
 def decode(econtent: bytes, *, where: str = "ROA") -> RoaContent:
     try:
-        roa = asn1.RouteOriginAttestation.load(econtent)
+        der.require_der(econtent)
+        roa = asn1.RouteOriginAttestation.load(econtent, strict=True)
+        asn1.require_exact(roa)
         if roa["version"].native != 0:
             raise RoaError(f"{where}: RFC 9582 §4.1: version must be 0")
         prefixes = []
@@ -92,7 +94,9 @@ def decode(econtent: bytes, *, where: str = "ROA") -> RoaContent:
                     raise RoaError(f"{where}: RFC 9582 §4.3.2.2: maxLength {max_length} out of range")
                 prefixes.append(RoaPrefix(_network(afi, value, length), max_length))
         return RoaContent.of(roa["asID"].native, prefixes)
-    except (ValueError, KeyError, TypeError) as exc:
-        if isinstance(exc, RoaError):
-            raise
+    except RoaError:
+        raise
+    except der.NotDerError as exc:
+        raise RoaError(f"{where}: RFC 6488 §3: the ROA eContent is not DER: {exc}") from exc
+    except der.DECODE_ERRORS as exc:
         raise RoaError(f"{where}: not a readable ROA: {exc}") from exc

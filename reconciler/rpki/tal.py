@@ -6,8 +6,11 @@ import base64
 import textwrap
 from dataclasses import dataclass
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
+
+from reconciler.rpki import der as strict
 
 
 class TalError(ValueError):
@@ -44,7 +47,10 @@ def decode(text: str) -> Tal:
         raise TalError("RFC 8630 §2.2: no URI")
     try:
         der = base64.b64decode("".join(lines[blank + 1 :]), validate=True)
+        strict.require_der(der)
         load_der_public_key(der)
-    except ValueError as exc:
+    except strict.NotDerError as exc:
+        raise TalError(f"RFC 8630 §2.2: the key is not one DER SubjectPublicKeyInfo: {exc}") from exc
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise TalError(f"RFC 8630 §2.2: the key is not a base64 SubjectPublicKeyInfo: {exc}") from exc
     return Tal(uris, der, tuple(comments))

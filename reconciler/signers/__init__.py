@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from reconciler.desired.model import Pkcs11SignerConfig, SignerConfig
-from reconciler.signers.base import Signer, SignerError
+from reconciler.signers.base import MissingKeyError, Signer, SignerError
 from reconciler.signers.files import FileSigner
 from reconciler.signers.offline import OfflineSigner, is_offline
 
@@ -72,6 +72,7 @@ def open_signers(configs: dict[str, SignerConfig], used: Iterable[str] | None = 
 
 __all__ = [
     "FileSigner",
+    "MissingKeyError",
     "OfflineSigner",
     "Pkcs11Signer",
     "Signer",

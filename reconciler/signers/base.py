@@ -20,6 +20,15 @@ class SignerError(Exception):
     """A key could not be found, created or used; the message says how to fix it."""
 
 
+class MissingKeyError(SignerError):
+    """A CA's key is published (relying parties hold its certificate) but its signer cannot find it.
+
+    Never a reason to create a new key: the cause is far more often a key directory that is not
+    mounted, or a signer pointing at the wrong directory or token, than a lost key; and a new trust
+    anchor key breaks every relying party's TAL. Replacing a lost key is a reviewed change
+    (``key_generation``), never a side effect of apply."""
+
+
 def key_id(public_key: rsa.RSAPublicKey) -> bytes:
     """RFC 6487 §4.8.2: the 160-bit SHA-1 of the subjectPublicKey bits."""
     return x509.SubjectKeyIdentifier.from_public_key(public_key).digest

@@ -10,6 +10,7 @@ never appears in a message; messages name the environment variable that holds it
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shlex
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 import reconciler
-from reconciler.fsutil import fsync_dir, read_bytes
+from reconciler.fsutil import ReadError, file_kind, fsync_dir, read_bytes
 from reconciler.signers.base import RSA_KEY_BITS, RSA_PUBLIC_EXPONENT, SignerError, key_id
 
 #: The SHA-256 of each key file whose RSA consistency check passed, one per line (see ``_CheckedKeys``).
@@ -60,7 +61,7 @@ class _CheckedKeys:
     def _read(self) -> set[str]:
         if self._known is None:
             try:
-                lines = self._path.read_text(encoding="ascii").splitlines(keepends=True)
+                lines = read_bytes(str(self._path)).decode("ascii").splitlines(keepends=True)
             except (OSError, ValueError):
                 lines = []
             self._current = bool(lines) and lines[0] == self._header
@@ -71,7 +72,8 @@ class _CheckedKeys:
         """Remember a passed check; a file that cannot be written only means checking again next time."""
         with self._lock:
             self._read().add(digest)
-            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if self._current else os.O_TRUNC)
+            # O_NONBLOCK: a FIFO planted here fails at once (ENXIO) instead of waiting for a reader.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | (os.O_APPEND if self._current else os.O_TRUNC)
             line = (digest + "\n").encode()
             try:
                 fd = os.open(self._path, flags, 0o600)
@@ -82,6 +84,18 @@ class _CheckedKeys:
             except OSError:
                 return
             self._current = True
+
+
+def _unreadable(path: Path, exc: OSError) -> SignerError:
+    """A key file that is there but cannot be read: a read problem, with a fix for reading."""
+    why = exc.strerror or str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        fix = f"the user running rpkictl must own it, mode 0600: chown <that user> {path} && chmod 600 {path}"
+    elif exc.errno == errno.EINVAL:
+        fix = f"a key file is a regular file: move what is at {path} away and restore the key from a backup"
+    else:
+        fix = "check the file system that holds the key directory"
+    return SignerError(f"cannot read the key file {path}: {why} (fix: {fix})")
 
 
 class FileSigner:
@@ -125,15 +139,40 @@ class FileSigner:
     def _path(self, label: str) -> Path:
         return self.directory / f"{label}.pem"
 
+    def key_location(self, label: str) -> str:
+        """Where the key of ``label`` would be, for a message about a key that is not there; says so
+        when the whole directory is missing or holds no key at all (an unmounted volume looks like
+        that)."""
+        path = self._path(label)
+        try:
+            names = [entry.name for entry in self.directory.iterdir()]
+        except FileNotFoundError:
+            return f"no file {path}; the directory {self.directory} does not exist: is it mounted?"
+        except OSError as exc:
+            return f"no file {path}; the directory {self.directory} cannot be listed: {exc.strerror}"
+        if not any(name.endswith(".pem") for name in names):
+            return f"no file {path}; the directory {self.directory} holds no key file: is it mounted?"
+        return f"no file {path}"
+
     def _load(self, path: Path, *, checked: bool = False, mode: int | None = None) -> rsa.RSAPrivateKey:
         """``mode``: the file's, when the caller has just read it."""
-        mode = path.stat().st_mode if mode is None else mode
+        try:
+            mode = path.stat().st_mode if mode is None else mode
+        except OSError as exc:
+            raise _unreadable(path, exc) from exc
+        if not stat.S_ISREG(mode):
+            raise _unreadable(
+                path, ReadError(errno.EINVAL, f"{file_kind(mode)}, not a regular file", str(path))
+            )
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise SignerError(
                 f"{path} is readable by other users (mode {stat.S_IMODE(mode):04o}); "
                 f"refusing to use it (fix: chmod 600 {path})"
             )
-        pem = read_bytes(str(path))
+        try:
+            pem = read_bytes(str(path))
+        except ReadError as exc:
+            raise _unreadable(path, exc) from exc
         encrypted = _is_encrypted(pem)
         if encrypted and self._passphrase is None:
             raise SignerError(
@@ -191,6 +230,8 @@ class FileSigner:
             mode = path.stat().st_mode
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            raise _unreadable(path, exc) from exc
         return self._remember(label, self._load(path, mode=mode))
 
     def create_key(self, label: str) -> bytes:
@@ -209,7 +250,13 @@ class FileSigner:
         )
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
         tmp = path.with_suffix(".pem.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:  # left by an interrupted create_key; whatever else is there is not ours to write through
+            tmp.unlink(missing_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise SignerError(
+                f"cannot write the new key file {tmp}: {exc.strerror} (fix: remove what is at {tmp})"
+            ) from exc
         with os.fdopen(fd, "wb") as handle:
             handle.write(pem)
             handle.flush()

@@ -61,6 +61,10 @@ class Pkcs11Signer:
     def _where(self) -> str:
         return f"token {self.token_label!r} ({self.module})"
 
+    def key_location(self, label: str) -> str:
+        """Where the key of ``label`` would be, for a message about a key that is not there."""
+        return f"no private key labelled {label!r} in {self._where()}"
+
     def _open(self) -> Any:
         if self._session is not None:
             return self._session

@@ -13,7 +13,7 @@ from reconciler import health, layout
 from reconciler.apply import audit
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.health import Finding
-from reconciler.plan.diff import desired_roas
+from reconciler.plan.diff import FUTURE_DATED, desired_roas, repaired
 from reconciler.plan.model import Change, Kind, Plan, Severity
 from reconciler.plan.rollover import KeyIds
 from reconciler.published.memo import RoaSummary
@@ -102,11 +102,14 @@ def _roa_paths(published: PublishedState, repo: str) -> list[str]:
     return [repo + name for name in published.under(repo) if name.endswith(".roa")]
 
 
-def _published_vrps(published: PublishedState, repo: str) -> tuple[int, int]:
-    """ROA objects and the VRPs they make, in one CA's directory."""
+def _published_vrps(published: PublishedState, repo: str, damaged: frozenset[str]) -> tuple[int, int]:
+    """ROA objects and the VRPs they make, in one CA's directory; ROAs the plan repairs (relying
+    parties reject them) make none."""
     objects = 0
     vrps: set[tuple[int, str, int]] = set()
     for path in _roa_paths(published, repo):
+        if path in damaged:
+            continue
         roa = published.roa_summary(path)
         if isinstance(roa, RoaSummary):
             objects += 1
@@ -163,6 +166,7 @@ def collect(
     by_ca: dict[str, list[Change]] = {}
     for change in the_plan.changes:
         by_ca.setdefault(change.ca, []).append(change)
+    damaged = repaired(the_plan.changes)
     for ca, depth in _depths(desired):
         key_plan = the_plan.key_plans.get(ca.name)
         generation = key_plan.active if key_plan is not None else 1
@@ -173,9 +177,15 @@ def collect(
         scheduled, drift, review = _drift(changes)
         if drift:
             ca_findings.append(health.drift_finding(ca.name, drift, review))
+        repairs = [c.address for c in changes if c.repair]
+        if repairs:
+            ca_findings.append(health.damage_finding(ca.name, repairs))
+        dated = [c.address for c in changes if FUTURE_DATED in c.reason]
+        if dated:
+            ca_findings.append(health.future_finding(ca.name, dated))
         findings += ca_findings
         repo = layout.repository(ca.name)
-        roa_objects, vrps = _published_vrps(published, repo)
+        roa_objects, vrps = _published_vrps(published, repo, damaged)
         wanted = desired_roas(ca, desired.roa_grouping, published)
         signer = desired.signers[ca.signer]
         cas.append(
@@ -212,11 +222,18 @@ def collect(
             )
         )
     findings += health.notice_findings(the_plan.notices)
+    names = {ca.name for ca in desired.cas}
+    for owner in sorted({c.ca for c in the_plan.changes if c.ca not in names and c.kind is Kind.FILE}):
+        outside = [c for c in the_plan.changes if c.ca == owner]
+        repairs = [c.address for c in outside if c.repair]
+        if repairs:
+            findings.append(health.damage_finding(owner, repairs))
+        if len(repairs) < len(outside):
+            findings.append(health.drift_finding(owner, len(outside) - len(repairs), 0))
     general = [c for c in the_plan.changes if c.kind is Kind.RRDP]
     if general:
         findings.append(Finding(Severity.WARNING, "(rrdp)", f"{general[0].reason}; run 'rpkictl apply'"))
     cas = [ca.model_copy(update={"problems": _problems(findings, ca.name)}) for ca in cas]
-    names = {ca.name for ca in cas}
     entries, audit_problem = _audit_entries(desired)
     if audit_problem is not None:
         findings.append(audit_problem)

@@ -178,24 +178,29 @@ def test_malformed_lines(tmp_path: Path, line: bytes, message: str) -> None:
     assert problem.line == 1 and message in problem.message
 
 
-def test_a_torn_last_line_is_reported_and_blocks_appending(tmp_path: Path) -> None:
+def test_a_torn_last_line_is_reported_then_recorded_and_the_chain_goes_on(tmp_path: Path) -> None:
     log = tmp_path / "audit.jsonl"
     lines = three(log)
     log.write_bytes(lines[0] + lines[1] + lines[2][:20])
     problems = verify(log)
     assert [p.line for p in problems] == [3, 3]
     assert "incomplete" in problems[0].message
-    with pytest.raises(AuditError, match="incomplete"):
-        append(log, record(4), now=T0)
+    entry = append(log, record(4), now=T0)
+    assert entry.seq == 4 and "torn line" in entry.notes[0]
+    assert verify(log) == []  # the torn line is named, bytes and all, by the entry after it
+    repaired = read(log)[-2]
+    assert repaired.record["status"] == audit.REPAIRED and repaired.record["torn"] is True
+    assert repaired.prev == read(log)[1].hash  # chained onto the last readable entry
 
 
-def test_appending_after_a_garbage_last_line_is_refused(tmp_path: Path) -> None:
+def test_a_garbage_last_line_is_recorded_and_still_reported(tmp_path: Path) -> None:
     log = tmp_path / "audit.jsonl"
     three(log)
     with log.open("ab") as out:
         out.write(b"garbage\n")
-    with pytest.raises(AuditError, match="the last line cannot be read"):
-        append(log, record(4), now=T0)
+    entry = append(log, record(4), now=T0)  # the log never stops an apply
+    assert "unreadable lines" in entry.notes[0]
+    assert [p.line for p in verify(log)] == [4]  # a complete line changed: damage, reported for ever
 
 
 def test_appending_reads_the_last_line_across_chunks(tmp_path: Path) -> None:

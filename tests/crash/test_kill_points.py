@@ -115,7 +115,7 @@ class Tally:
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> Scratch:
     """The bundled example with RRDP, applied once, and a change waiting that creates a key."""
     scratch = with_rrdp(scratch_copy(tmp_path_factory.mktemp("baseline")))
-    assert rpkictl("apply", str(scratch.repo), "--yes", "--now", NOW).returncode == 0
+    assert rpkictl("apply", str(scratch.repo), "--yes", "--simulate-time", "--now", NOW).returncode == 0
     scratch.edit(ISP, "  - {asn: AS0, prefix: 192.0.2.128/25}\n", "")
     scratch.edit(
         "cas/online.yaml",
@@ -131,7 +131,13 @@ def kill_points(baseline: Scratch, tmp_path: Path) -> list[str]:
     shutil.copytree(baseline.root, copy.root, symlinks=True)
     trace = tmp_path / "trace.txt"
     traced = rpkictl(
-        "apply", str(copy.repo), "--yes", "--now", CHANGE_AT, env={"RPKICTL_CRASH_TRACE": str(trace)}
+        "apply",
+        str(copy.repo),
+        "--yes",
+        "--simulate-time",
+        "--now",
+        CHANGE_AT,
+        env={"RPKICTL_CRASH_TRACE": str(trace)},
     )
     assert traced.returncode == 0, traced.stderr
     reached = trace.read_text().split()
@@ -159,7 +165,13 @@ def test_no_kill_point_leaves_relying_parties_a_broken_state(baseline: Scratch, 
         copy = Scratch(tmp_path / point.replace(":", "-"))
         shutil.copytree(baseline.root, copy.root, symlinks=True)
         killed = rpkictl(
-            "apply", str(copy.repo), "--yes", "--now", CHANGE_AT, env={"RPKICTL_CRASH_AT": point}
+            "apply",
+            str(copy.repo),
+            "--yes",
+            "--simulate-time",
+            "--now",
+            CHANGE_AT,
+            env={"RPKICTL_CRASH_AT": point},
         )
         assert killed.returncode == -9, (point, killed.returncode, killed.stderr)
         tally.exercised.append(point)
@@ -171,7 +183,7 @@ def test_no_kill_point_leaves_relying_parties_a_broken_state(baseline: Scratch, 
             assert any(p.startswith("new-isp/") for p in served), point  # the new tree, whole
         seen = numbers(served)
 
-        recovered = rpkictl("apply", str(copy.repo), "--yes", "--now", RECOVER_AT)
+        recovered = rpkictl("apply", str(copy.repo), "--yes", "--simulate-time", "--now", RECOVER_AT)
         if recovered.returncode != 0:
             problems.append(f"recovery apply failed: {recovered.stderr}")
         plan = rpkictl("plan", str(copy.repo), "--now", RECOVER_AT)
@@ -204,7 +216,7 @@ def test_the_check_sees_a_mix_of_old_and_new(baseline: Scratch, tmp_path: Path) 
     shutil.copytree(baseline.root, copy.root, symlinks=True)
     old = read(copy.rsync).files
     assert consistency_problems(old) == []
-    assert rpkictl("apply", str(copy.repo), "--yes", "--now", CHANGE_AT).returncode == 0
+    assert rpkictl("apply", str(copy.repo), "--yes", "--simulate-time", "--now", CHANGE_AT).returncode == 0
     new = read(copy.rsync).files
     mixed = {**old, **{p: d for p, d in new.items() if p.endswith(".roa")}}
     assert any("another hash" in p or "on no manifest" in p for p in consistency_problems(mixed))

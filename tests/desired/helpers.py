@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.desired import DesiredState, DesiredStateError, Diagnostic, load
+from reconciler.desired import CacheKey, DesiredState, DesiredStateError, Diagnostic, load
 
 RPKI_YAML = """\
 publication:
@@ -44,6 +44,7 @@ class Repo:
     """A valid repository (rpki.yaml, cas/ta.yaml, cas/online.yaml) that tests then modify."""
 
     root: Path
+    cache_key: CacheKey | None = None  # loads use the parse cache, sealed with this key's result
 
     @classmethod
     def create(cls, base: Path) -> Repo:
@@ -64,11 +65,11 @@ class Repo:
         (self.root / relative).unlink()
 
     def load(self) -> DesiredState:
-        return load(self.root)
+        return load(self.root, cache_key=self.cache_key)
 
     def errors(self) -> list[Diagnostic]:
         with pytest.raises(DesiredStateError) as info:
-            load(self.root)
+            load(self.root, cache_key=self.cache_key)
         assert info.value.diagnostics, "DesiredStateError without diagnostics"
         return info.value.diagnostics
 

@@ -33,9 +33,15 @@ roas:
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
     found = Repo.create(tmp_path)
+    found.cache_key = _key
     found.write("cas/member.yaml", MEMBER)
     (tmp_path / "published").mkdir()
     return found
+
+
+def _key(_: DesiredState) -> bytes:
+    """The sealing key a signer would give (these repositories have no keys)."""
+    return b"k" * 32
 
 
 def _where(state: DesiredState) -> list[object]:

@@ -15,7 +15,16 @@ import pytest
 
 from tests.helpers import in_ci, missing_tool
 
-from .harness import ALL_VALIDATORS, INSTALL_HINT, RequireTool, RsyncDaemon, RsyncDaemonFactory, find_tool
+from .harness import (
+    ALL_VALIDATORS,
+    CURRENT_VALIDATORS,
+    RUNNERS,
+    RequireTool,
+    RsyncDaemon,
+    RsyncDaemonFactory,
+    find_tool,
+    install_hint,
+)
 
 _HERE = Path(__file__).parent
 
@@ -34,7 +43,8 @@ def require_tool() -> RequireTool:
     def require(name: str) -> str:
         path = find_tool(name)
         if path is None:
-            missing_tool(f"{name} is not installed (install with: {INSTALL_HINT})", "the end-to-end tests")
+            hint = install_hint(name)
+            missing_tool(f"{name} is not installed (install with: {hint})", "the end-to-end tests")
         return path
 
     return require
@@ -45,19 +55,32 @@ def validators(require_tool: RequireTool) -> tuple[str, ...]:
     """The validators to run: all of them, each checked to be installed (plus rsync).
 
     Outside CI, ``RECONCILER_E2E_VALIDATORS=fort`` (comma-separated) narrows the set for a quick local
-    loop; CI ignores it and always runs every validator.
+    loop, and ``RECONCILER_E2E_VALIDATORS=rpki-client-9,fort-1.6`` runs every end-to-end scenario against
+    the current generation instead; CI ignores it and always runs every validator of Debian 12's
+    generation (the current one has its own tests, see :func:`current_validators`).
     """
     names = ALL_VALIDATORS
     chosen = os.environ.get("RECONCILER_E2E_VALIDATORS", "")
     if chosen and not in_ci():
         names = tuple(name.strip() for name in chosen.split(",") if name.strip())
-        unknown = set(names) - set(ALL_VALIDATORS)
+        unknown = set(names) - set(RUNNERS)
         if unknown:
             pytest.fail(f"RECONCILER_E2E_VALIDATORS: unknown validators {sorted(unknown)}", pytrace=False)
     require_tool("rsync")
     for name in names:
         require_tool(name)
     return names
+
+
+@pytest.fixture
+def current_validators(require_tool: RequireTool) -> tuple[str, ...]:
+    """The current generation (rpki-client 9.x, FORT 1.6.x, unpacked under ``/opt/rp-current``), each
+    checked to be there in that version (plus rsync and libfaketime, which FORT 1.6 still runs under)."""
+    require_tool("rsync")
+    require_tool("faketime")
+    for name in CURRENT_VALIDATORS:
+        require_tool(name)
+    return CURRENT_VALIDATORS
 
 
 @pytest.fixture

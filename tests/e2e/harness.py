@@ -40,6 +40,16 @@ The pieces:
   created during our run whose process is gone. ``tests/e2e/test_harness.py`` proves the shift reaches
   the validators' own checks: an object valid now is rejected as expired a year later, by both.
 
+* Two generations: ``rpki-client`` and ``fort`` are Debian 12's (8.2, 1.5.4, from the system's
+  packages); ``rpki-client-9`` and ``fort-1.6`` are the current ones, unpacked from bookworm-backports
+  into :data:`RP_CURRENT` and found there only in their own version. The command lines are the same,
+  except that rpki-client 9.x gets the evaluation time as ``-P EPOCH`` instead of libfaketime: its
+  unprivileged rsync children cannot open the semaphore that libfaketime, started as root, creates.
+  rpki-client 9.x compares every manifest with the one its cache holds and reports ``seqnum gap
+  detected #A -> #B`` when the number did not go up by exactly one; the count of its summary line is
+  ``counts["seqnum_gaps"]``. ``RECONCILER_E2E_VALIDATORS=rpki-client-9,fort-1.6`` runs any e2e test
+  against the current generation.
+
 * Results: :class:`ValidatorResult` carries the VRPs (from rpki-client's ``json`` and FORT's CSV), the
   log lines that are warnings or errors about objects (progress chatter filtered out, so a clean
   repository gives ``[]``), the whole log for assertion messages, and the exit status.
@@ -63,6 +73,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import ipaddress
 import json
@@ -87,7 +98,10 @@ from tests.e2e.https import in_private_namespace
 
 __all__ = [
     "ALL_VALIDATORS",
+    "CURRENT_INSTALL_HINT",
+    "CURRENT_VALIDATORS",
     "INSTALL_HINT",
+    "RP_CURRENT",
     "RUNNERS",
     "HarnessError",
     "RequireTool",
@@ -102,12 +116,15 @@ __all__ = [
     "find_tool",
     "fort_clock",
     "fort_warnings",
+    "install_hint",
     "parse_fort_csv",
     "parse_rpki_client_json",
     "parse_rsync_base",
+    "rpki_client_summary_counts",
     "rpki_client_warnings",
     "run_fort",
     "run_rpki_client",
+    "tool_version",
     "validate_with_all",
     "write_rsync_wrapper",
 ]
@@ -116,8 +133,21 @@ Vrp = tuple[int, str, int]
 """(origin ASN, prefix as :mod:`ipaddress` prints it, max length)."""
 
 ALL_VALIDATORS: tuple[str, ...] = ("rpki-client", "fort")
+"""Debian 12's generation (rpki-client 8.2, FORT 1.5.4), from the system's packages."""
+
+CURRENT_VALIDATORS: tuple[str, ...] = ("rpki-client-9", "fort-1.6")
+"""The generation operators run today (rpki-client 9.x, FORT 1.6.x), unpacked beside Debian 12's into
+:data:`RP_CURRENT` from bookworm-backports, so that both generations stay runnable on one machine."""
+
+RP_CURRENT = Path(os.environ.get("RECONCILER_RP_CURRENT", "/opt/rp-current"))
+"""Where the current generation's packages are unpacked (``dpkg -x``); ``RECONCILER_RP_CURRENT`` moves it."""
 
 INSTALL_HINT = "apt-get install rpki-client fort-validator rsync faketime"
+
+CURRENT_INSTALL_HINT = (
+    "add the bookworm-backports suite, then 'apt-get download -t bookworm-backports rpki-client "
+    f"fort-validator' and 'dpkg -x' both packages into {RP_CURRENT} (.ci/run does this)"
+)
 
 DEFAULT_TIMEOUT = 120.0
 """Seconds one validator run may take. The sample repository takes well under a second."""
@@ -166,12 +196,64 @@ class ValidatorTimeoutError(HarnessError):
 # --------------------------------------------------------------------------------------------- tools
 
 
+@dataclass(frozen=True)
+class _Generation:
+    """A validator of the current generation: where its unpacked binary lives, how it tells its version,
+    and whether it takes the evaluation time as an option (rpki-client 9.x ``-P``) instead of
+    libfaketime, whose semaphore its unprivileged rsync children cannot open."""
+
+    binary: str
+    version_flag: str
+    version: re.Pattern[str]
+    clock_option: bool
+
+
+_GENERATIONS: dict[str, _Generation] = {
+    "rpki-client-9": _Generation(
+        "usr/sbin/rpki-client", "-V", re.compile(r"^rpki-client(?:-portable)? 9\.\d+", re.MULTILINE), True
+    ),
+    "fort-1.6": _Generation("usr/bin/fort", "--version", re.compile(r"^fort 1\.6\.\d+", re.MULTILINE), False),
+}
+
+
+def install_hint(name: str) -> str:
+    """How to install tool ``name``: for the message about a missing tool."""
+    return CURRENT_INSTALL_HINT if name in _GENERATIONS else INSTALL_HINT
+
+
+def tool_version(name: str) -> str | None:
+    """The version a current-generation validator reports (``rpki-client-portable 9.7``), or None when
+    it is missing or of another version: a test that names ``rpki-client-9`` never quietly runs 8.2."""
+    generation = _GENERATIONS[name]
+    binary = RP_CURRENT / generation.binary
+    if not os.access(binary, os.X_OK):
+        return None
+    try:
+        completed = subprocess.run(
+            [str(binary), generation.version_flag],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=30,
+            check=False,
+            env=_base_env(),
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = generation.version.search(completed.stdout + completed.stderr)
+    return match.group(0) if match else None
+
+
 def find_tool(name: str) -> str | None:
     """Absolute path of tool ``name``, or None.
 
     Also looks in the sbin directories (rpki-client is ``/usr/sbin/rpki-client``). For ``faketime`` the
-    preload library is what we use, so it must be present too.
+    preload library is what we use, so it must be present too. The current generation's validators
+    (:data:`CURRENT_VALIDATORS`) are looked up under :data:`RP_CURRENT`, and only in their own version.
     """
+    if name in _GENERATIONS:
+        return str(RP_CURRENT / _GENERATIONS[name].binary) if tool_version(name) is not None else None
     path = shutil.which(name)
     if path is None:
         search = os.pathsep.join(_EXTRA_BIN_DIRS)
@@ -184,7 +266,7 @@ def find_tool(name: str) -> str | None:
 def _require(name: str) -> str:
     path = find_tool(name)
     if path is None:
-        raise ToolMissingError(f"{name} is not installed; install it with: {INSTALL_HINT}")
+        raise ToolMissingError(f"{name} is not installed; install it with: {install_hint(name)}")
     return path
 
 
@@ -669,15 +751,30 @@ _RPKI_CLIENT_PROGRESS = tuple(
     for pattern in (
         r": pulling from \S+$",
         r": loaded from network$",
-        r": downloading snapshot$",  # RRDP: the relying party starts from the snapshot
-        r": downloading \d+ deltas?$",  # RRDP: catching up through deltas
+        # RRDP: the relying party starts from the snapshot, or catches up through deltas (9.x adds the
+        # session and serial it moves to: "(<uuid>#<serial>)")
+        r": downloading snapshot(?: \(\S+#\d+\))?$",
+        r": downloading \d+ deltas?(?: \(\S+#\d+\))?$",
         r"^all files parsed: generating output$",
-        r"^(?:superfluous|deleted) \S+$",  # cache clean-up after a run
+        r"^(?:superfluous|deleted|deleted superfluous) \S+$",  # cache clean-up after a run (9.x: both words)
         r"^rsync_sync",
         r"^\s*\.\.\.trace: ",  # OpenSSL error-stack detail; the object's own line says what failed
         r"^(?:Processing time|Route Origin Authorizations:|Skiplist entries:)",
     )
 )
+
+
+_RPKI_CLIENT_MANIFEST_SUMMARY = re.compile(
+    r"^Manifests: \d+ \((?P<failed>\d+) failed parse, (?P<gaps>\d+) seqnum gaps?\)$", re.MULTILINE
+)
+
+
+def rpki_client_summary_counts(stdout: str) -> dict[str, int]:
+    """Counts that rpki-client 9.x prints in its end-of-run summary but not in its ``json``: how many
+    manifests had a ``seqnum gap`` (``seqnum_gaps``), i.e. a number that did not go up by exactly one
+    since the manifest it validated before (RFC 9286 section 4.2.1). Empty for 8.2, which does not count."""
+    match = _RPKI_CLIENT_MANIFEST_SUMMARY.search(stdout)
+    return {"seqnum_gaps": int(match.group("gaps"))} if match else {}
 
 
 def rpki_client_warnings(stderr: str) -> list[str]:
@@ -786,6 +883,13 @@ def _copy_tree(source: Path, destination: Path) -> None:
     shutil.copytree(source, destination, symlinks=True)
 
 
+def _epoch(now: datetime) -> int:
+    """``now`` as POSIX seconds, for rpki-client 9.x's ``-P``."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (e.g. datetime.now(UTC))")
+    return int(now.timestamp())
+
+
 def _prepare_env(now: datetime | None) -> dict[str, str]:
     env = _base_env()
     if now is not None:
@@ -809,18 +913,23 @@ def run_rpki_client(
     cache: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     https: HttpsAccess | None = None,
+    program: str = "rpki-client",
 ) -> ValidatorResult:
-    """Run rpki-client 8.x once against ``tal`` with ``hosts`` mapped to local daemons: rsync only, or
+    """Run rpki-client once against ``tal`` with ``hosts`` mapped to local daemons: rsync only, or
     RRDP first when ``https`` says how to reach it.
 
-    ``hosts`` maps each published host name to a daemon port (``RsyncDaemon.hosts(...)``); each becomes
-    a ``-H`` shortlist entry. ``now`` runs it under libfaketime. ``cache``, if given, is the cache
+    ``program`` is ``rpki-client`` (Debian 12's 8.2) or ``rpki-client-9`` (the current generation, see
+    :data:`CURRENT_VALIDATORS`); it also names the result. ``hosts`` maps each published host name to a
+    daemon port (``RsyncDaemon.hosts(...)``); each becomes a ``-H`` shortlist entry. ``now`` runs 8.2
+    under libfaketime and gives 9.x its evaluation time (``-P``). ``cache``, if given, is the cache
     directory to continue from and is updated after the run, so two calls see each other's state
     (rpki-client remembers manifests between runs); it is copied through a private, world-traversable
     directory because rpki-client as root works as ``_rpki-client``, which cannot enter pytest's
     0700 temporary directories.
     """
-    rpki_client = _require("rpki-client")
+    rpki_client = _require(program)
+    generation = _GENERATIONS.get(program)
+    clock_option = generation is not None and generation.clock_option
     start = time.time()
     workdir = _WorkDir("reconciler-rpki-client-")
     with workdir as work:
@@ -840,26 +949,29 @@ def run_rpki_client(
             _chown_tree(out, user)
         argv = [rpki_client, *([] if https else ["-R"]), "-j", "-c", "-vv", "-s", str(max(1, int(timeout)))]
         argv += ["-e", str(wrapper), "-t", str(work_tal), "-d", str(work_cache)]
+        if clock_option and now is not None:
+            argv += ["-P", str(_epoch(now))]
         for host in sorted(hosts):
             argv += ["-H", host]
         argv.append(str(out))
-        env = _prepare_env(now)
+        env = _prepare_env(None if clock_option else now)
         if https is not None:
             env["http_proxy"] = https.proxy_url
             argv = in_private_namespace(argv, https.bundle)
         try:
             completed = _run(argv, env=env, timeout=timeout + 30, cwd=work)
         finally:
-            if now is not None:
+            if now is not None and not clock_option:
                 _remove_stale_faketime_shm(start)
         json_file = out / "json"
         output = RpkiClientOutput(frozenset(), {}, None)
         if json_file.exists():  # absent when rpki-client could not even start
             output = parse_rpki_client_json(json_file.read_text())
+        output.counts.update(rpki_client_summary_counts(completed.stdout))
         if cache is not None:
             _copy_tree(work_cache, cache)
         return ValidatorResult(
-            validator="rpki-client",
+            validator=program,
             vrps=output.vrps,
             warnings=rpki_client_warnings(completed.stderr),
             log=_with_log_header(work, argv, completed, workdir.keep),
@@ -878,14 +990,17 @@ def run_fort(
     cache: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     https: HttpsAccess | None = None,
+    program: str = "fort",
 ) -> ValidatorResult:
-    """Run FORT 1.5.x once in standalone mode, every incidence upgraded to error or warning: rsync only,
-    or RRDP first when ``https`` says how to reach it.
+    """Run FORT once in standalone mode, every incidence upgraded to error or warning: rsync only, or
+    RRDP first when ``https`` says how to reach it.
 
-    Same arguments as :func:`run_rpki_client`. FORT keeps our identity, so ``cache`` (its
-    ``--local-repository``) is used in place. ``--rsync.transfer-timeout`` bounds each rsync.
+    ``program`` is ``fort`` (Debian 12's 1.5.4) or ``fort-1.6`` (the current generation); both take the
+    same command line and run under libfaketime for ``now``. Otherwise the same arguments as
+    :func:`run_rpki_client`. FORT keeps our identity, so ``cache`` (its ``--local-repository``) is used
+    in place. ``--rsync.transfer-timeout`` bounds each rsync.
     """
-    fort = _require("fort")
+    fort = _require(program)
     start = time.time()
     workdir = _WorkDir("reconciler-fort-")
     with workdir as work:
@@ -934,7 +1049,7 @@ def run_fort(
         vrps = parse_fort_csv(roa_csv.read_text()) if roa_csv.exists() else frozenset()
         log = completed.stdout + "\n" + completed.stderr
         return ValidatorResult(
-            validator="fort",
+            validator=program,
             vrps=vrps,
             warnings=fort_warnings(log),
             log=_with_log_header(work, argv, completed, workdir.keep),
@@ -959,7 +1074,12 @@ Runner = Callable[..., ValidatorResult]
 RequireTool = Callable[[str], str]
 """The ``require_tool`` fixture's type (tests/e2e/conftest.py): tool name -> absolute path."""
 
-RUNNERS: dict[str, Runner] = {"rpki-client": run_rpki_client, "fort": run_fort}
+RUNNERS: dict[str, Runner] = {
+    "rpki-client": run_rpki_client,
+    "fort": run_fort,
+    "rpki-client-9": functools.partial(run_rpki_client, program="rpki-client-9"),
+    "fort-1.6": functools.partial(run_fort, program="fort-1.6"),
+}
 
 
 def validate_with_all(

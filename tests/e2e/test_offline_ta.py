@@ -71,7 +71,7 @@ def test_offline_trust_anchor_over_hsm_cas_is_accepted_by_both(
 ) -> None:
     scratch = hierarchy
     start = datetime.now(UTC).replace(microsecond=0)
-    applied = rpkictl("apply", str(scratch.repo), "--yes", "--now", _at(start))
+    applied = rpkictl("apply", str(scratch.repo), "--yes", "--simulate-time", "--now", _at(start))
     assert applied.returncode == 0, applied.stderr
     assert "wait for the offline trust anchor" in applied.stdout and "rpkictl ta sign" in applied.stdout
     _ceremony(scratch, start + timedelta(minutes=1))
@@ -84,7 +84,9 @@ def test_offline_trust_anchor_over_hsm_cas_is_accepted_by_both(
 
     # A month on: the daily job keeps the online CAs fresh and writes the TA's renewal request.
     month = start + timedelta(weeks=4, hours=2)
-    routine = rpkictl("apply", str(scratch.repo), "--yes", "--routine-only", "--now", _at(month))
+    routine = rpkictl(
+        "apply", str(scratch.repo), "--yes", "--routine-only", "--simulate-time", "--now", _at(month)
+    )
     assert routine.returncode == 0, routine.stderr
     assert "wait for the offline trust anchor" in routine.stdout
     _ceremony(scratch, month + timedelta(hours=1))
@@ -97,21 +99,33 @@ def test_offline_trust_anchor_over_hsm_cas_is_accepted_by_both(
 def test_signer_failures_publish_nothing(hierarchy: Scratch, hsm_token: HsmToken) -> None:
     scratch = hierarchy
     start = datetime.now(UTC).replace(microsecond=0)
-    assert rpkictl("apply", str(scratch.repo), "--yes", "--now", _at(start)).returncode == 0
+    assert (
+        rpkictl("apply", str(scratch.repo), "--yes", "--simulate-time", "--now", _at(start)).returncode == 0
+    )
     _ceremony(scratch, start + timedelta(minutes=1))
     tree = (scratch.root / "published" / "rsync").resolve()
     scratch.edit("cas/members/example-isp.yaml", "  - {asn: AS0, prefix: 192.0.2.128/25}\n", "")
     later = _at(start + timedelta(minutes=5))
 
-    wrong = rpkictl("apply", str(scratch.repo), "--yes", "--now", later, env={hsm_token.pin_env: "0000"})
+    wrong = rpkictl(
+        "apply",
+        str(scratch.repo),
+        "--yes",
+        "--simulate-time",
+        "--now",
+        later,
+        env={hsm_token.pin_env: "0000"},
+    )
     assert wrong.returncode == 1
     assert hsm_token.pin_env in wrong.stderr and "0000" not in wrong.stderr + wrong.stdout
-    unset = rpkictl("apply", str(scratch.repo), "--yes", "--now", later, env={hsm_token.pin_env: ""})
+    unset = rpkictl(
+        "apply", str(scratch.repo), "--yes", "--simulate-time", "--now", later, env={hsm_token.pin_env: ""}
+    )
     assert unset.returncode == 1 and f"export {hsm_token.pin_env}=" in unset.stderr
 
     rpki = scratch.repo / "rpki.yaml"
     rpki.write_text(rpki.read_text().replace(f"token: {hsm_token.label}", "token: missing"))
-    missing = rpkictl("apply", str(scratch.repo), "--yes", "--now", later)
+    missing = rpkictl("apply", str(scratch.repo), "--yes", "--simulate-time", "--now", later)
     assert missing.returncode == 1 and "'missing'" in missing.stderr and "test" in missing.stderr
     assert (scratch.root / "published" / "rsync").resolve() == tree
 
@@ -119,7 +133,9 @@ def test_signer_failures_publish_nothing(hierarchy: Scratch, hsm_token: HsmToken
 def test_a_tampered_response_is_refused(hierarchy: Scratch) -> None:
     scratch = hierarchy
     start = datetime.now(UTC).replace(microsecond=0)
-    assert rpkictl("apply", str(scratch.repo), "--yes", "--now", _at(start)).returncode == 0
+    assert (
+        rpkictl("apply", str(scratch.repo), "--yes", "--simulate-time", "--now", _at(start)).returncode == 0
+    )
     request = scratch.root / "published" / "ta-request.json"
     response = scratch.root / "ta-response.json"
     sign = ["ta", "sign", str(request), "--out", str(response), "--repo", str(scratch.repo), "--yes"]

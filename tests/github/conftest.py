@@ -20,7 +20,17 @@ def scratch(tmp_path: Path) -> Scratch:
 def applied(scratch: Scratch) -> Scratch:
     """The bundled example, applied once at NOW."""
     result = subprocess.run(
-        [sys.executable, "-m", "reconciler", "apply", str(scratch.repo), "--yes", "--now", NOW],
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "apply",
+            str(scratch.repo),
+            "--yes",
+            "--simulate-time",
+            "--now",
+            NOW,
+        ],
         capture_output=True,
         text=True,
         timeout=180,

@@ -35,7 +35,7 @@ def _approved(scratch: Scratch) -> list[dict[str, str]]:
 def test_without_approvals_a_gated_plan_is_refused(applied: Scratch) -> None:
     served = applied.rsync.resolve()
     _empty_isp(applied)
-    step = run_step("apply.sh", "state", "--now", LATER, cwd=applied.root)
+    step = run_step("apply.sh", "state", "--simulate-time", "--now", LATER, cwd=applied.root)
     assert step.code == 3, step.stdout
     assert step.outputs == {"applied": "false", "exit_code": "3"}
     assert "RPKI apply: refused: gates not approved, nothing signed (exit 3)" in step.summary
@@ -54,7 +54,13 @@ def test_the_reviewed_plan_approves_its_gates(applied: Scratch) -> None:
     (token,) = [g["approve"] for g in plan["gates"]]
 
     step = run_step(
-        "apply.sh", "state", "--now", LATER, cwd=applied.root, env={"RPKI_APPROVE_FROM": "plan/plan.json"}
+        "apply.sh",
+        "state",
+        "--simulate-time",
+        "--now",
+        LATER,
+        cwd=applied.root,
+        env={"RPKI_APPROVE_FROM": "plan/plan.json"},
     )
     assert step.code == 0, step.stdout + step.stderr
     assert step.outputs == {"applied": "true", "exit_code": "0"}
@@ -73,7 +79,13 @@ def test_a_plan_of_another_commit_approves_nothing(applied: Scratch) -> None:
     (applied.repo / ISP).unlink()  # a later merge removes the CA itself
     _commit(applied, "remove example-isp")
     step = run_step(
-        "apply.sh", "state", "--now", LATER, cwd=applied.root, env={"RPKI_APPROVE_FROM": "plan/plan.json"}
+        "apply.sh",
+        "state",
+        "--simulate-time",
+        "--now",
+        LATER,
+        cwd=applied.root,
+        env={"RPKI_APPROVE_FROM": "plan/plan.json"},
     )
     assert step.code == 1
     assert "its approvals do not apply here" in step.stderr
@@ -87,7 +99,13 @@ def test_the_tokens_approve_only_the_items_the_plan_flagged(applied: Scratch) ->
     run_step("plan.sh", "state", "--now", LATER, cwd=applied.root, env={"RPKI_PLAN_DIR": "plan"})
     (applied.repo / ISP).unlink()
     step = run_step(
-        "apply.sh", "state", "--now", LATER, cwd=applied.root, env={"RPKI_APPROVE_FROM": "plan/plan.json"}
+        "apply.sh",
+        "state",
+        "--simulate-time",
+        "--now",
+        LATER,
+        cwd=applied.root,
+        env={"RPKI_APPROVE_FROM": "plan/plan.json"},
     )
     assert step.code == 3
     assert "ca-revoke@example-isp" in step.stdout
@@ -97,7 +115,15 @@ def test_the_tokens_approve_only_the_items_the_plan_flagged(applied: Scratch) ->
 def test_routine_only_keeps_gated_changes_waiting(applied: Scratch) -> None:
     """The scheduled renewal job: apply.sh STATE --routine-only renews, and never applies a gated change."""
     _empty_isp(applied)
-    step = run_step("apply.sh", "state", "--routine-only", "--now", "2026-11-24T06:00:00Z", cwd=applied.root)
+    step = run_step(
+        "apply.sh",
+        "state",
+        "--routine-only",
+        "--simulate-time",
+        "--now",
+        "2026-11-24T06:00:00Z",
+        cwd=applied.root,
+    )
     assert step.code == 0, step.stdout + step.stderr
     assert any(path.suffix == ".roa" for path in (applied.rsync / "example-isp").iterdir())
     check = run_step("check.sh", "state", "--now", "2026-11-24T11:30:00Z", "--warn", "4h", cwd=applied.root)
@@ -105,6 +131,6 @@ def test_routine_only_keeps_gated_changes_waiting(applied: Scratch) -> None:
 
 
 def test_nothing_to_do(applied: Scratch) -> None:
-    step = run_step("apply.sh", "state", "--now", LATER, cwd=applied.root)
+    step = run_step("apply.sh", "state", "--simulate-time", "--now", LATER, cwd=applied.root)
     assert step.code == 0, step.stdout
     assert step.outputs["applied"] == "true"

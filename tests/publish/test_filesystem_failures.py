@@ -76,6 +76,7 @@ def _run(script: str, scratch: Scratch) -> dict[str, str]:
         "apply",
         str(scratch.repo),
         "--yes",
+        "--simulate-time",
         "--now",
         "2026-11-23T13:00Z",
     ]

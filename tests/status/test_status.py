@@ -93,7 +93,7 @@ def test_check_fails_on_drift_and_on_the_soonest_expiry_anywhere(applied: Scratc
 
 def test_status_json_is_the_report_and_last_apply_comes_from_the_audit_log(tmp_path: Path) -> None:
     scratch = scratch_copy(tmp_path)
-    assert rpkictl("apply", str(scratch.repo), "--yes", "--now", _at(0)).returncode == 0
+    assert rpkictl("apply", str(scratch.repo), "--yes", "--simulate-time", "--now", _at(0)).returncode == 0
     result = rpkictl("status", str(scratch.repo), "--format", "json", "--now", _at(2))
     assert result.returncode == 0, result.stderr
     report = StatusReport.model_validate_json(result.stdout)
@@ -166,7 +166,7 @@ def test_check_findings_are_the_status_problems(applied: Scratch) -> None:
 
 def test_an_apply_killed_after_it_started_is_the_last_apply_and_not_a_success(tmp_path: Path) -> None:
     scratch = scratch_copy(tmp_path)
-    assert rpkictl("apply", str(scratch.repo), "--yes", "--now", _at(0)).returncode == 0
+    assert rpkictl("apply", str(scratch.repo), "--yes", "--simulate-time", "--now", _at(0)).returncode == 0
     applied = _status(scratch).last_success
     log = engine.open_workspace(scratch.repo).desired.audit_log_path
     audit.append(log, {"status": "started", "plan_id": "p2", "who": "cron"}, now=later(2))

@@ -41,7 +41,7 @@ def runbook(sandbox: Sandbox) -> None:
         shutil.copytree(pristine, sandbox.repo)
 
     # Our CA is down: the last renewal was 21 hours ago, 3 hours of manifest validity are left.
-    sandbox.prepare(f"rpkictl apply state --yes --now {_ago(hours=21)}")
+    sandbox.prepare(f"rpkictl apply state --yes --simulate-time --now {_ago(hours=21)}")
     sandbox.run("cd /srv/rpki")
     warned = sandbox.run("rpkictl check state", expect=1)
     assert "WARNING" in warned.output and "CRITICAL" not in warned.output, warned.output
@@ -59,7 +59,7 @@ def runbook(sandbox: Sandbox) -> None:
 
     # The publication point expired: nothing renewed for three days.
     fresh()
-    sandbox.prepare(f"rpkictl apply state --yes --now {_ago(days=3)}")
+    sandbox.prepare(f"rpkictl apply state --yes --simulate-time --now {_ago(days=3)}")
     assert "expired" in sandbox.run("rpkictl check state", expect=2).output
     sandbox.run("rpkictl plan state", expect=2)
     sandbox.run("rpkictl apply state --yes")
@@ -81,10 +81,16 @@ def runbook(sandbox: Sandbox) -> None:
     sandbox.run("rpkictl apply state --yes --approve GATE:HASH", subst={"GATE:HASH": token})
     assert not list((sandbox.root / "published" / "rsync" / "example-isp").glob("*.roa"))
 
-    # An HSM (here: the key directory's file for online) is lost.
+    # An HSM (here: the key directory's file for online) is lost: an error, never a new key.
     tal = sandbox.prepare("rpkictl tal state").stdout
     (sandbox.root / "keys" / "online.pem").unlink()
-    lost = sandbox.run("rpkictl plan state", expect=3)
+    refused = sandbox.run("rpkictl plan state", expect=1)
+    assert "never re-created" in refused.output and "online.pem" in refused.output, refused.output
+    assert sandbox.prepare("rpkictl check state", expect=2).output.count("never re-created") == 1
+    online = sandbox.repo / "cas" / "online.yaml"
+    online.write_text(online.read_text().replace("name: online\n", "name: online\nkey_generation: 2\n", 1))
+    assert "key_generation: 2" in online.read_text()
+    lost = sandbox.prepare("rpkictl plan state", expect=3)
     tokens = {
         "key-missing@online:HASH": _token(lost.output, "key-missing@online"),
         "trust-anchor@ta:HASH": _token(lost.output, "trust-anchor@ta"),
@@ -111,14 +117,16 @@ def runbook(sandbox: Sandbox) -> None:
     ta = sandbox.repo / "cas" / "ta.yaml"
     ta.write_text(ta.read_text().replace("trust_anchor: true\n", "trust_anchor: true\nsigner: offline\n"))
     then, signed = _ago(days=70), _ago(days=70, hours=-1)
-    sandbox.prepare(f"rpkictl apply state --yes --now {then}")
+    sandbox.prepare(f"rpkictl apply state --yes --simulate-time --now {then}")
     out = sandbox.prepare(
         f"rpkictl ta sign published/ta-request.json --out response.json --repo state --yes --now {signed}"
     ).output
     key = re.search(r"with key ([0-9a-f]{40})", out)
     assert key, out
     sandbox.prepare(f"rpkictl ta import response.json state --expect-key {key.group(1)} --now {signed}")
-    sandbox.prepare(f"rpkictl apply state --yes --routine-only --now {_ago(hours=1)}")  # online CAs renewed
+    sandbox.prepare(
+        f"rpkictl apply state --yes --routine-only --simulate-time --now {_ago(hours=1)}"
+    )  # online CAs renewed
     (sandbox.root / "published" / "ta-request.json").unlink(missing_ok=True)
     reminder = sandbox.run("rpkictl check state", expect=1)
     assert "ta:" in reminder.output, reminder.output
