@@ -13,26 +13,13 @@ import json
 import os
 import secrets
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from tests.helpers import scratch_copy
-
-
-def rpkictl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+from tests.test_cli import rpkictl
 
 
 def _pem_key() -> str:
