@@ -345,21 +345,22 @@ class _Executor:
         """The numbers of the key's manifest and CRL as published, each None when it cannot be read
         back as this key's: a file someone else signed must not choose the numbers."""
         repo = layout.repository(ca.name)
-        found_crl = self.published.crl(repo + layout.crl_name(key))
-        found_mft = self.published.manifest(repo + layout.manifest_name(key))
-        public = self.signer(ca.name).public_key(key)
-        crl_ok = (
-            isinstance(found_crl, crl.Crl)
-            and found_crl.authority_key_id == key
-            and found_crl.crl.is_signature_valid(public)
-        )
-        mft_ok = (
-            isinstance(found_mft, SignedManifest)
-            and found_mft.signed.ee.authority_key_id == key
-            and rc.verify_signed_by(found_mft.signed.ee.cert, public)
-        )
-        crl_number = found_crl.number if crl_ok and isinstance(found_crl, crl.Crl) else None
-        mft_number = found_mft.content.number if mft_ok and isinstance(found_mft, SignedManifest) else None
+        crl_path, mft_path = repo + layout.crl_name(key), repo + layout.manifest_name(key)
+        found_crl = self.published.crl(crl_path)
+        found_mft = self.published.manifest(mft_path)
+        crl_number = mft_number = None
+        if isinstance(found_crl, crl.Crl) and found_crl.authority_key_id == key:
+            signed = found_crl.crl
+            if self.published.signature_holds(
+                crl_path, key, lambda: signed.is_signature_valid(self.signer(ca.name).public_key(key))
+            ):
+                crl_number = found_crl.number
+        if isinstance(found_mft, SignedManifest) and found_mft.signed.ee.authority_key_id == key:
+            ee = found_mft.signed.ee.cert
+            if self.published.signature_holds(
+                mft_path, key, lambda: rc.verify_signed_by(ee, self.signer(ca.name).public_key(key))
+            ):
+                mft_number = found_mft.content.number
         return mft_number, crl_number
 
     def directory(self, repo: str) -> dict[str, bytes]:

@@ -140,13 +140,9 @@ class _Planner:
         """``check()`` of a signature of the CA's active key on the object at ``path``, remembered when it
         holds. Only called with the CA's published public key at hand: what is remembered was checked."""
         key = self.keys[ca.name]
-        if key is not None and path is not None and self.published.signed_with(path, key):
-            return True
-        if not check():
-            return False
-        if key is not None and path is not None:
-            self.published.remember_signed_with(path, key)
-        return True
+        if key is None or path is None:
+            return check()
+        return self.published.signature_holds(path, key, check)
 
     def side_keys(self, ca: str) -> list[tuple[int, bytes | None]]:
         """The staged new key and the lingering old one, each publishing an empty manifest and CRL."""

@@ -167,6 +167,17 @@ class PublishedState:
     def remember_signed_with(self, path: str, key: bytes) -> None:
         self.memo.remember_signed_with(self.sha256(path), key)
 
+    def signature_holds(self, path: str, key: bytes, check: Callable[[], bool]) -> bool:
+        """``check()`` of CA key ``key``'s signature on the object at ``path``, remembered when it holds:
+        the same bytes with the same key are not checked again, in this run or the next (the memo).
+        ``check`` must verify against ``key``'s public key: what is remembered is taken as checked."""
+        if self.signed_with(path, key):
+            return True
+        if not check():
+            return False
+        self.remember_signed_with(path, key)
+        return True
+
     def digests(self) -> set[bytes]:
         """The SHA-256 of every file: what the memo keeps when it is saved."""
         return {self.sha256(path) for path in self.files}
