@@ -63,8 +63,10 @@ class ReadError(OSError):
 
 
 def file_kind(mode: int) -> str:
-    """What a file of this ``st_mode`` is, for messages about a file that is not a regular one."""
+    """What a file of this ``st_mode`` (from ``stat`` or ``lstat``) is, in words, for messages."""
     for test, name in (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISLNK, "a symbolic link"),
         (stat.S_ISDIR, "a directory"),
         (stat.S_ISFIFO, "a FIFO"),
         (stat.S_ISSOCK, "a socket"),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.fsutil import file_kind
 from reconciler.published import decoded
 from reconciler.published.memo import Memo, RoaSummary, texts
 from reconciler.resources import Resources
@@ -344,7 +345,7 @@ def served_tree(rsync_dir: Path) -> str | None:
     if stat.S_ISDIR(found.st_mode):
         return str(rsync_dir)
     if not stat.S_ISLNK(found.st_mode):
-        raise UnusableTreeError(f"{rsync_dir} is {entry_kind(found.st_mode)}, not the served tree")
+        raise UnusableTreeError(f"{rsync_dir} is {file_kind(found.st_mode)}, not the served tree")
     target = str(rsync_dir.readlink())
     try:
         real = os.path.realpath(rsync_dir, strict=True)
@@ -380,7 +381,7 @@ def open_regular(path: Path, within: Path) -> int:
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise OSError(errno.EINVAL, f"{entry_kind(mode)}, not a regular file", str(path))
+        raise OSError(errno.EINVAL, f"{file_kind(mode)}, not a regular file", str(path))
     return fd
 
 
@@ -394,21 +395,7 @@ def not_a_directory(path: Path) -> str | None:
         return None
     except OSError as exc:
         return f"{path} cannot be read: {exc.strerror}"
-    return None if stat.S_ISDIR(mode) else f"{path} is {entry_kind(mode)}, not a directory"
-
-
-def entry_kind(mode: int) -> str:
-    """What an entry is, in words."""
-    kinds = (
-        (stat.S_ISREG, "a regular file"),
-        (stat.S_ISLNK, "a symbolic link"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    )
-    return next((words for test, words in kinds if test(mode)), "not a regular file")
+    return None if stat.S_ISDIR(mode) else f"{path} is {file_kind(mode)}, not a directory"
 
 
 def _walk(directory: int, prefix: str, state: PublishedState, depth: int = 0) -> None:
@@ -474,7 +461,7 @@ def _read_file(directory: int, name: str, relative: str, state: PublishedState) 
 
 
 def _describe(directory: int, name: str, mode: int) -> str:
-    kind = entry_kind(mode)
+    kind = file_kind(mode)
     if stat.S_ISLNK(mode):
         target = os.readlink(name, dir_fd=directory)
         shown = target if len(target) <= 80 else target[:77] + "..."
