@@ -4,8 +4,6 @@ RPKI objects can carry are clear errors."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,14 +15,9 @@ from reconciler.plan.model import Kind, Severity
 from reconciler.published.reader import read
 from reconciler.rpki import cert as rc
 from tests.helpers import T0, Scratch, scratch_copy
+from tests.test_cli import rpkictl
 
 AHEAD = T0 + timedelta(weeks=60)
-
-
-def rpkictl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 @pytest.fixture

@@ -17,15 +17,14 @@ import base64
 import contextlib
 import json
 import os
-import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reconciler.offline import ceremony
@@ -35,18 +34,12 @@ from reconciler.published.reader import PublishedState, Unreadable
 from reconciler.rpki import cert, cms, crl, manifest, oids, rfc3779, roa, tal
 from reconciler.signers.files import FileSigner
 from tests.helpers import T0, scratch_copy
-from tests.hostile import dertree
+from tests.hostile import dertree, fuzzing
+from tests.hostile.fuzzing import FUZZ, traced  # noqa: F401 - a fixture this module uses
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "real-world"
 #: Python's allocations while one example is decoded; the inputs are at most a few tens of kilobytes.
 MEMORY_BOUND = 32 << 20
-FUZZ = settings(
-    max_examples=80,
-    deadline=timedelta(seconds=3),
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 #: Nestings no RPKI object has, deep enough to exhaust a recursive parser.
 DEEP = [
     b"\x30\x80" * 5000 + b"\x00\x00" * 5000,
@@ -60,22 +53,13 @@ DEEP = [
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def traced() -> Iterator[None]:
-    tracemalloc.start()
-    yield
-    tracemalloc.stop()
+#: Every test here runs with Python's allocations traced (see ``bounded``).
+pytestmark = pytest.mark.usefixtures("traced")
 
 
 def bounded(call: Callable[[], T]) -> T:
-    """``call()``, checking the memory Python allocated on the way."""
-    tracemalloc.reset_peak()
-    before = tracemalloc.get_traced_memory()[0]
-    try:
-        return call()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1] - before
-        assert peak < MEMORY_BOUND, f"{peak} bytes allocated"
+    """``call()``, within this module's memory bound."""
+    return fuzzing.bounded(call, MEMORY_BOUND)
 
 
 @pytest.fixture(scope="module")

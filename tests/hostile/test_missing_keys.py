@@ -4,8 +4,6 @@ anchor's key is in every relying party's TAL)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,14 +13,9 @@ from reconciler.plan.diff import make_plan
 from reconciler.plan.model import Action
 from reconciler.signers import MissingKeyError, SignerError
 from tests.helpers import Scratch, later, scratch_copy
+from tests.test_cli import rpkictl
 
 ISP = "cas/members/example-isp.yaml"
-
-
-def rpkictl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 @pytest.fixture
