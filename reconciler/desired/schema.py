@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from collections.abc import Set as AbstractSet
 from datetime import date, timedelta
@@ -324,6 +325,13 @@ def _path(value: object, what: str = "a directory path", example: str = "../keys
     text = _text(value, what, example)
     if "\0" in text:
         _fail("a path cannot contain a NUL character", "remove the \\0 escape")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        _fail(
+            "this path has characters no file name can hold (unpaired UTF-16 surrogates)",
+            "write the path as plain UTF-8 text, without \\ud800-\\udfff escapes",
+        )
     encoded = text.strip().encode("utf-8", "surrogatepass")
     longest = max(len(name) for name in encoded.split(b"/"))
     if len(encoded) > MAX_PATH_BYTES or longest > MAX_NAME_BYTES:

@@ -170,6 +170,21 @@ def test_absurdly_long_paths(repo: Repo, key: str, value: str) -> None:
     assert len(str(error)) < 500
 
 
+@pytest.mark.parametrize("key", ["directory", "audit_log"])
+def test_a_path_no_file_name_can_hold_is_refused(repo: Repo, key: str) -> None:
+    """A double-quoted YAML string can carry unpaired UTF-16 surrogates, which no file name encodes:
+    resolving such a path raised UnicodeEncodeError out of the loader."""
+    value = '"../\\ud800\\udc00"'
+    if key == "directory":
+        repo.write("rpki.yaml", RPKI_YAML.replace("directory: ../published", f"directory: {value}"))
+        line = 3
+    else:
+        repo.write("rpki.yaml", RPKI_YAML + f"audit_log: {value}\n")
+        line = 8
+    error = repo.error()
+    assert error.line == line and "surrogates" in error.message and error.hint, str(error)
+
+
 @pytest.mark.parametrize("item", ["AS0", "0", "AS0-AS0", '"0-0"'])
 def test_as0_is_not_a_ca_resource(repo: Repo, item: str) -> None:
     repo.write("cas/online.yaml", ONLINE_YAML.replace('"AS64496-AS64511"', f'"AS64496-AS64511", {item}'))
