@@ -12,9 +12,12 @@ from __future__ import annotations
 import atexit
 import errno
 import io
+import json
 import os
 import sys
 import threading
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -23,28 +26,30 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from reconciler import clock, engine, faults, fsutil
+from reconciler import clihelp, clock, engine, faults, fsutil, problem_report
 from reconciler import reconcile as reconcile_loop
 from reconciler.apply import audit, lock, onetime
 from reconciler.apply.executor import ApplyResult
 from reconciler.desired import DesiredStateError
+from reconciler.desired.discover import desired_root
 from reconciler.desired.model import DesiredState
 from reconciler.desired.schema import parse_duration
+from reconciler.diagnostics import Diagnostic
 from reconciler.offline import ceremony
 from reconciler.offline.request import SigningRequest, dumps, fingerprint, read_request
 from reconciler.plan import document
 from reconciler.plan.approval import (
     Approval,
     parse_approval,
-    stale_reasons,
     too_old,
     unapproved,
 )
+from reconciler.plan.challenge import challenge
 from reconciler.plan.document import GateDoc, PlanDocument
 from reconciler.plan.model import Severity
 from reconciler.plan.render import markdown, text
 from reconciler.publish.rsync_tree import TreeMovedError
-from reconciler.signers import Signer, SignerError, open_signer
+from reconciler.signers import Signer, open_signer
 
 # typer vendors its own Click; BadParameter is public and its base class covers every usage mistake.
 UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -55,16 +60,39 @@ EXIT_CHANGES = 2
 EXIT_APPROVAL = 3
 EXIT_STALE = 4
 EXIT_LOCKED = 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 app = typer.Typer(
     name="rpkictl",
     help="Declarative RPKI certificate authority: validate, plan and apply a desired state kept in Git.\n\n"
     "Exit codes: 0 ok or no changes; 1 error; 2 plan has changes; 3 changes need approval (or apply "
-    "refused unapproved gates); 4 stale saved plan; 5 publication lock held by another apply.",
+    "refused unapproved gates); 4 stale saved plan; 5 publication lock held by another apply; 130 "
+    "interrupted (Ctrl-C).\n\n"
+    "REPO is the desired-state directory or any path in it: rpkictl looks upward for rpki.yaml, as git "
+    "looks for .git.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": clihelp.HELP_OPTION_NAMES},
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        out.print(f"rpkictl {engine.tool_version()}", markup=False)
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_show_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Options before the command; the help is the app's."""
+
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -78,9 +106,18 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-RepoArg = Annotated[Path, typer.Argument(help="Desired-state directory (holds rpki.yaml and cas/).")]
+RepoArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Desired-state directory (holds rpki.yaml and cas/), or any path in it: rpki.yaml is looked "
+        "for upward."
+    ),
+]
 NowOpt = Annotated[
-    str | None, typer.Option("--now", help="Act as if it were this time (ISO-8601, e.g. 2026-11-23T17:00Z).")
+    str | None,
+    typer.Option(
+        "--now", metavar="TIME", help="Act as if it were this time (ISO-8601, e.g. 2026-11-23T17:00Z)."
+    ),
 ]
 SimulateTimeOpt = Annotated[
     bool,
@@ -104,26 +141,72 @@ MinPeersOpt = Annotated[
 ]
 
 
+#: The exit codes a message was printed for (an interrupt nothing explained gets a word from ``main``).
+_told: set[int] = set()
+
+
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}")
+    _told.add(code)
     raise typer.Exit(code)
 
 
-def _open(repo: Path) -> engine.Workspace:
-    return engine.workspace_for(_desired(repo))
+PublishedOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--published",
+        metavar="DIR|URI",
+        help="Read the published state from this publication directory, RRDP notification URL "
+        "(https://.../notification.xml) or rsync URI, as relying parties do, instead of the local "
+        "publication directory (which is then neither read nor written).",
+    ),
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option("--cache", help="With a --published URL: keep the fetched copy here between runs."),
+]
 
 
-def _desired(repo: Path) -> DesiredState:
+def _open(
+    repo: Path, published: str | None = None, cache: Path | None = None, *, as_json: bool = False
+) -> engine.Workspace:
+    """The workspace of a command that only reads (plan, status, check): no key, PIN or passphrase."""
+    if cache is not None and published is None:
+        raise typer.BadParameter("--cache keeps a copy fetched with --published URI", param_hint="--cache")
+    desired = _desired(repo, caches=published is None, as_json=as_json)
+    return engine.review_workspace(desired, published, cache)
+
+
+def _desired(repo: Path, *, caches: bool = True, as_json: bool = False) -> DesiredState:
     """The checked desired state alone, for commands that need no publication point read back."""
     try:
-        return engine.load_desired(repo)
+        return engine.load_desired(repo, caches=caches)
     except DesiredStateError as exc:
-        for diagnostic in exc.diagnostics:
-            err.print(str(diagnostic), markup=False)
+        if not as_json:
+            for diagnostic in exc.diagnostics:
+                err.print(str(diagnostic), markup=False)
         count = len(exc.diagnostics)
-        _fail(
-            f"{count} problem{'s' if count != 1 else ''} in the desired state; nothing was signed or written"
+        _problems(
+            f"{count} problem{'s' if count != 1 else ''} in the desired state; nothing was signed or written",
+            exc.diagnostics,
+            repo,
+            as_json=as_json,
         )
+
+
+def _problems(message: str, diagnostics: Sequence[Diagnostic], repo: Path, *, as_json: bool) -> NoReturn:
+    """Fail with the operator's problems where their tools look: with ``--format json`` one JSON error
+    document on stdout (stdout stays JSON), else the message on stderr; in GitHub Actions, also one
+    ``::error file=...,line=...`` annotation per problem on stderr, which the runner reads as it reads
+    stdout, so the pull request shows each on its line."""
+    root = problem_report.repository_root(repo)
+    if problem_report.in_github_actions():
+        for command in problem_report.workflow_commands(message, diagnostics, root):
+            sys.stderr.write(command + "\n")
+    if as_json:
+        sys.stdout.write(problem_report.error_json(message, diagnostics, root))
+        raise typer.Exit(EXIT_ERROR)
+    _fail(message)
 
 
 def _announcements(path: Path | None, min_peers: int) -> engine.Announcements | None:
@@ -158,13 +241,29 @@ def _github_outputs(doc: PlanDocument) -> None:
         handle.write(f"plan_id={doc.plan_id}\nrevocations={revocations}\n")
 
 
+class ValidateFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 @app.command()
-def validate(repo: RepoArg = Path()) -> None:
+def validate(
+    repo: RepoArg = Path(),
+    output_format: Annotated[
+        ValidateFormat,
+        typer.Option("--format", help="text, or json: a summary, or {error, diagnostics} on failure."),
+    ] = ValidateFormat.text,
+) -> None:
     """Load and check the desired state; list every problem as file:line:col."""
-    workspace = _open(repo)
-    cas = workspace.desired.cas
+    as_json = output_format is ValidateFormat.json
+    desired = _desired(repo, as_json=as_json)  # the YAML alone: no signer, no publication point
+    cas = desired.cas
     roas = sum(len(ca.roas) for ca in cas)
-    out.print(f"{repo}: valid ({len(cas)} CAs, {roas} ROA entries)")
+    if as_json:
+        summary = {"valid": True, "repo": str(desired.root), "cas": len(cas), "roa_entries": roas}
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    out.print(f"{desired.root}: valid ({len(cas)} CAs, {roas} ROA entries)")
 
 
 @app.command()
@@ -182,33 +281,56 @@ def plan(
     base: Annotated[
         str | None, typer.Option("--base", help="Git revision: also list the YAML entries changed since it.")
     ] = None,
+    published: PublishedOpt = None,
+    cache: CacheOpt = None,
 ) -> None:
     """Show what apply would issue, reissue, renew, revoke and withdraw, and why.
 
+    Needs no private key, PIN or passphrase: each CA's key is the one its published certificate shows.
     Exit 0 no changes, 2 changes, 3 changes that need approval, 1 error."""
+    as_json = output_format is OutputFormat.json
     try:
-        workspace = _open(repo)
+        workspace = _open(repo, published, cache, as_json=as_json)
         routes = _announcements(announcements, min_peers)
         the_plan = engine.plan(workspace, clock.now(now), routes)
         doc = engine.plan_document(workspace, the_plan, announcements=routes, base=base)
         if save is not None:
             save.write_text(document.dumps(doc))
     except OPERATOR_ERRORS as exc:
-        _fail(str(exc))
+        _problems(str(exc), getattr(exc, "diagnostics", ()), repo, as_json=as_json)
     _emit(doc, output_format)
     _github_outputs(doc)
     raise typer.Exit(_plan_exit(doc))
 
 
+#: How many answers an operator may type to a gated plan's question before apply gives up.
+APPROVAL_TRIES = 3
+
+
+def _changes_phrase(doc: PlanDocument) -> str:
+    """The plan's changes, counted as its verdict counts them (``1 change to review and 6 routine``)."""
+    counts = doc.counts()
+    review = f"{counts.review} change{'s' if counts.review != 1 else ''} to review"
+    routine = f"{counts.routine} routine change{'s' if counts.routine != 1 else ''}"
+    if not counts.review:
+        return routine
+    return f"{review} and {counts.routine} routine" if counts.routine else review
+
+
 def _confirm(doc: PlanDocument) -> None:
     if not sys.stdin.isatty():
         _fail("no terminal to confirm on; re-run with --yes to apply without a prompt")
-    if not typer.confirm(f"Apply these {len(doc.changes)} changes to {doc.desired.repo}?", default=False):
+    counts = doc.counts()
+    split = f"{counts.routine} routine"
+    if counts.review:
+        split = f"{counts.review} to review, {split}"
+    if not typer.confirm(f"Apply these changes ({split}) to {doc.desired.repo}?", default=False):
         _fail("not applied: nothing was signed or written")
 
 
 def _approve_on_terminal(doc: PlanDocument, gates: list[GateDoc]) -> list[Approval]:
-    """A gated plan on a terminal: the operator types the number of revocations (or the CA's name)."""
+    """A gated plan on a terminal: the operator types what the plan says it costs (which CA loses how
+    many VRPs), which the question does not show; a few tries, then nothing is signed."""
     tokens = " ".join(f"--approve {g.approve}" for g in gates)
     if not sys.stdin.isatty():
         _fail(
@@ -217,20 +339,47 @@ def _approve_on_terminal(doc: PlanDocument, gates: list[GateDoc]) -> list[Approv
             f"with {tokens}",
             EXIT_APPROVAL,
         )
-    revocations = sum(1 for c in doc.changes if c.revoke_serial is not None)
-    named = next((g.ca for g in gates if g.ca != "*"), None)
-    if revocations:
-        expected, what = str(revocations), f"the number of revocations ({revocations})"
-    elif named is not None:
-        expected, what = named, f"the name of the CA ({named})"
-    else:
-        expected, what = str(gates[0].count), f"the number of flagged items ({gates[0].count})"
-    answer = typer.prompt(
-        f"This plan needs approval ({len(gates)} gate(s), listed above). Type {what} to approve"
+    asked = challenge(gates)
+    names = ", ".join(g.id for g in gates)
+    err.print(
+        f"This plan ({_changes_phrase(doc)}) needs approval: {len(gates)} gate"
+        f"{'s' if len(gates) != 1 else ''} listed above ({names}).",
+        markup=False,
     )
-    if answer.strip() != expected:
-        _fail("not approved: nothing was signed or written", EXIT_APPROVAL)
-    return [Approval(g.id, g.hash, "typed on a terminal") for g in gates]
+    for left in range(APPROVAL_TRIES - 1, -1, -1):
+        if asked.accepts(typer.prompt(asked.question, err=True)):
+            return [Approval(g.id, g.hash, "typed on a terminal") for g in gates]
+        if left:
+            err.print(
+                f"That is not what the plan above says; read its 'Approval required' part again "
+                f"({left} {'tries' if left != 1 else 'try'} left).",
+                markup=False,
+            )
+    _fail(f"not approved after {APPROVAL_TRIES} tries: nothing was signed or written", EXIT_APPROVAL)
+
+
+def _saved_plan(target: Path) -> bool:
+    """A file given to apply is a saved plan (JSON), unless it is one of the desired state's YAML files
+    (``rpkictl apply rpki.yaml`` means the desired state it belongs to)."""
+    return target.is_file() and target.suffix.lower() not in {".yaml", ".yml"}
+
+
+def _saved_plan_repo(saved: PlanDocument, given: Path | None) -> Path:
+    """The desired state a saved plan is applied with. A plan made elsewhere (a pull request's runner)
+    names a checkout that is not on this machine: then the one the current directory is in. Which one it
+    is matters little: the plan is stale unless that checkout's YAML digest is the plan's."""
+    if given is not None:
+        return given
+    named = Path(saved.desired.repo)
+    if named.is_dir():
+        return named
+    try:
+        return desired_root(Path())
+    except DesiredStateError:
+        _fail(
+            f"the plan was made from the desired state in {named}, which is not on this machine, and "
+            f"{Path().absolute()} is not in a desired state: give the checkout with --repo DIR"
+        )
 
 
 def _lock_timeout(value: str) -> timedelta:
@@ -254,10 +403,15 @@ def apply(
     ] = False,
     approve: Annotated[
         list[str] | None,
-        typer.Option("--approve", help="GATE:HASH token printed by plan; repeat for each gate."),
+        typer.Option(
+            "--approve", metavar="GATE:HASH", help="GATE:HASH token printed by plan; repeat for each gate."
+        ),
     ] = None,
     lock_timeout: Annotated[
-        str, typer.Option("--lock-timeout", help="Wait this long for another apply (e.g. 30s, 10m).")
+        str,
+        typer.Option(
+            "--lock-timeout", metavar="DURATION", help="Wait this long for another apply (e.g. 30s, 10m)."
+        ),
     ] = "0s",
     announcements: AnnouncementsOpt = None,
     min_peers: MinPeersOpt = 0,
@@ -269,19 +423,44 @@ def apply(
             "tree valid while other changes wait for review or approval).",
         ),
     ] = False,
+    repo_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--repo",
+            metavar="DIR",
+            help="With a saved plan: the desired-state checkout to apply it with (default: the one the plan "
+            "names when it is on this machine, else the one the current directory is in). The plan is "
+            "refused unless this checkout's YAML is the YAML it was made from.",
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            metavar="TEXT",
+            help="Why: the change or incident ticket, kept in the audit record and shown by 'rpkictl log' "
+            f"(one line, at most {audit.REASON_MAX} characters).",
+        ),
+    ] = None,
 ) -> None:
     """Plan (or take a saved plan), check gates, confirm, sign and publish atomically, and audit.
 
-    Exit 0 applied or nothing to do, 1 error, 3 unapproved gates, 4 stale saved plan, 5 lock held."""
+    Exit 0 applied or nothing to do, 1 error, 3 unapproved gates, 4 stale saved plan, 5 lock held,
+    130 interrupted (Ctrl-C: it says what is published, and the lock is released)."""
     wait = _lock_timeout(lock_timeout)
     onetime.make_ahead(2)  # a ROA's and a manifest's keys, made while the YAML loads and the plan is made
+    taken: lock.Lock | None = None  # once held, for what an interrupt says
+    served: Path | None = None
     try:
         current = clock.signing_time(now, simulate=simulate_time)
+        reason = audit.check_reason(reason)
         approvals = [parse_approval(token) for token in approve or []]
-        saved = document.loads(target.read_text(), where=str(target)) if target.is_file() else None
+        saved = document.loads(target.read_text(), where=str(target)) if _saved_plan(target) else None
         if saved is not None and routine_only:
             _fail("--routine-only applies to a desired-state directory, not to a saved plan")
-        repo = Path(saved.desired.repo) if saved else target
+        repo = _saved_plan_repo(saved, repo_dir) if saved else target
+        if saved is None and repo_dir is not None:
+            _fail("--repo goes with a saved plan: give the desired-state directory as the argument instead")
         desired = _desired(repo)  # the publication point is read once the lock is held
         if saved is not None and (problem := too_old(saved, current, desired.plan_max_age)):
             _fail(f"refusing the saved plan: {problem}", EXIT_STALE)
@@ -292,17 +471,49 @@ def apply(
             plan_id=saved.plan_id if saved else None,
             timeout=wait,
         ) as held:
+            taken, served = held, (desired.publication.directory / "rsync").resolve()
             faults.point("lock.acquired")
             routes = None if routine_only else _announcements(announcements, min_peers)
             _apply_locked(
-                desired, saved, current, approvals, yes, routes, routine_only=routine_only, held=held
+                desired,
+                saved,
+                current,
+                approvals,
+                yes,
+                routes,
+                routine_only=routine_only,
+                held=held,
+                reason=reason,
             )
+    except KeyboardInterrupt as exc:
+        _fail(_interrupted(exc, taken, served), EXIT_INTERRUPTED)
     except lock.LockHeld as exc:
-        _fail(f"the publication point is locked: {exc.holder.describe()}", EXIT_LOCKED)
+        waited = f" (waited {clock.describe_span(wait)})" if wait else ""
+        _fail(f"the publication point is locked{waited}: {exc.holder.describe()}", EXIT_LOCKED)
     except OSError as exc:
         _fail(_os_error(exc))
     except OPERATOR_ERRORS as exc:
         _fail(str(exc))
+
+
+def _interrupted(exc: KeyboardInterrupt, held: lock.Lock | None, served: Path | None) -> str:
+    """Ctrl-C during apply, said plainly: what relying parties are served now, and that the lock is gone
+    (the ``with`` around the apply released it before this runs)."""
+    if held is None:
+        return "interrupted: nothing was signed or published"
+    if isinstance(exc, engine.ApplyInterrupted):
+        what = f"{exc}; the apply is recorded as failed in the audit log"
+    elif served is not None and (held.directory / "rsync").resolve() != served:
+        what = (
+            f"interrupted after the new rsync tree ({(held.directory / 'rsync').resolve().name}) was "
+            "published: run 'rpkictl plan' to see what is left to do"
+        )
+    else:
+        what = "interrupted: nothing was published, the previous publication is still served"
+    current = lock.current(held.directory)
+    if current is not None and current.id == held.id:
+        return f"{what}; the lock on {held.directory} is still held: rpkictl force-unlock {held.id}"
+    return f"{what}; the lock on {held.directory} is released"
 
 
 def _os_error(exc: OSError) -> str:
@@ -343,6 +554,7 @@ def _apply_locked(
     *,
     routine_only: bool = False,
     held: lock.Lock | None = None,
+    reason: str | None = None,
 ) -> None:
     """Under the lock: re-read the publication point, re-plan, and publish only what was reviewed."""
     workspace = engine.workspace_for(desired)  # the publication point as it is now that we hold the lock
@@ -354,7 +566,7 @@ def _apply_locked(
     else:
         the_plan = engine.plan(workspace, plan_time, routes)
     doc = engine.plan_document(workspace, the_plan, announcements=routes)
-    if saved is not None and (reasons := stale_reasons(saved, doc)):
+    if saved is not None and (reasons := engine.saved_plan_problems(workspace, saved, doc, routes)):
         _fail("refusing a stale plan: " + "; ".join(reasons) + ". Make a new plan.", EXIT_STALE)
     for line in text.render(doc):
         out.print(line)
@@ -379,6 +591,7 @@ def _apply_locked(
                 now=current,
                 signing_time=current if saved is not None else None,
                 held=held,
+                reason=reason,
             )
     except (lock.LockLost, TreeMovedError) as exc:
         _fail(f"refused: {exc}; nothing was published by this apply (recorded as refused)", EXIT_LOCKED)
@@ -525,13 +738,19 @@ def ta_import(
                 ],
                 "summary": f"offline trust anchor response {imported.request_id[:12]} imported",
             }
-            audit.append(desired.audit_log_path, record, now=current)
+            audit.append(desired.audit_log_path, record, now=clock.now())  # when it ran, not --now
     except lock.LockHeld as exc:
         _fail(f"the publication point is locked: {exc.holder.describe()}", EXIT_LOCKED)
     except engine.AuditedApplyError as exc:  # after the rsync swap: it says what is published
         _fail(str(exc))
     except OPERATOR_ERRORS as exc:
         _fail(f"{exc}; nothing was published")
+    except KeyboardInterrupt:
+        _fail(
+            "interrupted: the lock is released; 'rpkictl status' shows what is published now, and "
+            "'rpkictl ta import' can be run again",
+            EXIT_INTERRUPTED,
+        )
     out.print(
         f"Imported {imported.files} objects signed offline by trust anchor key {imported.key_id}: "
         f"{len(imported.written)} files written, "
@@ -542,11 +761,39 @@ def ta_import(
 CHECK_EXIT = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
-def _margins(warn: str, critical: str) -> tuple[timedelta, timedelta]:
+def _duration(value: str, option: str) -> timedelta:
+    """An option's duration, or a usage error that names the option."""
     try:
-        return parse_duration(warn), parse_duration(critical)
+        return parse_duration(value)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise typer.BadParameter(str(exc), param_hint=option) from exc
+
+
+def _running_clock(now: str | None, simulate: bool) -> Callable[[], datetime]:
+    """The time for a command that runs on (reconcile): the system clock, or with --now a clock that
+    starts there and runs at the real pace (a usage error when --now is not a time it may sign at)."""
+    try:
+        start = clock.signing_time(now, simulate=simulate)
+    except clock.ClockError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--now "), param_hint="--now") from exc
+    if now is None:
+        return clock.now
+    began = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - began)
+
+
+def _root(repo: Path) -> Path:
+    """The desired-state directory ``repo`` lies in (see :mod:`reconciler.desired.discover`)."""
+    try:
+        return desired_root(repo)
+    except DesiredStateError as exc:
+        for diagnostic in exc.diagnostics:
+            err.print(str(diagnostic), markup=False)
+        _fail("no desired state there; nothing was signed or written")
+
+
+def _margins(warn: str, critical: str) -> tuple[timedelta, timedelta]:
+    return _duration(warn, "--warn"), _duration(critical, "--critical")
 
 
 WarnOpt = Annotated[
@@ -562,6 +809,8 @@ def check(
     warn: WarnOpt = "4h",
     critical: CriticalOpt = "1h",
     now: NowOpt = None,
+    published: PublishedOpt = None,
+    cache: CacheOpt = None,
 ) -> None:
     """Monitoring check: exit 0 ok, 1 warning, 2 critical, one line per problem with what to do.
 
@@ -570,9 +819,10 @@ def check(
     ta_reminder_before and ta_critical_before) and renewals waiting for the offline signer."""
     margins = _margins(warn, critical)
     try:
-        findings = engine.check(
-            engine.open_workspace(repo), clock.now(now), warn=margins[0], critical=margins[1]
+        workspace = engine.review_workspace(
+            engine.load_desired(repo, caches=published is None), published, cache
         )
+        findings = engine.check(workspace, clock.now(now), warn=margins[0], critical=margins[1])
     except DesiredStateError as exc:
         for diagnostic in exc.diagnostics:
             out.print(f"CRITICAL: {diagnostic}", markup=False)
@@ -622,6 +872,8 @@ def status(
     warn: WarnOpt = "4h",
     critical: CriticalOpt = "1h",
     now: NowOpt = None,
+    published: PublishedOpt = None,
+    cache: CacheOpt = None,
 ) -> None:
     """Each CA in the tree: resources, ROAs and VRPs, key and roll phase, when its certificate, manifest,
     CRL and ROAs expire and are renewed, drift, problems; and the last apply.
@@ -634,7 +886,9 @@ def status(
 
     margins = _margins(warn, critical)
     try:
-        report = engine.status(_open(repo), clock.now(now), warn=margins[0], critical=margins[1])
+        report = engine.status(
+            _open(repo, published, cache), clock.now(now), warn=margins[0], critical=margins[1]
+        )
     except OPERATOR_ERRORS as exc:
         _fail(str(exc))
     if fmt is StatusFormat.table:
@@ -679,28 +933,49 @@ def reconcile(
         bool,
         typer.Option("--pull", help="Fast-forward the desired-state checkout from its upstream each cycle."),
     ] = False,
+    allow_uncommitted: Annotated[
+        bool,
+        typer.Option(
+            "--allow-uncommitted",
+            help="Apply the files as they are: uncommitted edits too, or a desired state outside Git.",
+        ),
+    ] = False,
+    now: NowOpt = None,
+    simulate_time: SimulateTimeOpt = False,
 ) -> None:
     """Plan and apply on a schedule what needs no approval; report gated changes without applying them.
+
+    What is applied is the desired state committed in Git (HEAD, after --pull): uncommitted edits to it
+    are reported on every cycle and left alone, while HEAD (renewals included) is applied. Outside Git
+    it refuses to run unless --allow-uncommitted says to apply the files as they are.
 
     With no gate in the plan, everything is applied (renewals, drift repair, the merged desired state);
     with a gate, only the routine renewals. Failures back off (interval, 2x, 4x, ... up to --max-backoff).
     SIGTERM or SIGINT stops the loop after the current cycle, exit 0. With --once: exit 0 when the cycle
-    succeeded (changes waiting for approval are reported, not an error), 1 when it failed."""
-    try:
-        every, longest = parse_duration(interval), parse_duration(max_backoff)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    if every <= timedelta(0):
-        raise typer.BadParameter("--interval must be positive")
+    succeeded (changes waiting for approval are reported, not an error), 1 when it failed. With --now,
+    the first cycle runs at that time and the clock runs on from it."""
+    every, longest = _duration(interval, "--interval"), _duration(max_backoff, "--max-backoff")
+    cycle_time = _running_clock(now, simulate_time)
 
     def log(message: str) -> None:
-        out.print(f"{clock.now():%Y-%m-%dT%H:%M:%SZ} reconcile: {message}", markup=False, highlight=False)
+        out.print(f"{cycle_time():%Y-%m-%dT%H:%M:%SZ} reconcile: {message}", markup=False, highlight=False)
 
     loop = reconcile_loop.Loop(
-        repo, every, max(longest, every), log, routine_only=routine_only, git_pull=git_pull
+        _root(repo),
+        every,
+        max(longest, every),
+        log,
+        routine_only=routine_only,
+        git_pull=git_pull,
+        allow_uncommitted=allow_uncommitted,
+        now=cycle_time,
     )
     if once:
-        raise typer.Exit(EXIT_OK if loop.once() else EXIT_ERROR)
+        try:
+            succeeded = loop.once()
+        except engine.ApplyInterrupted as exc:  # the lock is released by now
+            _fail(f"{exc}; the lock is released", EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_OK if succeeded else EXIT_ERROR)
     reconcile_loop.install_signal_handlers(loop)
     loop.run()
 
@@ -709,11 +984,15 @@ def reconcile(
 def tal(
     repo: RepoArg = Path(),
     output: Annotated[Path | None, typer.Option("--out", "-o", help="Write the TAL to this file.")] = None,
+    now: NowOpt = None,
 ) -> None:
-    """Print the trust anchor locator (RFC 8630) that relying parties configure."""
+    """Print the trust anchor locator (RFC 8630) that relying parties configure.
+
+    A TAL does not change with time; --now is checked and accepted as every command accepts it."""
     try:
+        clock.now(now)
         locator = engine.trust_anchor_locator(_open(repo))
-    except SignerError as exc:
+    except OPERATOR_ERRORS as exc:
         _fail(str(exc))
     if output is None:
         sys.stdout.write(locator)
@@ -725,18 +1004,27 @@ def tal(
 def show_log(
     repo: RepoArg = Path(),
     verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 if broken.")] = False,
+    now: NowOpt = None,
 ) -> None:
-    """Show the audit log of applies (who, when, commit, plan, approvals, changes).
+    """Show the audit log of applies (who, when and how long ago, commit, plan, approvals, changes).
 
-    A damaged log is shown as far as it can be read, each unreadable line named; exit 1 then."""
+    A damaged log is shown as far as it can be read, each unreadable line named; exit 1 then. Ages are
+    counted to --now when given."""
     path = _desired(repo).audit_log_path
+    try:
+        current = clock.now(now)
+    except clock.ClockError as exc:
+        _fail(str(exc))
     try:
         entries, unreadable = audit.scan(path)
         problems = audit.verify(path) if verify else []
     except audit.AuditError as exc:
         _fail(str(exc))
+    started = audit.started_times(entries)
     for entry, record in audit.outcomes(entries):
-        out.print(_log_line(entry, record), markup=False)
+        out.print(_log_line(entry, record, current), markup=False)
+        for detail in _log_details(entry, record, started.get(entry.seq)):
+            out.print(f"    {detail}", markup=False)
         approvals = record.get("approvals")
         for approval in approvals if isinstance(approvals, list) else []:
             found = approval if isinstance(approval, dict) else {}
@@ -754,21 +1042,70 @@ def show_log(
         _fail(f"the audit log {path} has {len(unreadable)} unreadable line(s): run 'rpkictl log --verify'")
 
 
-def _log_line(entry: audit.AuditEntry, record: dict[str, object]) -> str:
-    """One apply, from fields that may hold anything (the log is a file anyone with access can edit)."""
+def _log_line(entry: audit.AuditEntry, record: dict[str, object], now: datetime | None = None) -> str:
+    """One apply, from fields that may hold anything (the log is a file anyone with access can edit);
+    with ``now``, how long ago it was."""
 
     def field(key: str, width: int | None = None) -> str:
         value = record.get(key)
-        shown = "-" if value is None or value == "" else str(value)
+        shown = "-" if value is None or value == "" else audit.printable(str(value))
         return shown[:width] if width else shown
 
+    dirty = "+dirty" if record.get("git_dirty") is True else ""
     line = (
-        f"#{entry.seq} {entry.time} {field('status')} by {field('who')} commit {field('git_commit', 12)} "
-        f"plan {field('plan_id', 12)}: {field('summary')}"
+        f"#{entry.seq} {entry.time:%Y-%m-%dT%H:%M:%SZ}{_ago(entry.time, now)} {field('status')} "
+        f"by {field('who')} "
+        f"commit {field('git_commit', 12)}{dirty} plan {field('plan_id', 12)}: {field('summary')}"
     )
     if record.get("status") in ("failed", "refused", audit.REPAIRED) and record.get("message"):
         line += f" ({field('message')})"
     return line
+
+
+def _ago(then: datetime, now: datetime | None) -> str:
+    if now is None:
+        return ""
+    if then > now:
+        return f" (in {clock.describe_span(then - now)})"
+    return f" ({clock.describe_span(now - then)} ago)"
+
+
+def _log_details(entry: audit.AuditEntry, record: dict[str, object], started: datetime | None) -> list[str]:
+    """The lines under an apply: uncommitted changes, how long it ran, the plan's and the signatures'
+    time when they are not the record's (--simulate-time, a saved plan), the reason. Records written
+    before these fields existed have none of them, and show none."""
+    details = []
+    if record.get("git_dirty") is True:
+        commit = audit.printable(str(record.get("git_commit") or "-"))[:12]
+        details.append(
+            f"uncommitted changes on top of commit {commit} were applied: the commit alone does not hold "
+            "what was published"
+        )
+    if "signing_time" in record:  # the record's own time is the system clock's
+        if started is not None:
+            took = (entry.time - started).total_seconds()
+            details.append(f"started {started:%Y-%m-%d %H:%M:%S}Z, took {took:.0f}s")
+        planned, signed = _log_time(record.get("plan_time")), _log_time(record.get("signing_time"))
+        times = [(planned, "planned and signed")]
+        if planned != signed:
+            times = [(planned, "planned"), (signed, "signed")]
+        for when, what in times:
+            if when is not None and abs(when - entry.time) > clock.SIGNING_TOLERANCE:
+                details.append(f"{what} for {when:%Y-%m-%dT%H:%M:%SZ}, not when it ran")
+    reason = record.get("reason")
+    if reason:
+        details.append(f"reason: {audit.printable(str(reason))}")
+    return details
+
+
+def _log_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 @app.command("force-unlock")
@@ -788,7 +1125,7 @@ def main() -> None:
     """Run the app, remapping Click's usage errors (exit 2) to 1 (``rpkictl`` starts in
     :func:`reconciler.entry.main`)."""
     try:
-        code = app(standalone_mode=False)
+        code = clihelp.tidy(typer.main.get_command(app))(standalone_mode=False, prog_name="rpkictl")
     except UsageError as exc:
         exc.show()  # type: ignore[attr-defined]
         code = EXIT_ERROR
@@ -797,6 +1134,8 @@ def main() -> None:
     except typer.Abort:
         err.print("aborted: nothing was signed or written")
         code = EXIT_ERROR
+    if code == EXIT_INTERRUPTED and EXIT_INTERRUPTED not in _told:
+        err.print("interrupted: nothing was signed or written", markup=False)
     _exit(code if isinstance(code, int) else EXIT_OK)
 
 

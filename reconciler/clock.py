@@ -70,3 +70,18 @@ def signing_time(override: str | None, *, simulate: bool = False) -> datetime:
 def _span(delta: timedelta) -> str:
     hours = delta.total_seconds() / 3600
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
+
+
+def describe_span(delta: timedelta) -> str:
+    """A length of time as a person says it, to the two largest units: ``3 days 4 hours``, ``1 hour``,
+    ``12 minutes``, ``40 seconds`` (not ``3 days, 4:00:00``, which reads as a time of day)."""
+    seconds = int(abs(delta).total_seconds())
+    parts: list[tuple[int, str]] = []
+    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, seconds = divmod(seconds, size)
+        if count or (parts and len(parts) < 2):
+            parts.append((count, unit))
+        if len(parts) == 2:
+            break
+    shown = [f"{count} {unit}{'s' if count != 1 else ''}" for count, unit in parts if count]
+    return " ".join(shown) or "0 seconds"

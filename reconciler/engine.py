@@ -22,9 +22,9 @@ from reconciler.desired.model import DesiredState
 from reconciler.offline import ceremony
 from reconciler.offline.request import CeremonyError, SigningRequest, fingerprint, read_response
 from reconciler.plan import document
-from reconciler.plan.approval import Approval, ApprovalError
+from reconciler.plan.approval import Approval, ApprovalError, stale_reasons
 from reconciler.plan.diff import make_plan
-from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument, PlanFormatError
+from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument, PlanFormatError, SourceDoc
 from reconciler.plan.gitcontext import GitContextError, git_info, intent_changes
 from reconciler.plan.impact import Announcement, AnnouncementsError, read_announcements
 from reconciler.plan.model import Action, Change, Kind, Notice, Plan, Severity
@@ -40,6 +40,7 @@ from reconciler.publish.rsync_tree import (
 )
 from reconciler.published import memo, reader
 from reconciler.published.reader import PublishedState
+from reconciler.published.remote_cache import RemoteError  # light: remote loads only when used
 from reconciler.rpki import cert as rc
 from reconciler.rpki import tal
 from reconciler.signers import OfflineSigner, Signer, SignerError, open_signers
@@ -47,6 +48,12 @@ from reconciler.signers import OfflineSigner, Signer, SignerError, open_signers
 if TYPE_CHECKING:  # status and monitoring load only for the commands that use them: plan starts faster
     from reconciler.health import Finding
     from reconciler.status.model import StatusReport
+
+
+class ApplyInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during an apply, after its "started" record: the "failed" record is written, and
+    the message says what is published now. A KeyboardInterrupt still, so nothing mistakes it for an
+    error to retry."""
 
 
 class AuditedApplyError(Exception):
@@ -68,6 +75,7 @@ OPERATOR_ERRORS: tuple[type[Exception], ...] = (
     audit.AuditError,
     CeremonyError,
     AuditedApplyError,
+    RemoteError,
     OSError,
 )
 
@@ -78,12 +86,23 @@ def tool_version() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Workspace:
-    """A loaded desired state with its signers and the publication point as it is now."""
+    """A loaded desired state with its signers and the publication point as it is now.
+
+    ``review``: a workspace for ``plan``, ``status`` and ``check``, which know each CA's key from its
+    published certificate (:func:`published_keys`), never from a signer, so that a plan is the same on a
+    machine without the keys (a pull request's runner) as on the CA machine. Its ``signers`` are those
+    that could be opened here (for the caches' key only; none without secrets). Apply's workspace plans
+    with what its signers hold (:meth:`keys`). ``source``: what the publication was read from."""
 
     desired: DesiredState
     signers: dict[str, Signer]
     published: PublishedState
     served: ServedTree | None = None  # the tree ``published`` was read from; an apply links from it only
+    review: bool = False
+    source: SourceDoc | None = None
+    #: False when the publication was read elsewhere (``--published``): then the local publication
+    #: directory is neither read (RRDP state, a waiting signing request) nor written (caches).
+    local: bool = True
 
     @property
     def rsync_dir(self) -> Path:
@@ -101,40 +120,138 @@ class Workspace:
                     found[ca.name][generation] = key
         return found
 
+    def plan_keys(self) -> KeyIds:
+        """The keys a plan of this workspace signs with: the published ones for a review, the signers'
+        for an apply."""
+        return published_keys(self.desired, self.published) if self.review else self.keys()
+
+
+def published_keys(desired: DesiredState, found: PublishedState) -> KeyIds:
+    """Per CA, the keys its published certificates certify, by generation (1 up to the desired one): what
+    relying parties know of each CA's keys, and all a plan needs to know of them. A key only its signer
+    holds (made by an apply interrupted before it published, or retired by a finished key roll) is for
+    apply to find; see :func:`unpublished_keys`."""
+    keys: KeyIds = {}
+    for ca in desired.cas:
+        keys[ca.name] = {}
+        for generation in range(1, ca.key_generation + 1):
+            cert = found.certificate(layout.certificate_path(ca, generation))
+            if isinstance(cert, rc.ResourceCertificate):
+                keys[ca.name][generation] = cert.key_id
+    return keys
+
+
+def unpublished_keys(signer_keys: KeyIds, published: KeyIds) -> list[str]:
+    """The keys the signers hold that no published certificate shows, one phrase each, for a message."""
+    found = []
+    for ca, generations in sorted(signer_keys.items()):
+        for generation, key in sorted(generations.items()):
+            if published.get(ca, {}).get(generation) != key:
+                found.append(f"{ca} generation {generation} (key {key.hex().upper()})")
+    return found
+
 
 def open_workspace(repo: Path) -> Workspace:
     """Load and check the YAML (raises DesiredStateError), open the signers, read the publication point."""
     return workspace_for(load_desired(repo))
 
 
-def load_desired(repo: Path) -> DesiredState:
+def load_desired(repo: Path, *, caches: bool = True) -> DesiredState:
     """Load and check the YAML (raises DesiredStateError), taking the files seen before from the parse
     cache when the desired state's own key (the memo's: ``memo.secret_of``) confirms its seal. Without
-    that key (a review without secrets, a signer that cannot be opened here) every file is parsed."""
+    that key (a review without secrets, a signer that cannot be opened here) every file is parsed; so
+    it is without ``caches`` (a plan of a publication read elsewhere writes nothing here)."""
 
     def cache_key(desired: DesiredState) -> bytes | None:
-        try:
-            return memo.secret_of(desired, open_signers(desired.signers, {ca.signer for ca in desired.cas}))
-        except (SignerError, OSError):
-            return None
+        signers = _signers_if_available(desired)
+        return memo.secret_of(desired, signers) if signers is not None else None
 
-    return load(repo, cache_key=cache_key)
+    return load(repo, cache_key=cache_key if caches else None)
+
+
+def _signers_if_available(desired: DesiredState) -> dict[str, Signer] | None:
+    """The signers, when they open here without error (the CA machine); None otherwise (no PIN or
+    passphrase in the environment, no PKCS#11 module). Opening one creates nothing: no key, no
+    directory."""
+    try:
+        return open_signers(desired.signers, {ca.signer for ca in desired.cas})
+    except (SignerError, OSError):
+        return None
 
 
 def workspace_for(desired: DesiredState) -> Workspace:
-    """Open the signers of a loaded desired state and read its publication point."""
+    """Open the signers of a loaded desired state and read its publication point (for apply)."""
     signers = open_signers(desired.signers, {ca.signer for ca in desired.cas})
     secret = memo.secret_of(desired, signers)
     served, found = _read_served(desired.publication.directory)
     found.memo = memo.load(desired.publication.directory, secret)
-    ta = desired.trust_anchor
-    offline = signers[ta.signer]
+    _learn_offline_key(desired, signers, found)
+    return Workspace(desired, signers, found, served, source=local_source(desired.publication.directory))
+
+
+def review_workspace(
+    desired: DesiredState, published_from: str | None = None, cache_dir: Path | None = None
+) -> Workspace:
+    """The workspace of ``plan``, ``status`` and ``check``: no private key, PIN or passphrase needed (see
+    :class:`Workspace`). ``published_from``: read the publication from this directory, RRDP notification
+    URL (``https://.../notification.xml``) or rsync URI instead of the local publication directory --
+    then nothing is read from or written to the local publication directory. ``cache_dir``: where a
+    fetched copy is kept between runs."""
+    if published_from is None:
+        directory = desired.publication.directory
+        signers = _signers_if_available(desired) or {}
+        served, found = _read_served(directory)
+        found.memo = memo.load(directory, memo.secret_of(desired, signers) if signers else None)
+        return Workspace(desired, signers, found, served, review=True, source=local_source(directory))
+    if "://" in published_from:
+        from reconciler.published import remote  # noqa: PLC0415 - only for a remote publication
+
+        copy = remote.fetch(published_from, desired.publication.rsync_base, cache_dir)
+        found = published.read(copy.rsync_dir)
+        source = SourceDoc(
+            kind="rrdp" if copy.source.kind == "rrdp" else "rsync",
+            uri=copy.source.uri,
+            session_id=copy.source.session_id,
+            serial=copy.source.serial,
+        )
+        return Workspace(desired, {}, found, None, review=True, source=source, local=False)
+    directory = Path(published_from).expanduser().resolve()
+    if not directory.is_dir():
+        raise PublishError(
+            f"--published {published_from}: no such directory (fix: give a publication directory, an "
+            "RRDP notification URL (https://.../notification.xml) or an rsync URI (rsync://...))"
+        )
+    if (directory / "rsync").exists():  # a publication directory
+        served, found = _read_served(directory)
+        source = local_source(directory)
+    else:  # an rsync tree itself
+        served, found = None, published.read(directory)
+        source = SourceDoc(kind="local", uri=str(directory), session_id=None, serial=None)
+    return Workspace(desired, {}, found, served, review=True, source=source, local=False)
+
+
+def local_source(directory: Path) -> SourceDoc:
+    """A local publication directory as a plan records it: with its RRDP session and serial when it
+    publishes RRDP."""
+    try:
+        notification = rrdp.read_notification(directory / "rrdp")
+    except (rrdp.RrdpError, OSError):
+        notification = None
+    return SourceDoc(
+        kind="local",
+        uri=str(directory),
+        session_id=notification.session_id if notification else None,
+        serial=notification.serial if notification else None,
+    )
+
+
+def _learn_offline_key(desired: DesiredState, signers: dict[str, Signer], found: PublishedState) -> None:
+    """An offline trust anchor's key is, online, what its published certificate says."""
+    offline = signers.get(desired.trust_anchor.signer)
     if isinstance(offline, OfflineSigner):
-        # The trust anchor's key is offline: what it is, online, is what its published certificate says.
-        cert = found.certificate(layout.certificate_path(ta))
+        cert = found.certificate(layout.certificate_path(desired.trust_anchor))
         if isinstance(cert, rc.ResourceCertificate) and cert.authority_key_id in (None, cert.key_id):
-            offline.learn(ta.name, cert.public_key)
-    return Workspace(desired, signers, found, served)
+            offline.learn(desired.trust_anchor.name, cert.public_key)
 
 
 _READ_TRIES = 5
@@ -183,24 +300,111 @@ def plan(
     hold: frozenset[str] = frozenset(),
     keys: KeyIds | None = None,
 ) -> Plan:
-    """``keys``: the signers' keys when the caller has looked them up already (each lookup may be a
-    round trip to an HSM)."""
+    """``keys``: the keys to plan with when the caller has looked them up already (each lookup may be a
+    round trip to an HSM); by default :meth:`Workspace.plan_keys` -- the published ones in a review, the
+    signers' in an apply, which then refuses to plan around a published key its signer lost."""
     routes = announcements.routes if announcements is not None else None
-    found = keys if keys is not None else workspace.keys()
-    refuse_lost_keys(workspace, found, now)
+    found = keys if keys is not None else workspace.plan_keys()
+    if not workspace.review:
+        refuse_lost_keys(workspace, found, now)
     the_plan = make_plan(workspace.desired, workspace.published, found, now, routes, hold=hold)
+    if workspace.review:
+        the_plan = _new_keys_as_reviewed(workspace, the_plan)
     notice = offline_notice(workspace, the_plan)
     if notice is not None:
         the_plan = dataclasses.replace(the_plan, notices=(*the_plan.notices, notice))
-    behind = rrdp_drift(workspace)
+    behind = rrdp_drift(workspace) if workspace.local else None
     if behind is not None:
         the_plan = dataclasses.replace(the_plan, changes=(*the_plan.changes, behind))
     state = workspace.published
-    memo.save(workspace.desired.publication.directory, state.memo, state.digests())
+    if workspace.local:
+        memo.save(workspace.desired.publication.directory, state.memo, state.digests())
     dropped = [Notice("cache", Severity.INFO, "(cache)", why) for why in cachefile.dropped()]
     if dropped:
         the_plan = dataclasses.replace(the_plan, notices=(*the_plan.notices, *dropped))
     return the_plan
+
+
+def _new_keys_as_reviewed(workspace: Workspace, the_plan: Plan) -> Plan:
+    """A review's keys to create, said as a review knows them: no published certificate shows the key,
+    which the signer may hold all the same (a publication point rebuilt from Git and restored keys, an
+    apply that stopped before it published). When the signers could be opened here (the CA machine),
+    a notice says which of those keys they hold, and that apply uses them: notices are not part of the
+    plan's id, so the plan stays the one a machine without the keys makes."""
+    desired = workspace.desired
+    held: list[str] = []
+    changes = []
+    for change in the_plan.changes:
+        signer_name = desired.ca(change.ca).signer if change.action is Action.CREATE_KEY else None
+        if signer_name is None or change.roll or desired.signers[signer_name].type == "offline":
+            changes.append(change)
+            continue
+        label = layout.key_label(change.ca, change.generation or 1)
+        reason = (
+            f"no published certificate shows a key of {change.ca}: apply uses the key {label!r} of signer "
+            f"{signer_name!r} if it holds one, and creates it otherwise"
+        )
+        changes.append(dataclasses.replace(change, reason=reason))
+        signer = workspace.signers.get(signer_name)
+        try:
+            if signer is not None and signer.find_key(label) is not None:
+                held.append(label)
+        except (SignerError, OSError):
+            continue
+    notices = the_plan.notices
+    if held:
+        message = (
+            f"the signers here hold the key(s) {', '.join(held)}, which no published certificate shows: "
+            "apply uses them and creates none (its own plan, shown before it asks, has no create-key line "
+            "for them)"
+        )
+        first = next(c.ca for c in changes if c.action is Action.CREATE_KEY)
+        notices = (*notices, Notice("signer-keys", Severity.INFO, first, message))
+    return dataclasses.replace(the_plan, changes=tuple(changes), notices=notices)
+
+
+def saved_plan_problems(
+    workspace: Workspace, saved: PlanDocument, current: PlanDocument, routes: Announcements | None = None
+) -> list[str]:
+    """Why a saved plan may not be applied as it stands (empty when it may): what moved since it was
+    made. ``current``: the apply's own plan, for the saved plan's time, made with the signers' keys.
+
+    A saved plan is made as every review is, from the keys the publication shows; apply plans with the
+    keys its signers hold. The two differ only when a signer holds a key that no published certificate
+    shows, and that is decided here:
+
+    - a key a finished key roll retired, to be destroyed: housekeeping that no publication shows and no
+      reviewer could have seen. It does not make the plan stale; apply destroys the key as it would
+      have without a saved plan (the audit record lists it).
+    - any other key (one made by an apply that stopped before publishing, or put there by hand): the
+      plan is stale, and the reason names the keys, since no plan made without the keys can see them.
+    """
+    if saved.plan_id == current.plan_id or _id_without_destroyed_keys(saved) == _id_without_destroyed_keys(
+        current
+    ):
+        return []
+    review = dataclasses.replace(workspace, review=True)
+    reviewed = plan_document(review, plan(review, saved.created_at, routes), announcements=routes)
+    reasons = stale_reasons(saved, reviewed)
+    if reasons:
+        return reasons
+    held = unpublished_keys(workspace.keys(), review.plan_keys())
+    if not held:
+        return ["planning the same state again with the signers' keys gives different changes"]
+    return [
+        f"the signers hold key(s) that no published certificate shows: {', '.join(held)} (an apply that "
+        "stopped before it published?). A plan made from the publication cannot see them: plan on this "
+        f"machine with 'rpkictl apply {workspace.desired.root}', which plans with the signers' keys and "
+        "asks before it signs"
+    ]
+
+
+def _id_without_destroyed_keys(doc: PlanDocument) -> str:
+    """The plan's id, leaving out the retired keys it destroys (see :func:`saved_plan_problems`)."""
+    kept = [c for c in doc.changes if c.action != "destroy-key"]
+    if len(kept) == len(doc.changes):
+        return doc.plan_id
+    return document.compute_plan_id(doc.model_copy(update={"changes": kept}))
 
 
 def refuse_lost_keys(workspace: Workspace, keys: KeyIds, now: datetime) -> None:
@@ -358,20 +562,22 @@ def publish_all(
 
 
 def offline_signer(workspace: Workspace) -> OfflineSigner | None:
-    signer = workspace.signers[workspace.desired.trust_anchor.signer]
+    signer = workspace.signers.get(workspace.desired.trust_anchor.signer)
     return signer if isinstance(signer, OfflineSigner) else None
 
 
 def offline_notice(workspace: Workspace, the_plan: Plan) -> Notice | None:
-    """The changes only the offline trust anchor can sign, and the request waiting for it, if any."""
-    ta = workspace.desired.trust_anchor.name
-    if offline_signer(workspace) is None:
+    """The changes only the offline trust anchor can sign, and the request waiting for it, if any (read
+    from the local publication directory only: a plan of a publication read elsewhere cannot know)."""
+    desired = workspace.desired
+    ta = desired.trust_anchor.name
+    if desired.signers[desired.trust_anchor.signer].type != "offline":  # rpki.yaml says, no signer opened
         return None
     waiting = [c for c in the_plan.changes if c.ca == ta]
     if not waiting:
         return None
     message = f"{len(waiting)} change(s) need the offline trust anchor's signature"
-    pending = ceremony.read_pending(workspace.desired.publication.directory)
+    pending = ceremony.read_pending(desired.publication.directory) if workspace.local else None
     due = None
     if pending is not None:
         request, raw = pending
@@ -382,8 +588,10 @@ def offline_notice(workspace: Workspace, the_plan: Plan) -> Notice | None:
             f"{request.created_at:%Y-%m-%dT%H:%M:%SZ}, expires {request.expires_at:%Y-%m-%dT%H:%M:%SZ}: "
             "sign it with 'rpkictl ta sign' offline, then 'rpkictl ta import'"
         )
-    else:
+    elif workspace.local:
         message += "; 'rpkictl apply' writes the signing request"
+    else:
+        message += "; 'rpkictl apply' on the CA machine writes the signing request, if none waits there"
     return Notice("offline-signing", Severity.WARNING, ta, message, due)
 
 
@@ -433,7 +641,13 @@ def plan_document(
     intent = None
     if base is not None:
         intent = [
-            IntentDoc(kind=c.kind, ca=c.ca, summary=c.summary, where=str(c.where) if c.where else None)
+            IntentDoc(
+                kind=c.kind,
+                ca=c.ca,
+                summary=c.summary,
+                where=str(c.where) if c.where else None,
+                revision=c.revision,
+            )
             for c in intent_changes(repo, base)
         ]
     return document.build(
@@ -446,6 +660,7 @@ def plan_document(
         announcements=announcements.meta if announcements else None,
         intent=intent,
         base=base,
+        source=workspace.source,
     )
 
 
@@ -521,58 +736,74 @@ def apply_recorded(
     now: datetime,
     signing_time: datetime | None = None,
     held: lock.Lock | None = None,
+    reason: str | None = None,
 ) -> ApplyResult:
     """:func:`apply` between audit records: "started" before anything is signed (an apply killed
     half-way then shows as interrupted), then "applied", "failed" or "refused" with the reason. ``doc``:
     what the records say of the plan (:meth:`AuditedPlan.of` its document, which the caller can then let
     go). ``held``: the publication lock (see :func:`publish_all`); a stale lock it broke on its way in is
-    named in the records and in the result's warnings.
+    named in the records and in the result's warnings. ``reason``: why the operator applies (a change or
+    incident ticket), checked by :func:`audit.check_reason` and kept in every record.
+
+    ``now`` is the time the command works at (its ``--now``), and the signing time unless
+    ``signing_time`` says otherwise (a saved plan signed later). Each record's own ``time`` is the system
+    clock's when it is written -- when the apply really started and ended -- and ``plan_time`` and
+    ``signing_time`` beside it say which time the plan and the signatures were made for: with
+    ``--simulate-time`` they are far apart, and neither passes for the other.
 
     Raises the signer's or publisher's error after recording it when nothing was published; ``LockLost``
     or ``TreeMovedError`` after recording the apply as refused (it lost its lock, or another apply
     published after it read the publication point); and :class:`AuditedApplyError` -- saying what is
-    published -- for any failure after the rsync swap, or of the audit log itself."""
+    published -- for any failure after the rsync swap, or of the audit log itself; on Ctrl-C,
+    :class:`ApplyInterrupted` saying the same."""
     log_path = workspace.desired.audit_log_path
+    context = RecordContext(the_plan.now, signing_time or now, audit.check_reason(reason))
     warnings = [broken_lock_warning(b) for b in held.broken] if held is not None else []
     started = audit.append(
-        log_path, audit_record(doc, approvals, status="started", message="; ".join(warnings)), now=now
+        log_path,
+        audit_record(doc, approvals, status="started", message="; ".join(warnings), context=context),
+        now=clock.now(),
     )
     warnings += started.notes
-    faults.point("audit.started")
     progress = Progress()
     rrdp_configured = workspace.desired.publication.rrdp_base is not None
+
+    def outcome(status: str, message: str) -> dict[str, Any]:
+        return audit_record(doc, approvals, status=status, message=message, context=context)
+
     try:
-        result = apply(workspace, the_plan, now=signing_time, held=held, progress=progress)
+        faults.point("audit.started")
+        result = apply(workspace, the_plan, now=context.signing_time, held=held, progress=progress)
     except (lock.LockLost, TreeMovedError) as exc:
         if progress.rsync is not None:
             message = (
                 f"the rsync tree is published (trees/{progress.rsync.name}), but then {exc}; RRDP was not "
                 "written by this apply: the apply that took the lock over publishes it"
             )
-            _record_failure(log_path, doc, approvals=approvals, now=now, message=message, cause=exc)
+            _record_failure(log_path, outcome("failed", message), message=message, cause=exc)
         message = f"refused: {exc}; nothing was published by this apply"
-        _record(log_path, audit_record(doc, approvals, status="refused", message=message), now, message)
+        _record(log_path, outcome("refused", message), message)
         raise
     except Exception as exc:
         if progress.rsync is None:
             message = f"{exc}; {progress.state(rrdp_configured)}"
-            _record(log_path, audit_record(doc, approvals, status="failed", message=message), now, message)
+            _record(log_path, outcome("failed", message), message)
             raise
-        _record_failure(
-            log_path,
-            doc,
-            approvals=approvals,
-            now=now,
-            message=_after_swap(progress, rrdp_configured, exc),
-            cause=exc,
-        )
+        message = _after_swap(progress, rrdp_configured, exc)
+        _record_failure(log_path, outcome("failed", message), message=message, cause=exc)
+    except KeyboardInterrupt as exc:  # Ctrl-C: what is served now, in the log and for the operator
+        message = f"interrupted: {progress.state(rrdp_configured)}"
+        _record(log_path, outcome("failed", message), message)
+        raise ApplyInterrupted(message) from exc
     if result is None:
         raise ValueError("apply_recorded needs a plan with changes")
     result = dataclasses.replace(result, warnings=(*result.warnings, *warnings))
     faults.point("audit.before-applied")
-    record = audit_record(doc, approvals, status="applied", result=result, message="; ".join(warnings))
+    record = audit_record(
+        doc, approvals, status="applied", result=result, message="; ".join(warnings), context=context
+    )
     try:
-        audit.append(log_path, record, now=now)
+        audit.append(log_path, record, now=clock.now())
     except (audit.AuditError, OSError) as exc:
         raise AuditedApplyError(
             f"{progress.state(rrdp_configured)}, but the audit record could not be written to {log_path}: "
@@ -593,10 +824,11 @@ def _after_swap(progress: Progress, rrdp_configured: bool, exc: BaseException) -
     return f"{progress.state(rrdp_configured)}; {exc} (fix it, then run apply again)"
 
 
-def _record(log_path: Path, record: dict[str, Any], now: datetime, message: str) -> None:
-    """Append an outcome record; when even that fails, say both what happened and that."""
+def _record(log_path: Path, record: dict[str, Any], message: str) -> None:
+    """Append an outcome record (stamped with the system clock); when even that fails, say both what
+    happened and that."""
     try:
-        audit.append(log_path, record, now=now)
+        audit.append(log_path, record, now=clock.now())
     except (audit.AuditError, OSError) as exc:
         raise AuditedApplyError(
             f"{message}; and the audit record could not be written to {log_path}: {exc} "
@@ -605,15 +837,9 @@ def _record(log_path: Path, record: dict[str, Any], now: datetime, message: str)
 
 
 def _record_failure(
-    log_path: Path,
-    doc: AuditedPlan,
-    *,
-    approvals: list[Approval],
-    now: datetime,
-    message: str,
-    cause: BaseException,
+    log_path: Path, record: dict[str, Any], *, message: str, cause: BaseException
 ) -> NoReturn:
-    _record(log_path, audit_record(doc, approvals, status="failed", message=message), now, message)
+    _record(log_path, record, message)
     raise AuditedApplyError(message) from cause
 
 
@@ -697,13 +923,17 @@ def destroy_retired_keys(workspace: Workspace, the_plan: Plan) -> None:
 class AuditedPlan:
     """What the audit log keeps of a plan document. The document itself need not live through the apply:
     a registry's first plan document (some 200,000 changes, each with its before and after) is a few
-    hundred megabytes, held beside everything the apply signs."""
+    hundred megabytes, held beside everything the apply signs.
+
+    ``git_dirty``: the desired state had uncommitted changes on top of ``git_commit`` (None outside Git),
+    so the commit alone does not say what was applied; the record must say so."""
 
     git_commit: str | None
     desired_digest: str
     plan_id: str
     summary: str
     changes: tuple[str, ...]
+    git_dirty: bool | None = None
 
     @classmethod
     def of(cls, doc: PlanDocument) -> AuditedPlan:
@@ -713,7 +943,18 @@ class AuditedPlan:
             doc.plan_id,
             doc.summary.text,
             tuple(f"{c.action} {c.address}" for c in doc.changes),
+            doc.desired.git_dirty,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordContext:
+    """What the audit log keeps of an apply beyond its plan: the times the plan and the signatures were
+    made for (the record's own time is the system clock's), and the operator's reason."""
+
+    plan_time: datetime
+    signing_time: datetime
+    reason: str | None = None
 
 
 def audit_record(
@@ -723,12 +964,15 @@ def audit_record(
     status: str,
     result: ApplyResult | None = None,
     message: str = "",
+    context: RecordContext | None = None,
 ) -> dict[str, Any]:
-    """What the audit log keeps of an apply: who, which commit, which plan, approvals, what changed."""
-    return {
+    """What the audit log keeps of an apply: who, which commit (and whether the desired state had
+    uncommitted changes on top of it), which plan, approvals, what changed, for which time, and why."""
+    record: dict[str, Any] = {
         "who": audit.who(),
         "status": status,
         "git_commit": doc.git_commit,
+        "git_dirty": doc.git_dirty,
         "desired_digest": doc.desired_digest,
         "plan_id": doc.plan_id,
         "approvals": [{"gate": a.gate_id, "hash": a.hash_prefix, "how": a.how} for a in approvals],
@@ -737,6 +981,11 @@ def audit_record(
         "signatures": result.signed if result else 0,
         "message": message,
     }
+    if context is not None:
+        record["plan_time"] = audit.stamp(context.plan_time)
+        record["signing_time"] = audit.stamp(context.signing_time)
+        record["reason"] = context.reason
+    return record
 
 
 DEFAULT_WARN = timedelta(hours=4)
@@ -755,10 +1004,11 @@ def status(
     ``check`` is this report's verdict: the same findings, so a dashboard and an alert never disagree."""
     from reconciler.status.collect import collect as collect_status  # noqa: PLC0415 - see TYPE_CHECKING
 
-    keys = workspace.keys()
+    keys = workspace.plan_keys()
     the_plan = plan(workspace, now, keys=keys)
     info = git_info(workspace.desired.root)
     pending = ceremony.pending_path(workspace.desired.publication.directory)
+    waiting = workspace.local and pending.exists()
     return collect_status(
         workspace.desired,
         workspace.published,
@@ -769,7 +1019,7 @@ def status(
         critical=critical,
         tool_version=tool_version(),
         git_commit=info.commit if info else None,
-        signing_request=str(pending) if pending.exists() else None,
+        signing_request=str(pending) if waiting else None,
     )
 
 
@@ -799,14 +1049,26 @@ def check(
 
 
 def trust_anchor_locator(workspace: Workspace) -> str:
-    """RFC 8630 TAL of the trust anchor; its key must exist (created by the first apply)."""
+    """RFC 8630 TAL of the trust anchor: the key of its published, self-signed certificate (what relying
+    parties will find at the TAL's URI), so no signer is needed. Before anything is published, the key
+    the signer holds, when it can be opened here."""
     ta = workspace.desired.trust_anchor
-    signer = workspace.signers[ta.signer]
-    key = signer.find_key(ta.name)
-    if key is None:
-        lost = lost_keys(workspace.desired, workspace.published, {}, clock.now())
-        if lost and lost[0].ca.name == ta.name:
-            raise missing_key_error(lost[:1], workspace.signers)
+    path = layout.certificate_path(ta)
+    uri = layout.uri(workspace.desired.publication.rsync_base, path)
+    if path in workspace.published.files:
+        cert = workspace.published.certificate(path)
+        if not (
+            isinstance(cert, rc.ResourceCertificate)
+            and cert.authority_key_id in (None, cert.key_id)
+            and rc.verify_signed_by(cert.cert, cert.public_key)
+        ):
+            raise SignerError(
+                f"the published {path} is not a valid self-signed certificate, so it names no trust anchor "
+                "key (fix: run 'rpkictl plan' to see why, then 'rpkictl apply' on the CA machine)"
+            )
+        return tal.encode((uri,), cert.public_key)
+    signer = workspace.signers.get(ta.signer)
+    key = signer.find_key(ta.name) if signer is not None else None
+    if signer is None or key is None:
         raise SignerError(f"the trust anchor {ta.name!r} has no key yet (fix: run 'rpkictl apply' first)")
-    uri = layout.uri(workspace.desired.publication.rsync_base, layout.certificate_path(ta))
     return tal.encode((uri,), signer.public_key(key))

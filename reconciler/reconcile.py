@@ -6,6 +6,13 @@ CRL renewals, scheduled re-issues -- when a gate waits for approval. Gated chang
 applied: a mass deletion must not go out at 3 a.m. because a timer fired, and the renewals that keep
 every other CA valid must not stop because one change waits.
 
+What it applies is what was committed: the desired state as Git's ``HEAD`` holds it (after ``--pull``,
+the merged state). An edit in the checkout that nobody committed -- and so nobody reviewed -- is reported
+on every cycle and left alone, while ``HEAD`` keeps being applied, renewals included: the edit is not
+published, and the tree does not expire while someone finishes it. A desired state outside Git has no
+committed state to tell an edit from, so the loop refuses it unless told to apply the files as they are
+(``allow_uncommitted``).
+
 Failures back off (a wrong HSM PIN retried every minute can lock the token), and SIGTERM stops the loop
 between cycles: an apply that has started finishes (it is crash-safe anyway, but there is no reason to
 leave a run half done on a clean shutdown).
@@ -13,6 +20,7 @@ leave a run half done on a clean shutdown).
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 from collections.abc import Callable
@@ -24,7 +32,17 @@ from types import FrameType
 from reconciler import clock, engine, faults
 from reconciler.apply import audit, lock
 from reconciler.desired import DesiredStateError
+from reconciler.desired.model import DesiredState
+from reconciler.plan import gitcontext
 from reconciler.plan.model import Plan
+
+
+class UncommittedError(Exception):
+    """The desired state has no committed state to apply (it is not in Git, or nothing is committed), and
+    the loop was not told to apply the files as they are."""
+
+
+_CYCLE_ERRORS: tuple[type[Exception], ...] = (*engine.OPERATOR_ERRORS, UncommittedError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +95,62 @@ def pull(repo: Path) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The desired state a cycle applies, and what the audit record says of it."""
+
+    desired: DesiredState
+    commit: str | None  # None outside Git
+    dirty: bool | None  # uncommitted changes are part of what is applied (only with allow_uncommitted)
+    note: str | None = None  # what was left out, or that uncommitted changes are applied
+
+
+def committed_state(repo: Path, *, allow_uncommitted: bool = False) -> Source:
+    """The desired state as committed in ``HEAD``; uncommitted changes to its files are named in the
+    note and left out. With ``allow_uncommitted``, the files as they are (a desired state outside Git
+    needs it). Raises :class:`UncommittedError` when there is nothing committed to apply, and the loader's
+    or :class:`gitcontext.GitContextError` when HEAD's desired state does not load."""
+    files = gitcontext.uncommitted_files(repo)
+    info = gitcontext.git_info(repo) if files is not None else None
+    if files is None or info is None:
+        if allow_uncommitted:
+            return Source(engine.load_desired(repo), None, None)
+        where = Path(repo).resolve()
+        if files is None:
+            raise UncommittedError(
+                f"{where} is not in a Git checkout, so the reconcile loop cannot tell a reviewed desired "
+                "state from an edit in progress (fix: keep it in Git, where the loop applies the committed "
+                "HEAD; or pass --allow-uncommitted to apply the files as they are)"
+            )
+        raise UncommittedError(
+            f"nothing is committed yet in the Git checkout of {where} (fix: commit the desired state; or "
+            "pass --allow-uncommitted to apply the files as they are)"
+        )
+    if not files:
+        desired = engine.load_desired(repo)  # the checkout is HEAD: the parse cache serves it
+        if gitcontext.git_info(repo) == info:  # same commit, still clean: nothing moved while it loaded
+            return Source(desired, info.commit, False)
+        files = gitcontext.uncommitted_files(repo) or ()  # an edit or a commit meanwhile: look again
+    listed = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    if allow_uncommitted:
+        info = gitcontext.git_info(repo) or info
+        note = None
+        if files:
+            note = (
+                f"warning: applying uncommitted changes in {listed} on top of {info.commit[:12]} "
+                "(--allow-uncommitted)"
+            )
+        return Source(engine.load_desired(repo), info.commit, bool(files), note)
+    committed = gitcontext.load_committed(repo)
+    note = None
+    if files:
+        note = (
+            f"uncommitted changes in {listed}: not applied (commit them, or revert them); applying the "
+            f"committed HEAD {committed.commit[:12]}"
+        )
+    return Source(committed.desired, committed.commit, False, note)
+
+
 def cycle(
     repo: Path,
     now: datetime,
@@ -84,12 +158,17 @@ def cycle(
     routine_only: bool = False,
     git_pull: bool = False,
     lock_timeout: timedelta = timedelta(minutes=1),
+    allow_uncommitted: bool = False,
 ) -> CycleResult:
-    """One plan-and-apply under the publication lock. Raises the operator errors ``apply`` raises."""
+    """One plan-and-apply of the committed desired state (:func:`committed_state`) under the
+    publication lock. Raises the operator errors ``apply`` raises, and :class:`UncommittedError`."""
     notes = []
     if git_pull and (problem := pull(repo)) is not None:
         notes.append(problem)
-    desired = engine.load_desired(repo)
+    source = committed_state(repo, allow_uncommitted=allow_uncommitted)
+    if source.note is not None:
+        notes.append(source.note)
+    desired = source.desired
     with lock.acquire(
         desired.publication.directory,
         who=audit.who(),
@@ -107,7 +186,11 @@ def cycle(
             waiting = ("--routine-only",)
         if chosen.empty:
             return CycleResult(waiting=waiting, held=held, notes=tuple(notes))
-        doc = engine.AuditedPlan.of(engine.plan_document(workspace, chosen))
+        doc = dataclasses.replace(
+            engine.AuditedPlan.of(engine.plan_document(workspace, chosen)),
+            git_commit=source.commit,
+            git_dirty=source.dirty,
+        )
         result = engine.apply_recorded(workspace, chosen, doc, [], now=now, held=publication_lock)
         notes += [w for w in result.warnings if w not in notes]
         return CycleResult(
@@ -131,6 +214,7 @@ class Loop:
     log: Callable[[str], None]
     routine_only: bool = False
     git_pull: bool = False
+    allow_uncommitted: bool = False
     now: Callable[[], datetime] = clock.now
     failures: int = 0
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -154,6 +238,7 @@ class Loop:
                 routine_only=self.routine_only,
                 git_pull=self.git_pull,
                 lock_timeout=min(self.interval, timedelta(minutes=1)),
+                allow_uncommitted=self.allow_uncommitted,
             )
         except lock.LockHeld as exc:
             self.log(f"skipped: {exc} (the next cycle tries again)")
@@ -166,7 +251,7 @@ class Loop:
                 f"nothing was signed; retrying in {_human(self.delay())} (failure {self.failures})"
             )
             return False
-        except engine.OPERATOR_ERRORS as exc:
+        except _CYCLE_ERRORS as exc:
             self.failures += 1
             self.log(f"error: {exc}; retrying in {_human(self.delay())} (failure {self.failures})")
             return False
@@ -179,7 +264,8 @@ class Loop:
     def run(self) -> None:
         self.log(
             f"reconciling {self.repo} every {_human(self.interval)} "
-            f"({'routine renewals only' if self.routine_only else 'changes that need no approval'})"
+            f"({'routine renewals only' if self.routine_only else 'changes that need no approval'}, "
+            f"{'the files as they are' if self.allow_uncommitted else 'as committed in Git'})"
         )
         while not self._stopping.is_set():
             self.once()

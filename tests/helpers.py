@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
+import git
 import pytest
 
 from reconciler import engine
@@ -68,6 +69,20 @@ class Scratch:
 def scratch_copy(tmp_path: Path) -> Scratch:
     shutil.copytree(STATE, tmp_path / "state")
     return Scratch(tmp_path)
+
+
+def committed_copy(tmp_path: Path) -> tuple[git.Repo, Scratch]:
+    """The example in a Git repository one level above the desired state (``state/``), committed, so
+    that rpki.yaml's ``../published`` and ``../keys`` point inside the work tree (ignored), as on many CA
+    hosts."""
+    scratch = scratch_copy(tmp_path)
+    (scratch.root / ".gitignore").write_text("/keys/\n/published/\n")
+    repo = git.Repo.init(scratch.root, initial_branch="main")
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "Operator").set_value("user", "email", "noc@example.net")
+    repo.git.add(".")
+    repo.index.commit("desired state")
+    return repo, scratch
 
 
 def actions(plan: Plan) -> list[tuple[Action, Kind, str]]:

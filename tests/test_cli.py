@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,15 +21,19 @@ from tests.helpers import T0, Scratch, run_on_terminal, scratch_copy
 NOW = "2026-11-23T12:00:00Z"
 
 
-def rpkictl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def rpkictl(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``rpkictl ARGS`` as a real process with no terminal; ``env`` adds to this process's environment."""
     return subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
-        timeout=120,
+        timeout=180,
         stdin=subprocess.DEVNULL,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 

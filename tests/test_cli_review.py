@@ -4,7 +4,6 @@ staleness, the lock, concurrent applies, the audit log, and the Git context of a
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,22 +18,11 @@ import pytest
 from reconciler.apply import audit, lock
 from tests.helpers import Scratch, run_on_terminal, scratch_copy
 from tests.publish.test_rrdp import with_rrdp
+from tests.test_cli import rpkictl
 
 ISP = "cas/members/example-isp.yaml"
 NOW = "2026-11-23T12:00:00Z"
 LATER = "2026-11-23T12:05:00Z"
-
-
-def rpkictl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 @pytest.fixture
@@ -107,14 +95,13 @@ def test_malformed_approval_is_an_error(applied: Scratch) -> None:
     assert result.returncode == 1 and "GATE:HASH" in result.stderr
 
 
-def test_on_a_terminal_the_operator_types_the_revocation_count(applied: Scratch) -> None:
+def test_on_a_terminal_the_operator_types_what_the_plan_costs(applied: Scratch) -> None:
+    """Which CA loses how many VRPs (tests/test_cli_terminal.py: wrong answers, retries)."""
     _empty_isp(applied)
     args = ["apply", str(applied.repo), "--simulate-time", "--now", LATER, "--yes"]
-    code, output = run_on_terminal(args, b"3", b"Type the number of revocations (4)")
-    assert code == 3 and "not approved" in output
-    code, output = run_on_terminal(args, b"4", b"Type the number of revocations (4)")
+    code, output = run_on_terminal(args, b"example-isp 4", b"how many VRPs it loses")
     assert code == 0, output
-    assert output.index("Revocations (4)") < output.index("Type the number")  # shown before the question
+    assert output.index("Revocations (4)") < output.index("how many VRPs")  # shown before the question
     (entry,) = [
         e
         for e in audit.read(applied.root / "published" / "audit.jsonl")
@@ -163,9 +150,9 @@ def test_old_saved_plan_is_refused(applied: Scratch, tmp_path: Path) -> None:
 
 def test_unknown_plan_format_is_an_error(applied: Scratch, tmp_path: Path) -> None:
     saved = tmp_path / "plan.json"
-    saved.write_text(json.dumps({"format_version": "2.0"}))
+    saved.write_text(json.dumps({"format_version": "3.0"}))
     result = rpkictl("apply", str(saved), "--yes")
-    assert result.returncode == 1 and "2.0 is not supported" in result.stderr
+    assert result.returncode == 1 and "3.0 is not supported" in result.stderr
 
 
 def _hold_lock(scratch: Scratch) -> lock.Lock:
@@ -302,7 +289,7 @@ def test_markdown_and_json_formats(applied: Scratch) -> None:
     assert md.returncode == 3 and md.stdout.startswith("<!-- rpkictl-plan -->")
     assert "Approval required" in md.stdout and "Revocations (4)" in md.stdout
     doc = json.loads(rpkictl("plan", str(applied.repo), "--now", LATER, "--format", "json").stdout)
-    assert doc["format_version"] == "1.1" and doc["approval_required"] is True
+    assert doc["format_version"] == "2.0" and doc["approval_required"] is True
     assert doc["gates"][0]["rule"] == "ca-empty" and doc["gates"][0]["count"] == 4
 
 

@@ -17,7 +17,8 @@ import pytest
 from reconciler import engine, reconcile
 from reconciler.apply import audit, lock
 from reconciler.desired import load
-from tests.helpers import T0, Scratch, later, scratch_copy
+from reconciler.plan.gitcontext import GitContextError
+from tests.helpers import T0, Scratch, committed_copy, later, scratch_copy
 from tests.test_cli_review import rpkictl
 
 EMPTY_ISP = "roas: []\n"
@@ -36,21 +37,21 @@ def _manifest_numbers(scratch: Scratch) -> dict[str, int | None]:
 
 def test_a_first_cycle_publishes_the_desired_state_and_records_it(tmp_path: Path) -> None:
     scratch = scratch_copy(tmp_path)
-    result = reconcile.cycle(scratch.repo, T0)
+    result = reconcile.cycle(scratch.repo, T0, allow_uncommitted=True)
     assert result.applied > 0 and result.signed > 0 and not result.waiting
     assert scratch.vrps() == scratch.desired_vrps()
     records = [e.record for e in audit.read(load(scratch.repo).audit_log_path)]
     assert [r["status"] for r in records] == ["started", "applied"]
-    assert reconcile.cycle(scratch.repo, later(1)).applied == 0  # converged
+    assert reconcile.cycle(scratch.repo, later(1), allow_uncommitted=True).applied == 0  # converged
 
 
 def test_a_gated_change_waits_while_renewals_go_out(tmp_path: Path) -> None:
     scratch = scratch_copy(tmp_path)
-    reconcile.cycle(scratch.repo, T0)
+    reconcile.cycle(scratch.repo, T0, allow_uncommitted=True)
     before_vrps = scratch.vrps()
     before = _manifest_numbers(scratch)
     _empty_isp_roas(scratch)
-    result = reconcile.cycle(scratch.repo, later(17))  # manifests and CRLs are due
+    result = reconcile.cycle(scratch.repo, later(17), allow_uncommitted=True)  # manifests and CRLs are due
     assert "ca-empty@example-isp" in result.waiting and result.held > 0
     assert result.applied > 0  # the renewals
     assert scratch.vrps() == before_vrps  # the deletion was not applied
@@ -62,23 +63,24 @@ def test_a_gated_change_waits_while_renewals_go_out(tmp_path: Path) -> None:
 
 def test_drift_is_repaired_without_a_person(tmp_path: Path) -> None:
     scratch = scratch_copy(tmp_path)
-    reconcile.cycle(scratch.repo, T0)
+    reconcile.cycle(scratch.repo, T0, allow_uncommitted=True)
     wanted = scratch.vrps()
     next(scratch.rsync.resolve().glob("example-isp/*.roa")).unlink()
     assert scratch.vrps() != wanted
-    result = reconcile.cycle(scratch.repo, later(1))
+    result = reconcile.cycle(scratch.repo, later(1), allow_uncommitted=True)
     assert result.applied > 0 and not result.waiting
     assert scratch.vrps() == wanted
 
 
 def test_routine_only_leaves_even_ungated_changes(tmp_path: Path) -> None:
     scratch = scratch_copy(tmp_path)
-    reconcile.cycle(scratch.repo, T0)
+    reconcile.cycle(scratch.repo, T0, allow_uncommitted=True)
     scratch.edit("cas/members/example-isp.yaml", "max_length: 48}", "max_length: 47}")
     assert not engine.plan(engine.open_workspace(scratch.repo), later(1)).gates
-    result = reconcile.cycle(scratch.repo, later(1), routine_only=True)
+    result = reconcile.cycle(scratch.repo, later(1), routine_only=True, allow_uncommitted=True)
     assert result.applied == 0 and result.waiting == ("--routine-only",) and result.held > 0
-    assert reconcile.cycle(scratch.repo, later(1)).applied > 0  # without the flag it goes out
+    # without --routine-only it goes out
+    assert reconcile.cycle(scratch.repo, later(1), allow_uncommitted=True).applied > 0
 
 
 def test_backoff_doubles_up_to_the_maximum() -> None:
@@ -117,7 +119,7 @@ def test_the_loop_backs_off_on_failure_recovers_and_stops_on_sigterm(tmp_path: P
     scratch = scratch_copy(tmp_path)
     good = (scratch.repo / "rpki.yaml").read_text()
     (scratch.repo / "rpki.yaml").write_text("publication: [\n")
-    process = _start(str(scratch.repo), "--interval", "1s", "--max-backoff", "4s")
+    process = _start(str(scratch.repo), "--allow-uncommitted", "--interval", "1s", "--max-backoff", "4s")
     lines: list[str] = []
     try:
         _wait_for(process, "retrying in 1s (failure 1)", lines)
@@ -145,7 +147,7 @@ def test_the_loop_backs_off_on_failure_recovers_and_stops_on_sigterm(tmp_path: P
 def test_once_exits_by_the_cycle_and_skips_a_held_lock(tmp_path: Path) -> None:
     scratch = scratch_copy(tmp_path)
     (scratch.repo / "rpki.yaml").write_text((scratch.repo / "rpki.yaml").read_text() + "bogus: 1\n")
-    failed = rpkictl("reconcile", str(scratch.repo), "--once")
+    failed = rpkictl("reconcile", str(scratch.repo), "--once", "--allow-uncommitted")
     assert failed.returncode == 1 and "error:" in failed.stdout and "bogus" in failed.stdout
     rpki_yaml = scratch.repo / "rpki.yaml"
     rpki_yaml.write_text(rpki_yaml.read_text().replace("bogus: 1\n", ""))
@@ -153,10 +155,10 @@ def test_once_exits_by_the_cycle_and_skips_a_held_lock(tmp_path: Path) -> None:
     with lock.acquire(
         desired.publication.directory, who="test", operation="apply", plan_id=None, timeout=timedelta(0)
     ):
-        held = rpkictl("reconcile", str(scratch.repo), "--once", "--interval", "1s")
+        held = rpkictl("reconcile", str(scratch.repo), "--once", "--allow-uncommitted", "--interval", "1s")
     assert held.returncode == 0 and "skipped: the publication point is locked" in held.stdout
     assert not (desired.publication.directory / "rsync").exists()
-    done = rpkictl("reconcile", str(scratch.repo), "--once")
+    done = rpkictl("reconcile", str(scratch.repo), "--once", "--allow-uncommitted")
     assert done.returncode == 0 and "applied" in done.stdout
     assert scratch.vrps() == scratch.desired_vrps()
 
@@ -204,3 +206,106 @@ def test_a_failed_pull_still_renews(remote_and_checkout: tuple[git.Repo, Scratch
     assert result.applied > 0
     assert any("git pull --ff-only failed" in note for note in result.notes)
     assert os.environ.get("GIT_DIR") is None  # the test did not leak into the project's repository
+
+
+# --- only what was committed -----------------------------------------------------------------------------
+
+ISP = "cas/members/example-isp.yaml"
+WIDER = ("max_length: 48}", "max_length: 47}")  # one VRP replaced by a narrower one: no gate trips
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> tuple[git.Repo, Scratch]:
+    return committed_copy(tmp_path)
+
+
+def _records(scratch: Scratch) -> list[dict[str, object]]:
+    return [e.record for e in audit.read(load(scratch.repo).audit_log_path)]
+
+
+def test_once_leaves_an_uncommitted_roa_edit_alone_until_it_is_committed(
+    checkout: tuple[git.Repo, Scratch],
+) -> None:
+    repo, scratch = checkout
+    first = rpkictl("reconcile", str(scratch.repo), "--once")
+    assert first.returncode == 0, first.stdout + first.stderr
+    published = scratch.vrps()
+    assert published == scratch.desired_vrps()
+
+    scratch.edit(ISP, *WIDER)
+    assert scratch.desired_vrps() != published  # what the work tree now asks for
+    edited = rpkictl("reconcile", str(scratch.repo), "--once")
+    assert edited.returncode == 0, edited.stdout + edited.stderr
+    head = repo.head.commit.hexsha
+    assert (
+        f"uncommitted changes in state/{ISP}: not applied (commit them, or revert them); applying the "
+        f"committed HEAD {head[:12]}"
+    ) in edited.stdout
+    assert scratch.vrps() == published  # nothing of the edit went out
+
+    repo.git.commit("-am", "narrow a ROA")
+    committed = rpkictl("reconcile", str(scratch.repo), "--once")
+    assert committed.returncode == 0, committed.stdout + committed.stderr
+    assert "uncommitted" not in committed.stdout
+    assert scratch.vrps() == scratch.desired_vrps() != published
+    last = _records(scratch)[-1]
+    assert last["git_commit"] == repo.head.commit.hexsha and last["git_dirty"] is False
+
+
+def test_renewals_go_on_from_head_while_an_edit_waits_uncommitted(
+    checkout: tuple[git.Repo, Scratch],
+) -> None:
+    repo, scratch = checkout
+    reconcile.cycle(scratch.repo, T0)
+    published = scratch.vrps()
+    before = _manifest_numbers(scratch)
+    scratch.edit(ISP, *WIDER)
+    (scratch.repo / "cas" / "members" / "draft.yaml").write_text("name: draft\n")  # untracked, half done
+    result = reconcile.cycle(scratch.repo, later(17))  # manifests and CRLs are due
+    assert result.applied > 0  # the renewals, though the work tree does not even load
+    note = next(n for n in result.notes if "uncommitted changes" in n)
+    assert f"state/{ISP}" in note and "state/cas/members/draft.yaml" in note
+    (scratch.repo / "cas" / "members" / "draft.yaml").unlink()
+    assert scratch.vrps() == published
+    after = _manifest_numbers(scratch)
+    assert all(after[ca] > before[ca] for ca in ("online", "example-isp"))  # type: ignore[operator]
+    assert f"applying the committed HEAD {repo.head.commit.hexsha[:12]}" in note
+    record = _records(scratch)[-1]
+    assert record["status"] == "applied"
+    assert record["git_commit"] == repo.head.commit.hexsha and record["git_dirty"] is False
+
+
+def test_a_desired_state_outside_git_is_refused_unless_allowed(tmp_path: Path) -> None:
+    scratch = scratch_copy(tmp_path)
+    refused = rpkictl("reconcile", str(scratch.repo), "--once")
+    assert refused.returncode == 1
+    assert "is not in a Git checkout" in refused.stdout and "--allow-uncommitted" in refused.stdout
+    assert not scratch.rsync.exists()
+    allowed = rpkictl("reconcile", str(scratch.repo), "--once", "--allow-uncommitted")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert scratch.vrps() == scratch.desired_vrps()
+    assert _records(scratch)[-1]["git_commit"] is None
+
+
+def test_allow_uncommitted_applies_the_edit_and_records_it_dirty(checkout: tuple[git.Repo, Scratch]) -> None:
+    repo, scratch = checkout
+    scratch.edit(ISP, *WIDER)
+    result = reconcile.cycle(scratch.repo, T0, allow_uncommitted=True)
+    assert result.applied > 0
+    assert any("warning: applying uncommitted changes" in note for note in result.notes)
+    assert scratch.vrps() == scratch.desired_vrps()
+    record = _records(scratch)[-1]
+    assert record["git_commit"] == repo.head.commit.hexsha and record["git_dirty"] is True
+
+
+def test_a_committed_desired_state_that_does_not_load_is_an_error_naming_the_commit(
+    checkout: tuple[git.Repo, Scratch],
+) -> None:
+    repo, scratch = checkout
+    scratch.edit(ISP, *WIDER)
+    (scratch.repo / "rpki.yaml").write_text((scratch.repo / "rpki.yaml").read_text() + "bogus: 1\n")
+    repo.git.commit("-am", "a broken commit")
+    scratch.edit(ISP, "max_length: 47}", "max_length: 48}")  # the work tree differs from the broken HEAD
+    with pytest.raises(GitContextError, match=r"committed desired state \(HEAD [0-9a-f]{12}\)"):
+        reconcile.cycle(scratch.repo, T0)
+    assert not scratch.rsync.exists()

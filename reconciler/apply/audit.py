@@ -4,7 +4,9 @@ Each line is one entry: the caller's record (who, git commit, plan ID, approvals
 status, message, ...) plus four fields this module adds:
 
 * ``seq``: 1 for the first entry, then the previous entry's ``seq`` + 1;
-* ``time``: when it was written, ISO-8601 UTC;
+* ``time``: when it was written, ISO-8601 UTC (the caller's ``now``: ``rpkictl`` passes the system
+  clock's, never ``--now``, and keeps the times a plan and its signatures were made for in the record's
+  own ``plan_time`` and ``signing_time``);
 * ``prev``: the previous entry's ``hash`` (64 zeros for the first entry);
 * ``hash``: SHA-256 (hex) of the entry's canonical JSON *without* ``hash`` (sorted keys, no whitespace,
   UTF-8, ``ensure_ascii=False``).
@@ -38,10 +40,12 @@ import contextlib
 import fcntl
 import getpass
 import hashlib
+import itertools
 import json
 import os
 import socket
 import stat
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -106,9 +110,7 @@ def append(path: Path, record: dict[str, Any], *, now: datetime) -> AuditEntry:
         fields = _loads(_canonical(record))
     except (TypeError, ValueError) as exc:
         raise AuditError(f"audit record is not plain JSON: {exc}") from exc
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    stamp = now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    stamp = _stamp(now)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, created = _open_for_append(path)
@@ -130,6 +132,18 @@ def append(path: Path, record: dict[str, Any], *, now: datetime) -> AuditEntry:
     if created:
         fsync_dir(path.parent)
     return replace(_entry(entry), notes=notes)
+
+
+def _stamp(when: datetime) -> str:
+    """A time as the log writes it: ISO-8601 UTC with microseconds and a ``Z``."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def stamp(when: datetime) -> str:
+    """A time for a record's own fields (``plan_time``, ``signing_time``), written as ``time`` is."""
+    return _stamp(when)
 
 
 def _chained(fields: dict[str, Any], last: AuditEntry | None, stamp: str) -> dict[str, Any]:
@@ -307,18 +321,89 @@ def _excused(parsed: list[tuple[int, bytes, dict[str, Any] | None, str]]) -> set
 
 
 def who(environ: Mapping[str, str] | None = None) -> str:
-    """Who to name in records: the GitHub actor and a link to the run, ``ci:<user>@<host>`` in other CI,
-    else ``user@host``. ``environ`` defaults to ``os.environ``."""
+    """Who to name in records: the person behind the run, as far as the environment tells.
+
+    * GitHub Actions: the actor and a link to the run; GitLab CI: the user who started the pipeline
+      (``GITLAB_USER_LOGIN``) and the job's URL;
+    * any other runner or wrapper can name its person in ``RPKICTL_ACTOR`` (e.g. Jenkins' build user):
+      ``<actor> (<user>@<host>)``;
+    * under sudo, the person who ran it: ``alice via sudo (root@host)``;
+    * else ``user@host``; in a CI run (``CI`` set) that no variable above names, ``ci:user@host``.
+
+    These are claims of the environment, recorded as given (with control characters escaped): the
+    audit log says who ran a command, it does not authenticate them. ``environ`` defaults to
+    ``os.environ``."""
     env = os.environ if environ is None else environ
     if env.get("GITHUB_ACTIONS") == "true":
-        actor = env.get("GITHUB_ACTOR") or "unknown"
+        actor = printable(env.get("GITHUB_ACTOR") or "unknown")
         server = env.get("GITHUB_SERVER_URL") or "https://github.com"
         run = f"{server}/{env.get('GITHUB_REPOSITORY', '?')}/actions/runs/{env.get('GITHUB_RUN_ID', '?')}"
-        return f"{actor} (GitHub Actions run {run})"
+        return f"{actor} (GitHub Actions run {printable(run)})"
+    if env.get("GITLAB_CI") == "true":
+        actor = printable(env.get("GITLAB_USER_LOGIN") or "unknown")
+        job = env.get("CI_JOB_URL")
+        return f"{actor} (GitLab CI job {printable(job)})" if job else f"{actor} (GitLab CI)"
     local = f"{_user()}@{socket.gethostname()}"
+    named = env.get("RPKICTL_ACTOR", "").strip()
+    if named:
+        return f"{printable(named)} ({local})"
+    sudo = env.get("SUDO_USER", "").strip()
+    if sudo and sudo != _user():
+        return f"{printable(sudo)} via sudo ({local})"
     if env.get("CI", "").lower() not in ("", "0", "false", "no"):
         return f"ci:{local}"
     return local
+
+
+REASON_MAX = 500  # characters: a ticket number and a sentence, not a report
+
+
+def check_reason(reason: str | None) -> str | None:
+    """An operator's ``--reason`` as the log keeps it (surrounding spaces trimmed), or None for none.
+
+    Raises :class:`AuditError` for text that would not read back as typed: longer than
+    :data:`REASON_MAX` characters, or holding a control character (a line break, a terminal escape), a
+    bidirectional-text control (which reorders what ``rpkictl log`` shows) or bytes that are not UTF-8."""
+    if reason is None:
+        return None
+    text = reason.strip()
+    if not text:
+        raise AuditError("--reason is empty: give the change or incident ticket, or leave --reason out")
+    if len(text) > REASON_MAX:
+        raise AuditError(
+            f"--reason is {len(text)} characters long, at most {REASON_MAX} are kept: give the ticket and "
+            "a sentence, and put the details in the ticket"
+        )
+    bad = next((ch for ch in text if _unprintable(ch)), None)
+    if bad is not None:
+        what = "bytes that are not UTF-8" if unicodedata.category(bad) == "Cs" else f"the character {bad!r}"
+        raise AuditError(
+            f"--reason holds {what} at position {text.index(bad) + 1}: write it on one line, in plain text"
+        )
+    return text
+
+
+def printable(text: str) -> str:
+    """``text`` with control, bidirectional and unpaired-surrogate characters escaped (``\\x1b``,
+    ``\\u202e``), so a value from the environment or from an edited log cannot rewrite the terminal it is
+    shown on."""
+    if not any(_unprintable(ch) for ch in text):
+        return text
+    return "".join(_escape(ch) if _unprintable(ch) else ch for ch in text)
+
+
+def _unprintable(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return category in ("Cc", "Cs", "Zl", "Zp") or (category == "Cf" and ch in _BIDI_CONTROLS)
+
+
+# Embeddings, overrides and isolates (Unicode's "Trojan Source" characters).
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _user() -> str:
@@ -484,3 +569,18 @@ def outcomes(entries: list[AuditEntry]) -> list[tuple[AuditEntry, dict[str, Any]
             record = {**record, "status": INTERRUPTED}
         shown.append((entry, record))
     return shown
+
+
+def started_times(entries: list[AuditEntry]) -> dict[int, datetime]:
+    """When each apply shown by :func:`outcomes` started, by the ``seq`` of its outcome record: the
+    ``time`` of the "started" record folded into it. (Records written before the times were the system
+    clock's carry the plan's time in both, so their difference means nothing.)"""
+    found = {}
+    for before, entry in itertools.pairwise(entries):
+        if (
+            before.record.get("status") == "started"
+            and entry.record.get("status") in ("applied", "failed")
+            and entry.record.get("plan_id") == before.record.get("plan_id")
+        ):
+            found[entry.seq] = before.time
+    return found

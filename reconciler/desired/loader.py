@@ -45,8 +45,10 @@ from ruamel.yaml.events import (
     StreamEndEvent,
 )
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.parser import ParserError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import VersionedResolver
+from ruamel.yaml.scanner import ScannerError
 
 try:
     from _ruamel_yaml import CParser  # libyaml, from ruamel.yaml.clib
@@ -54,7 +56,7 @@ except ImportError:  # pragma: no cover - a pure-Python install
     CParser = None
 
 from reconciler import cachefile
-from reconciler.desired import CacheKey, guards, parse_cache
+from reconciler.desired import CacheKey, guards, parse_cache, yaml_errors
 from reconciler.desired.checks import (
     BrokenCa,
     CaDoc,
@@ -449,7 +451,12 @@ class _Files:
             return None
         except Exception as exc:
             # ruamel raises plain Python errors (ValueError, KeyError, IndexError...) for explicit tags it
-            # cannot apply, e.g. "!!int abc"; the operator needs a pointer to the file, not a traceback.
+            # cannot apply, e.g. "!!int abc", or for a stray "? " that makes a list or mapping a key; the
+            # operator needs a pointer to the line, not a traceback.
+            explained = _explained(path, text, None)
+            if explained is not None:
+                self.problems.append(explained)
+                return None
             self.problems.append(
                 Diagnostic(
                     path,
@@ -470,17 +477,35 @@ def _line_col(text_before: str) -> tuple[int, int]:
     return line, column
 
 
+def _explained(path: Path, text: str, stopped_at: int | None) -> Diagnostic | None:
+    """An indentation mistake in words, at the line to change (see ``yaml_errors``), if one is found no
+    later than the 1-based line ``stopped_at`` where the parser gave up (any line when None)."""
+    found = yaml_errors.explain(text)
+    if found is None or (stopped_at is not None and found.line > stopped_at):
+        return None
+    return Diagnostic(path, found.line, found.column, found.message, found.hint)
+
+
 def _yaml_problem(path: Path, text: str, exc: YAMLError) -> Diagnostic:
-    """Turn a ruamel parse error into a diagnostic at the spot ruamel blames."""
+    """Turn a ruamel parse error into a diagnostic: an indentation mistake said in words at the line to
+    change when one explains the error, else ruamel's own words at the spot it blames."""
+    if isinstance(exc, ScannerError | ParserError) and exc.problem_mark is not None:
+        explained = _explained(path, text, exc.problem_mark.line + 1)
+        if explained is not None:
+            return explained
     if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
         problem = exc.problem or "cannot parse this"
+        meaning = yaml_errors.words(problem)
+        if meaning is not None:
+            hint: str | None = "check the indentation of this line against the lines above it"
+            if exc.context_mark is not None:
+                hint = f"{hint}, from line {exc.context_mark.line + 1}"
+            return Diagnostic(path, mark.line + 1, mark.column + 1, f"YAML syntax error: {meaning}", hint)
         if isinstance(exc, DuplicateKeyError):
-            hint: str | None = "each key may appear only once in a mapping; remove or merge one"
+            hint = "each key may appear only once in a mapping; remove or merge one"
         elif "'\\t'" in problem:
             hint = "indent with spaces; YAML does not allow tabs"
-        elif "mapping values are not allowed" in problem:
-            hint = "check the indentation, or quote a value that contains ': '"
         elif exc.context and exc.context_mark is not None:
             where = f"line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
             hint = f"{exc.context} that starts at {where}"

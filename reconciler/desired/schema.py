@@ -917,7 +917,8 @@ class RoaEntry(_Section):
 
     asn: Asn = Field(
         description="The origin AS, written AS64496 or 64496. AS0 means 'never route this'. "
-        "The CA does not need to hold this AS."
+        "The CA does not need to hold this AS. rpki-client 9 drops every VRP of a trust anchor whose VRPs "
+        "are all AS0 (it logs 'Detected AS0 TAL') unless run with `-0`."
     )
     prefix: Prefix = Field(description="The prefix, inside the CA's resources, with no host bits set.")
     max_length: MaxLength | None = Field(

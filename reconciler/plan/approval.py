@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from reconciler.clock import describe_span
 from reconciler.plan.document import GateDoc, PlanDocument
 
 _TOKEN = re.compile(r"^(?P<id>[a-z-]+(?:@[A-Za-z0-9-]+)?):(?P<hash>[0-9a-f]{12,64})$")
@@ -52,9 +53,10 @@ def stale_reasons(saved: PlanDocument, current: PlanDocument) -> list[str]:
         return []
     reasons = []
     if saved.desired.digest != current.desired.digest:
-        before = saved.desired.git_commit[:12] if saved.desired.git_commit else saved.desired.digest[:12]
-        after = current.desired.git_commit[:12] if current.desired.git_commit else current.desired.digest[:12]
-        reasons.append(f"the desired state changed since the plan was made ({before} -> {after})")
+        reasons.append(_desired_moved(saved, current))
+    moved = rrdp_moved(saved, current)
+    if moved is not None:
+        reasons.append(moved)
     points = sorted(set(saved.observed.points) | set(current.observed.points))
     for ca in points:
         old, new = saved.observed.points.get(ca), current.observed.points.get(ca)
@@ -73,11 +75,48 @@ def stale_reasons(saved: PlanDocument, current: PlanDocument) -> list[str]:
     return reasons
 
 
+def rrdp_moved(saved: PlanDocument, current: PlanDocument) -> str | None:
+    """How RRDP moved between the state the saved plan read (fetched over RRDP, or a local publication
+    directory's notification) and the state read now; None when it did not, or either is unknown."""
+    was, now = saved.observed.source, current.observed.source
+    if was is None or now is None or was.session_id is None or now.session_id is None:
+        return None
+    if was.serial is None or now.serial is None:
+        return None
+    if now.session_id != was.session_id:
+        return (
+            f"RRDP moved from session {was.session_id} serial {was.serial} to session {now.session_id} "
+            f"serial {now.serial} since the plan was made"
+        )
+    if now.serial > was.serial:
+        return (
+            f"RRDP moved from session {was.session_id} serial {was.serial} to serial {now.serial} since "
+            "the plan was made"
+        )
+    return None
+
+
+def _desired_moved(saved: PlanDocument, current: PlanDocument) -> str:
+    """How the desired state moved: to another commit, or by edits not committed (then the commit is the
+    same, and only the digest over the YAML files tells the two apart)."""
+    was, now = saved.desired, current.desired
+    what = "the desired state changed since the plan was made"
+    digests = f"YAML digest {was.digest[:12]} -> {now.digest[:12]}"
+    if was.git_commit and now.git_commit and was.git_commit != now.git_commit:
+        edits = ", with uncommitted edits" if now.git_dirty else ""
+        return f"{what}: commit {was.git_commit[:12]} -> {now.git_commit[:12]}{edits}"
+    if now.git_commit and now.git_dirty:
+        return f"{what}: uncommitted edits on commit {now.git_commit[:12]} ({digests})"
+    if now.git_commit and was.git_dirty:
+        return f"{what}: the uncommitted edits it was made from are gone ({digests})"
+    return f"{what} ({digests})"
+
+
 def too_old(saved: PlanDocument, now: datetime, max_age: timedelta) -> str | None:
     age = now - saved.created_at
     if age > max_age:
         return (
-            f"the plan was made {age} ago, more than the {max_age} allowed (plan_max_age in rpki.yaml); "
-            "make a new plan"
+            f"the plan was made {describe_span(age)} ago ({saved.created_at:%Y-%m-%dT%H:%M:%SZ}), more "
+            f"than the {describe_span(max_age)} allowed (plan_max_age in rpki.yaml); make a new plan"
         )
     return None

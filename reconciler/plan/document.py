@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -25,8 +26,8 @@ from reconciler.rpki import cert as rc
 from reconciler.rpki import crl
 from reconciler.rpki.roa import RoaContent
 
-FORMAT_VERSION = "1.1"
-FORMAT_MAJOR = 1
+FORMAT_VERSION = "2.0"
+FORMAT_MAJOR = 2
 
 
 class PlanFormatError(ValueError):
@@ -50,9 +51,24 @@ class ObservedPointDoc(_Doc):
     sha256: str = Field(description="SHA-256 of the manifest file.")
 
 
+class SourceDoc(_Doc):
+    kind: Literal["local", "rrdp", "rsync"] = Field(
+        description="local: a publication directory on the planning machine; rrdp or rsync: fetched "
+        "from the repository as relying parties fetch it ('plan --published URI')."
+    )
+    uri: str = Field(description="The directory, RRDP notification URL or rsync URI that was read.")
+    session_id: str | None = Field(None, description="RRDP session of the state read (when RRDP serves it).")
+    serial: int | None = Field(None, description="RRDP serial of the state read (when RRDP serves it).")
+
+
 class ObservedDoc(_Doc):
     tree_sha256: str = Field(description="SHA-256 over every published file (path and hash).")
     points: dict[str, ObservedPointDoc] = Field(description="Per CA directory: its manifest.")
+    source: SourceDoc | None = Field(
+        None,
+        description="Where the publication was read from; not part of plan_id, so that a plan made "
+        "from the RRDP copy and one made on the CA machine of the same state have the same id.",
+    )
 
 
 class GateDoc(_Doc):
@@ -92,7 +108,10 @@ class ChangeDoc(_Doc):
 
 
 class NoticeDoc(_Doc):
-    kind: str = Field(description="key-roll, offline-signing or expiry.")
+    kind: str = Field(
+        description="key-roll, offline-signing, expiry, or signer-keys (the signers where the plan was made "
+        "hold keys no published certificate shows: apply uses them)."
+    )
     severity: Literal["info", "warning", "critical"]
     ca: str
     message: str
@@ -112,9 +131,17 @@ class SummaryDoc(_Doc):
     text: str = Field(description="The human summary line.")
 
 
+class VrpDoc(_Doc):
+    """One validated ROA payload, as a relying party exports it: fields, not a sentence to parse."""
+
+    asn: int = Field(description="Origin AS number (0 for an AS0 ROA).")
+    prefix: str = Field(description="The prefix, e.g. 192.0.2.0/24 or 2001:db8::/32.")
+    max_length: int = Field(description="The longest prefix length the ROA authorises.")
+
+
 class VrpsDoc(_Doc):
-    added: list[str]
-    removed: list[str]
+    added: list[VrpDoc] = Field(description="VRPs relying parties will see after apply and do not now.")
+    removed: list[VrpDoc] = Field(description="VRPs relying parties see now and will not after apply.")
 
 
 class RouteChangeDoc(_Doc):
@@ -137,7 +164,47 @@ class IntentDoc(_Doc):
     kind: str
     ca: str | None
     summary: str
-    where: str | None = Field(description="file:line of the entry (work tree, or base revision if removed).")
+    where: str | None = Field(
+        description="file:line:column of the entry, relative to the Git work tree's root: in the work "
+        "tree, or in the base revision when 'revision' is set."
+    )
+    revision: str | None = Field(
+        None,
+        description="The --base revision whose file 'where' points into (an entry that is gone from the "
+        "work tree, such as a removed ROA); null when 'where' is in the work tree.",
+    )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCounts:
+    """How many changes a plan has, split the one way every renderer and prompt splits them.
+
+    ``review``: the changes a reviewer decides on (issue, replace, revoke, withdraw, create a key);
+    ``routine``: manifest and CRL renewals, scheduled re-issues of unchanged content, key roll steps
+    and RRDP republication, which keep the tree valid and are no one's decision. The comment's header,
+    the terminal's verdict and the apply prompt all take their numbers from here, so that "2 changes to
+    review" is never followed by "Apply these 4 changes".
+    """
+
+    review: int
+    routine: int
+    revocations: int
+    vrps_added: int
+    vrps_removed: int
+
+    @property
+    def total(self) -> int:
+        """Every change apply will make: ``review + routine``."""
+        return self.review + self.routine
+
+    def describe(self) -> str:
+        """``"2 changes to review and 2 routine"`` (the routine part only when there is one)."""
+        text = f"{_plural(self.review, 'change')} to review"
+        return f"{text} and {self.routine} routine" if self.routine else text
 
 
 class PlanDocument(_Doc):
@@ -164,14 +231,25 @@ class PlanDocument(_Doc):
         "renewals waiting for the offline signer, expiries coming closer.",
     )
 
+    def counts(self) -> PlanCounts:
+        """The plan's counts (see :class:`PlanCounts`); the same numbers wherever a count is shown."""
+        review = sum(1 for c in self.changes if not c.routine)
+        return PlanCounts(
+            review=review,
+            routine=len(self.changes) - review,
+            revocations=sum(1 for c in self.changes if c.revoke_serial is not None),
+            vrps_added=len(self.vrps.added),
+            vrps_removed=len(self.vrps.removed),
+        )
+
 
 def _time(value: datetime) -> str:
     """ISO-8601 in UTC with a Z, as pydantic writes ``created_at``."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _vrp(vrp: tuple[int, str, int]) -> str:
-    return f"AS{vrp[0]} {vrp[1]} max {vrp[2]}"
+def _vrp(vrp: tuple[int, str, int]) -> VrpDoc:
+    return VrpDoc(asn=vrp[0], prefix=vrp[1], max_length=vrp[2])
 
 
 def _roa(content: RoaContent) -> dict[str, Any]:
@@ -262,7 +340,7 @@ def _identity(doc: PlanDocument) -> dict[str, Any]:
     return {
         "format_major": FORMAT_MAJOR,
         "desired": {"digest": doc.desired.digest, "git_commit": doc.desired.git_commit},
-        "observed": doc.observed.model_dump(mode="json"),
+        "observed": doc.observed.model_dump(mode="json", exclude={"source"}),
         "gates": [{"id": g.id, "hash": g.hash} for g in doc.gates],
         "announcements": doc.announcements and doc.announcements.sha256,
     }
@@ -279,6 +357,7 @@ def build(
     announcements: AnnouncementsDoc | None = None,
     intent: list[IntentDoc] | None = None,
     base: str | None = None,
+    source: SourceDoc | None = None,
 ) -> PlanDocument:
     counts = plan.counts()
     route_impact = None
@@ -308,6 +387,7 @@ def build(
                 k: ObservedPointDoc(manifest=v.manifest, number=v.number, sha256=v.sha256)
                 for k, v in sorted(plan.observed.items())
             },
+            source=source,
         ),
         approval_required=plan.approval_required,
         summary=SummaryDoc(

@@ -32,7 +32,17 @@ from reconciler.resources import IPNetwork, Resources
 if TYPE_CHECKING:  # gitpython is imported by the functions that use it: a plan outside Git never needs it
     import git
 
-__all__ = ["ChangeKind", "GitContextError", "GitInfo", "IntentChange", "git_info", "intent_changes"]
+__all__ = [
+    "ChangeKind",
+    "Committed",
+    "GitContextError",
+    "GitInfo",
+    "IntentChange",
+    "git_info",
+    "intent_changes",
+    "load_committed",
+    "uncommitted_files",
+]
 
 ChangeKind = Literal[
     "ca-added",
@@ -71,15 +81,21 @@ class IntentChange:
     ``state/cas/members/example-isp.yaml``), not absolute: the same form serves entries that exist in the
     work tree (added and changed ones) and entries that only exist in the base revision (removed ones),
     whose files may be gone from disk. ``ca`` is None for rpki.yaml settings.
+
+    ``revision`` is the base revision (as given, e.g. ``origin/main``) when ``where`` is a line of that
+    revision's file rather than of the work tree's: a removed entry has no line in the work tree, and its
+    base line number would otherwise read as the line of whatever the work tree holds there now.
     """
 
     kind: ChangeKind
     ca: str | None
     summary: str
     where: SourceLocation | None
+    revision: str | None = None
 
     def __str__(self) -> str:
-        where = f"{self.where}: " if self.where is not None else ""
+        at = f" (at {self.revision})" if self.revision is not None else ""
+        where = f"{self.where}{at}: " if self.where is not None else ""
         return f"{where}{self.kind}{f' [{self.ca}]' if self.ca else ''}: {self.summary}"
 
 
@@ -155,23 +171,142 @@ def git_info(repo_dir: Path) -> GitInfo | None:
 
     None also when the repository has no commit yet: there is no revision a plan could name. "Dirty" is
     limited to the desired-state directory because only those files feed the plan; an edited README does
-    not make a plan unreproducible, an edited CA file does. Staged and unstaged changes to tracked files
-    count, and so do untracked ``*.yaml`` files (a new CA file the loader already reads), but not other
-    untracked files or ignored ones.
+    not make a plan unreproducible, an edited CA file does. What counts is what :func:`uncommitted_files`
+    lists.
     """
     with _open_work_tree(repo_dir) as found:
         if found is None:
             return None
-        repo, rel = found.repo, found.rel
+        repo = found.repo
         try:
             commit = repo.head.commit.hexsha
         except ValueError:  # unborn branch: nothing committed yet
             return None
-        dirty = repo.is_dirty(index=True, working_tree=True, untracked_files=False, path=rel.as_posix())
-        if not dirty:
-            dirty = any(path.endswith(".yaml") and _under(path, rel) for path in repo.untracked_files)
+        dirty = bool(_uncommitted(found))
         branch = None if repo.head.is_detached else repo.active_branch.name
         return GitInfo(commit=commit, dirty=dirty, branch=branch)
+
+
+def uncommitted_files(repo_dir: Path) -> tuple[str, ...] | None:
+    """The desired-state files whose content is not HEAD's, relative to the Git work tree's root (as
+    ``git status`` names them); None outside a Git work tree.
+
+    That is: staged and unstaged changes to tracked files under the desired-state directory (a deleted
+    file too), and the untracked or ignored files there that the loader reads anyway (``rpki.yaml``, and
+    ``*.yaml`` or ``*.yml`` under ``cas/``): an ignored CA file is published as surely as a committed one.
+    Other untracked files (notes, editor backups) are not the desired state and do not count.
+    """
+    with _open_work_tree(repo_dir) as found:
+        return None if found is None else _uncommitted(found)
+
+
+def _uncommitted(work: _WorkTree) -> tuple[str, ...]:
+    out = work.repo.git.status(
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        "--ignored=traditional",
+        "--no-renames",
+        "--",
+        f":(literal){work.rel.as_posix()}",
+    )
+    files = []
+    for item in out.split("\0"):
+        code, path = item[:2], item[3:]
+        if not path or not _under(path, work.rel):
+            continue
+        if code in ("??", "!!") and not _read_by_loader(PurePosixPath(path), work.rel):
+            continue
+        files.append(path)
+    return tuple(sorted(set(files)))
+
+
+def _read_by_loader(path: PurePosixPath, rel: PurePosixPath) -> bool:
+    """Whether the loader reads this file of the desired-state directory ``rel`` (``.yml`` under cas/ is
+    read to be refused)."""
+    inside = path if rel == PurePosixPath(".") else path.relative_to(rel)
+    if inside.as_posix() == SETTINGS_FILE:
+        return True
+    return inside.parts[:1] == ("cas",) and inside.suffix in (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """The desired state exactly as HEAD holds it, with the paths it names as the checkout resolves them."""
+
+    desired: DesiredState
+    commit: str  # full hex SHA of the commit it was read from
+
+
+def load_committed(repo_dir: Path) -> Committed:
+    """Load the desired state of ``repo_dir`` as committed in HEAD, whatever the work tree holds now.
+
+    HEAD's desired-state directory is written into a temporary copy of the work tree's root, recreated at
+    its own absolute path inside a temporary directory (as for ``--base``), so that relative paths in
+    rpki.yaml resolve there exactly as from the checkout; the loaded paths (the desired-state directory,
+    the publication and key directories, the audit log, the files behind each location) are then mapped
+    back to the real ones. What is signed and published is HEAD's; where it goes is the checkout's.
+
+    Raises :class:`GitContextError` outside a Git work tree, before the first commit, when HEAD has no
+    such directory, or when HEAD's desired state does not load (its problems listed, with paths relative
+    to the work tree's root).
+    """
+    with _open_work_tree(repo_dir) as work:
+        if work is None:
+            raise GitContextError(f"{repo_dir} is not inside a Git work tree, so nothing in it is committed")
+        try:
+            commit = work.repo.head.commit
+        except ValueError as exc:
+            raise GitContextError(
+                f"nothing is committed yet in {work.root}: commit the desired state first"
+            ) from exc
+        with tempfile.TemporaryDirectory(prefix="rpki-head-") as tmp:
+            mirror_top = Path(tmp).resolve()
+            mirror_root = mirror_top / work.root.relative_to(work.root.anchor)
+            if not _materialise(commit, work.rel, mirror_root):
+                raise GitContextError(
+                    f"the desired state {work.rel.as_posix()} is not in the commit HEAD "
+                    f"({commit.hexsha[:12]}) of {work.root}: commit it first"
+                )
+            try:
+                loaded = load(mirror_root / work.rel)
+            except DesiredStateError as exc:
+                diagnostics = [_rebase_diagnostic(d, mirror_root) for d in exc.diagnostics]
+                listed = "\n".join(f"  {d}" for d in diagnostics)
+                raise GitContextError(
+                    f"the committed desired state (HEAD {commit.hexsha[:12]}) does not load; fix it in a "
+                    f"new commit:\n{listed}",
+                    diagnostics,
+                ) from exc
+            return Committed(_unmirror_desired(loaded, mirror_top), commit.hexsha)
+
+
+def _unmirror_desired(desired: DesiredState, mirror_top: Path) -> DesiredState:
+    """A desired state loaded from the temporary copy, with every path it holds mapped to the real one.
+    CAs and ROAs carry only their source locations as paths: mapped one by one, not by :func:`_unmirror`,
+    which would rebuild every resource set of a registry."""
+
+    def where(location: SourceLocation | None) -> SourceLocation | None:
+        if location is None:
+            return None
+        return replace(location, file=_real_path(location.file, mirror_top))
+
+    cas = tuple(
+        replace(
+            ca,
+            where=where(ca.where),
+            roas=tuple(replace(roa, where=where(roa.where)) for roa in ca.roas),
+        )
+        for ca in desired.cas
+    )
+    return replace(
+        desired,
+        root=_real_path(desired.root, mirror_top),
+        publication=_unmirror(desired.publication, mirror_top),
+        signers=_unmirror(desired.signers, mirror_top),
+        audit_log=_unmirror(desired.audit_log, mirror_top),
+        cas=cas,
+    )
 
 
 def _resolve_revision(repo: git.Repo, base: str) -> git.Commit:
@@ -448,9 +583,15 @@ class _Comparison:
     """The two loaded states and everything needed to describe their differences."""
 
     def __init__(
-        self, work: _WorkTree, current: DesiredState, previous: DesiredState | None, mirror_root: Path
+        self,
+        work: _WorkTree,
+        current: DesiredState,
+        previous: DesiredState | None,
+        mirror_root: Path,
+        base: str = "base",
     ) -> None:
         self.work = work
+        self.base = base  # the revision as the operator named it, for locations in its files
         self.current = current
         self.previous = previous
         self.mirror_root = mirror_root  # the temporary copy of the work tree's root, for base locations
@@ -489,10 +630,13 @@ class _Comparison:
         slot: tuple[int, int],
         prefix: tuple[int, int, int, int] = _NO_PREFIX,
         tiebreak: int = 0,
+        in_base: bool = False,
     ) -> None:
-        """Record a change; ``slot`` is (0 for settings or 1 for CAs, the CA's position)."""
+        """Record a change; ``slot`` is (0 for settings or 1 for CAs, the CA's position); ``in_base``
+        when ``where`` is a line of the base revision's file."""
         key: _SortKey = (*slot, _KIND_ORDER[kind], prefix, tiebreak)
-        self.changes.append((key, IntentChange(kind, ca, summary, where)))
+        revision = self.base if in_base and where is not None else None
+        self.changes.append((key, IntentChange(kind, ca, summary, where, revision)))
 
     def result(self) -> list[IntentChange]:
         return [change for _, change in sorted(self.changes, key=lambda item: item[0])]
@@ -530,6 +674,7 @@ class _Comparison:
                     _ca_removed_summary(old),
                     self._location(old.where, in_base=True),
                     slot=(1, order[name]),
+                    in_base=True,
                 )
         self.compare_roas(before, after, order)
 
@@ -605,6 +750,7 @@ class _Comparison:
                     self._location(roa.where, in_base=True),
                     slot=(1, order[ca_name]),
                     prefix=_prefix_key(roa.prefix, roa.asn),
+                    in_base=True,
                 )
 
     # -- settings
@@ -650,28 +796,23 @@ class _Comparison:
             if not diffs:
                 continue
             summary = f"{name}: " + "; ".join(self.describe(path, a, b) for path, a, b in diffs)
-            self.add(
-                "settings-changed",
-                None,
-                summary,
-                self.setting_location(name, diffs[0][0]),
-                slot=(0, 0),
-                tiebreak=index,
-            )
+            where, in_base = self.setting_location(name, diffs[0][0])
+            self.add("settings-changed", None, summary, where, slot=(0, 0), tiebreak=index, in_base=in_base)
 
-    def setting_location(self, name: str, path: tuple[str, ...]) -> SourceLocation:
-        """The changed key in the work tree's rpki.yaml; in the base's when the work tree dropped it."""
+    def setting_location(self, name: str, path: tuple[str, ...]) -> tuple[SourceLocation, bool]:
+        """The changed key in the work tree's rpki.yaml; in the base's when the work tree dropped it
+        (then True: the location is in the base revision)."""
         keys = (name, *path)
         current_file = self.current.root / SETTINGS_FILE
         found = self.positions.deepest(current_file, keys)
         if found is not None:
-            return SourceLocation(self._relative(current_file, in_base=False), found[1], found[2])
+            return SourceLocation(self._relative(current_file, in_base=False), found[1], found[2]), False
         if self.previous is not None:
             base_file = self.previous.root / SETTINGS_FILE
             found = self.positions.deepest(base_file, keys)
             if found is not None:
-                return SourceLocation(self._relative(base_file, in_base=True), found[1], found[2])
-        return SourceLocation(self._relative(current_file, in_base=False), 1, 1)
+                return SourceLocation(self._relative(base_file, in_base=True), found[1], found[2]), True
+        return SourceLocation(self._relative(current_file, in_base=False), 1, 1), False
 
 
 def intent_changes(repo_dir: Path, base: str) -> list[IntentChange]:
@@ -708,7 +849,7 @@ def intent_changes(repo_dir: Path, base: str) -> list[IntentChange]:
             mirror_top = Path(tmp).resolve()
             mirror_root = mirror_top / work.root.relative_to(work.root.anchor)
             previous = _load_base(commit, base, work, mirror_root)
-            comparison = _Comparison(work, current, previous, mirror_root)
+            comparison = _Comparison(work, current, previous, mirror_root, base)
             comparison.compare_settings(mirror_top)
             comparison.compare_cas()
             return comparison.result()

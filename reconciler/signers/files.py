@@ -10,16 +10,21 @@ never appears in a message; messages name the environment variable that holds it
 
 from __future__ import annotations
 
+import base64
+import binascii
 import errno
 import hashlib
 import os
+import re
 import shlex
 import stat
 import threading
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 import reconciler
 from reconciler.fsutil import ReadError, file_kind, fsync_dir, read_bytes
@@ -34,6 +39,104 @@ _ENCRYPTED_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,E
 def _is_encrypted(pem: bytes) -> bool:
     """An encrypted PKCS#8 key, or a traditional (OpenSSL) PEM key with an encryption header."""
     return any(marker in pem for marker in _ENCRYPTED_MARKERS)
+
+
+#: Where the operator reads how to restore a key file (the section's title, as the page spells it).
+RESTORE_SECTION = 'docs/runbook.md, "A key file is damaged"'
+RESTORE_ADVICE = f"restore it from your key backup (see {RESTORE_SECTION})"
+
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,40})-----")
+_BASE64_LINE = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+#: The PEM labels of a private key this signer reads: PKCS#8, encrypted PKCS#8, traditional RSA.
+_PRIVATE_KEY_LABELS = (b"PRIVATE KEY", b"ENCRYPTED PRIVATE KEY", b"RSA PRIVATE KEY")
+
+
+def _damaged(path: Path, what: str) -> SignerError:
+    """A key file whose bytes are not (all of) a key: damage, never a reason to re-key or re-encrypt.
+    ``what`` says what is wrong in the operator's words; it never quotes the file."""
+    return SignerError(f"{path}: the key file is damaged ({what}): {RESTORE_ADVICE}")
+
+
+def _pem_damage(pem: bytes) -> str | None:
+    """What is wrong with the PEM wrapping of ``pem``, or None when it holds one whole block.
+
+    Checked before anything else: a cut-off or overwritten file would otherwise be taken for an
+    unencrypted key (its encryption header is gone) and the operator told to encrypt it, or be reported
+    in the words of the cryptography library. Nothing of the file's content is ever put in the answer.
+    """
+    if not pem.strip():
+        return "it is empty"
+    begin = _PEM_BEGIN.search(pem)
+    if begin is None:
+        return "it holds no '-----BEGIN ...-----' line: it is not a PEM key file"
+    label = begin.group(1)
+    end = pem.find(b"-----END " + label + b"-----", begin.end())
+    if end < 0:
+        return "it is cut short: its '-----END' line is missing"
+    if label not in _PRIVATE_KEY_LABELS:
+        return None  # a whole PEM block of something else: said by _other_content
+    first_line = pem.count(b"\n", 0, begin.end()) + 1
+    data: list[bytes] = []
+    for offset, raw in enumerate(pem[begin.end() : end].split(b"\n")):
+        line = raw.strip()
+        if not line or (b":" in line and not data):  # RFC 1421 headers of a traditional encrypted key
+            continue
+        if not _BASE64_LINE.fullmatch(line):
+            return f"line {first_line + offset} is not base64 text"
+        data.append(line)
+    try:
+        der = base64.b64decode(b"".join(data), validate=True)
+    except binascii.Error:
+        return "its base64 text is cut short: part of the key is missing"
+    return _der_damage(der)
+
+
+def _der_damage(der: bytes) -> str | None:
+    """Whether the key's DER is one whole ASN.1 SEQUENCE, as every private key is."""
+    if len(der) < 2 or der[0] != 0x30:
+        return "its content does not start as a key does"
+    if der[1] < 0x80:
+        header, length = 2, der[1]
+    else:
+        count = der[1] & 0x7F
+        if count == 0 or count > 4 or len(der) < 2 + count:
+            return "its content does not start as a key does"
+        header, length = 2 + count, int.from_bytes(der[2 : 2 + count], "big")
+    if header + length > len(der):
+        return f"it is cut short: it holds {len(der)} of the key's {header + length} bytes"
+    if header + length < len(der):
+        return f"{len(der) - header - length} stray bytes follow the key"
+    return None
+
+
+def _other_content(path: Path, pem: bytes) -> SignerError | None:
+    """A whole PEM block that is not a private key (a certificate, a public key...): the wrong file."""
+    begin = _PEM_BEGIN.search(pem)
+    if begin is None or begin.group(1) in _PRIVATE_KEY_LABELS:
+        return None
+    kind = begin.group(1).decode("ascii").lower()
+    if kind.endswith("private key"):
+        what = f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+        return SignerError(
+            f"{path} holds {what}, not an RSA-{RSA_KEY_BITS} key (RFC 7935 requires one): it is not this "
+            f"CA's key file; {RESTORE_ADVICE}"
+        )
+    return SignerError(
+        f"{path} holds a PEM {kind}, not a private key: it is not this CA's key file; {RESTORE_ADVICE}"
+    )
+
+
+def _key_kind(key: PrivateKeyTypes) -> str:
+    """The kind of a private key, as a message names it."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return f"an RSA-{key.key_size} key"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return f"an EC ({key.curve.name}) key"
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
+        return "an EdDSA key"
+    if isinstance(key, dsa.DSAPrivateKey):
+        return "a DSA key"
+    return "a key of another type"
 
 
 class _CheckedKeys:
@@ -173,12 +276,31 @@ class FileSigner:
             pem = read_bytes(str(path))
         except ReadError as exc:
             raise _unreadable(path, exc) from exc
+        damage = _pem_damage(pem)
+        if damage is not None:
+            raise _damaged(path, damage)
+        other = _other_content(path, pem)
+        if other is not None:
+            raise other
         encrypted = _is_encrypted(pem)
         if encrypted and self._passphrase is None:
             raise SignerError(
                 f"{path} is encrypted, but this file signer has no passphrase (fix: set "
                 "passphrase_env: <VARIABLE> on the signer with this directory in rpki.yaml, and export "
                 "VARIABLE=<the key passphrase>)"
+            )
+        # Checking an RSA key's consistency costs tens of milliseconds (a primality test of its factors);
+        # a registry holds tens of thousands of keys and a plan only needs their identifiers. A key is
+        # checked in full before its first signature (``_key``), unless these very bytes passed before.
+        digest = hashlib.sha256(pem).hexdigest() if checked else ""
+        check = checked and digest not in self._checked_files
+        # An unencrypted file is read before it is refused for lacking encryption: a damaged file or a
+        # key of the wrong type is said to be that, not to need encrypting.
+        key = self._decrypt(path, pem, check) if encrypted else _read_plain(path, pem, check)
+        if not isinstance(key, rsa.RSAPrivateKey) or key.key_size != RSA_KEY_BITS:
+            raise SignerError(
+                f"{path} holds {_key_kind(key)}, not an RSA-{RSA_KEY_BITS} key (RFC 7935 requires one): "
+                f"it is not this CA's key file; {RESTORE_ADVICE}"
             )
         if not encrypted and self._passphrase is not None:
             variable = self._passphrase_env or "VARIABLE"
@@ -189,32 +311,28 @@ class FileSigner:
                 f"-v2 aes-256-cbc -in {plain} -out {encrypted_copy} -passout env:{variable}) && "
                 f"mv {encrypted_copy} {plain} -- or remove passphrase_env from the signer in rpki.yaml)"
             )
-        # Checking an RSA key's consistency costs tens of milliseconds (a primality test of its factors);
-        # a registry holds tens of thousands of keys and a plan only needs their identifiers. A key is
-        # checked in full before its first signature (``_key``), unless these very bytes passed before.
-        digest = hashlib.sha256(pem).hexdigest() if checked else ""
-        check = checked and digest not in self._checked_files
-        try:
-            key = serialization.load_pem_private_key(
-                pem, password=self._passphrase, unsafe_skip_rsa_key_validation=not check
-            )
-        except (ValueError, TypeError) as exc:
-            if encrypted:  # the library's message never contains the passphrase, but do not risk it
-                fix = (
-                    f"export the right passphrase in {self._passphrase_env}"
-                    if self._passphrase_env
-                    else "use the right passphrase"
-                )
-                raise SignerError(
-                    f"{path} cannot be decrypted with {self._passphrase_source()}: a wrong passphrase "
-                    f"or a damaged file (fix: {fix})"
-                ) from None
-            raise SignerError(f"{path} is not a readable private key: {exc}") from exc
-        if not isinstance(key, rsa.RSAPrivateKey) or key.key_size != RSA_KEY_BITS:
-            raise SignerError(f"{path} is not an RSA-{RSA_KEY_BITS} key (RFC 7935 requires one)")
         if check:
             self._checked_files.add(digest)
         return key
+
+    def _decrypt(self, path: Path, pem: bytes, check: bool) -> PrivateKeyTypes:
+        """The key of an encrypted file whose wrapping is whole: one that does not decrypt was most
+        likely given the wrong passphrase, which is what the message leads with."""
+        try:
+            return serialization.load_pem_private_key(
+                pem, password=self._passphrase, unsafe_skip_rsa_key_validation=not check
+            )
+        except (ValueError, TypeError):  # the library's message never holds the passphrase; do not risk it
+            fix = (
+                f"export the right passphrase in {self._passphrase_env}"
+                if self._passphrase_env
+                else "use the right passphrase"
+            )
+            raise SignerError(
+                f"{path} cannot be decrypted with {self._passphrase_source()}: the passphrase is wrong "
+                f"(fix: {fix}; if it is the right one, the key file is damaged: "
+                f"restore it from your key backup, see {RESTORE_SECTION})"
+            ) from None
 
     def _remember(self, label: str, key: rsa.RSAPrivateKey) -> bytes:
         kid = key_id(key.public_key())
@@ -320,6 +438,25 @@ class FileSigner:
         self._by_label.pop(label, None)
         self._by_id.pop(key, None)
         fsync_dir(self.directory)
+
+
+def _read_plain(path: Path, pem: bytes, check: bool) -> PrivateKeyTypes:
+    """The key of an unencrypted file whose wrapping is whole; a key that does not parse, or whose RSA
+    numbers do not fit together, is damaged (the library's own words, and its FAQ link, are not shown)."""
+    try:
+        return serialization.load_pem_private_key(
+            pem, password=None, unsafe_skip_rsa_key_validation=not check
+        )
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        pass
+    if check:
+        try:
+            serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            pass
+        else:
+            raise _damaged(path, "its RSA numbers do not fit together") from None
+    raise _damaged(path, "its content does not parse as a private key") from None
 
 
 class OneTimeKey:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Validate the desired state and plan it, for a GitHub Actions job that holds no signing secrets.
 #
-# Usage: scripts/github/plan.sh REPO [rpkictl plan options, e.g. --base origin/main]
+# Usage: scripts/github/plan.sh REPO [rpkictl plan options, e.g. --published URL --base origin/main]
 #
 # Writes, in RPKI_PLAN_DIR (default: the current directory):
 #   plan.md    the plan as one pull-request comment (it starts with <!-- rpkictl-plan -->); when
@@ -67,7 +67,8 @@ fail() {
   {
     printf '%s\n### RPKI plan: %s\n\n' "${MARKER}" "${title}"
     printf 'Nothing was planned. The output of the failed command:\n\n```text\n'
-    cat "${log}"
+    # without the '::error file=...' workflow commands: they annotate the files, the comment has the words
+    sed '/^::/d' "${log}"
     printf '```\n'
   } >"${plan_md}"
   summary

@@ -146,7 +146,8 @@ INSTALL_HINT = "apt-get install rpki-client fort-validator rsync faketime"
 
 CURRENT_INSTALL_HINT = (
     "add the bookworm-backports suite, then 'apt-get download -t bookworm-backports rpki-client "
-    f"fort-validator' and 'dpkg -x' both packages into {RP_CURRENT} (.ci/run does this)"
+    f"fort-validator' and 'dpkg -x' both packages into {RP_CURRENT} "
+    "(as root, scripts/system-packages.sh tests does both)"
 )
 
 DEFAULT_TIMEOUT = 120.0

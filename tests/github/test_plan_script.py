@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +102,25 @@ def test_invalid_yaml_fails_the_step_and_still_leaves_a_comment(scratch: Scratch
     assert not (scratch.root / "plan.json").exists()
 
 
+def test_in_actions_the_errors_annotate_the_files_and_the_comment_keeps_the_words(scratch: Scratch) -> None:
+    """Under GitHub Actions rpkictl also writes ``::error file=...`` workflow commands: they reach the
+    log (where the runner turns them into annotations on the pull request's files), never the comment."""
+    scratch.edit(ISP, "max_length: 26", "max_length: 99")
+    step = run_step(
+        "plan.sh",
+        "state",
+        "--now",
+        NOW,
+        cwd=scratch.root,
+        env={"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(scratch.root)},
+    )
+    assert step.code == 1
+    assert any(line.startswith("::error file=state/cas/") for line in step.stderr.splitlines())
+    comment = (scratch.root / "plan.md").read_text()
+    assert "example-isp.yaml:" in comment
+    assert "::error" not in comment
+
+
 def test_a_planning_error_fails_the_step(scratch: Scratch) -> None:
     step = run_step("plan.sh", "state", "--now", "not-a-time", cwd=scratch.root)
     assert step.code == 1
@@ -118,6 +138,22 @@ def test_plan_base_lists_the_changed_entries(applied: Scratch) -> None:
     step = run_step("plan.sh", "state", "--now", LATER, "--base", "main", cwd=applied.root)
     assert step.code == 0, step.stderr
     assert "example-isp.yaml" in (applied.root / "plan.md").read_text()
+
+
+def test_a_runner_without_keys_plans_from_the_published_copy_it_is_given(applied: Scratch) -> None:
+    """The pull-request job's form: --published passes through to rpkictl plan; no key directory, and the
+    planning machine's own publication directory is neither read nor made."""
+    mirror = applied.root / "mirror"
+    shutil.copytree(applied.root / "published", mirror, symlinks=True)
+    shutil.rmtree(applied.root / "keys")
+    shutil.rmtree(applied.root / "published")
+    applied.edit(ISP, "max_length: 26", "max_length: 27")
+    step = run_step("plan.sh", "state", "--published", "mirror", "--now", LATER, cwd=applied.root)
+    assert step.code == 0, step.stderr
+    assert step.outputs["plan_exit"] == "2" and step.outputs["revocations"] == "1"
+    plan = json.loads((applied.root / "plan.json").read_text())
+    assert plan["observed"]["source"]["uri"] == str(mirror.resolve())
+    assert not (applied.root / "keys").exists() and not (applied.root / "published").exists()
 
 
 def test_outside_actions_the_outputs_are_printed(scratch: Scratch) -> None:

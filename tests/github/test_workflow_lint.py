@@ -31,6 +31,7 @@ def test_the_workflows_are_there() -> None:
     assert names == {
         ".github/workflows/ci.yml",
         "examples/github/workflows/rpki-plan.yml",
+        "examples/github/workflows/rpki-plan-comment.yml",
         "examples/github/workflows/rpki-apply.yml",
         "examples/github/workflows/rpki-check.yml",
     }

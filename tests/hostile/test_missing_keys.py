@@ -11,6 +11,8 @@ import pytest
 from reconciler import engine
 from reconciler.plan.diff import make_plan
 from reconciler.plan.model import Action
+from reconciler.rpki import cert as rc
+from reconciler.rpki import tal
 from reconciler.signers import MissingKeyError, SignerError
 from tests.helpers import Scratch, later, scratch_copy
 from tests.test_cli import rpkictl
@@ -57,14 +59,15 @@ def test_a_single_lost_key_is_an_error_too(tmp_path: Path) -> None:
         scratch.plan(later(1))
 
 
-def test_check_and_tal_advise_restoring_the_key(unmounted: Scratch) -> None:
+def test_check_and_tal_read_the_published_keys_and_plan_no_new_one(unmounted: Scratch) -> None:
+    """``check`` and ``tal`` need no key: they report what is published (its trust anchor key, its
+    expiry), never a plan to create a key; what the signer lost is apply's to find (above)."""
     check = rpkictl("check", str(unmounted.repo))
-    assert check.returncode == 2
-    assert "CRITICAL" in check.stdout and "never re-created" in check.stdout
-    assert "run 'rpkictl apply'" not in check.stdout
-    tal = rpkictl("tal", str(unmounted.repo))
-    assert tal.returncode == 1
-    assert "never re-created" in tal.stderr and "run 'rpkictl apply'" not in tal.stderr
+    assert "signer" not in check.stdout and "cannot check" not in check.stdout, check.stdout
+    printed = rpkictl("tal", str(unmounted.repo))
+    assert printed.returncode == 0, printed.stderr
+    ta_cer = rc.decode((unmounted.rsync / "ta.cer").read_bytes())
+    assert printed.stdout == tal.encode(("rsync://rpki.example.net/repo/ta.cer",), ta_cer.public_key)
 
 
 def test_raising_key_generation_replaces_a_lost_key_on_purpose(tmp_path: Path) -> None:

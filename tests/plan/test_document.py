@@ -66,24 +66,28 @@ def by_address(doc: PlanDocument) -> dict[str, document.ChangeDoc]:
 # --- version ---
 
 
-def test_format_version_is_1_1(scratch: Scratch) -> None:
-    """Documents are written as format 1.1 (1.0 plus notices and key generations), the first key."""
+def test_format_version_is_2_0(scratch: Scratch) -> None:
+    """Documents are written as format 2.0 (VRPs as objects, no longer sentences), the first key."""
     doc = plan_doc(scratch, T0)
-    assert document.FORMAT_VERSION == "1.1"
-    assert doc.format_version == "1.1"
+    assert document.FORMAT_VERSION == "2.0"
+    assert doc.format_version == "2.0"
     raw = json.loads(document.dumps(doc))
-    assert next(iter(raw)) == "format_version" and raw["format_version"] == "1.1"
+    assert next(iter(raw)) == "format_version" and raw["format_version"] == "2.0"
 
 
-def test_a_1_0_document_still_loads(scratch: Scratch) -> None:
-    """A minor version only adds keys: a 1.0 plan (no notices, no generations) is read as before."""
+def test_a_1_x_plan_is_refused_with_what_to_do(scratch: Scratch, tmp_path: Path) -> None:
+    """A plan saved by an rpkictl writing format 1.1 (its VRPs as strings) is refused, naming the file,
+    its version, what this tool reads and that it must be planned again: a changed key type is a major
+    version, never silently misread."""
     raw = json.loads(document.dumps(plan_doc(scratch, T0)))
-    raw["format_version"] = "1.0"
-    del raw["notices"]
-    for change in raw["changes"]:
-        del change["generation"], change["roll"]
-    loaded = document.loads(json.dumps(raw))
-    assert loaded.notices == [] and all(c.generation is None for c in loaded.changes)
+    raw["format_version"] = "1.1"
+    raw["vrps"]["added"] = [f"AS{v['asn']} {v['prefix']} max {v['max_length']}" for v in raw["vrps"]["added"]]
+    path = _saved(tmp_path, json.dumps(raw))
+    with pytest.raises(PlanFormatError) as caught:
+        document.loads(path.read_text(), where=str(path))
+    message = str(caught.value)
+    assert message.startswith(f"{path}: plan format 1.1 is not supported (this rpkictl reads 2.x)")
+    assert "re-run 'rpkictl plan --out'" in message
 
 
 # --- plan id ---
@@ -114,7 +118,7 @@ def test_plan_id_recomputed_from_the_saved_json(scratch: Scratch) -> None:
     identity = {
         "format_major": int(saved["format_version"].split(".")[0]),
         "desired": {"digest": saved["desired"]["digest"], "git_commit": saved["desired"]["git_commit"]},
-        "observed": saved["observed"],
+        "observed": {k: v for k, v in saved["observed"].items() if k != "source"},  # not where it was read
         "changes": [
             {k: v for k, v in c.items() if k != "reason"} for c in saved["changes"] if c["kind"] != "rrdp"
         ],
@@ -242,15 +246,15 @@ def _saved(tmp_path: Path, content: str) -> Path:
 
 
 def test_unknown_major_version_is_refused_naming_the_file(scratch: Scratch, tmp_path: Path) -> None:
-    """A plan written by format 2.0 is refused, naming the file, the version and what this tool reads."""
+    """A plan written by format 3.0 is refused, naming the file, the version and what this tool reads."""
     raw = json.loads(document.dumps(plan_doc(scratch, T0)))
-    raw["format_version"] = "2.0"
+    raw["format_version"] = "3.0"
     path = _saved(tmp_path, json.dumps(raw))
     with pytest.raises(PlanFormatError) as caught:
         document.loads(path.read_text(), where=str(path))
     message = str(caught.value)
     assert message.startswith(f"{path}: ")
-    assert "plan format 2.0 is not supported" in message and "1.x" in message
+    assert "plan format 3.0 is not supported" in message and "2.x" in message
 
 
 @pytest.mark.parametrize(
@@ -260,7 +264,7 @@ def test_unknown_major_version_is_refused_naming_the_file(scratch: Scratch, tmp_
         "",
         "[1, 2, 3]",
         '{"plan_id": "abc"}',
-        '{"format_version": "1.0", "plan_id": "abc"}',
+        '{"format_version": "2.0", "plan_id": "abc"}',
         '{"format_version": "10.0"}',
     ],
     ids=["garbage", "empty", "not-an-object", "no-version", "missing-keys", "major-10"],
@@ -274,18 +278,18 @@ def test_what_is_not_a_plan_is_refused_naming_the_file(tmp_path: Path, content: 
 
 
 def test_minor_bump_with_unknown_keys_is_accepted(applied: Scratch) -> None:
-    """A 1.7 document with keys this version does not know loads: the unknown keys are ignored, the
+    """A 2.7 document with keys this version does not know loads: the unknown keys are ignored, the
     known ones are kept, and the plan id still recomputes to the saved one."""
     change_roas(applied)
     doc = plan_doc(applied, later(1), announcements=True)
     raw: dict[str, Any] = json.loads(document.dumps(doc))
-    raw["format_version"] = "1.7"
+    raw["format_version"] = "2.7"
     raw["signatures"] = [{"by": "reviewer", "sig": "..."}]
     raw["changes"][0]["risk"] = "low"
     raw["gates"][0]["owner"] = "noc"
     raw["summary"]["certificates_touched"] = 0
-    loaded = document.loads(json.dumps(raw), where="plan-1.7.json")
-    assert loaded.format_version == "1.7"
+    loaded = document.loads(json.dumps(raw), where="plan-2.7.json")
+    assert loaded.format_version == "2.7"
     assert loaded.changes == doc.changes and loaded.gates == doc.gates and loaded.summary == doc.summary
     assert document.compute_plan_id(loaded) == doc.plan_id
     assert "signatures" not in loaded.model_dump() and "risk" not in loaded.changes[0].model_dump()
@@ -336,8 +340,13 @@ def test_changes_carry_action_kind_address_reason_before_after(applied: Scratch)
         assert change.before == {"number": int(T0.timestamp() * 1000), "next_update": next_update}
 
     assert (doc.summary.replace, doc.summary.revoke, doc.summary.routine) == (1, 1, 2)
-    assert doc.vrps.added == ["AS64496 198.51.100.0/25 max 25"]
-    assert doc.vrps.removed == ["AS0 192.0.2.128/25 max 25", "AS64496 198.51.100.0/25 max 26"]
+    assert doc.vrps.model_dump(mode="json") == {
+        "added": [{"asn": 64496, "prefix": "198.51.100.0/25", "max_length": 25}],
+        "removed": [
+            {"asn": 0, "prefix": "192.0.2.128/25", "max_length": 25},
+            {"asn": 64496, "prefix": "198.51.100.0/25", "max_length": 26},
+        ],
+    }
 
 
 def _assert_gate_is_bound(gate: document.GateDoc) -> None:
@@ -407,3 +416,23 @@ def test_percentage_and_route_gates_carry_threshold_existing_and_items(applied: 
 
     for gate in doc.gates:
         _assert_gate_is_bound(gate)
+
+
+# --- counts ---
+
+
+def test_counts_split_review_and_routine_once_for_everyone(applied: Scratch) -> None:
+    """One split of the changes serves every place a count is shown: the two ROA changes are to review,
+    the manifest and CRL renewals are routine, and the total is their sum; the summary line, the
+    verdict and the JSON summary agree with it."""
+    change_roas(applied)
+    doc = plan_doc(applied, later(1))
+    counts = doc.counts()
+    assert (counts.review, counts.routine, counts.total) == (2, 2, 4) == (2, 2, len(doc.changes))
+    assert (counts.revocations, counts.vrps_added, counts.vrps_removed) == (2, 1, 2)
+    assert counts.describe() == "2 changes to review and 2 routine"
+    assert doc.summary.routine == counts.routine
+    assert sum((doc.summary.issue, doc.summary.replace, doc.summary.revoke, doc.summary.withdraw)) == 2
+    from reconciler.plan.render.common import verdict  # noqa: PLC0415 - the renderer's use of it
+
+    assert verdict(doc).startswith("2 changes to review;")

@@ -7,7 +7,10 @@ and at which line: the summaries are what a reviewer reads in a merge request.
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -731,3 +734,73 @@ def test_safety_settings_from_yaml(work: Work) -> None:
             9,
         ),
     ]
+
+
+# --- where a removed entry points -----------------------------------------------------------------------
+
+
+def test_a_removed_roa_names_the_base_revision_and_an_added_one_at_its_line_does_not(work: Work) -> None:
+    """Replacing the AS0 ROA of line 12 by another ROA puts both at line 12: the added one in the work
+    tree, the removed one in the base revision's file. Only the removed one names the revision, so a
+    reviewer is not sent to the added ROA's line to find what was removed."""
+    work.edit(
+        ISP,
+        "  - {asn: AS0, prefix: 192.0.2.128/25}\n",
+        "  - {asn: AS64497, prefix: 192.0.2.128/25}\n",
+    )
+    changes = intent_changes(work.state, "main")
+    by_kind = {c.kind: c for c in changes}
+    assert set(by_kind) == {"roa-added", "roa-removed"}
+    added, removed = by_kind["roa-added"], by_kind["roa-removed"]
+    assert added.where == removed.where == SourceLocation(ISP_PATH, 12, 5)
+    assert (added.revision, removed.revision) == (None, "main")
+    assert str(removed) == (
+        f"{ISP_PATH}:12:5 (at main): roa-removed [example-isp]: removed ROA AS0 192.0.2.128/25 max 25"
+    )
+    assert str(added).startswith(f"{ISP_PATH}:12:5: roa-added")
+
+
+def test_removed_ca_and_dropped_setting_name_the_base_revision(work: Work) -> None:
+    """Every location read from the base revision says so: a removed CA, its ROAs, and a setting the
+    work tree dropped; a changed entry stays a work-tree location."""
+    work.append("rpki.yaml", "timing:\n  manifest_validity: 2d\n")
+    work.commit("longer manifests")
+    work.edit("rpki.yaml", "timing:\n  manifest_validity: 2d\n", "")
+    (work.state / ISP).unlink()
+    changes = work.changes("HEAD")
+    assert {c.kind for c in changes} == {"settings-changed", "ca-removed", "roa-removed"}
+    for change in changes:
+        from_base = change.kind in ("ca-removed", "roa-removed") or change.summary.startswith("timing:")
+        assert change.revision == ("HEAD" if from_base else None), change
+
+
+def test_the_plan_document_and_comment_carry_the_base_revision(work: Work) -> None:
+    """Through the CLI: ``plan --base main --format json`` gives the removed ROA's location with its
+    revision, and the Markdown comment shows it open, ``(at `main`)`` beside the base file's line."""
+    work.edit(
+        ISP,
+        "  - {asn: AS0, prefix: 192.0.2.128/25}\n",
+        "  - {asn: AS64497, prefix: 192.0.2.128/25}\n",
+    )
+
+    def plan(fmt: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "reconciler", "plan", "state", "--base", "main", "--format", fmt],
+            cwd=work.root,
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+        assert result.returncode in (2, 3), result.stderr
+        return result.stdout
+
+    intent = json.loads(plan("json"))["intent"]
+    removed = next(i for i in intent if i["kind"] == "roa-removed")
+    added = next(i for i in intent if i["kind"] == "roa-added")
+    assert (removed["where"], removed["revision"]) == (f"{ISP_PATH}:12:5", "main")
+    assert (added["where"], added["revision"]) == (f"{ISP_PATH}:12:5", None)
+    comment = plan("markdown")
+    assert f"| `{ISP_PATH}:12:5` (at `main`) | removed ROA AS0 192.0.2.128/25 max 25 |" in comment
+    assert f"| `{ISP_PATH}:12:5` | added ROA AS64497 192.0.2.128/25 max 25 |" in comment

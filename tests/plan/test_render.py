@@ -22,9 +22,8 @@ After an intended change of wording or layout, rewrite the golden files instead 
 
 and review ``git diff tests/plan/golden/`` as a reviewer of a plan would.
 
-The other tests here hold the Markdown comment under GitHub's 65,536-character limit for a plan of
-thousands of rows (cutting folded tables first, the verdict, gates and revocations never), and check
-that the text output carries no ANSI escapes when it is not written to a terminal.
+The other tests here check that the text output carries no ANSI escapes when it is not written to a
+terminal; ``test_markdown.py`` holds the comment's layout and its limit.
 """
 
 from __future__ import annotations
@@ -35,23 +34,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from reconciler.plan import document
-from reconciler.plan.document import (
-    ChangeDoc,
-    DesiredDoc,
-    GateDoc,
-    IntentDoc,
-    ObservedDoc,
-    PlanDocument,
-    RouteChangeDoc,
-    SummaryDoc,
-    VrpsDoc,
-)
 from reconciler.plan.gitcontext import git_info
 from reconciler.plan.render import markdown, text
 from tests.helpers import T0, Scratch, scratch_copy
@@ -64,8 +51,6 @@ LATER_NOW = "2026-11-23T13:00:00Z"  # an hour after the apply: nothing routine i
 
 ANSI = re.compile(r"\x1b\[")
 WITHDRAWAL = re.compile(r"  - withdraw   file |\| - withdraw \| `file ")  # text, Markdown
-HARD_CUT = "_Comment cut to fit GitHub's limit; `plan.json` has the complete plan._"
-ROWS_CUT = re.compile(r"_(\d+) more rows cut to fit the comment limit; `plan\.json` has them all\._")
 # Environment variables that would make rich colour a pipe, or make rpkictl write GitHub step outputs.
 COLOUR_FORCING = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE", "NO_COLOR")
 
@@ -236,202 +221,6 @@ def test_text_has_no_ansi_escapes_off_a_terminal(prepared: Prepared) -> None:
     assert not ANSI.search(plain.stderr)
     forced = prepared.plan("text", env=_environment(FORCE_COLOR="1"))
     assert ANSI.search(forced.stdout), "FORCE_COLOR=1 should colour the output (the check would be blind)"
-
-
-# --- the Markdown comment limit, on a synthetic plan far larger than GitHub accepts ---
-
-REVOCATIONS = 40
-VERDICT = "5040 changes to review; APPROVAL REQUIRED (3 gates)."
-GATES = [
-    GateDoc(
-        id=f"roa-delete-pct@member-{i}",
-        rule="roa-delete-pct",
-        ca=f"member-{i}",
-        message=f"{400 + i} of 1000 VRPs removed (40.0% > 30.0%)",
-        count=400 + i,
-        existing=1000,
-        threshold=0.3,
-        hash=f"{i:x}" * 64,
-        approve=f"roa-delete-pct@member-{i}:{f'{i:x}' * 16}",
-        items=[f"AS{64496 + i} 10.{i}.{n // 256}.{n % 256}/32 max 32" for n in range(400 + i)],
-    )
-    for i in range(1, 4)
-]
-
-
-def _roa_change(n: int, action: str, routine: bool = False) -> ChangeDoc:
-    path = f"member-{n % 7}/AS{64496 + n % 16}_10-{n // 65536}-{n // 256 % 256}-{n % 256}_32.roa"
-    return ChangeDoc(
-        action=action,  # type: ignore[arg-type]
-        kind="roa",
-        ca=f"member-{n % 7}",
-        address=f"roa {path}",
-        path=path,
-        reason=f"new ROA AS{64496 + n % 16} 10.{n // 65536}.{n // 256 % 256}.{n % 256}/32"
-        if action == "issue"
-        else f"EE certificate expires in 3d (renewal margin 4w) | row {n}",
-        routine=routine,
-        subject=None,
-        before=None,
-        after=None,
-        revoke_serial=None,
-    )
-
-
-def _revocation(n: int) -> ChangeDoc:
-    path = f"member-{n}/AS{64496 + n}_192-0-2-{n}_32.roa"
-    return ChangeDoc(
-        action="revoke",
-        kind="roa",
-        ca=f"member-{n}",
-        address=f"roa {path}",
-        path=path,
-        reason="no longer in the desired state",
-        routine=False,
-        subject=None,
-        before={"asn": 64496 + n, "prefixes": [{"prefix": f"192.0.2.{n}/32", "max_length": 32}]},
-        after=None,
-        revoke_serial=f"{0xABCDEF0123 + n:x}",
-    )
-
-
-def large_document() -> PlanDocument:
-    """A plan of 5,000 ROAs to issue, 40 revocations, 2,000 routine renewals, 5,000 VRPs, 3,000 route
-    changes, 1,000 desired-state changes and 3 gates: about a megabyte of Markdown before any cut."""
-    changes = [_roa_change(n, "issue") for n in range(5000)]
-    changes += [_revocation(n) for n in range(REVOCATIONS)]
-    changes += [_roa_change(n, "renew", routine=True) for n in range(2000)]
-    added = [f"AS{64496 + n % 16} 10.{n // 65536}.{n // 256 % 256}.{n % 256}/32 max 32" for n in range(5000)]
-    routes = [
-        RouteChangeDoc(
-            prefix=f"10.{n // 256 % 256}.{n % 256}.0/24",
-            origin=64496 + n % 16,
-            peers=n % 300,
-            before="valid",
-            after="invalid",
-            breaks=True,
-        )
-        for n in range(3000)
-    ]
-    return PlanDocument(
-        format_version=document.FORMAT_VERSION,
-        plan_id="f" * 64,
-        created_at=datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
-        tool_version="0.0.0",
-        desired=DesiredDoc(repo="/srv/rpki/state", digest="0" * 64, git_commit="1" * 40, git_dirty=False),
-        observed=ObservedDoc(tree_sha256="2" * 64, points={}),
-        approval_required=True,
-        summary=SummaryDoc(
-            create_key=0,
-            issue=5000,
-            replace=0,
-            revoke=REVOCATIONS,
-            withdraw=0,
-            routine=2000,
-            vrps_added=len(added),
-            vrps_removed=0,
-            text=f"Plan: 5000 to issue, 0 to replace, {REVOCATIONS} to revoke, 0 to withdraw, 2000 routine.",
-        ),
-        gates=GATES,
-        changes=changes,
-        vrps=VrpsDoc(added=added, removed=[]),
-        announcements=None,
-        route_impact=routes,
-        intent=[
-            IntentDoc(
-                kind="roa-added",
-                ca=f"member-{n % 7}",
-                summary=f"ROA AS{64496 + n % 16} 10.0.{n // 256}.{n % 256}/32 added",
-                where=f"state/cas/members/member-{n % 7}.yaml:{10 + n}",
-            )
-            for n in range(1000)
-        ],
-        base="origin/main",
-    )
-
-
-@pytest.fixture(scope="module")
-def large() -> PlanDocument:
-    return large_document()
-
-
-def _details(comment: str, summary_prefix: str) -> str:
-    """The body of the ``<details>`` block whose summary starts with ``summary_prefix``."""
-    start = comment.index(f"<details><summary>{summary_prefix}")
-    return comment[start : comment.index("</details>", start)]
-
-
-def test_large_plan_fits_the_comment_limit(large: PlanDocument) -> None:
-    """Thousands of rows fit in one comment: the folded tables are cut, each cut saying how many rows it
-    left out (and the numbers add up), while the verdict, summary, every gate with its approval token and
-    every revocation stay visible, ahead of the folded part; no hard cut is needed."""
-    assert len(markdown.render(large, limit=10**9)) > 10 * markdown.COMMENT_LIMIT  # it must be cut
-
-    comment = markdown.render(large)
-
-    assert len(comment) <= markdown.COMMENT_LIMIT
-    assert HARD_CUT not in comment
-    assert comment.startswith(f"{markdown.MARKER}\n### RPKI plan: {VERDICT}")
-    folded = comment.index("<details><summary>Changes to review")
-    visible = comment[:folded]
-    assert f"**{large.summary.text}**" in visible
-    assert "#### ⚠️ Approval required (3)" in visible
-    for gate in GATES:
-        assert f"| `{gate.id}` | {gate.message} | {gate.count} | `--approve {gate.approve}` |" in visible
-    assert f"#### Revocations ({REVOCATIONS})" in visible
-    for n in range(REVOCATIONS):
-        change = _revocation(n)
-        assert f"- `{change.address}, serial {change.revoke_serial}, on {change.ca}'s CRL`" in visible
-    assert comment.count("<details>") == comment.count("</details>") == 5 + len(GATES)  # tables, gate items
-    for gate in GATES:
-        flagged = _details(comment, f"Flagged by <code>{gate.id}</code> ({gate.count})")
-        assert flagged.count("\n- `") == markdown.GATE_ITEMS_SHOWN
-        assert f"_{gate.count - markdown.GATE_ITEMS_SHOWN} more in `plan.json`_" in flagged
-
-    cuts = ROWS_CUT.findall(comment)
-    assert cuts, "no table says rows were cut"
-    review = _details(comment, "Changes to review (5040)")
-    shown = review.count("\n| + issue |") + review.count("\n| - revoke |")
-    left_out = ROWS_CUT.search(review)
-    assert left_out is not None and shown + int(left_out.group(1)) == 5040
-    routine = _details(comment, "Routine, not for review")
-    assert "\\| row" in routine  # a "|" inside a reason is escaped, not a new column
-    routes = _details(comment, "Route validity changes (3000)")
-    shown_routes = routes.count("\n| **breaks** |")
-    left_routes = ROWS_CUT.search(routes)
-    assert left_routes is not None and shown_routes + int(left_routes.group(1)) == 3000
-
-
-def test_small_limit_cuts_hard_and_says_so(large: PlanDocument) -> None:
-    """When even the visible part does not fit, the comment is cut at the limit and ends saying so; the
-    verdict, being first, survives."""
-    comment = markdown.render(large, limit=3000)
-    assert len(comment) <= 3000
-    assert comment.rstrip("\n").endswith(HARD_CUT)
-    assert comment.startswith(f"{markdown.MARKER}\n### RPKI plan: {VERDICT}")
-
-
-def test_small_plan_is_not_cut(large: PlanDocument) -> None:
-    """A plan that fits is rendered whole: no row-cut note, no hard cut."""
-    small = large.model_copy(
-        update={
-            "changes": large.changes[:3],
-            "route_impact": [],
-            "vrps": VrpsDoc(added=[], removed=[]),
-            "intent": None,
-        }
-    )
-    comment = markdown.render(small)
-    assert not ROWS_CUT.search(comment)
-    assert HARD_CUT not in comment
-    assert comment.count("\n| + issue |") == 3
-
-
-@pytest.mark.parametrize("limit", [0, 1, 50, 73, 74, 75])
-def test_limit_shorter_than_the_cut_note_is_still_respected(large: PlanDocument, limit: int) -> None:
-    """``render`` never exceeds ``limit``, even one shorter than its own cut note (regression: the cut
-    used to slice ``text[: limit - len(note)]`` with a negative bound and return ~5,000 characters)."""
-    assert len(markdown.render(large, limit=limit)) <= limit
 
 
 def test_normalise_hides_only_what_is_random(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from reconciler.plan.document import ChangeDoc, NoticeDoc, PlanDocument
+from reconciler.plan.document import ChangeDoc, NoticeDoc, PlanDocument, RouteChangeDoc
 
 SYMBOLS = {
     "create-key": "+",
@@ -19,18 +19,45 @@ SYMBOLS = {
 
 def verdict(doc: PlanDocument) -> str:
     """The first thing anyone reads: is there anything to do, and does it need a human?"""
-    if not doc.changes:
+    counts = doc.counts()
+    if not counts.total:
         return "No changes."
-    if all(c.routine for c in doc.changes) and any(c.roll for c in doc.changes):
+    if not counts.review and any(c.roll for c in doc.changes):
         return "Only routine renewals and key roll steps; no approval needed."
-    review = [c for c in doc.changes if not c.routine]
-    if not review:
-        return f"Only routine renewals ({doc.summary.routine}); no approval needed."
+    if not counts.review:
+        return f"Only routine renewals ({counts.routine}); no approval needed."
     gates = len(doc.gates)
     approval = (
         f"APPROVAL REQUIRED ({gates} gate{'s' if gates != 1 else ''})" if gates else "no approval needed"
     )
-    return f"{len(review)} change{'s' if len(review) != 1 else ''} to review; {approval}."
+    return f"{counts.review} change{'s' if counts.review != 1 else ''} to review; {approval}."
+
+
+def route_word(route: RouteChangeDoc) -> str:
+    """What a validity change means for the route, in words: a route that stops being valid is
+    ``broken`` (dropped when invalid, unprotected when not found), one that becomes valid is ``fixed``;
+    between not-found and invalid it is ``now invalid`` (dropped: a hijack stopped, or a route the ROAs
+    forgot) or ``no longer invalid``."""
+    if route.before == "valid" and route.after != "valid":
+        return "broken"
+    if route.after == "valid":
+        return "fixed"
+    return "now invalid" if route.after == "invalid" else "no longer invalid"
+
+
+ROUTE_SYMBOLS = {"broken": "❌", "fixed": "✅", "now invalid": "⚠️", "no longer invalid": "🔄"}
+
+
+def route_mark(route: RouteChangeDoc) -> str:
+    """The word with a symbol before it, for the comment's route table (never colour alone)."""
+    word = route_word(route)
+    return f"{ROUTE_SYMBOLS[word]} {word}"
+
+
+def route_tally(routes: list[RouteChangeDoc]) -> str:
+    """``"2 broken, 1 fixed"``: the route table's marks, counted."""
+    marks = Counter(route_word(r) for r in routes)
+    return ", ".join(f"{marks[word]} {word}" for word in ROUTE_SYMBOLS if marks[word])
 
 
 def routine_summary(changes: list[ChangeDoc]) -> str:

@@ -1,176 +1,260 @@
 """The plan as one Markdown pull-request comment.
 
-Visible: the verdict, the summary line, the gates with their approval tokens, and every revocation.
-Folded in ``<details>``: the change table, route-validity changes, desired-state changes and routine
-churn. The comment stays under GitHub's 65,536-character limit: the longest folded tables are cut first,
-each cut saying how many rows were left out and that ``plan.json`` has them all.
+A reviewer decides on what a change *does*, so that is what the comment shows open, in this order: the
+verdict and the summary line; the gates with their approval tokens and the items they flag; notices;
+the changes to review; the validated ROA payloads added and removed; the routes whose validity changes
+(a fix marked as plainly as a breakage, in words as well as a symbol); and the YAML entries changed
+since ``--base``, each at its file and line. What no one decides on is folded in ``<details>``: the
+serial numbers revoked on the CRLs, routine manifest and CRL renewals and re-issues, key roll steps.
+
+A registry's plan can list thousands of rows, so each open list shows its first :data:`OPEN_ROWS` rows
+and folds the rest, and the comment stays under GitHub's 65,536-character limit: rows are cut from the
+longest list first (folded rows before the open ones), each cut saying how many rows it left out and
+that ``plan.json`` has them all.
 """
 
 from __future__ import annotations
 
-from reconciler.plan.document import ChangeDoc, PlanDocument
+from dataclasses import dataclass
+
+from reconciler.plan.document import ChangeDoc, IntentDoc, PlanDocument, RouteChangeDoc, VrpDoc
 from reconciler.plan.render.common import (
     SYMBOLS,
     notice_line,
     revocation_line,
     roll_summary,
+    route_mark,
+    route_tally,
     routine_summary,
     verdict,
 )
 
 COMMENT_LIMIT = 65_536
 MARKER = "<!-- rpkictl-plan -->"
-GATE_ITEMS_SHOWN = 50  # per gate; the plan document has them all
+OPEN_ROWS = 20  # per reviewable list: the rest is folded under it
+GATE_ITEMS_OPEN = 10  # flagged items shown open under each gate
+GATE_ITEMS_SHOWN = 50  # per gate, open and folded; the plan document has them all
+CHANGE_HEADER = ["| Action | Object | Reason |", "|---|---|---|"]
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _code(text: str) -> str:
+    """Inline code that a backtick in ``text`` cannot end early."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def _change_row(change: ChangeDoc) -> str:
+    action = f"{SYMBOLS[change.action]} {change.action}"
+    return f"| {action} | {_code(_cell(change.address))} | {_cell(change.reason)} |"
+
+
+def _vrp_row(sign: str, vrp: VrpDoc) -> str:
+    return f"| {sign} | AS{vrp.asn} | `{vrp.prefix}` | {vrp.max_length} |"
+
+
+def _route_row(route: RouteChangeDoc) -> str:
+    peers = "" if route.peers is None else str(route.peers)
     return (
-        f"| {SYMBOLS[change.action]} {change.action} | `{_cell(change.address)}` | {_cell(change.reason)} |"
+        f"| {route_mark(route)} | `{route.prefix}` | AS{route.origin} | {route.before} | {route.after} | "
+        f"{peers} |"
     )
 
 
-def _details(summary: str, header: list[str], rows: list[str], keep: int | None) -> str:
-    shown = rows if keep is None else rows[:keep]
-    body = [*header, *shown]
-    if keep is not None and keep < len(rows):
-        body.append("")
-        body.append(f"_{len(rows) - keep} more rows cut to fit the comment limit; `plan.json` has them all._")
-    return "\n".join([f"<details><summary>{summary}</summary>", "", *body, "", "</details>", ""])
+def _intent_row(entry: IntentDoc) -> str:
+    where = _code(_cell(entry.where)) if entry.where else "-"
+    if entry.revision is not None:  # a line of the base revision's file, not of the work tree's
+        where += f" (at {_code(_cell(entry.revision))})"
+    return f"| {where} | {_cell(entry.summary)} |"
 
 
-class _Sections:
-    """The folded tables, each with its rows, so that the longest can be cut until the comment fits."""
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
 
-    def __init__(self, doc: PlanDocument) -> None:
-        review = [c for c in doc.changes if not c.routine]
-        routine = [c for c in doc.changes if c.routine and not c.roll]
-        roll = [c for c in doc.changes if c.roll]
-        self.tables: list[tuple[str, list[str], list[str]]] = []
-        if review:
-            self.tables.append(
-                (
-                    f"Changes to review ({len(review)})",
-                    ["| Action | Object | Reason |", "|---|---|---|"],
-                    [_change_row(c) for c in review],
-                )
-            )
-        vrp_rows = [f"| + | `{v}` |" for v in doc.vrps.added] + [f"| - | `{v}` |" for v in doc.vrps.removed]
-        if vrp_rows:
-            self.tables.append(
-                (
-                    f"Validated ROA payloads (+{len(doc.vrps.added)} -{len(doc.vrps.removed)})",
-                    ["| | VRP |", "|---|---|"],
-                    vrp_rows,
-                )
-            )
-        if doc.route_impact:
-            rows = [
-                f"| {'**breaks**' if r.breaks else ''} | `{r.prefix}` | AS{r.origin} | "
-                f"{r.before} | {r.after} | "
-                f"{'' if r.peers is None else r.peers} |"
-                for r in doc.route_impact
-            ]
-            self.tables.append(
-                (
-                    f"Route validity changes ({len(rows)})",
-                    ["| | Prefix | Origin | Before | After | Peers |", "|---|---|---|---|---|---|"],
-                    rows,
-                )
-            )
-        if doc.intent:
-            rows = [f"| `{_cell(i.where or '-')}` | {_cell(i.summary)} |" for i in doc.intent]
-            self.tables.append(
-                (
-                    f"Desired-state changes since `{doc.base}` ({len(rows)})",
-                    ["| Where | Change |", "|---|---|"],
-                    rows,
-                )
-            )
-        if routine:
-            self.tables.append(
-                (
-                    f"Routine, not for review: {routine_summary(doc.changes)}",
-                    ["| Action | Object | Reason |", "|---|---|---|"],
-                    [_change_row(c) for c in routine],
-                )
-            )
-        if roll:
-            self.tables.append(
-                (
-                    f"Key roll steps: {roll_summary(doc.changes)}",
-                    ["| Action | Object | Reason |", "|---|---|---|"],
-                    [_change_row(c) for c in roll],
-                )
-            )
-        self.keep: list[int | None] = [None] * len(self.tables)
+
+def _cut_note(count: int) -> str:
+    return f"_{count} more rows cut to fit the comment limit; `plan.json` has them all._"
+
+
+@dataclass
+class _List:
+    """One list of rows: reviewable ones open under a heading with the first rows showing, mechanical
+    ones folded whole. ``keep`` is how many rows are left after cutting to fit (None: all)."""
+
+    title: str
+    header: list[str]
+    rows: list[str]
+    reviewable: bool
+    keep: int | None = None
+
+    @property
+    def kept(self) -> int:
+        return len(self.rows) if self.keep is None else self.keep
+
+    @property
+    def floor(self) -> int:
+        """Rows that are cut only once nothing else is left to cut: the open ones."""
+        return min(OPEN_ROWS, len(self.rows)) if self.reviewable else 0
 
     def render(self) -> list[str]:
-        return [_details(s, h, rows, k) for (s, h, rows), k in zip(self.tables, self.keep, strict=True)]
+        rows = self.rows[: self.kept]
+        cut = len(self.rows) - len(rows)
+        note = ["", _cut_note(cut)] if cut else []
+        if not self.reviewable:
+            body = [*self.header, *rows, *note]
+            return [f"<details><summary>{self.title}</summary>", "", *body, "", "</details>", ""]
+        shown, folded = rows[:OPEN_ROWS], rows[OPEN_ROWS:]
+        parts = [f"#### {self.title}", "", *self.header, *shown, ""]
+        if folded:
+            more = _plural(len(folded), "more row")
+            parts += [f"<details><summary>{more}</summary>", "", *self.header, *folded, "", "</details>", ""]
+        if note:
+            parts += [*note[1:], ""]
+        return parts
 
-    def cut_longest(self) -> bool:
-        """Halve the longest table still shown; False when nothing is left to cut."""
-        sizes = [
-            len(rows) if k is None else k for (_, _, rows), k in zip(self.tables, self.keep, strict=True)
-        ]
-        if not sizes or max(sizes) == 0:
-            return False
-        index = sizes.index(max(sizes))
-        self.keep[index] = sizes[index] // 2
-        return True
+
+def _lists(doc: PlanDocument) -> list[_List]:
+    """The lists in the order a reviewer reads them: reviewable (open) first, then the folded ones."""
+    counts = doc.counts()
+    review = [c for c in doc.changes if not c.routine]
+    lists: list[_List] = []
+    if review:
+        rows = [_change_row(c) for c in review]
+        lists.append(_List(f"Changes to review ({counts.review})", CHANGE_HEADER, rows, reviewable=True))
+    if doc.vrps.added or doc.vrps.removed:
+        rows = [_vrp_row("+ added", v) for v in doc.vrps.added]
+        rows += [_vrp_row("- removed", v) for v in doc.vrps.removed]
+        lists.append(
+            _List(
+                f"Validated ROA payloads (+{counts.vrps_added} -{counts.vrps_removed})",
+                ["| | Origin | Prefix | Max length |", "|---|---|---|---|"],
+                rows,
+                reviewable=True,
+            )
+        )
+    if doc.route_impact:
+        lists.append(
+            _List(
+                f"Route validity changes ({len(doc.route_impact)}): {route_tally(doc.route_impact)}",
+                ["| | Prefix | Origin | Before | After | Peers |", "|---|---|---|---|---|---|"],
+                [_route_row(r) for r in doc.route_impact],
+                reviewable=True,
+            )
+        )
+    if doc.intent:
+        lists.append(
+            _List(
+                f"Desired-state changes since {_code(_cell(doc.base or '?'))} ({len(doc.intent)})",
+                ["| Where | Change |", "|---|---|"],
+                [_intent_row(i) for i in doc.intent],
+                reviewable=True,
+            )
+        )
+    revocations = [c for c in doc.changes if c.revoke_serial is not None]
+    if revocations:
+        lists.append(
+            _List(
+                f"Revocations ({len(revocations)}): serial numbers put on the CRLs",
+                [],
+                [f"- {_code(_cell(revocation_line(c)))}" for c in revocations],
+                reviewable=False,
+            )
+        )
+    routine = [c for c in doc.changes if c.routine and not c.roll]
+    if routine:
+        lists.append(
+            _List(
+                f"Routine, not for review: {routine_summary(doc.changes)}",
+                CHANGE_HEADER,
+                [_change_row(c) for c in routine],
+                reviewable=False,
+            )
+        )
+    roll = [c for c in doc.changes if c.roll]
+    if roll:
+        lists.append(
+            _List(
+                f"Key roll steps: {roll_summary(doc.changes)}",
+                CHANGE_HEADER,
+                [_change_row(c) for c in roll],
+                reviewable=False,
+            )
+        )
+    return lists
 
 
-def _visible(doc: PlanDocument) -> list[str]:
+def _cut_longest(lists: list[_List]) -> bool:
+    """Halve the longest list's rows above its floor; once every list is at its floor, cut below it.
+    False when nothing is left to cut."""
+    for use_floor in (True, False):
+        excess = [lst.kept - (lst.floor if use_floor else 0) for lst in lists]
+        if excess and max(excess) > 0:
+            index = excess.index(max(excess))
+            chosen = lists[index]
+            chosen.keep = chosen.kept - (excess[index] + 1) // 2
+            return True
+    return False
+
+
+def _gates(doc: PlanDocument) -> list[str]:
+    if not doc.gates:
+        return []
+    parts = [
+        "",
+        f"#### ⚠️ Approval required ({len(doc.gates)})",
+        "",
+        "| Gate | Why | Flagged | Approve with |",
+        "|---|---|---|---|",
+    ]
+    parts += [f"| `{g.id}` | {_cell(g.message)} | {g.count} | `--approve {g.approve}` |" for g in doc.gates]
+    for gate in doc.gates:
+        shown = gate.items[:GATE_ITEMS_OPEN]
+        folded = gate.items[GATE_ITEMS_OPEN:GATE_ITEMS_SHOWN]
+        more = len(gate.items) - len(shown) - len(folded)
+        parts += ["", f"Flagged by `{gate.id}` ({gate.count}):", ""]
+        parts += [f"- {_code(_cell(item))}" for item in shown]
+        if folded:
+            parts += ["", f"<details><summary>{_plural(len(folded), 'more item')}</summary>", ""]
+            parts += [f"- {_code(_cell(item))}" for item in folded]
+            parts += ["", "</details>"]
+        if more:
+            parts += ["", f"_{more} more in `plan.json`_"]
+    return parts
+
+
+def _head(doc: PlanDocument) -> list[str]:
+    """What is never folded nor cut by rows: verdict, summary, provenance, gates, notices."""
     commit = f"`{doc.desired.git_commit[:12]}`" if doc.desired.git_commit else "not in Git"
+    dirty = " + uncommitted changes" if doc.desired.git_dirty else ""
     parts = [
         MARKER,
         f"### RPKI plan: {verdict(doc)}",
         "",
         f"**{doc.summary.text}**",
         "",
-        f"plan `{doc.plan_id[:12]}` · desired {commit} · computed for {doc.created_at:%Y-%m-%dT%H:%M:%SZ}",
+        f"plan `{doc.plan_id[:12]}` · desired {commit}{dirty} · "
+        f"computed for {doc.created_at:%Y-%m-%dT%H:%M:%SZ}",
     ]
+    parts += _gates(doc)
     if doc.notices:
         parts += ["", "#### Notices", ""]
         parts += [f"- {_cell(notice_line(n))}" for n in doc.notices]
-    if doc.gates:
-        parts += [
-            "",
-            f"#### ⚠️ Approval required ({len(doc.gates)})",
-            "",
-            "| Gate | Why | Flagged | Approve with |",
-            "|---|---|---|---|",
-        ]
-        parts += [
-            f"| `{g.id}` | {_cell(g.message)} | {g.count} | `--approve {g.approve}` |" for g in doc.gates
-        ]
-        for gate in doc.gates:
-            shown = gate.items[:GATE_ITEMS_SHOWN]
-            more = len(gate.items) - len(shown)
-            parts += ["", f"<details><summary>Flagged by <code>{gate.id}</code> ({gate.count})</summary>", ""]
-            parts += [f"- `{_cell(item)}`" for item in shown]
-            if more:
-                parts.append(f"- _{more} more in `plan.json`_")
-            parts += ["", "</details>"]
-    revocations = [c for c in doc.changes if c.revoke_serial is not None]
-    if revocations:
-        parts += ["", f"#### Revocations ({len(revocations)})", ""]
-        parts += [f"- `{_cell(revocation_line(c))}`" for c in revocations]
     return parts
 
 
 def render(doc: PlanDocument, limit: int = COMMENT_LIMIT) -> str:
     """The comment; never longer than ``limit`` characters."""
-    visible = _visible(doc)
-    sections = _Sections(doc)
+    head = _head(doc)
+    lists = _lists(doc)
     while True:
-        text = "\n".join([*visible, "", *sections.render(), ""])
-        if len(text) <= limit or not sections.cut_longest():
+        body = [line for lst in lists for line in lst.render()]
+        text = "\n".join([*head, "", *body])
+        text = text if text.endswith("\n") else text + "\n"
+        if len(text) <= limit or not _cut_longest(lists):
             break
-    if len(text) > limit:  # the visible part alone is too long: cut it, and say so
+    if len(text) > limit:  # the head alone is too long: cut it, and say so
         note = "\n\n_Comment cut to fit GitHub's limit; `plan.json` has the complete plan._\n"
         text = (text[: max(0, limit - len(note))] + note)[:limit]
     return text

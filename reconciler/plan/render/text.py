@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from reconciler.plan.document import ChangeDoc, PlanDocument
+from reconciler.plan.document import ChangeDoc, IntentDoc, PlanDocument, VrpDoc
 from reconciler.plan.render.common import (
     SYMBOLS,
     header,
     notice_line,
     revocation_line,
     roll_summary,
+    route_word,
     routine_summary,
     verdict,
 )
@@ -46,27 +47,38 @@ def _route_lines(doc: PlanDocument) -> list[Text]:
     ]
     for route in doc.route_impact:
         peers = f" ({route.peers} peers)" if route.peers is not None else ""
-        style = "bold red" if route.breaks else ("green" if route.after == "valid" else "yellow")
-        mark = "!" if route.breaks else " "
+        word = route_word(route)
+        style = {"broken": "bold red", "fixed": "green"}.get(word, "yellow")
         lines.append(
             Text(
-                f"  {mark} AS{route.origin} {route.prefix}: {route.before} -> {route.after}{peers}",
+                f"  [{word}] AS{route.origin} {route.prefix}: {route.before} -> {route.after}{peers}",
                 style=style,
             )
         )
     return lines
 
 
+def _vrp(vrp: VrpDoc) -> str:
+    return f"AS{vrp.asn} {vrp.prefix} max {vrp.max_length}"
+
+
+def _intent(entry: IntentDoc) -> Text:
+    at = f" (at {entry.revision})" if entry.revision is not None else ""
+    return Text(f"  {entry.where or '-'}{at}  {entry.summary}")
+
+
 def render(doc: PlanDocument) -> list[Text]:
     """The plan as lines of styled text; styles show only on a terminal."""
     lines = [Text(header(doc), style="dim")]
     gated = bool(doc.gates)
-    lines.append(Text(verdict(doc), style="bold red" if gated else "bold"))
+    if doc.changes:
+        lines.append(Text(verdict(doc), style="bold red" if gated else "bold"))
+    else:  # the summary says "No changes." itself: the verdict would say it twice
+        lines.append(Text(doc.summary.text, style="green"))
     if doc.notices:
         lines.append(_section("Notices:"))
         lines += [Text(f"  {notice_line(n)}", style=NOTICE_STYLES[n.severity]) for n in doc.notices]
     if not doc.changes:
-        lines.append(Text(doc.summary.text, style="green"))
         return lines
     review = [c for c in doc.changes if not c.routine]
     if review:
@@ -80,12 +92,12 @@ def render(doc: PlanDocument) -> list[Text]:
         lines.append(Text("Key roll steps: ", style="bold").append(roll_summary(doc.changes), style=""))
     if doc.vrps.added or doc.vrps.removed:
         lines.append(_section(f"Validated ROA payloads: +{len(doc.vrps.added)} -{len(doc.vrps.removed)}"))
-        lines += [Text(f"  + {v}", style="green") for v in doc.vrps.added]
-        lines += [Text(f"  - {v}", style="red") for v in doc.vrps.removed]
+        lines += [Text(f"  + {_vrp(v)}", style="green") for v in doc.vrps.added]
+        lines += [Text(f"  - {_vrp(v)}", style="red") for v in doc.vrps.removed]
     lines += _route_lines(doc)
     if doc.intent is not None:
         lines.append(_section(f"Desired-state changes since {doc.base}: {len(doc.intent)}"))
-        lines += [Text(f"  {i.where or '-'}  {i.summary}") for i in doc.intent]
+        lines += [_intent(i) for i in doc.intent]
     if gated:
         lines.append(
             _section(

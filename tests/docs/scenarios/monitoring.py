@@ -14,7 +14,7 @@ DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 @scenario(
     "docs/monitoring.md",
-    needs=("promtool",),
+    needs=("promtool", "git"),
     # The loop runs until stopped: the test stops it with SIGTERM after a few one-second cycles, and
     # expects the clean exit 0 the page promises.
     substitutions={
@@ -45,6 +45,8 @@ def monitoring(sandbox: Sandbox) -> None:
     sandbox.run("rpkictl status state --format html --out status.html")
     assert 'id="ca-example-isp"' in (sandbox.root / "status.html").read_text()
 
+    # the loop applies what is committed: the desired state is a Git checkout, as on a CA host
+    sandbox.prepare("git init -q -b main state && git -C state add . && git -C state commit -q -m deployed")
     once = sandbox.run("rpkictl reconcile state --once")
     assert "reconcile: nothing to apply" in once.stdout, once.stdout
     next(sandbox.root.glob("published/rsync/example-isp/*.roa")).unlink()  # drift

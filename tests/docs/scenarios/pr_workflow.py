@@ -13,6 +13,7 @@ from tests.docs.sandbox import Sandbox
 from tests.docs.scenarios import scenario
 
 ISP = "state/cas/members/example-isp.yaml"
+RRDP_URL = "https://rpki.example.net/rrdp/notification.xml"
 
 
 @scenario("docs/pr-workflow.md", needs=("git",))
@@ -36,10 +37,13 @@ def pr_workflow(sandbox: Sandbox) -> None:
     repo.index.commit("example-isp: no ROAs")
 
     sandbox.run("rpkictl validate state")
+    # The page's public RRDP URL stands for the publication; here the sandbox's own publication directory
+    # (tests/e2e/test_pr_job_without_secrets.py reads it over HTTPS).
     sandbox.run(
-        "rpkictl plan state --base origin/main --announcements bgp/riswhois.txt --min-peers 5 "
-        "--format markdown --out plan.json > plan.md",
+        f"rpkictl plan state --published {RRDP_URL} --base origin/main "
+        "--announcements bgp/riswhois.txt --min-peers 5 --format markdown --out plan.json > plan.md",
         expect=3,
+        subst={RRDP_URL: "published"},
     )
     comment = (sandbox.root / "plan.md").read_text()
     assert comment.startswith("<!-- rpkictl-plan -->") and "ca-empty@example-isp" in comment
