@@ -51,6 +51,9 @@ def fetch(uri: str, rsync_base: str, entry: Entry, timeout: float) -> Path:
         command = [
             program,
             "-rt",
+            # by content, not size and time: a manifest re-signed in the same second as the copy kept
+            # here has the same size and mtime, and would otherwise be linked from that stale copy
+            "--checksum",
             "--delete",
             "--no-motd",
             f"--timeout={seconds}",

@@ -4,6 +4,7 @@ rsync's own last word, and leaves the previous copy."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,25 @@ def test_the_published_uri_through_a_proxy_then_a_change(
         second = fetch(RSYNC_BASE, RSYNC_BASE, tmp_path / "cache")
     assert tree_files(second.rsync_dir) == read(scratch.rsync).files
     assert not first.rsync_dir.exists()
+
+
+def test_a_file_changed_within_the_same_second_at_the_same_size_is_fetched(
+    published: tuple[Scratch, RsyncDaemon], tmp_path: Path
+) -> None:
+    """A manifest re-signed in the second the last copy was made has the same size and modification time:
+    the copy compares content, so it never keeps the stale object."""
+    scratch, daemon = published
+    first = fetch(daemon.url(), daemon.url(), tmp_path / "cache")
+    manifest = next(p for p in scratch.rsync.rglob("*.mft"))
+    old = manifest.read_bytes()
+    kept = manifest.stat()
+    new = old[:-1] + bytes([old[-1] ^ 0xFF])  # the same size, other bytes
+    manifest.write_bytes(new)
+    os.utime(manifest, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    name = manifest.relative_to(scratch.rsync).as_posix()
+    assert tree_files(first.rsync_dir)[name] == old
+    second = fetch(daemon.url(), daemon.url(), tmp_path / "cache")
+    assert tree_files(second.rsync_dir)[name] == new
 
 
 def test_a_failed_transfer_says_what_rsync_said(
