@@ -110,7 +110,7 @@ def append(path: Path, record: dict[str, Any], *, now: datetime) -> AuditEntry:
         fields = _loads(_canonical(record))
     except (TypeError, ValueError) as exc:
         raise AuditError(f"audit record is not plain JSON: {exc}") from exc
-    stamp = _stamp(now)
+    written = stamp(now)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, created = _open_for_append(path)
@@ -120,11 +120,11 @@ def append(path: Path, record: dict[str, Any], *, now: datetime) -> AuditEntry:
         lines: list[bytes] = [b""] if torn else []  # a torn line is ended before anything follows it
         notes: tuple[str, ...] = ()
         if damaged:
-            repair = _chained(_repair_record(damaged, torn), last, stamp)
+            repair = _chained(_repair_record(damaged, torn), last, written)
             lines.append(_line(repair))
             last = _entry(repair)
             notes = (_repair_note(path, damaged, torn, last.seq),)
-        entry = _chained(fields, last, stamp)
+        entry = _chained(fields, last, written)
         lines.append(_line(entry))
         _write_whole(fd, b"\n".join(lines) + b"\n")
     finally:
@@ -134,16 +134,12 @@ def append(path: Path, record: dict[str, Any], *, now: datetime) -> AuditEntry:
     return replace(_entry(entry), notes=notes)
 
 
-def _stamp(when: datetime) -> str:
-    """A time as the log writes it: ISO-8601 UTC with microseconds and a ``Z``."""
+def stamp(when: datetime) -> str:
+    """A time as the log writes it (``time``, and a record's own ``plan_time`` and ``signing_time``):
+    ISO-8601 UTC with microseconds and a ``Z``."""
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def stamp(when: datetime) -> str:
-    """A time for a record's own fields (``plan_time``, ``signing_time``), written as ``time`` is."""
-    return _stamp(when)
 
 
 def _chained(fields: dict[str, Any], last: AuditEntry | None, stamp: str) -> dict[str, Any]:
