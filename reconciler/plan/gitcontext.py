@@ -263,21 +263,18 @@ def load_committed(repo_dir: Path) -> Committed:
         with tempfile.TemporaryDirectory(prefix="rpki-head-") as tmp:
             mirror_top = Path(tmp).resolve()
             mirror_root = mirror_top / work.root.relative_to(work.root.anchor)
-            if not _materialise(commit, work.rel, mirror_root):
+            loaded = _load_at(
+                commit,
+                work,
+                mirror_root,
+                f"the committed desired state (HEAD {commit.hexsha[:12]}) does not load; fix it in a new "
+                "commit",
+            )
+            if loaded is None:
                 raise GitContextError(
                     f"the desired state {work.rel.as_posix()} is not in the commit HEAD "
                     f"({commit.hexsha[:12]}) of {work.root}: commit it first"
                 )
-            try:
-                loaded = load(mirror_root / work.rel)
-            except DesiredStateError as exc:
-                diagnostics = [_rebase_diagnostic(d, mirror_root) for d in exc.diagnostics]
-                listed = "\n".join(f"  {d}" for d in diagnostics)
-                raise GitContextError(
-                    f"the committed desired state (HEAD {commit.hexsha[:12]}) does not load; fix it in a "
-                    f"new commit:\n{listed}",
-                    diagnostics,
-                ) from exc
             return Committed(_unmirror_desired(loaded, mirror_top), commit.hexsha)
 
 
@@ -399,8 +396,9 @@ def _rebase_diagnostic(diagnostic: Diagnostic, mirror_root: Path) -> Diagnostic:
     )
 
 
-def _load_base(commit: git.Commit, base: str, work: _WorkTree, mirror_root: Path) -> DesiredState | None:
-    """Load the desired state as it was at ``commit``; None when the revision has no such directory.
+def _load_at(commit: git.Commit, work: _WorkTree, mirror_root: Path, failure: str) -> DesiredState | None:
+    """Load the desired state as it was at ``commit``; None when the commit has no such directory. When
+    it does not load, :class:`GitContextError` says ``failure``, then its problems with repository paths.
 
     ``mirror_root`` is the work tree's root recreated at its own absolute path inside a temporary
     directory, so that relative paths in rpki.yaml (``../published``, ``../keys``) resolve inside the
@@ -414,11 +412,7 @@ def _load_base(commit: git.Commit, base: str, work: _WorkTree, mirror_root: Path
     except DesiredStateError as exc:
         diagnostics = [_rebase_diagnostic(d, mirror_root) for d in exc.diagnostics]
         listed = "\n".join(f"  {d}" for d in diagnostics)
-        raise GitContextError(
-            f"the desired state at revision {base!r} (commit {commit.hexsha[:12]}) does not load, so there "
-            f"is nothing to compare the work tree with; pick another base revision:\n{listed}",
-            diagnostics,
-        ) from exc
+        raise GitContextError(f"{failure}:\n{listed}", diagnostics) from exc
 
 
 def _real_path(path: Path, mirror_top: Path) -> Path:
@@ -848,7 +842,13 @@ def intent_changes(repo_dir: Path, base: str) -> list[IntentChange]:
         with tempfile.TemporaryDirectory(prefix="rpki-base-") as tmp:
             mirror_top = Path(tmp).resolve()
             mirror_root = mirror_top / work.root.relative_to(work.root.anchor)
-            previous = _load_base(commit, base, work, mirror_root)
+            previous = _load_at(
+                commit,
+                work,
+                mirror_root,
+                f"the desired state at revision {base!r} (commit {commit.hexsha[:12]}) does not load, so "
+                "there is nothing to compare the work tree with; pick another base revision",
+            )
             comparison = _Comparison(work, current, previous, mirror_root, base)
             comparison.compare_settings(mirror_top)
             comparison.compare_cas()
