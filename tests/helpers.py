@@ -6,6 +6,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -112,8 +113,11 @@ def routine(changes: list[Change]) -> bool:
     return all(c.routine for c in changes)
 
 
-def run_on_terminal(args: list[str], answer: bytes, prompt: bytes, timeout: float = 120) -> tuple[int, str]:
-    """Run ``rpkictl ARGS`` on a pseudo-terminal and type ``answer`` when ``prompt`` appears."""
+def run_on_terminal(
+    args: list[str], answer: bytes | list[bytes], prompt: bytes, timeout: float = 120
+) -> tuple[int, str]:
+    """Run ``rpkictl ARGS`` on a pseudo-terminal and type ``answer`` when ``prompt`` appears (a list:
+    the next answer each time the prompt appears once more)."""
     code, output, _ = exec_on_terminal(
         lambda: os.execv(sys.executable, [sys.executable, "-m", "reconciler", *args]), answer, prompt, timeout
     )
@@ -121,17 +125,20 @@ def run_on_terminal(args: list[str], answer: bytes, prompt: bytes, timeout: floa
 
 
 def exec_on_terminal(
-    become: Callable[[], object], answer: bytes, prompt: bytes, timeout: float
+    become: Callable[[], object], answer: bytes | list[bytes], prompt: bytes, timeout: float
 ) -> tuple[int, str, bool]:
     """Fork on a pseudo-terminal; the child calls ``become`` (an exec). Type ``answer`` once ``prompt``
-    appears. Returns (exit code, output, whether the prompt appeared).
+    appears, or with a list of answers the next one each time it appears once more. Returns (exit code,
+    output, whether the prompt appeared).
 
-    Reads with a deadline, so a prompt that never comes fails the test instead of hanging it.
+    Reads with a deadline: a child still running then (waiting for an answer never typed, or stuck) is
+    killed, so a prompt that never comes fails the test instead of hanging it.
     """
+    answers = [answer] if isinstance(answer, bytes) else answer
     pid, fd = pty.fork()
     if pid == 0:  # the child becomes the program on the terminal
         become()
-    output, answered = b"", False
+    output, typed, closed = b"", 0, False
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         ready, _, _ = select.select([fd], [], [], left)
@@ -140,15 +147,16 @@ def exec_on_terminal(
         try:
             chunk = os.read(fd, 4096)
         except OSError:  # the child closed the terminal
-            break
+            chunk = b""
         if not chunk:
+            closed = True
             break
         output += chunk
-        if not answered and prompt in output:
-            os.write(fd, answer + b"\n")
-            answered = True
-    else:
-        os.kill(pid, 9)
+        if typed < len(answers) and output.count(prompt) > typed:
+            os.write(fd, answers[typed] + b"\n")
+            typed += 1
+    if not closed:
+        os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     os.close(fd)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace"), answered
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace"), output.count(prompt) > 0

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -26,45 +24,13 @@ from reconciler.desired.discover import desired_root
 from reconciler.diagnostics import DesiredStateError
 from reconciler.plan.challenge import challenge
 from reconciler.plan.document import GateDoc
-from tests.helpers import Scratch, scratch_copy
+from tests.helpers import Scratch, run_on_terminal, scratch_copy
 from tests.test_cli import rpkictl
 
 ISP = "cas/members/example-isp.yaml"
 NOW = "2026-11-23T12:00:00Z"
 LATER = "2026-11-23T12:05:00Z"
 QUESTION = b"how many VRPs it loses"
-
-
-def on_terminal(
-    args: list[str], answers: list[bytes], prompt: bytes, timeout: float = 150
-) -> tuple[int, str]:
-    """Run ``rpkictl ARGS`` on a pseudo-terminal; type the next of ``answers`` each time ``prompt``
-    appears once more. A prompt that never comes fails the test instead of hanging it."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(sys.executable, [sys.executable, "-m", "reconciler", *args])
-    output, typed, closed = b"", 0, False
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            break
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # the child closed the terminal
-            chunk = b""
-        if not chunk:
-            closed = True
-            break
-        output += chunk
-        if typed < len(answers) and output.count(prompt) > typed:
-            os.write(fd, answers[typed] + b"\n")
-            typed += 1
-    if not closed:  # silent past the deadline: waiting for an answer never typed, or stuck
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
 
 
 @pytest.fixture
@@ -95,7 +61,7 @@ def test_a_gated_apply_asks_what_the_plan_costs_and_gives_another_try(applied: S
     _empty_isp(applied)
     served = applied.rsync.resolve()
     args = ["apply", str(applied.repo), "--simulate-time", "--now", LATER]
-    code, output = on_terminal(args, [b"y", b"4", b"example-isp 4"], QUESTION)
+    code, output = run_on_terminal(args, [b"y", b"4", b"example-isp 4"], QUESTION, timeout=150)
     assert code == 0, output
     question = next(line for line in output.splitlines() if "how many VRPs it loses" in line)
     question = question.split("?")[0].split(")")[0]
@@ -111,7 +77,7 @@ def test_three_wrong_answers_exit_3_with_nothing_signed(applied: Scratch) -> Non
     _empty_isp(applied)
     served = applied.rsync.resolve()
     args = ["apply", str(applied.repo), "--simulate-time", "--now", LATER]
-    code, output = on_terminal(args, [b"y", b"example-isp 3", b"4 other-isp"], QUESTION)
+    code, output = run_on_terminal(args, [b"y", b"example-isp 3", b"4 other-isp"], QUESTION, timeout=150)
     assert code == 3, output
     assert "not approved after 3 tries: nothing was signed or written" in output
     assert applied.rsync.resolve() == served
@@ -122,7 +88,7 @@ def test_the_confirmation_counts_as_the_verdict_counts(applied: Scratch) -> None
     """'1 change to review' in the verdict, and the same in the question (not 'these 3 changes')."""
     applied.edit(ISP, "max_length: 26", "max_length: 27")
     args = ["apply", str(applied.repo), "--simulate-time", "--now", LATER]
-    code, output = on_terminal(args, [b"y"], b"Apply these")
+    code, output = run_on_terminal(args, [b"y"], b"Apply these", timeout=150)
     assert code == 0, output
     verdict = re.search(r"(\d+) changes? to review", output)
     assert verdict, output
