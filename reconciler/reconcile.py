@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,6 +35,9 @@ from reconciler.desired import DesiredStateError
 from reconciler.desired.model import DesiredState
 from reconciler.plan import gitcontext
 from reconciler.plan.model import Plan
+
+_STOP_POLL = 0.1
+"""Seconds between two looks at a stop request while the loop waits."""
 
 
 class UncommittedError(Exception):
@@ -217,12 +220,28 @@ class Loop:
     allow_uncommitted: bool = False
     now: Callable[[], datetime] = clock.now
     failures: int = 0
-    _stopping: threading.Event = field(default_factory=threading.Event)
+    _stop_signal: int | None = field(default=None, repr=False)
 
     def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
-        if signum is not None:
-            self.log(f"received {signal.Signals(signum).name}: stopping after the current cycle")
-        self._stopping.set()
+        """Ask the loop to stop once the current cycle or wait is over.
+
+        As a signal handler it runs between any two bytecodes of the main thread -- half-way through
+        writing a log line, or holding a lock it is about to release -- so it only records the request:
+        it neither writes nor takes a lock. The loop says it received the signal when it sees it."""
+        self._stop_signal = signum if signum is not None else 0
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_signal is not None
+
+    def _wait(self, delay: timedelta) -> None:
+        """Sleep ``delay``, waking within a tenth of a second of :meth:`stop`."""
+        deadline = time.monotonic() + delay.total_seconds()
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, _STOP_POLL))
 
     def delay(self) -> timedelta:
         if not self.failures:
@@ -267,10 +286,11 @@ class Loop:
             f"({'routine renewals only' if self.routine_only else 'changes that need no approval'}, "
             f"{'the files as they are' if self.allow_uncommitted else 'as committed in Git'})"
         )
-        while not self._stopping.is_set():
+        while not self.stopping:
             self.once()
-            if self._stopping.wait(self.delay().total_seconds()):
-                break
+            self._wait(self.delay())
+        if self._stop_signal:
+            self.log(f"received {signal.Signals(self._stop_signal).name}: stopped after the current cycle")
         self.log("stopped")
 
 

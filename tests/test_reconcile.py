@@ -92,6 +92,38 @@ def test_backoff_doubles_up_to_the_maximum() -> None:
     assert waits == [timedelta(minutes=m) for m in (10, 10, 20, 40, 60, 60)]
 
 
+def test_a_stop_signal_in_the_middle_of_a_log_line_is_noted_not_written_into_it(tmp_path: Path) -> None:
+    """A signal handler runs between any two bytecodes: one that logged itself would write into a line
+    being written (or wait on a lock its own thread holds). The stop is noted, then said in order."""
+    scratch = scratch_copy(tmp_path)
+    written: list[str] = []
+    writing = False
+
+    def log(message: str) -> None:
+        nonlocal writing
+        assert not writing, f"{message!r} written in the middle of {written[-1]!r}"
+        writing = True
+        try:
+            written.append(message)
+            if len(written) == 2:  # the first cycle's line: the signal comes while it is written
+                os.kill(os.getpid(), signal.SIGTERM)
+        finally:
+            writing = False
+
+    loop = reconcile.Loop(scratch.repo, timedelta(hours=1), timedelta(hours=1), log, allow_uncommitted=True)
+    previous = signal.getsignal(signal.SIGTERM)
+    reconcile.install_signal_handlers(loop)
+    started = time.monotonic()
+    try:
+        loop.run()  # an hour's wait, ended by the signal
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert time.monotonic() - started < 60
+    assert written[-2:] == ["received SIGTERM: stopped after the current cycle", "stopped"]
+    assert len(written) == 4
+
+
 def _start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "reconciler", "reconcile", *args],
