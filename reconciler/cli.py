@@ -26,7 +26,8 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from reconciler import clihelp, clock, engine, faults, fsutil, problem_report
+from reconciler import clihelp, clock, engine, exchange, faults, fsutil, problem_report
+from reconciler import identity as identities
 from reconciler import reconcile as reconcile_loop
 from reconciler.apply import audit, lock, onetime
 from reconciler.apply.executor import ApplyResult
@@ -46,8 +47,12 @@ from reconciler.plan.approval import (
 )
 from reconciler.plan.challenge import challenge
 from reconciler.plan.document import GateDoc, PlanDocument
+from reconciler.plan.gitcontext import GitContextError
 from reconciler.plan.model import Severity
 from reconciler.plan.render import markdown, text
+from reconciler.protocol import oob
+from reconciler.protocol.bpki import IdentityCertificate
+from reconciler.protocol.errors import ProtocolError
 from reconciler.publish.rsync_tree import TreeMovedError
 from reconciler.signers import Signer, open_signer
 
@@ -758,6 +763,130 @@ def ta_import(
     )
 
 
+oob_app = typer.Typer(
+    help="RFC 8183 setup files: requests for our CAs to become a child or publisher elsewhere, and the "
+    "responses for external children and publishers declared in the desired state.",
+    no_args_is_help=True,
+)
+app.add_typer(oob_app, name="oob")
+
+CaArg = Annotated[str, typer.Argument(help="The name of one of our CAs.")]
+OobOutOpt = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Write the XML to this file instead of printing it.")
+]
+ServiceUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--service-uri",
+        metavar="BASE",
+        help="Where 'rpkictl serve' is reached (e.g. https://ca.example.net/rpki); the service URI is "
+        "BASE/rfc6492/HANDLE or BASE/rfc8181/HANDLE. Default: serve.base_uri of rpki.yaml.",
+    ),
+]
+#: What the out-of-band commands may fail with, besides the operator errors of every command.
+OOB_ERRORS: tuple[type[Exception], ...] = (*OPERATOR_ERRORS, exchange.ExchangeError, ProtocolError, OSError)
+
+
+def _identity(desired: DesiredState, owner: str, signer_name: str, now: datetime) -> IdentityCertificate:
+    """Our identity for ``owner``, its key created in the signer the first time (see ``identity``)."""
+    config = desired.signers[signer_name]
+    if config.type == "offline":
+        _fail(
+            f"signer {signer_name!r} is offline: a BPKI identity signs protocol messages online, so "
+            f"{owner!r} cannot have one there"
+        )
+    _key, found = identities.ensure(open_signer(config), owner, identities.directory(desired), now)
+    return found
+
+
+def _hand_out(message: oob.Message, output: Path | None, identity: IdentityCertificate, what: str) -> None:
+    """Print the XML, or write it and say which identity it carries (the fingerprint to compare with
+    the peer over another channel)."""
+    data = oob.render(message)
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    output.write_bytes(data)
+    out.print(f"Wrote {output}: {what}; identity SHA-256 fingerprint {identity.fingerprint()}", markup=False)
+
+
+@oob_app.command("child-request")
+def oob_child_request(
+    ca: CaArg, repo: RepoArg = Path(), output: OobOutOpt = None, now: NowOpt = None
+) -> None:
+    """Print the child_request for CA to become a child of another parent (a registry's portal, Krill);
+    creates the CA's BPKI identity key the first time."""
+    try:
+        desired = _desired(repo)
+        found = exchange.find_ca(desired, ca)
+        identity = _identity(desired, found.name, found.signer, clock.now(now))
+        message = exchange.child_request(found, identity)
+        _hand_out(message, output, identity, "upload it to the parent")
+    except OOB_ERRORS as exc:
+        _fail(str(exc))
+
+
+@oob_app.command("publisher-request")
+def oob_publisher_request(
+    ca: CaArg, repo: RepoArg = Path(), output: OobOutOpt = None, now: NowOpt = None
+) -> None:
+    """Print the publisher_request for CA to publish at another publication server; creates the CA's
+    BPKI identity key the first time."""
+    try:
+        desired = _desired(repo)
+        found = exchange.find_ca(desired, ca)
+        identity = _identity(desired, found.name, found.signer, clock.now(now))
+        message = exchange.publisher_request(found, identity)
+        _hand_out(message, output, identity, "send it to the publication server's operator")
+    except OOB_ERRORS as exc:
+        _fail(str(exc))
+
+
+@oob_app.command("parent-response")
+def oob_parent_response(
+    ca: CaArg,
+    child: Annotated[str, typer.Argument(help="The handle of an external child declared under CA.")],
+    repo: RepoArg = Path(),
+    service_uri: ServiceUriOpt = None,
+    output: OobOutOpt = None,
+    now: NowOpt = None,
+) -> None:
+    """Print the parent_response for an external child of CA declared in its 'children:', with CA's
+    BPKI identity (created the first time)."""
+    try:
+        desired = _desired(repo)
+        found = exchange.find_ca(desired, ca)
+        declared = exchange.find_child(desired, found, child)
+        base = exchange.base_uri(desired, service_uri)
+        identity = _identity(desired, found.name, found.signer, clock.now(now))
+        message = exchange.parent_response(found, declared, identity, base)
+        _hand_out(message, output, identity, "send it to the child's operator")
+    except OOB_ERRORS as exc:
+        _fail(str(exc))
+
+
+@oob_app.command("repository-response")
+def oob_repository_response(
+    publisher: Annotated[str, typer.Argument(help="The handle of a publisher declared in rpki.yaml.")],
+    repo: RepoArg = Path(),
+    service_uri: ServiceUriOpt = None,
+    output: OobOutOpt = None,
+    now: NowOpt = None,
+) -> None:
+    """Print the repository_response for a publisher declared in rpki.yaml's 'publishers:', with the
+    publication server's BPKI identity (created the first time, in serve.signer)."""
+    try:
+        desired = _desired(repo)
+        declared = exchange.find_publisher(desired, publisher)
+        base = exchange.base_uri(desired, service_uri)
+        identity = _identity(desired, identities.REPOSITORY, desired.serve.signer, clock.now(now))
+        message = exchange.repository_response(desired, declared, identity, base)
+        _hand_out(message, output, identity, "send it to the publisher's operator")
+    except OOB_ERRORS as exc:
+        _fail(str(exc))
+
+
 CHECK_EXIT = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
@@ -978,6 +1107,131 @@ def reconcile(
         raise typer.Exit(EXIT_OK if succeeded else EXIT_ERROR)
     reconcile_loop.install_signal_handlers(loop)
     loop.run()
+
+
+@app.command()
+def serve(
+    repo: RepoArg = Path(),
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            metavar="ADDRESS",
+            help="Address to listen on; 127.0.0.1 behind a reverse proxy doing TLS.",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="PORT", help="TCP port.")] = 8080,
+    max_updown_body: Annotated[
+        int,
+        typer.Option(
+            "--max-rfc6492-body", min=1, metavar="BYTES", help="Largest RFC 6492 request (413 above)."
+        ),
+    ] = 1024 * 1024,
+    max_publication_body: Annotated[
+        int,
+        typer.Option(
+            "--max-rfc8181-body", min=1, metavar="BYTES", help="Largest RFC 8181 request (413 above)."
+        ),
+    ] = 16 * 1024 * 1024,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, metavar="N", help="Requests answered at once.")
+    ] = 8,
+    connection_limit: Annotated[
+        int, typer.Option("--connection-limit", min=1, metavar="N", help="Open connections; more wait.")
+    ] = 100,
+    channel_timeout: Annotated[
+        str,
+        typer.Option(
+            "--channel-timeout",
+            metavar="DURATION",
+            help="Close a connection silent this long (also mid-request).",
+        ),
+    ] = "30s",
+    stop_grace: Annotated[
+        str,
+        typer.Option(
+            "--stop-grace",
+            metavar="DURATION",
+            help="On SIGTERM, how long requests in progress may take to finish.",
+        ),
+    ] = "30s",
+    trusted_proxy: Annotated[
+        str | None,
+        typer.Option(
+            "--trusted-proxy",
+            metavar="ADDRESS",
+            help="The reverse proxy's address: its X-Forwarded-For names the client in the log.",
+        ),
+    ] = None,
+    allow_uncommitted: Annotated[
+        bool,
+        typer.Option(
+            "--allow-uncommitted",
+            help="Serve the desired state's files as they are, edits nobody committed included (needed "
+            "outside Git). By default what is served is what HEAD holds, as for reconcile.",
+        ),
+    ] = False,
+) -> None:
+    """Answer external children (RFC 6492, POST /rfc6492/HANDLE) and publishers (RFC 8181,
+    POST /rfc8181/HANDLE) declared in the desired state as committed in Git; GET /healthz answers "ok".
+
+    An entitlement is what a child is certified for on request, unattended: like the reconcile loop,
+    serve answers from what HEAD holds, never from an edit nobody reviewed.
+
+    Plain HTTP: terminate TLS at a reverse proxy (the messages are CMS-signed; docs/operations.md).
+    Exit 1 when nothing is declared to serve. SIGTERM or SIGINT stops it after the requests in progress
+    (at most --stop-grace), exit 0. A change to children: or publishers: takes effect on restart."""
+    from reconciler import serve as http  # noqa: PLC0415 - the server loads only for this command
+    from reconciler.serve import responders  # noqa: PLC0415
+
+    limits = http.Limits(
+        max_updown_body=max_updown_body,
+        max_publication_body=max_publication_body,
+        threads=threads,
+        connection_limit=connection_limit,
+        channel_timeout=max(1, round(_duration(channel_timeout, "--channel-timeout").total_seconds())),
+        stop_grace=max(1, round(_duration(stop_grace, "--stop-grace").total_seconds())),
+    )
+
+    def log(message: str) -> None:
+        out.print(f"{clock.now():%Y-%m-%dT%H:%M:%SZ} serve: {message}", markup=False, highlight=False)
+
+    root = _root(repo)
+
+    def committed() -> DesiredState:
+        return reconcile_loop.committed_state(root, allow_uncommitted=allow_uncommitted).desired
+
+    failures: tuple[type[Exception], ...] = (
+        *OPERATOR_ERRORS,
+        ProtocolError,
+        OSError,
+        reconcile_loop.UncommittedError,
+        GitContextError,
+    )
+    try:
+        desired = committed()
+    except DesiredStateError as exc:
+        for diagnostic in exc.diagnostics:
+            err.print(str(diagnostic), markup=False)
+        _fail(f"{len(exc.diagnostics)} problem(s) in the desired state; nothing is served")
+    except failures as exc:
+        _fail(str(exc))
+    try:
+        served = responders.build(desired, committed, clock.now(), log)
+    except responders.NothingToServe as exc:
+        _fail(str(exc))
+    except failures as exc:
+        _fail(f"cannot start the responders: {exc}")
+    application = http.make_app(served.updown, served.publication, limits, log)
+    try:
+        server = http.Server(application, host, port, limits, trusted_proxy=trusted_proxy)
+    except OSError as exc:
+        _fail(f"cannot listen on {host} port {port}: {exc.strerror or exc}")
+    stop = http.StopRequest()
+    http.install_signal_handlers(stop)
+    where = ", ".join(f"http://[{h}]:{p}" if ":" in h else f"http://{h}:{p}" for h, p in server.addresses)
+    log(f"serving {served.describe()} on {where} (GET /healthz for health checks)")
+    server.serve(stop, log)
 
 
 @app.command()

@@ -21,7 +21,7 @@ from reconciler.desired import load, parse_cache
 from reconciler.desired.model import DesiredState
 from reconciler.offline import ceremony
 from reconciler.offline.request import CeremonyError, SigningRequest, fingerprint, read_response
-from reconciler.plan import document
+from reconciler.plan import document, publishers
 from reconciler.plan.approval import Approval, ApprovalError, stale_reasons
 from reconciler.plan.diff import make_plan
 from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument, PlanFormatError, SourceDoc
@@ -179,9 +179,11 @@ def _signers_if_available(desired: DesiredState) -> dict[str, Signer] | None:
         return None
 
 
-def workspace_for(desired: DesiredState) -> Workspace:
-    """Open the signers of a loaded desired state and read its publication point (for apply)."""
-    signers = open_signers(desired.signers, {ca.signer for ca in desired.cas})
+def workspace_for(desired: DesiredState, signers: dict[str, Signer] | None = None) -> Workspace:
+    """Open the signers of a loaded desired state (unless given, opened already) and read its publication
+    point (for apply)."""
+    if signers is None:
+        signers = open_signers(desired.signers, {ca.signer for ca in desired.cas})
     secret = memo.secret_of(desired, signers)
     served, found = _read_served(desired.publication.directory)
     found.memo = memo.load(desired.publication.directory, secret)
@@ -465,12 +467,12 @@ def rrdp_drift(workspace: Workspace) -> Change | None:
     found = workspace.published
     matches, why = rrdp.state_matches(
         current,
-        found.files,
+        found.served_files(),
         publication.rsync_base,
         directory=directory,
         rrdp_base=publication.rrdp_base,
         digest_of=found.digest_of,
-        tree=found.tree_digest(),
+        tree=found.served_digest(),
         secret=found.memo.secret,
     )
     if matches:
@@ -508,25 +510,35 @@ def publish_all(
     *,
     held: lock.Lock | None = None,
     progress: Progress | None = None,
+    foreign: dict[str, bytes] | None = None,
+    encoded: rrdp.Encoded | None = None,
 ) -> str | None:
     """The rsync tree (swapped atomically), then RRDP (snapshot and delta before the notification).
     Returns what RRDP did, for the operator. Old trees are removed by ``removals`` when given (see
     :class:`Removals`), before this returns otherwise.
 
+    ``files`` is this tree's own part of the new tree; the external publishers' part is ``foreign``,
+    by default what is served now (``PublishedState.foreign``): every publication carries it over.
+
     With ``held``, the publication lock: each irreversible step (the swap of ``rsync``, the rename of the
     notification) happens only while it is still ours, and the swap only while the tree served is still
-    the one the workspace was read from. ``progress`` is kept up to date as each step is done."""
+    the one the workspace was read from. ``progress`` is kept up to date as each step is done.
+    ``encoded``: the snapshot's elements kept by a process that publishes again and again (see
+    ``rrdp.Encoded``)."""
     publication = workspace.desired.publication
     progress = progress if progress is not None else Progress()
 
     def swapped(tree: Path) -> None:
         progress.rsync = tree
 
+    old = workspace.published
+    carried = old.foreign if foreign is None else foreign
+    files = {**files, **carried} if carried else files
     publish(
         publication.directory,
         files,
         now,
-        served=workspace.published.files,
+        served=old.served_files(),
         removals=removals,
         read_from=workspace.served,
         check_served=held is not None,
@@ -535,17 +547,17 @@ def publish_all(
     )
     if publication.rrdp_base is None:
         return None
-    old = workspace.published
     written = rrdp.publish_rrdp(
         publication.directory / "rrdp",
         publication.rrdp_base,
         publication.rsync_base,
-        old.files,
+        old.served_files(),
         files,
         digest_of=old.digest_of,  # unchanged files were hashed when the tree was read
-        old_tree=old.tree_digest(),
+        old_tree=old.served_digest(),
         fence=held.fence if held is not None else None,
         secret=cache_secret(workspace),
+        encoded=encoded,
     )
     if written is None:
         progress.rrdp = "RRDP already serves it"
@@ -685,10 +697,14 @@ def apply(
         the_plan = dataclasses.replace(the_plan, now=now)
     result = _only_layout(execute(the_plan, workspace.desired, workspace.published, workspace.signers))
     result = _without_damage(result, workspace.published)
+    foreign = publishers.carried(workspace.published, the_plan.changes)
+    if len(foreign) != len(workspace.published.foreign):  # a removed publisher's objects are withdrawn
+        gone = set(workspace.published.foreign) - set(foreign)
+        result = dataclasses.replace(result, removed=tuple(sorted({*result.removed, *gone})))
     with Removals() as removals:  # old rsync trees go while RRDP and the memo are written
         if result.written or result.removed or any(c.kind is Kind.RRDP for c in the_plan.changes):
             rrdp_did = publish_all(
-                workspace, result.files, the_plan.now, removals, held=held, progress=progress
+                workspace, result.files, the_plan.now, removals, held=held, progress=progress, foreign=foreign
             )
             result = dataclasses.replace(result, rrdp=rrdp_did)
         remember_signed(workspace, result)

@@ -8,11 +8,16 @@ rebuilt at the very same URIs:
     <rsync_base><ca>/<KEYID>.mft|.crl    its manifest and CRL, named after the CA key's identifier
     <rsync_base><ca>/<child>.cer         certificates it issued to child CAs (key generation 1)
     <rsync_base><ca>/<child>_g<N>.cer    ... for the child's key generation N (both during a key roll)
+    <rsync_base><ca>/<handle>_<KEYID>.cer  certificates it issued to an external child (RFC 6492), one per
+                                         key of the child (two during the child's key roll)
     <rsync_base><ca>/AS<asn>_<prefix>_<len>.roa   its ROAs, one prefix each
     <rsync_base><ca>/AS<asn>_ipv<4|6>.roa         ... or one for all of an origin's prefixes of a family
+    <rsync_base>publishers/<handle>/     an external publisher's repository (RFC 8181), its sia_base
 """
 
 from __future__ import annotations
+
+import re
 
 from reconciler.desired.model import CaIntent
 from reconciler.resources import IPNetwork, prefix_text
@@ -21,6 +26,17 @@ from reconciler.resources import IPNetwork, prefix_text
 def repository(ca: str) -> str:
     """The CA's directory, relative to the rsync base; ends with '/'."""
     return f"{ca}/"
+
+
+#: The directory, below the rsync base, of external publishers' repositories (rpki.yaml ``publishers``).
+#: A CA of that name would share it, so validate refuses one while publishers are declared.
+PUBLISHERS = "publishers"
+
+
+def publisher_repository(handle: str) -> str:
+    """An external publisher's directory (its RFC 8183 sia_base), relative to the rsync base; ends with
+    '/'. Handles follow the CA-name rule, so this is one path segment below ``publishers/``."""
+    return f"{PUBLISHERS}/{handle}/"
 
 
 def key_label(ca: str, generation: int) -> str:
@@ -46,6 +62,27 @@ def certificate_subject(name: str) -> tuple[str, int]:
     if sep and ca and generation.isdigit() and not generation.startswith("0"):
         return ca, int(generation)
     return stem, 1
+
+
+def external_certificate_name(handle: str, key_id: bytes) -> str:
+    """The file of the certificate a CA issued to external child ``handle`` for one of the child's keys.
+    Handles and CA names have no '_', and a key identifier in upper-case hex never starts with 'g', so
+    the name is never a local child's (``<ca>.cer``, ``<ca>_g<N>.cer``); naming by key keeps both
+    certificates of a child's key roll, and a re-issue for the same key replaces its predecessor."""
+    return f"{handle}_{key_id.hex().upper()}.cer"
+
+
+def external_certificate_subject(name: str) -> tuple[str, bytes] | None:
+    """The handle and key identifier of an external child's certificate file name, None for any other
+    name: ``acme_0A1B...(40 hex digits).cer`` -> ("acme", bytes)."""
+    stem, dot, suffix = name.rpartition(".")
+    handle, sep, key = stem.rpartition("_")
+    if dot and suffix == "cer" and sep and handle and "_" not in handle and _KEY_HEX.fullmatch(key):
+        return handle, bytes.fromhex(key)
+    return None
+
+
+_KEY_HEX = re.compile(r"[0-9A-F]{40}")
 
 
 def manifest_name(key_id: bytes) -> str:

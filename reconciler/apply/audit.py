@@ -56,6 +56,7 @@ from reconciler.fsutil import fsync_dir
 
 GENESIS = "0" * 64
 REPAIRED = "log-repaired"  # the status of the entry recording unreadable lines at the end of the log
+PUBLISHED = "published"  # the status of an external publisher's RFC 8181 publication (not an apply)
 RESERVED = frozenset({"seq", "time", "prev", "hash"})
 FILE_MODE = 0o640  # readable by an operators' group, not by everyone: records name people and plans
 _TAIL_CHUNK = 64 * 1024
@@ -96,24 +97,36 @@ def append(path: Path, record: dict[str, Any], *, now: datetime) -> AuditEntry:
     a returned entry survives a crash. Raises ``AuditError`` for a bad record, or if the log's last line is
     unreadable (the chain cannot be continued honestly; run ``verify``), and ``OSError`` if the disk fails.
     """
-    if not isinstance(record, dict):
-        raise AuditError(f"an audit record must be a dict, not {type(record).__name__}")
-    bad_keys = sorted(str(key) for key in record if not isinstance(key, str))
-    if bad_keys:
-        raise AuditError(f"audit record keys must be strings: {', '.join(bad_keys)}")
-    reserved = sorted(record.keys() & RESERVED)
-    if reserved:
-        raise AuditError(f"audit record uses reserved keys {', '.join(reserved)}: this module sets them")
-    try:
-        # Round-trip through JSON so that what is hashed now is exactly what ``verify`` will read back
-        # (tuples become lists, and so on); NaN and infinities are not JSON and are refused.
-        fields = _loads(_canonical(record))
-    except (TypeError, ValueError) as exc:
-        raise AuditError(f"audit record is not plain JSON: {exc}") from exc
+    return append_all(path, [record], now=now)[0]
+
+
+def append_all(path: Path, records: list[dict[str, Any]], *, now: datetime) -> list[AuditEntry]:
+    """Append ``records``, chained in this order, as :func:`append` appends one: with one ``write`` and
+    one fsync for all of them (the publication server records the messages it published together),
+    all or none (a bad record is refused before anything is written)."""
+    if not records:
+        return []
+    checked = []
+    for record in records:
+        if not isinstance(record, dict):
+            raise AuditError(f"an audit record must be a dict, not {type(record).__name__}")
+        bad_keys = sorted(str(key) for key in record if not isinstance(key, str))
+        if bad_keys:
+            raise AuditError(f"audit record keys must be strings: {', '.join(bad_keys)}")
+        reserved = sorted(record.keys() & RESERVED)
+        if reserved:
+            raise AuditError(f"audit record uses reserved keys {', '.join(reserved)}: this module sets them")
+        try:
+            # Round-trip through JSON so that what is hashed now is exactly what ``verify`` will read back
+            # (tuples become lists, and so on); NaN and infinities are not JSON and are refused.
+            checked.append(_loads(_canonical(record)))
+        except (TypeError, ValueError) as exc:
+            raise AuditError(f"audit record is not plain JSON: {exc}") from exc
     written = stamp(now)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, created = _open_for_append(path)
+    entries = []
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # released by close, also if we die
         last, damaged, torn = _tail(fd, path)
@@ -124,14 +137,18 @@ def append(path: Path, record: dict[str, Any], *, now: datetime) -> AuditEntry:
             lines.append(_line(repair))
             last = _entry(repair)
             notes = (_repair_note(path, damaged, torn, last.seq),)
-        entry = _chained(fields, last, written)
-        lines.append(_line(entry))
+        for fields in checked:
+            entry = _chained(fields, last, written)
+            lines.append(_line(entry))
+            last = _entry(entry)
+            entries.append(replace(last, notes=notes))
+            notes = ()
         _write_whole(fd, b"\n".join(lines) + b"\n")
     finally:
         os.close(fd)
     if created:
         fsync_dir(path.parent)
-    return replace(_entry(entry), notes=notes)
+    return entries
 
 
 def stamp(when: datetime) -> str:

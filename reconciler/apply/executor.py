@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 from cryptography import x509
 
 from reconciler import faults, layout
+from reconciler.apply import child_certificate
 from reconciler.apply.onetime import OneTimeKeys, workers
 from reconciler.desired.model import CaIntent, DesiredState
+from reconciler.plan import external_children
 from reconciler.plan.model import Action, Change, Kind, Plan
 from reconciler.plan.rollover import KeyIds, KeyPlan, lost_keys, missing_key_error
 from reconciler.published.memo import RoaSummary, texts
@@ -246,6 +248,9 @@ class _Executor:
 
     def issue_certificate(self, change: Change) -> None:
         assert change.subject is not None  # noqa: S101 - certificate changes always name their subject
+        if external_children.is_external(change):
+            self.reissue_external(change)
+            return
         ca = self.desired.ca(change.subject)
         key = self.subject_key(ca, change.generation)
         timing = self.desired.timing
@@ -264,6 +269,30 @@ class _Executor:
             ip_resources=rfc3779.encode_ip(ca.resources),
             as_resources=rfc3779.encode_asn(ca.resources.asn),
             ca=rc.CaAccess(repo, repo + layout.manifest_name(key), self.desired.publication.notify_uri),
+        )
+        self.signed_with[change.path] = issuer.key_id
+        self.signed += 1
+
+    def reissue_external(self, change: Change) -> None:
+        """An external child's certificate again, for the key and SIA it holds (the child asked for those),
+        within the child's entitlement, by the CA's active key, to the end of the CA's own certificate as
+        this apply leaves it (what the child is told as ``resource_set_notafter``)."""
+        ca = self.desired.ca(change.ca)
+        found = self.published.certificate(change.path)
+        located = self.desired.external_child(change.subject or "")
+        if not isinstance(found, rc.ResourceCertificate) or located is None or located[0].name != ca.name:
+            raise SignerError(f"{change.path}: no certificate of a declared external child to re-issue")
+        own = self.files.get(layout.certificate_path(ca, self.key_plan(ca).active))
+        own_cert = rc.decode(own) if own is not None else None
+        issuer = self.own_issuer(ca)
+        entitled = external_children.entitlement(*located)
+        self.files[change.path] = child_certificate.reissue(
+            found,
+            issuer=issuer,
+            resources=external_children.kept(found, entitled),
+            serial=self.serial(),
+            not_before=self.valid_from,
+            not_after=external_children.validity_end(own_cert, self.now, self.desired.timing),
         )
         self.signed_with[change.path] = issuer.key_id
         self.signed += 1

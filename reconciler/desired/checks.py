@@ -22,10 +22,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
+from reconciler import layout
 from reconciler.desired.schema import (
     SIGNER_KEYS,
     SIGNER_NAME_RE,
     CaFile,
+    ResourcesSection,
     RpkiFile,
     SignerSection,
     format_duration,
@@ -123,7 +125,49 @@ def check_settings(doc: SettingsDoc, root: Path) -> list[Diagnostic]:
         *_check_signer_directories(doc, root),
         *_check_audit_log(doc),
         *_check_roa_grouping(doc),
+        *_check_publishers(doc),
     ]
+
+
+def _check_publishers(doc: SettingsDoc) -> Iterable[Diagnostic]:
+    """Publisher handles name directories and service URIs, so each is used once; and the publication
+    server's identity key needs an online signer rpki.yaml defines."""
+    spec = doc.spec
+    first: dict[str, int] = {}
+    for index, publisher in enumerate(spec.publishers):
+        seen = first.setdefault(publisher.handle, index)
+        if seen != index:
+            line, _ = doc.source.position(("publishers", seen))
+            yield diag(
+                doc.source,
+                ("publishers", index, "handle"),
+                f"publisher handle '{publisher.handle}' is also used at line {line}",
+                "handles must be unique: choose another one for one of these publishers",
+            )
+    if not spec.publishers:
+        return
+    name = spec.serve.signer
+    found = spec.signers.get(name)
+    given = "signer" in spec.serve.model_fields_set
+    loc: Loc = ("serve", "signer") if given else ("publishers",)
+    if found is None:
+        known = sorted(n for n, s in spec.signers.items() if s.type != "offline")
+        yield diag(
+            doc.source,
+            loc,
+            f"the publication server's identity key needs signer '{name}'"
+            f"{'' if given else ' (the default)'}, which signers does not define",
+            f"{_did_you_mean(name, known)}set serve.signer to one of: {', '.join(known) or 'none'}",
+            key=not given,
+        )
+    elif found.type == "offline":
+        yield diag(
+            doc.source,
+            loc,
+            f"signer '{name}' is offline; the publication server signs its replies online",
+            "set serve.signer to a file or pkcs11 signer",
+            key=not given,
+        )
 
 
 def _check_roa_grouping(doc: SettingsDoc) -> Iterable[Diagnostic]:
@@ -287,12 +331,122 @@ def check_cas(
     problems += _check_parents(docs, by_name, broken_names)
     problems += _check_cycles(by_name)
     problems += _check_containment(docs, by_name)
+    problems += _check_child_handles(docs, by_name, broken_names)
+    problems += _check_reserved_names(docs, settings)
     for doc in docs:
         problems += _check_holds_something(doc)
         problems += _check_signer(doc, settings)
         problems += _check_key_generation(doc)
         problems += _check_roas(doc)
+        problems += _check_external_children(doc, settings)
     return problems
+
+
+def _check_child_handles(
+    docs: Sequence[CaDoc], by_name: Mapping[str, CaDoc], broken_names: set[str]
+) -> Iterable[Diagnostic]:
+    """An external child's handle is its RFC 6492 address and names its certificate beside those of the
+    parent's local child CAs: unique across every CA file, and never a CA's name."""
+    first: dict[str, tuple[CaDoc, int]] = {}
+    for doc in docs:
+        for index, child in enumerate(doc.spec.children):
+            loc: Loc = ("children", index, "handle")
+            owner = by_name.get(child.handle)
+            if owner is not None or child.handle in broken_names:
+                where = f" ({owner.where()})" if owner is not None else ""
+                yield diag(
+                    doc.source,
+                    loc,
+                    f"child handle '{child.handle}' is the name of CA '{child.handle}'{where}",
+                    "choose another handle: an external child's certificate is named after its handle, "
+                    "beside those of local child CAs",
+                )
+                continue
+            other, other_index = first.setdefault(child.handle, (doc, index))
+            if other is doc and other_index == index:
+                continue
+            line, column = other.source.position(("children", other_index, "handle"))
+            yield diag(
+                doc.source,
+                loc,
+                f"child handle '{child.handle}' is also used in "
+                f"{display_path(other.source.path)}:{line}:{column}",
+                "handles must be unique across all CA files: choose another one for one of these children",
+            )
+
+
+#: CA names that cannot be used while rpki.yaml declares publishers: the directory of the publishers'
+#: repositories, and the owner of the publication server's BPKI identity key.
+RESERVED_WITH_PUBLISHERS = (layout.PUBLISHERS, "repository")
+
+
+def _check_reserved_names(docs: Sequence[CaDoc], settings: SettingsDoc | None) -> Iterable[Diagnostic]:
+    """``publishers`` always: every reading of the publication treats that directory as the publishers'
+    (a removed publisher's objects stay there until an approved apply withdraws them)."""
+    declared = settings is not None and bool(settings.spec.publishers)
+    for doc in docs:
+        if doc.name == layout.PUBLISHERS or (declared and doc.name in RESERVED_WITH_PUBLISHERS):
+            use = (
+                "the publishers' repositories are published under <rsync_base>publishers/"
+                if doc.name == layout.PUBLISHERS
+                else "it names the publication server's BPKI identity"
+            )
+            yield diag(
+                doc.source,
+                ("name",),
+                f"the CA name '{doc.name}' is reserved"
+                + ("" if doc.name == layout.PUBLISHERS else " while rpki.yaml declares publishers"),
+                f"{use}: rename this CA",
+            )
+
+
+def _resource_items(held: ResourcesSection, at: Loc) -> Iterable[tuple[Loc, str, AsnSet | IpSet]]:
+    """Each resource item of a ``resources`` section at ``at``, with its key path."""
+    for i, asn in enumerate(held.asn):
+        yield (*at, "asn", i), str(asn), AsnSet.parse([asn])
+    for i, block in enumerate(held.ipv4):
+        yield (*at, "ipv4", i), block, IpSet.parse(4, [block])
+    for i, block in enumerate(held.ipv6):
+        yield (*at, "ipv6", i), block, IpSet.parse(6, [block])
+
+
+def _check_external_children(doc: CaDoc, settings: SettingsDoc | None) -> Iterable[Diagnostic]:
+    """A CA answers its external children online, and certifies them only for resources it holds."""
+    children = doc.spec.children
+    if not children:
+        return
+    signer = settings.spec.signers.get(doc.spec.signer) if settings is not None else None
+    if signer is not None and signer.type == "offline":
+        yield diag(
+            doc.source,
+            ("children",),
+            f"CA '{doc.name}' uses the offline signer '{doc.spec.signer}' and cannot answer external "
+            "children",
+            "children ask for certificates whenever they like: move them to a CA below the trust anchor",
+            key=True,
+        )
+    for index, child in enumerate(children):
+        at: Loc = ("children", index, "resources")
+        items = list(_resource_items(child.resources, at))
+        if not items:
+            yield diag(
+                doc.source,
+                at,
+                f"external child '{child.handle}' is entitled to no resources",
+                "list at least one AS number or prefix; remove the child to stop certifying it",
+                key=True,
+            )
+        for loc, written, item in items:
+            over = _outside(item, doc.resources)
+            if not over:
+                continue
+            part = "" if over == item else f" (part of {written})"
+            yield diag(
+                doc.source,
+                loc,
+                f"{over}{part} is not held by CA '{doc.name}', the parent of external child '{child.handle}'",
+                "remove it from the child's resources, or add it to this CA's resources",
+            )
 
 
 def _check_key_generation(doc: CaDoc) -> Iterable[Diagnostic]:
@@ -439,13 +593,7 @@ def _check_cycles(by_name: Mapping[str, CaDoc]) -> Iterable[Diagnostic]:
 
 def _item_sets(doc: CaDoc) -> Iterable[tuple[Loc, str, AsnSet | IpSet]]:
     """Each resource item as written, with its key path, so overclaims point at the exact entry."""
-    held = doc.spec.resources
-    for i, asn in enumerate(held.asn):
-        yield ("resources", "asn", i), str(asn), AsnSet.parse([asn])
-    for i, block in enumerate(held.ipv4):
-        yield ("resources", "ipv4", i), block, IpSet.parse(4, [block])
-    for i, block in enumerate(held.ipv6):
-        yield ("resources", "ipv6", i), block, IpSet.parse(6, [block])
+    return _resource_items(doc.spec.resources, ("resources",))
 
 
 def _outside(item: AsnSet | IpSet, parent: Resources) -> AsnSet | IpSet:

@@ -55,8 +55,8 @@ try:
 except ImportError:  # pragma: no cover - a pure-Python install
     CParser = None
 
-from reconciler import cachefile
-from reconciler.desired import CacheKey, guards, parse_cache, yaml_errors
+from reconciler import cachefile, layout
+from reconciler.desired import CacheKey, guards, oobfiles, parse_cache, yaml_errors
 from reconciler.desired.checks import (
     BrokenCa,
     CaDoc,
@@ -71,18 +71,34 @@ from reconciler.desired.checks import (
 from reconciler.desired.model import (
     CaIntent,
     DesiredState,
+    ExternalChild,
     Pkcs11SignerConfig,
     Publication,
+    Publisher,
+    PublisherQuota,
     RoaGrouping,
     RoaIntent,
     SafetyPolicy,
+    Serve,
     SignerConfig,
     SourceLocation,
     Timing,
 )
-from reconciler.desired.schema import CA_NAME_RE, CaFile, RpkiFile, SignerSection, describe, quote_hint
+from reconciler.desired.schema import (
+    CA_NAME_RE,
+    CaFile,
+    ExternalChildEntry,
+    RpkiFile,
+    SignerSection,
+    describe,
+    quote_hint,
+)
 from reconciler.diagnostics import DesiredStateError, Diagnostic, display_path, split_hint
 from reconciler.fsutil import read_bytes
+from reconciler.resources import Resources
+
+if typing.TYPE_CHECKING:
+    from reconciler.protocol.oob import ChildRequest, PublisherRequest
 
 SETTINGS_FILE = "rpki.yaml"
 CAS_DIR = "cas"
@@ -1220,15 +1236,19 @@ def _safety(policy: SafetyPolicy, doc: CaDoc) -> SafetyPolicy:
 
 
 def _located(spec: CaFile) -> Iterator[tuple[Loc, bool]]:
-    """The positions a CA's intent carries (``(loc, key)``): its name's key and each ROA entry."""
+    """The positions a CA's intent carries (``(loc, key)``): its name's key, each ROA entry, then each
+    external child."""
     yield ("name",), True
     for index in range(len(spec.roas)):
         yield ("roas", index), False
+    for index in range(len(spec.children)):
+        yield ("children", index), False
 
 
-def _ca_intent(doc: CaDoc, policy: SafetyPolicy) -> CaIntent:
+def _ca_intent(doc: CaDoc, policy: SafetyPolicy, requests: oobfiles.Requests) -> CaIntent:
     source = doc.source
-    name, *roa_entries = (_location(source, loc, key=key) for loc, key in _located(doc.spec))
+    name, *entries = (_location(source, loc, key=key) for loc, key in _located(doc.spec))
+    roa_entries, child_entries = entries[: len(doc.spec.roas)], entries[len(doc.spec.roas) :]
     roas = tuple(
         RoaIntent(
             asn=roa.asn,
@@ -1249,6 +1269,44 @@ def _ca_intent(doc: CaDoc, policy: SafetyPolicy) -> CaIntent:
         where=name,
         safety=_safety(policy, doc),
         key_generation=doc.spec.key_generation,
+        children=tuple(
+            _external_child(child, requests.children[(doc.name, index)], where)
+            for index, (child, where) in enumerate(zip(doc.spec.children, child_entries, strict=True))
+        ),
+    )
+
+
+def _external_child(
+    child: ExternalChildEntry, request: oobfiles.Request, where: SourceLocation
+) -> ExternalChild:
+    """One entry of a CA's ``children``, with its request file as read by ``oobfiles``."""
+    held = child.resources
+    return ExternalChild(
+        handle=child.handle,
+        request=typing.cast("ChildRequest", request.message),
+        identity=request.identity,
+        request_file=request.file,
+        resources=Resources.parse(held.asn, held.ipv4, held.ipv6),
+        comment=child.comment,
+        where=where,
+    )
+
+
+def _publishers(settings: SettingsDoc, requests: oobfiles.Requests) -> tuple[Publisher, ...]:
+    """rpki.yaml's publishers, each with its sia_base below the rsync base (``layout``)."""
+    rsync_base = settings.spec.publication.rsync_base
+    return tuple(
+        Publisher(
+            handle=entry.handle,
+            request=typing.cast("PublisherRequest", requests.publishers[index].message),
+            identity=requests.publishers[index].identity,
+            request_file=requests.publishers[index].file,
+            sia_base=rsync_base + layout.publisher_repository(entry.handle),
+            quota=PublisherQuota(objects=entry.quota.objects, size=entry.quota.size),
+            comment=entry.comment,
+            where=_location(settings.source, ("publishers", index)),
+        )
+        for index, entry in enumerate(settings.spec.publishers)
     )
 
 
@@ -1273,7 +1331,9 @@ def _signer_config(base: Path, name: str, signer: SignerSection) -> SignerConfig
     )
 
 
-def _build(root: Path, settings: SettingsDoc, docs: Sequence[CaDoc], digest: str) -> DesiredState:
+def _build(
+    root: Path, settings: SettingsDoc, docs: Sequence[CaDoc], digest: str, requests: oobfiles.Requests
+) -> DesiredState:
     """The checked state; only reached when no diagnostic was found."""
     base = settings.source.path.parent
     spec = settings.spec
@@ -1287,12 +1347,14 @@ def _build(root: Path, settings: SettingsDoc, docs: Sequence[CaDoc], digest: str
         ),
         signers={name: _signer_config(base, name, signer) for name, signer in spec.signers.items()},
         timing=Timing(**{f.name: getattr(spec.timing, f.name) for f in fields(Timing)}),
-        cas=tuple(_ca_intent(doc, policy) for doc in order_cas(docs)),
+        cas=tuple(_ca_intent(doc, policy, requests) for doc in order_cas(docs)),
         digest=digest,
         safety=policy,
         plan_max_age=spec.plan_max_age,
         audit_log=None if spec.audit_log is None else resolve_path(base, spec.audit_log),
         roa_grouping=RoaGrouping(spec.roa_grouping.aggregate_above, spec.roa_grouping.split_below),
+        publishers=_publishers(settings, requests),
+        serve=Serve(base_uri=spec.serve.base_uri, signer=spec.serve.signer),
     )
 
 
@@ -1325,11 +1387,14 @@ def _load(repo: Path, cache_key: CacheKey | None, *, trust_rows: bool) -> Desire
     if settings is not None:
         problems += check_settings(settings, root)
     problems += check_cas(docs, broken, settings, root / CAS_DIR)
+    requests = oobfiles.read_all(root, settings, docs)
+    problems += requests.problems
+    files.contents.update(requests.contents)  # request files are desired state: the digest covers them
     if problems or settings is None:
         if files.cache is not None and files.cache.read_rows:
             return _load(repo, cache_key, trust_rows=False)  # a row may be what is wrong: ask the files
         raise DesiredStateError(problems)
-    desired = _build(root, settings, docs, _digest(files.contents))
+    desired = _build(root, settings, docs, _digest(files.contents), requests)
     if files.cache is None or cache_in is None or cache_key is None:
         return desired
     secret = cache_key(desired)

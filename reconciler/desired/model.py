@@ -9,8 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.resources import IPNetwork, Resources, prefix_text
+
+if TYPE_CHECKING:  # only types: loading YAML needs no XML or BPKI code until a request file is read
+    from reconciler.protocol.bpki import IdentityCertificate
+    from reconciler.protocol.oob import ChildRequest, PublisherRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,23 @@ class RoaGrouping:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalChild:
+    """A child CA run by someone else (Krill, rpkid, another rpkictl) that one of our CAs certifies over
+    RFC 6492. Its operator sent an RFC 8183 child_request, committed in the repository; the handle is the
+    one we assign (RFC 8183 lets the parent choose), and the resources are what the child is entitled to."""
+
+    handle: str
+    request: ChildRequest  # request.child_handle is what the child asked for: informational only
+    # The child's BPKI trust anchor, which its up-down messages verify against. Left out of the hash (its
+    # key object has none): ``request`` carries the same certificate's bytes.
+    identity: IdentityCertificate = field(hash=False)
+    request_file: Path  # absolute, inside the desired-state directory
+    resources: Resources
+    comment: str | None = None
+    where: SourceLocation | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class CaIntent:
     """One certificate authority as declared in ``cas/**.yaml``."""
 
@@ -86,6 +108,7 @@ class CaIntent:
     where: SourceLocation | None = field(default=None, compare=False)
     safety: SafetyPolicy = field(default_factory=SafetyPolicy)  # global policy with this CA's overrides
     key_generation: int = 1  # raising it starts an RFC 6489 key roll to a new key
+    children: tuple[ExternalChild, ...] = ()  # external child CAs; local ones name this CA as parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +177,39 @@ class Pkcs11SignerConfig(SignerConfig):
 
 
 @dataclass(frozen=True, slots=True)
+class PublisherQuota:
+    """How much one external publisher may keep in our repository: a full disk stops every CA's
+    publication, not only the publisher's."""
+
+    objects: int = 10_000
+    size: int = 100 * 1024 * 1024  # bytes, all its objects together
+
+
+@dataclass(frozen=True, slots=True)
+class Publisher:
+    """A CA run by someone else that publishes in our repository over RFC 8181, from the RFC 8183
+    publisher_request committed in the repository. Its objects live below ``sia_base``, which is ours to
+    choose and cannot change without the publisher migrating (see ``layout.publisher_repository``)."""
+
+    handle: str
+    request: PublisherRequest
+    identity: IdentityCertificate = field(hash=False)  # its BPKI trust anchor (hashed through request)
+    request_file: Path  # absolute, inside the desired-state directory
+    sia_base: str  # <rsync_base>publishers/<handle>/
+    quota: PublisherQuota = field(default_factory=PublisherQuota)
+    comment: str | None = None
+    where: SourceLocation | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Serve:
+    """rpki.yaml's ``serve``: how the RFC 6492 / RFC 8181 responder is reached and signs."""
+
+    base_uri: str | None = None  # http(s), without a trailing "/"; service URIs append /rfc6492/<handle>
+    signer: str = "default"  # holds the publication server's BPKI identity key
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredState:
     """Everything ``plan`` needs from the Git repository, checked and resolved."""
 
@@ -167,6 +223,8 @@ class DesiredState:
     plan_max_age: timedelta = timedelta(hours=1)  # a saved plan older than this is refused
     audit_log: Path | None = None  # absolute; None means <publication directory>/audit.jsonl
     roa_grouping: RoaGrouping = field(default_factory=RoaGrouping)
+    publishers: tuple[Publisher, ...] = ()  # external publishers of our repository, in file order
+    serve: Serve = field(default_factory=Serve)
 
     @property
     def audit_log_path(self) -> Path:
@@ -174,6 +232,7 @@ class DesiredState:
 
     _by_name: dict[str, CaIntent] = field(init=False, repr=False, compare=False)
     _children: dict[str, tuple[CaIntent, ...]] = field(init=False, repr=False, compare=False)
+    _external: dict[str, tuple[CaIntent, ExternalChild]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Looked up for every object of every CA: a registry has tens of thousands of CAs.
@@ -183,6 +242,8 @@ class DesiredState:
                 children.setdefault(ca.parent, []).append(ca)
         object.__setattr__(self, "_by_name", {ca.name: ca for ca in reversed(self.cas)})
         object.__setattr__(self, "_children", {name: tuple(found) for name, found in children.items()})
+        external = {child.handle: (ca, child) for ca in self.cas for child in ca.children}
+        object.__setattr__(self, "_external", external)
 
     def ca(self, name: str) -> CaIntent:
         return self._by_name[name]
@@ -197,3 +258,11 @@ class DesiredState:
 
     def children(self, name: str) -> tuple[CaIntent, ...]:
         return self._children.get(name, ())
+
+    def external_child(self, handle: str) -> tuple[CaIntent, ExternalChild] | None:
+        """The external child with this handle and the CA that is its parent (handles are unique)."""
+        return self._external.get(handle)
+
+    def publisher(self, handle: str) -> Publisher | None:
+        """The external publisher with this handle."""
+        return next((p for p in self.publishers if p.handle == handle), None)

@@ -52,6 +52,9 @@ _FILE_KINDS = (
             "committed).",
             "Each `*_renew_before` of `timing` must be shorter than its validity.",
             "`audit_log` names a file, not a directory.",
+            "Publisher handles are unique; each `request` is a readable RFC 8183 publisher_request inside "
+            "the repository. With publishers declared, `serve.signer` names a signer that is not offline, "
+            "and no CA is named `publishers` or `repository`.",
         ),
     ),
     _FileKind(
@@ -70,6 +73,9 @@ _FILE_KINDS = (
             "`signer` names an entry of rpki.yaml's `signers`; only the trust anchor may use an `offline` "
             "signer, and an offline trust anchor issues no ROAs. The trust anchor has no "
             "`key_generation`.",
+            "External children's handles are unique across all CA files and differ from every CA name; "
+            "each child holds at least one resource, inside its CA's; each `request` is a readable RFC "
+            "8183 child_request inside the repository; a CA with an `offline` signer has no children.",
         ),
     ),
 )

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 
-from reconciler.desired.model import DesiredState, RoaGrouping, SafetyPolicy, Timing
+from reconciler.desired.model import DesiredState, PublisherQuota, RoaGrouping, SafetyPolicy, Timing
 from reconciler.diagnostics import excerpt
 from reconciler.resources import (
     AS_MAX,
@@ -352,6 +352,107 @@ def _file_path(value: object) -> str:
     return _path(value, "a file path", "../audit.jsonl")
 
 
+def _request_path(value: object) -> str:
+    """An RFC 8183 file committed in the repository, written relative to the desired-state directory
+    (so that every clone finds it); whether it exists and stays inside the repository is checked when it
+    is read."""
+    text = _path(value, "the path of an RFC 8183 XML file", "children/acme.xml").strip()
+    if text.startswith(("/", "~")):
+        _fail(
+            f"{excerpt(text)} is not relative to the desired-state directory",
+            "commit the file in the repository and write its path from the directory holding rpki.yaml, "
+            "e.g. children/acme.xml",
+        )
+    return text
+
+
+#: External children's and publishers' handles follow the CA-name rule: a handle becomes a URL path
+#: segment (/rfc6492/<handle>) and a directory name (publishers/<handle>/), and a child's certificate is
+#: named after it beside those of local child CAs.
+HANDLE_RULE = "use 1 to 64 letters, digits and '-', starting with a letter or digit"
+
+
+def _handle(value: object) -> str:
+    text = _text(value, "a handle", "acme")
+    if not CA_NAME_RE.match(text):
+        _fail(
+            f"{excerpt(text)} is not a usable handle",
+            f"{HANDLE_RULE}; it becomes part of a URL and of file names (RFC 8183 lets us choose it)",
+        )
+    return text
+
+
+SERVICE_BASE_PATTERN = r"^https?://[^/\s?#]+(/[^\s?#]*)?$"
+_SERVICE_BASE_RE = re.compile(SERVICE_BASE_PATTERN)
+
+
+def _service_base(value: object) -> str:
+    """Where children and publishers reach the responder. Plain http is allowed, as real parents use it:
+    RFC 6492 and RFC 8181 messages are signed, so their security does not rest on TLS."""
+    text = _text(value, "an http(s) URI", "https://ca.example.net/rpki")
+    _uri_length(text)
+    if not text.startswith(("https://", "http://")):
+        _fail(f"{excerpt(text)} is not an http(s) URI", "write e.g. https://ca.example.net/rpki")
+    if _SERVICE_BASE_RE.fullmatch(text) is None:
+        _fail(
+            f"{excerpt(text)} must be scheme, host and an optional path, without '?', '#' or spaces",
+            "write e.g. https://ca.example.net/rpki; the service URIs add /rfc6492/<handle>",
+        )
+    _uri_characters(text)
+    return text.rstrip("/")
+
+
+_UNIT_BYTES = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+SIZE_PATTERN = r"^\s*\d+\s*(([KkMmGgTt][Ii]?)?[Bb])?\s*$"
+_SIZE_RE = re.compile(r"\s*(?P<number>\d{1,16})\s*(?P<unit>[kmgt]i?b|b)?\s*", re.IGNORECASE)
+MAX_SIZE = 1024**4
+_SIZE_HINT = 'write a size such as "100 MiB", "2 GiB" or a number of bytes'
+
+
+def format_size(value: int) -> str:
+    """A byte count the way ``_size`` reads it, in the largest binary unit that divides it."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        size = _UNIT_BYTES[unit.lower()]
+        if value % size == 0:
+            return f"{value // size}{unit}"
+    return f"{value}B"
+
+
+def _size(value: object) -> int:
+    """A storage size: bytes as a number, or text with a unit (decimal kB/MB/GB/TB, binary KiB/MiB...)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        _fail(f"expected a size, found {describe(value)}", _SIZE_HINT)
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE_RE.fullmatch(value)
+        if match is None:
+            _fail(f"{excerpt(value)} is not a size", _SIZE_HINT)
+        size = int(match["number"]) * _UNIT_BYTES[(match["unit"] or "b").lower()]
+    if not 1 <= size <= MAX_SIZE:
+        shown = excerpt(value) if isinstance(value, str) else _number(value)
+        _fail(f"the size {shown} is out of range", "write from 1 byte to 1 TiB")
+    return size
+
+
+def _object_count(value: object) -> int:
+    """A number of objects: a whole number, 1 or more."""
+    value = _whole(value, "a whole number of objects", 10000)
+    if not 1 <= value < _LARGE:
+        _fail(f"{_number(value)} is out of range", f"write from 1 to {_LARGE - 1:,}")
+    return value
+
+
 def _number(value: int | float) -> str:
     """A number for a message; Python refuses to print ints of thousands of digits, and nobody reads them."""
     return str(value) if isinstance(value, float) or abs(value) < _LARGE else "the number"
@@ -545,6 +646,36 @@ ShareOverride = Annotated[float | None, PlainValidator(parse_share), WithJsonSch
 VrpCountOverride = Annotated[int | None, PlainValidator(_vrp_count), WithJsonSchema(_COUNT_SCHEMA)]
 FlagOverride = Annotated[bool | None, PlainValidator(_flag), WithJsonSchema({"type": "boolean"})]
 FilePathOrUnset = Annotated[str | None, PlainValidator(_file_path), WithJsonSchema(_PATH_SCHEMA)]
+RequestPath = Annotated[
+    str,
+    PlainValidator(_request_path),
+    WithJsonSchema({**_PATH_SCHEMA, "pattern": "^[^/~]"}),
+]
+Handle = Annotated[
+    str, PlainValidator(_handle), WithJsonSchema({"type": "string", "pattern": CA_NAME_PATTERN})
+]
+ServiceBase = Annotated[
+    str | None,
+    PlainValidator(_service_base),
+    WithJsonSchema({"type": "string", "pattern": SERVICE_BASE_PATTERN, "maxLength": MAX_BASE_URI}),
+]
+Size = Annotated[
+    int,
+    PlainValidator(_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+                {"type": "string", "pattern": SIZE_PATTERN},
+            ]
+        }
+    ),
+]
+ObjectCount = Annotated[
+    int,
+    PlainValidator(_object_count),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": _LARGE - 1}),
+]
 Duration = Annotated[
     timedelta,
     PlainValidator(_duration),
@@ -862,6 +993,60 @@ def _state_default(name: str) -> Any:
     return next(f.default for f in dataclasses.fields(DesiredState) if f.name == name)
 
 
+_REQUEST_HELP = (
+    "Path of the RFC 8183 {what} XML file its operator sent, committed in this repository; relative to "
+    "the desired-state directory (the one holding rpki.yaml)."
+)
+
+
+class QuotaSection(_Section):
+    """How much one publisher may keep in the repository."""
+
+    objects: ObjectCount = Field(
+        default=PublisherQuota().objects, description="The most objects (files) the publisher may publish."
+    )
+    size: Size = Field(
+        default=format_size(PublisherQuota().size),
+        validate_default=True,
+        description="The most bytes its objects may take together: a number of bytes, or text such as "
+        '"100 MiB" or "2 GB".',
+    )
+
+
+class PublisherEntry(_Section):
+    """An external CA that publishes in this repository over RFC 8181; its objects go below
+    <rsync_base>publishers/<handle>/, the sia_base of its repository_response."""
+
+    handle: Handle = Field(
+        description="The publisher_handle we assign (RFC 8183 lets the server choose): 1-64 letters, "
+        "digits and '-'. It names the publisher's directory and service URI; changing it moves the "
+        "publisher's repository."
+    )
+    request: RequestPath = Field(description=_REQUEST_HELP.format(what="publisher_request"))
+    quota: QuotaSection = Field(
+        default_factory=QuotaSection,
+        description="Optional limits of the publisher's objects; omitted keys keep their defaults.",
+    )
+    comment: Text | None = Field(default=None, description="Free text for humans; not published.")
+
+
+class ServeSection(_Section):
+    """How external children and publishers reach this CA (rpkictl serve)."""
+
+    base_uri: ServiceBase = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="The http(s) URI the responder is reached at, e.g. https://ca.example.net/rpki: a "
+        "child's service URI is <base_uri>/rfc6492/<handle>, a publisher's <base_uri>/rfc8181/<handle>. "
+        "Left out, 'rpkictl oob' needs --service-uri.",
+    )
+    signer: Text = Field(
+        default="default",
+        description="Which signer from rpki.yaml holds the publication server's BPKI identity key "
+        "(used when publishers are declared).",
+    )
+
+
 class RpkiFile(_Section):
     """rpki.yaml: repository-wide settings. Relative paths are relative to this file."""
 
@@ -892,6 +1077,16 @@ class RpkiFile(_Section):
     roa_grouping: RoaGroupingSection = Field(
         default_factory=RoaGroupingSection,
         description="Optional: when an origin AS's ROA entries share one ROA object.",
+    )
+    publishers: list[PublisherEntry] = Field(
+        default_factory=list,
+        description="External CAs that publish in this repository over RFC 8181, each from its "
+        "publisher_request. Handles are unique.",
+    )
+    serve: ServeSection = Field(
+        default_factory=ServeSection,
+        description="Optional: where external children and publishers reach this CA, and the signer of "
+        "the publication server's identity.",
     )
 
 
@@ -929,6 +1124,21 @@ class RoaEntry(_Section):
     comment: Text | None = Field(default=None, description="Free text for humans; not published.")
 
 
+class ExternalChildEntry(_Section):
+    """A child CA run by someone else (Krill, rpkid, another rpkictl) that this CA certifies over RFC
+    6492, from the child_request its operator sent."""
+
+    handle: Handle = Field(
+        description="The child_handle we assign (RFC 8183 lets the parent choose): 1-64 letters, digits "
+        "and '-', unique across all CA files and different from every CA name."
+    )
+    request: RequestPath = Field(description=_REQUEST_HELP.format(what="child_request"))
+    resources: ResourcesSection = Field(
+        description="The resources the child is entitled to; they must lie inside this CA's."
+    )
+    comment: Text | None = Field(default=None, description="Free text for humans; not published.")
+
+
 class CaFile(_Section):
     """cas/**/*.yaml: one certificate authority per file."""
 
@@ -952,6 +1162,11 @@ class CaFile(_Section):
     )
     resources: ResourcesSection = Field(description="The resources this CA holds.")
     roas: list[RoaEntry] = Field(default_factory=list, description="ROAs this CA issues.")
+    children: list[ExternalChildEntry] = Field(
+        default_factory=list,
+        description="External child CAs that this CA certifies over RFC 6492 (local child CAs name this "
+        "CA as their `parent` instead).",
+    )
     safety: CaSafetySection = Field(
         default_factory=CaSafetySection,
         description="Optional: approval thresholds for this CA only; each key overrides rpki.yaml's "

@@ -16,9 +16,11 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState, RoaGrouping
+from reconciler.plan.external_children import plan_external_children
 from reconciler.plan.grouping import roa_objects
 from reconciler.plan.impact import Announcement, ValidityChange, impact
 from reconciler.plan.model import Action, Change, Kind, Notice, ObservedPoint, Plan, Severity
+from reconciler.plan.publishers import plan_publishers, publisher_gates
 from reconciler.plan.reminders import trust_anchor_reminders
 from reconciler.plan.rollover import KeyIds, KeyPlan, key_plans
 from reconciler.plan.rollover import describe as describe_roll
@@ -734,7 +736,7 @@ class _Planner:
         for ca in self.desired.cas:
             self.plan_certificates(ca)
         for ca in self.desired.cas:
-            expected = self.plan_roas(ca) | self.expected_files(ca)
+            expected = self.plan_roas(ca) | self.expected_files(ca) | plan_external_children(self, ca)
             self.plan_strays(ca, expected)
         self.plan_orphans()
         self.plan_damage()
@@ -806,7 +808,7 @@ def make_plan(
     With ``announcements`` (routes seen in BGP), the plan also says which routes change validity."""
     planner = _Planner(desired, published, keys, now, hold=hold)
     planner.run()
-    changes = tuple(planner.changes)
+    changes = (*planner.changes, *plan_publishers(desired, published))
     want = frozenset(vrp for ca in desired.cas for vrp in (r.vrp for r in ca.roas))
     damaged = repaired(changes)
     have = published_vrps(published, damaged)
@@ -824,7 +826,10 @@ def make_plan(
         vrps_removed=have - want,
         observed=observed,
         tree_sha256=tree,
-        gates=gates_for(desired, published, changes, broken, want, damaged=damaged),
+        gates=(
+            *gates_for(desired, published, changes, broken, want, damaged=damaged),
+            *publisher_gates(published, changes),
+        ),
         route_changes=route_changes,
         notices=(
             *planner.notices(),

@@ -20,13 +20,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.desired.model import DesiredState
+from reconciler.plan import external_children
 from reconciler.plan.model import Action, Change, Kind, Plan
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl
 from reconciler.rpki.roa import RoaContent
 
-FORMAT_VERSION = "2.0"
+FORMAT_VERSION = "2.1"
 FORMAT_MAJOR = 2
 
 
@@ -105,6 +106,23 @@ class ChangeDoc(_Doc):
         "signing key when it is not the CA's active one (a key roll's staged manifest and CRL).",
     )
     roll: bool = Field(False, description="A step of a key roll declared in the desired state.")
+
+
+class IssuedCertificateDoc(_Doc):
+    path: str = Field(description="Path relative to the rsync base.")
+    serial: str = Field(description="Serial number (hex).")
+    key_id: str = Field(description="The child's key identifier (hex) the certificate is for.")
+    not_after: datetime
+    resources: str
+
+
+class ExternalChildDoc(_Doc):
+    handle: str = Field(description="The handle the child is declared with (children: in its parent's file).")
+    ca: str = Field(description="The parent CA that certifies it over RFC 6492.")
+    entitlement: str = Field(description="What it may be certified for: its resources within the CA's.")
+    certificates: list[IssuedCertificateDoc] = Field(
+        description="What the CA issued to it, as published when the plan was made (one per key)."
+    )
 
 
 class NoticeDoc(_Doc):
@@ -225,6 +243,10 @@ class PlanDocument(_Doc):
     route_impact: list[RouteChangeDoc] | None = None
     intent: list[IntentDoc] | None = Field(None, description="Desired-state entries changed since --base.")
     base: str | None = Field(None, description="The --base revision the intent list compares with.")
+    external_children: list[ExternalChildDoc] = Field(
+        default_factory=list,
+        description="External child CAs (RFC 6492) of the CAs, with the certificates they hold now.",
+    )
     notices: list[NoticeDoc] = Field(
         default_factory=list,
         description="What the operator must know besides the changes: key roll phases, trust anchor "
@@ -278,9 +300,12 @@ def _before(published: PublishedState, change: Change) -> dict[str, Any] | None:
     return None
 
 
-def _after(desired: DesiredState, change: Change) -> dict[str, Any] | None:
+def _after(desired: DesiredState, published: PublishedState, change: Change) -> dict[str, Any] | None:
     if change.roa is not None:
         return _roa(change.roa)
+    if external_children.is_external(change):
+        after = external_children.certified_after(desired, published, change)
+        return None if after is None else {"resources": str(after)}
     if (
         change.kind is Kind.CERTIFICATE
         and change.subject
@@ -301,7 +326,7 @@ def _change(desired: DesiredState, published: PublishedState, change: Change) ->
         reason=change.reason,
         routine=change.routine,
         before=_before(published, change),
-        after=_after(desired, change),
+        after=_after(desired, published, change),
         revoke_serial=f"{change.revoke_serial:x}" if change.revoke_serial is not None else None,
         generation=change.generation,
         roll=change.roll,
@@ -426,6 +451,24 @@ def build(
         route_impact=route_impact,
         intent=intent,
         base=base,
+        external_children=[
+            ExternalChildDoc(
+                handle=e.handle,
+                ca=e.ca,
+                entitlement=str(e.entitlement),
+                certificates=[
+                    IssuedCertificateDoc(
+                        path=c.path,
+                        serial=f"{c.serial:x}",
+                        key_id=c.key_id.hex(),
+                        not_after=c.not_after,
+                        resources=str(c.resources),
+                    )
+                    for c in e.certificates
+                ],
+            )
+            for e in external_children.entries(desired, published)
+        ],
         notices=[
             NoticeDoc(kind=n.kind, severity=n.severity.value, ca=n.ca, message=n.message, due=n.due)
             for n in plan.notices

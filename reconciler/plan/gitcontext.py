@@ -25,7 +25,8 @@ from ruamel.yaml.comments import CommentedMap
 
 from reconciler.desired import CaIntent, DesiredState, DesiredStateError, RoaIntent, SourceLocation, load
 from reconciler.desired.loader import SETTINGS_FILE
-from reconciler.desired.schema import format_duration
+from reconciler.desired.model import ExternalChild, PublisherQuota
+from reconciler.desired.schema import format_duration, format_size
 from reconciler.diagnostics import Diagnostic
 from reconciler.resources import IPNetwork, Resources
 
@@ -53,12 +54,20 @@ ChangeKind = Literal[
     "roa-removed",
     "roa-changed",
     "settings-changed",
+    "external-child-added",
+    "external-child-removed",
+    "entitlement-changed",
+    "external-child-changed",
+    "publisher-added",
+    "publisher-removed",
+    "publisher-changed",
 ]
 _KIND_ORDER: dict[str, int] = {kind: i for i, kind in enumerate(get_args(ChangeKind))}
 
 # DesiredState fields that are not rpki.yaml settings: where it was loaded from, the CAs (compared entry
-# by entry instead), and a digest that changes with every byte of every file.
-_NOT_SETTINGS = frozenset({"root", "cas", "digest"})
+# by entry instead), a digest that changes with every byte of every file, and the external publishers
+# (entries carrying parsed requests and certificates, not values to print as a setting).
+_NOT_SETTINGS = frozenset({"root", "cas", "digest", "publishers"})
 
 _LINK_MODE = 0o120000
 _TYPE_MASK = 0o170000
@@ -293,8 +302,22 @@ def _unmirror_desired(desired: DesiredState, mirror_top: Path) -> DesiredState:
             ca,
             where=where(ca.where),
             roas=tuple(replace(roa, where=where(roa.where)) for roa in ca.roas),
+            children=tuple(
+                replace(
+                    child, where=where(child.where), request_file=_real_path(child.request_file, mirror_top)
+                )
+                for child in ca.children
+            ),
         )
         for ca in desired.cas
+    )
+    publishers = tuple(
+        replace(
+            publisher,
+            where=where(publisher.where),
+            request_file=_real_path(publisher.request_file, mirror_top),
+        )
+        for publisher in desired.publishers
     )
     return replace(
         desired,
@@ -303,6 +326,7 @@ def _unmirror_desired(desired: DesiredState, mirror_top: Path) -> DesiredState:
         signers=_unmirror(desired.signers, mirror_top),
         audit_log=_unmirror(desired.audit_log, mirror_top),
         cas=cas,
+        publishers=publishers,
     )
 
 
@@ -551,6 +575,55 @@ def _ca_removed_summary(ca: CaIntent) -> str:
     return f"removed CA {ca.name} ({role}), which held {ca.resources} and {count} ROA{'s' * (count != 1)}"
 
 
+def _children(state: DesiredState) -> dict[str, tuple[CaIntent, ExternalChild, int]]:
+    """Every external child by handle, with its parent CA and its position in the CA's list."""
+    return {child.handle: (ca, child, i) for ca in state.cas for i, child in enumerate(ca.children)}
+
+
+def _entry_comment(comment: str | None) -> str:
+    return f" (comment: {_one_line(comment)})" if comment else ""
+
+
+def _comment_change(old: str | None, new: str | None) -> str:
+    before = _one_line(old) if old else "(none)"
+    after = _one_line(new) if new else "(none)"
+    return f"comment: {before} -> {after}"
+
+
+def _identity_text(old: str, new: str) -> str:
+    """A new BPKI identity (a new RFC 8183 request): its messages verify against another certificate."""
+    return f"new identity certificate (SHA-256 {old[:16]}... -> {new[:16]}...)"
+
+
+def _entitlement_summary(handle: str, old: Resources, new: Resources) -> str:
+    """``grown``, ``shrunk`` or ``changed``, naming the resources gained and lost."""
+    added = new.subtract(old)
+    removed = old.subtract(new)
+    parts = [f"added {_resources_text(added)}"] if added else []
+    parts += [f"removed {_resources_text(removed)}"] if removed else []
+    direction = "changed" if added and removed else "grown" if added else "shrunk"
+    text = f"external child {handle} entitlement {direction}: {'; '.join(parts)}"
+    if removed:
+        text += (
+            f": apply re-issues a certificate holding any of it without it (gate ca-shrink@{handle}), or "
+            f"revokes one left with nothing (gate ca-revoke@{handle}), with approval"
+        )
+    return text
+
+
+def _quota_text(quota: PublisherQuota) -> str:
+    return f"quota {quota.objects} objects, {format_size(quota.size)}"
+
+
+def _quota_change(old: PublisherQuota, new: PublisherQuota) -> str:
+    parts = []
+    if old.objects != new.objects:
+        parts.append(f"objects {old.objects} -> {new.objects}")
+    if old.size != new.size:
+        parts.append(f"size {format_size(old.size)} -> {format_size(new.size)}")
+    return "quota " + ", ".join(parts)
+
+
 def _differences(old: Any, new: Any, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any, Any]]:
     """Every leaf where two loaded settings differ, as ``(key path, old, new)``.
 
@@ -747,6 +820,107 @@ class _Comparison:
                     in_base=True,
                 )
 
+    # -- external children and publishers
+
+    def _request_text(self, file: Path, state: DesiredState) -> str:
+        """A request file as rpki.yaml names it: relative to the desired-state directory."""
+        return file.relative_to(state.root).as_posix() if file.is_relative_to(state.root) else str(file)
+
+    def compare_children(self) -> None:
+        """External children by handle (unique across every CA): added, removed, or changed in
+        entitlement, parent, identity or comment. Each is listed with its parent CA (the new one)."""
+        order = self.ca_order()
+        before = _children(self.previous) if self.previous is not None else {}
+        after = _children(self.current)
+        for handle, (ca, child, index) in after.items():
+            slot = (1, order[ca.name])
+            where = self._location(child.where, in_base=False)
+            found = before.get(handle)
+            if found is None:
+                request = self._request_text(child.request_file, self.current)
+                summary = (
+                    f"added external child {handle} of {ca.name}, entitled to "
+                    f"{_resources_text(child.resources)} (request {request}){_entry_comment(child.comment)}"
+                )
+                self.add("external-child-added", ca.name, summary, where, slot=slot, tiebreak=index)
+                continue
+            old_ca, old, _ = found
+            if old.resources != child.resources:
+                summary = _entitlement_summary(handle, old.resources, child.resources)
+                self.add("entitlement-changed", ca.name, summary, where, slot=slot, tiebreak=index)
+            parts = []
+            if old_ca.name != ca.name:
+                parts.append(f"parent {old_ca.name} -> {ca.name}")
+            if old.request.identity != child.request.identity:
+                parts.append(_identity_text(old.identity.fingerprint(), child.identity.fingerprint()))
+            if old.comment != child.comment:
+                parts.append(_comment_change(old.comment, child.comment))
+            if parts:
+                summary = f"external child {handle}: {'; '.join(parts)}"
+                self.add("external-child-changed", ca.name, summary, where, slot=slot, tiebreak=index)
+        for handle, (ca, child, index) in before.items():
+            if handle in after:
+                continue
+            summary = (
+                f"removed external child {handle} of {ca.name}, which was entitled to "
+                f"{_resources_text(child.resources)}: apply revokes its certificates, with approval "
+                f"(gate ca-revoke@{handle}){_entry_comment(child.comment)}"
+            )
+            self.add(
+                "external-child-removed",
+                ca.name,
+                summary,
+                self._location(child.where, in_base=True),
+                slot=(1, order[ca.name]),
+                tiebreak=index,
+                in_base=True,
+            )
+
+    def compare_publishers(self) -> None:
+        """Publishers by handle: added, removed, or with a new quota, identity or comment; listed after
+        the settings, in rpki.yaml's order (then those only the base had)."""
+        before = {p.handle: p for p in self.previous.publishers} if self.previous is not None else {}
+        after = {p.handle: p for p in self.current.publishers}
+        order = {handle: i for i, handle in enumerate([*after, *(h for h in before if h not in after)])}
+        for handle, new in after.items():
+            slot = (0, 1)
+            where = self._location(new.where, in_base=False)
+            old = before.get(handle)
+            if old is None:
+                request = self._request_text(new.request_file, self.current)
+                summary = (
+                    f"added publisher {handle} ({_quota_text(new.quota)}; request {request})"
+                    f"{_entry_comment(new.comment)}"
+                )
+                self.add("publisher-added", None, summary, where, slot=slot, tiebreak=order[handle])
+                continue
+            parts = []
+            if old.quota != new.quota:
+                parts.append(_quota_change(old.quota, new.quota))
+            if old.request.identity != new.request.identity:
+                parts.append(_identity_text(old.identity.fingerprint(), new.identity.fingerprint()))
+            if old.comment != new.comment:
+                parts.append(_comment_change(old.comment, new.comment))
+            if parts:
+                summary = f"publisher {handle}: {'; '.join(parts)}"
+                self.add("publisher-changed", None, summary, where, slot=slot, tiebreak=order[handle])
+        for handle, old in before.items():
+            if handle in after:
+                continue
+            summary = (
+                f"removed publisher {handle} ({_quota_text(old.quota)}): apply withdraws the objects it "
+                f"published here, with approval (gate publisher-remove@{handle}){_entry_comment(old.comment)}"
+            )
+            self.add(
+                "publisher-removed",
+                None,
+                summary,
+                self._location(old.where, in_base=True),
+                slot=(0, 1),
+                tiebreak=order[handle],
+                in_base=True,
+            )
+
     # -- settings
 
     def show(self, value: Any) -> str:
@@ -821,7 +995,12 @@ def intent_changes(repo_dir: Path, base: str) -> list[IntentChange]:
       ``settings-changed`` with ``ca`` set);
     - ROAs by ``(CA, AS, prefix)``: moving or reordering entries is no change, moving one to another CA is
       a removal and an addition, and the ROAs of an added or removed CA are listed one by one;
-    - one ``settings-changed`` per top-level rpki.yaml setting whose loaded value differs.
+    - one ``settings-changed`` per top-level rpki.yaml setting whose loaded value differs;
+    - external publishers by handle (``publisher-added``, ``publisher-removed``, and
+      ``publisher-changed`` for a new quota, identity or comment), listed after the settings;
+    - external children by handle, with their parent CA (``external-child-added``,
+      ``external-child-removed``, ``entitlement-changed`` naming the resources it gains and loses, and
+      ``external-child-changed`` for a new parent, identity or comment).
 
     When ``base`` has no desired-state directory yet, every CA and ROA is "added" (there are no base
     settings to compare with). The list is ordered: settings first, then CAs as in ``DesiredState.cas``
@@ -851,5 +1030,7 @@ def intent_changes(repo_dir: Path, base: str) -> list[IntentChange]:
             )
             comparison = _Comparison(work, current, previous, mirror_root, base)
             comparison.compare_settings(mirror_top)
+            comparison.compare_publishers()
             comparison.compare_cas()
+            comparison.compare_children()
             return comparison.result()

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Set
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
+from reconciler.plan import external_children
 from reconciler.plan.model import Action, Change, Gate, Kind, Vrp
 from reconciler.published.memo import RoaSummary
 from reconciler.published.reader import PublishedState
@@ -131,6 +132,8 @@ def _ca_gates(
     for change in changes:
         if change.kind is not Kind.CERTIFICATE or change.subject is None or change.repair:
             continue
+        if external_children.is_external(change):
+            continue  # gated by external_children.gates, with what the child publishes here
         if change.action in (Action.REVOKE, Action.WITHDRAW):
             if change.roll:
                 continue  # a key roll retires one of the CA's certificates; the CA and its VRPs stay
@@ -287,6 +290,7 @@ def gates_for(
     gates += _ca_gates(desired, published, changes, have_by_ca, damaged)
     gates += _trust_anchor_gate(desired, published, changes)
     gates += _lost_key_gates(desired, published, changes)
+    gates += external_children.gates(desired, published, changes)
     broken = tuple(sorted(broken_routes))
     if broken:
         gates.append(

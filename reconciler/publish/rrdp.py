@@ -118,16 +118,48 @@ def _header(tag: str, session_id: str, serial: int) -> str:
     return f'<{tag} xmlns="{NS}" version="1" session_id="{session_id}" serial="{serial}">\n'
 
 
+#: The encoded ``<publish>`` element of each file of the last snapshot written, by path, with the very
+#: bytes object it encodes: a process that publishes serial after serial of the same repository (the
+#: publication server) encodes only what changed. Half again the snapshot's size in memory.
+Encoded = dict[str, tuple[bytes, bytes]]
+
+
 def snapshot_pieces(
     session_id: str, serial: int, files: dict[str, bytes], rsync_base: str
 ) -> Iterator[bytes]:
     """The snapshot, byte for byte the same for the same files (sorted, fixed layout), one element at a
     time: a registry's snapshot is hundreds of megabytes, and assembling it in memory took four times
     that (the pieces, their join, its encoding and the tree itself) at the peak of an apply."""
+    return _snapshot_pieces(session_id, serial, files, rsync_base, None)
+
+
+def reused_snapshot_pieces(
+    session_id: str, serial: int, files: dict[str, bytes], rsync_base: str, encoded: Encoded
+) -> Iterator[bytes]:
+    """:func:`snapshot_pieces`, the elements of files encoded before taken from ``encoded``, which is
+    left holding this snapshot's."""
+    return _snapshot_pieces(session_id, serial, files, rsync_base, encoded)
+
+
+def _snapshot_pieces(
+    session_id: str, serial: int, files: dict[str, bytes], rsync_base: str, encoded: Encoded | None
+) -> Iterator[bytes]:
     yield _header("snapshot", session_id, serial).encode()
+    kept: Encoded = {}
     for path in sorted(files):
-        content = base64.b64encode(files[path]).decode()
-        yield f'  <publish uri="{_attr(rsync_base + path)}">{content}</publish>\n'.encode()
+        data = files[path]
+        known = encoded.get(path) if encoded is not None else None
+        if known is not None and known[0] is data:
+            piece = known[1]
+        else:
+            content = base64.b64encode(data).decode()
+            piece = f'  <publish uri="{_attr(rsync_base + path)}">{content}</publish>\n'.encode()
+        if encoded is not None:
+            kept[path] = (data, piece)
+        yield piece
+    if encoded is not None:
+        encoded.clear()
+        encoded.update(kept)
     yield b"</snapshot>\n"
 
 
@@ -356,9 +388,11 @@ def publish_rrdp(
     old_tree: str | None = None,
     fence: Callable[[], AbstractContextManager[None]] | None = None,
     secret: bytes | None = None,
+    encoded: Encoded | None = None,
 ) -> Written | None:
     """Publish the change from ``old`` (the tree as published before, whose ``tree_digest`` is
     ``old_tree`` when known) to ``new`` through RRDP; None when RRDP already serves ``new``.
+    ``encoded``: see :data:`Encoded` (``reused_snapshot_pieces``).
 
     ``fence``: entered around the rename of the notification (the publication lock's, see
     ``reconciler.publish.rsync_tree.publish``). What is not a directory of its own where the RRDP
@@ -397,7 +431,12 @@ def publish_rrdp(
         snapshot = _Measured()
         written = [
             write_public(
-                place / "snapshot.xml", snapshot.pass_on(snapshot_pieces(session, serial, new, rsync_base))
+                place / "snapshot.xml",
+                snapshot.pass_on(
+                    snapshot_pieces(session, serial, new, rsync_base)
+                    if encoded is None
+                    else reused_snapshot_pieces(session, serial, new, rsync_base, encoded)
+                ),
             )
         ]
         faults.point("rrdp.snapshot")

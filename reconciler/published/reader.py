@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.fsutil import file_kind
+from reconciler.layout import PUBLISHERS
 from reconciler.published import decoded
 from reconciler.published.memo import Memo, RoaSummary, texts
 from reconciler.resources import Resources
@@ -58,6 +59,9 @@ class PublishedState:
 
     files: dict[str, bytes] = field(default_factory=dict)
     memo: Memo = field(default_factory=Memo, repr=False)
+    #: The external publishers' objects (``publishers/<handle>/...`` -> bytes): served with ours, but
+    #: never this tree's objects -- nothing plans, decodes or counts them; apply carries them over.
+    foreign: dict[str, bytes] = field(default_factory=dict)
     #: Entries of the tree that are not published objects and were not read (a symbolic link, a FIFO,
     #: a directory inside a CA's directory...): relative path (a directory's ending with '/') -> why.
     damage: dict[str, str] = field(default_factory=dict)
@@ -69,6 +73,9 @@ class PublishedState:
     _summaries: dict[str, RoaSummary | Unreadable] = field(default_factory=dict, repr=False)
     _listing: dict[str, list[str]] | None = field(default=None, repr=False)
     _tree: str | None = field(default=None, repr=False)
+    _served: str | None = field(default=None, repr=False)
+    #: The SHA-256 of foreign objects, by path, with the very bytes object it is of.
+    _foreign_hashes: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
 
     def sha256(self, path: str) -> bytes:
         digest = self._hashes.get(path)
@@ -77,16 +84,58 @@ class PublishedState:
         return digest
 
     def tree_digest(self) -> str:
-        """:func:`tree_digest` of the files read back; worked out once, for the plan and the apply after it
-        both compare it with what RRDP last published."""
+        """:func:`tree_digest` of this tree's own files read back (what a plan observes); worked out once."""
         if self._tree is None:
             self._tree = tree_digest(self.files, self.digest_of)
         return self._tree
 
+    def served_files(self) -> dict[str, bytes]:
+        """Every file the tree serves: this tree's and the external publishers' (what RRDP publishes)."""
+        return {**self.files, **self.foreign} if self.foreign else self.files
+
+    def served_digest(self) -> str:
+        """:func:`tree_digest` of :meth:`served_files`: what RRDP's snapshot is compared with."""
+        if not self.foreign:
+            return self.tree_digest()
+        if self._served is None:
+            self._served = tree_digest(self.served_files(), self.digest_of)
+        return self._served
+
     def digest_of(self, path: str, data: bytes) -> bytes:
         """The SHA-256 of ``data`` to be published at ``path``: remembered when it is the file read back
-        (an unchanged file of a new tree), computed otherwise. A :data:`DigestOf`."""
-        return self.sha256(path) if self.files.get(path) is data else hashlib.sha256(data).digest()
+        (an unchanged file of a new tree) or a foreign object hashed before, computed otherwise. A
+        :data:`DigestOf`."""
+        if self.files.get(path) is data:
+            return self.sha256(path)
+        known = self._foreign_hashes.get(path)
+        if known is not None and known[0] is data:
+            return known[1]
+        digest = hashlib.sha256(data).digest()
+        if self.foreign.get(path) is data:
+            self._foreign_hashes[path] = (data, digest)
+        return digest
+
+    def with_foreign(self, foreign: dict[str, bytes], served_digest: str | None = None) -> PublishedState:
+        """This tree with ``foreign`` as its external publishers' part: the state a publication server
+        has just published, kept for its next publication so that the tree need not be read back. What
+        was worked out of our own files (hashes, decoded objects, the tree's digest) and the hashes of
+        the foreign objects still there are kept (not :attr:`damage`: a tree written anew has none);
+        ``served_digest``, when known, is the new :meth:`served_digest`."""
+        hashes = {
+            path: known for path, known in self._foreign_hashes.items() if foreign.get(path) is known[0]
+        }
+        return PublishedState(  # a tree written anew: no damage in it
+            files=self.files,
+            memo=self.memo,
+            foreign=foreign,
+            _cache=self._cache,
+            _hashes=self._hashes,
+            _summaries=self._summaries,
+            _listing=self._listing,
+            _tree=self._tree,
+            _served=served_digest,
+            _foreign_hashes=hashes,
+        )
 
     def _decode(self, path: str, decoder: object) -> object:
         if path not in self._cache:
@@ -312,7 +361,32 @@ def read(rsync_dir: Path) -> PublishedState:
     finally:
         os.close(fd)
     state.files = dict(sorted(state.files.items()))
+    state.foreign = dict(sorted(state.foreign.items()))
     return state
+
+
+def read_foreign(rsync_dir: Path, directory: str) -> dict[str, bytes]:
+    """The files of the served tree below ``directory`` (a publisher's, ``publishers/<handle>/``), read
+    as :func:`read` reads ``publishers/`` but without reading the rest of the tree: what an RFC 8181
+    list reply shows. Empty when nothing is published there; raises :class:`UnusableTreeError` or
+    OSError when the served tree cannot be read."""
+    root = served_tree(rsync_dir)
+    if root is None:
+        return {}
+    parts = directory.strip("/").split("/")
+    state = PublishedState()
+    fd = os.open(root, _DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            below = os.open(part, _DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = below
+        _foreign(fd, parts[-1], "/".join(parts), state, len(parts) - 1)
+    except FileNotFoundError:
+        return {}
+    finally:
+        os.close(fd)
+    return dict(sorted(state.foreign.items()))
 
 
 class UnusableTreeError(Exception):
@@ -324,6 +398,9 @@ _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _DIRECTORY = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 #: Objects are in the tree's top level (the trust anchor's certificate) or in a CA's directory.
 _DEEPEST = 1
+#: Below ``publishers/``: the handle's directory, then as deep as a publisher's own layout goes (Krill
+#: publishes in ``<sia_base>0/``; a publisher with child CAs of its own nests further).
+FOREIGN_DEEPEST = 8
 #: Most published files are a few kilobytes: one read takes them whole.
 _READ = 1 << 16
 #: No RPKI object comes near this (a manifest of 100,000 entries is 7 MB); a larger file is not read,
@@ -405,7 +482,9 @@ def _walk(directory: int, prefix: str, state: PublishedState, depth: int = 0) ->
     for entry in listed:
         relative = prefix + entry.name
         try:
-            if entry.is_dir(follow_symlinks=False):
+            if depth == 0 and entry.name == PUBLISHERS and entry.is_dir(follow_symlinks=False):
+                _foreign(directory, entry.name, relative, state)
+            elif entry.is_dir(follow_symlinks=False):
                 _subdirectory(directory, entry.name, relative, state, depth)
             elif entry.is_file(follow_symlinks=False):
                 _read_file(directory, entry.name, relative, state)
@@ -430,9 +509,39 @@ def _subdirectory(parent: int, name: str, relative: str, state: PublishedState, 
         os.close(fd)
 
 
-def _read_file(directory: int, name: str, relative: str, state: PublishedState) -> None:
-    """Read a regular file through its directory; an entry replaced since it was listed (by a link or a
-    FIFO) is damage, never followed or waited on."""
+def _foreign(parent: int, name: str, relative: str, state: PublishedState, depth: int = 0) -> None:
+    """Read the external publishers' tree (``publishers/``) into :attr:`PublishedState.foreign`, to any
+    depth up to :data:`FOREIGN_DEEPEST` (a publisher lays out its repository as it likes), with the same
+    care as the rest: no link followed, no FIFO opened."""
+    fd = os.open(name, _DIRECTORY, dir_fd=parent)
+    try:
+        with os.scandir(fd) as entries:
+            listed = list(entries)
+        for entry in listed:
+            below = f"{relative}/{entry.name}"
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if depth >= FOREIGN_DEEPEST:
+                        state.damage[below + "/"] = "a directory deeper than any publisher's: not read"
+                    else:
+                        _foreign(fd, entry.name, below, state, depth + 1)
+                elif entry.is_file(follow_symlinks=False):
+                    _read_file(fd, entry.name, below, state, state.foreign)
+                else:
+                    state.damage[below] = _describe(fd, entry.name, entry.stat(follow_symlinks=False).st_mode)
+            except OSError as exc:
+                state.damage[below] = f"cannot be read: {exc.strerror}"
+        if not listed:
+            state.damage[relative + "/"] = "an empty directory"
+    finally:
+        os.close(fd)
+
+
+def _read_file(
+    directory: int, name: str, relative: str, state: PublishedState, into: dict[str, bytes] | None = None
+) -> None:
+    """Read a regular file through its directory (into ``state.files`` unless ``into`` says otherwise);
+    an entry replaced since it was listed (by a link or a FIFO) is damage, never followed or waited on."""
     try:
         fd = os.open(name, _FILE, dir_fd=directory)
     except OSError:
@@ -455,7 +564,7 @@ def _read_file(directory: int, name: str, relative: str, state: PublishedState) 
             while piece := os.read(fd, _READ):
                 pieces.append(piece)
             data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        state.files[relative] = data
+        (state.files if into is None else into)[relative] = data
     finally:
         os.close(fd)
 

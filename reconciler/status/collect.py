@@ -20,6 +20,7 @@ from reconciler.published.memo import RoaSummary
 from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl
+from reconciler.status import peers
 from reconciler.status.model import (
     CaStatus,
     KeyStatus,
@@ -129,8 +130,9 @@ def _problems(findings: list[Finding], ca: str) -> list[Problem]:
 
 
 def last_apply(entries: list[audit.AuditEntry]) -> tuple[LastApply | None, datetime | None]:
-    """The newest apply (an interrupted one included) and the time of the newest one that published."""
-    shown = audit.outcomes(entries)
+    """The newest apply (an interrupted one included) and the time of the newest one that published;
+    what ``rpkictl serve`` records (a publisher's publication, a child's issue or revoke) is no apply."""
+    shown = [(e, r) for e, r in audit.outcomes(entries) if not peers.served_record(r)]
     success = next(
         (entry.time for entry, record in reversed(shown) if record.get("status") == "applied"), None
     )
@@ -228,8 +230,9 @@ def collect(
         repairs = [c.address for c in outside if c.repair]
         if repairs:
             findings.append(health.damage_finding(owner, repairs))
-        if len(repairs) < len(outside):
-            findings.append(health.drift_finding(owner, len(outside) - len(repairs), 0))
+        if len(repairs) < len(outside):  # a removed publisher's directory: withdrawn after approval
+            review = sum(1 for c in outside if not (c.repair or c.routine))
+            findings.append(health.drift_finding(owner, len(outside) - len(repairs), review))
     general = [c for c in the_plan.changes if c.kind is Kind.RRDP]
     if general:
         findings.append(Finding(Severity.WARNING, "(rrdp)", f"{general[0].reason}; run 'rpkictl apply'"))
@@ -238,6 +241,13 @@ def collect(
     if audit_problem is not None:
         findings.append(audit_problem)
     latest, success = last_apply(entries)
+    children, serve_problems = peers.children_status(
+        desired, published, the_plan, entries, now=now, critical=critical
+    )
+    findings += serve_problems
+    publishers = peers.publishers_status(desired, published, entries)
+    problems = [p for c in children for p in c.problems] + [p for q in publishers for p in q.problems]
+    severities = [Severity(p.severity) for p in problems]
     return StatusReport(
         generated_at=now,
         tool_version=tool_version,
@@ -247,7 +257,7 @@ def collect(
         rsync_base=desired.publication.rsync_base,
         rrdp_base=desired.publication.rrdp_base,
         publication_directory=str(desired.publication.directory),
-        severity=health.worst(findings).value,
+        severity=health.worst([*findings, *(Finding(level, "", "") for level in severities)]).value,
         problems=[
             Problem(severity=f.severity.value, message=f"{f.ca}: {f.message}")
             for f in findings
@@ -258,6 +268,8 @@ def collect(
         signing_request=signing_request,
         last_apply=latest,
         last_success=success,
+        external_children=children,
+        publishers=publishers,
     )
 
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from html import escape
 
 from reconciler.status.model import CaStatus, ObjectTimes, StatusReport
+from reconciler.status.peers import human_size
 from reconciler.status.table import header, when
 
 TICKS = (
@@ -183,6 +184,58 @@ def _upcoming(report: StatusReport) -> str:
     return f"<table><tr><th>when</th><th>CA</th><th>object</th><th>event</th><th>path</th></tr>{rows}</table>"
 
 
+def _children(report: StatusReport) -> str:
+    """External children: parent, entitlement, certificates, last request, problems."""
+    if not report.external_children:
+        return ""
+    now = report.generated_at
+    rows = []
+    for child in report.external_children:
+        certificates = "<br>".join(
+            escape(f"key {c.key_id}, serial {c.serial}, not after {when(c.not_after, now)}; {c.resources}")
+            for c in child.certificates
+        )
+        problems = "".join(
+            f'<li><span class="badge {p.severity}">{p.severity}</span> {escape(p.message)}</li>'
+            for p in child.problems
+        )
+        rows.append(
+            f'<tr id="child-{escape(child.handle)}"><td>{escape(child.handle)}</td>'
+            f"<td>{escape(child.ca)}</td>"
+            f"<td>{escape(child.entitlement or 'nothing')}</td><td>{certificates or 'none issued'}</td>"
+            f"<td>{escape(when(child.last_request, now) if child.last_request else 'never')}</td>"
+            f'<td><ul class="problems">{problems}</ul></td></tr>'
+        )
+    return (
+        "<h2>External children (RFC 6492)</h2><table><tr><th>child</th><th>parent CA</th>"
+        "<th>entitlement</th><th>certificates</th><th>last request</th><th>problems</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _publishers(report: StatusReport) -> str:
+    """External publishers: their use of the quota and their last publication."""
+    if not report.publishers:
+        return ""
+    now = report.generated_at
+    rows = []
+    for p in report.publishers:
+        badge = "warning" if p.problems else "info"
+        rows.append(
+            f'<tr id="publisher-{escape(p.handle)}"><td>{escape(p.handle)}</td>'
+            f"<td>{p.objects} of {p.quota_objects}</td>"
+            f"<td>{escape(human_size(p.bytes))} of {escape(human_size(p.quota_bytes))}</td>"
+            f'<td><span class="badge {badge}">{p.quota_used_pct:.1f}%</span></td>'
+            f"<td>{escape(when(p.last_publication, now) if p.last_publication else 'never')}</td>"
+            f"<td>{escape(p.last_summary or '')}</td></tr>"
+        )
+    return (
+        "<h2>Publishers (RFC 8181)</h2><table><tr><th>publisher</th><th>objects</th><th>size</th>"
+        "<th>quota used</th><th>last publication</th><th>what it did</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
 def render(report: StatusReport) -> str:
     problems = report.every_problem()
     listed = "".join(
@@ -206,6 +259,8 @@ def render(report: StatusReport) -> str:
         + timeline(report)
         + "<h2>CA tree</h2>"
         + _tree(report, None)
+        + _children(report)
+        + _publishers(report)
         + "<h2>Upcoming</h2>"
         + _upcoming(report)
         + "</body></html>\n"

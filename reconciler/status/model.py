@@ -77,6 +77,63 @@ class CaStatus(_Doc):
     problems: list[Problem]
 
 
+class ChildCertificateStatus(_Doc):
+    """One certificate a CA issued to an external child, as the served tree holds it."""
+
+    path: str = Field(description="Relative to the rsync base.")
+    key_id: str = Field(description="Hex SubjectKeyIdentifier of the child's key it certifies.")
+    serial: str = Field(description="Serial number (hex).")
+    not_after: datetime
+    renew_at: datetime = Field(
+        description="When apply (or reconcile) renews it: not_after - certificate_renew_before."
+    )
+    resources: str = Field(description="The resources it holds.")
+
+
+class ChildExchange(_Doc):
+    """The newest issue or revoke the parent responder recorded for a child in the audit log."""
+
+    time: datetime
+    status: str = Field(description="child-issued, child-revoked, or either with -failed.")
+    certificate: str | None = Field(description="The certificate's path, relative to the rsync base.")
+    summary: str | None
+
+
+class ExternalChildStatus(_Doc):
+    handle: str
+    ca: str = Field(description="The parent CA that certifies it over RFC 6492.")
+    entitlement: str = Field(description="Its resources in the YAML, as far as the CA holds them.")
+    certificates: list[ChildCertificateStatus] = Field(
+        description="What the CA issued to it (one per key of the child), soonest expiry first."
+    )
+    last_message: datetime | None = Field(
+        description="Signing time of the last message accepted from it (list, issue or revoke), from the "
+        "responder's replay-protection file; null: none yet."
+    )
+    last_exchange: ChildExchange | None = Field(
+        description="The newest issue or revoke recorded in the audit log (a list is not recorded)."
+    )
+    last_request: datetime | None = Field(
+        description="The newer of last_message and last_exchange's time: when it was last heard from."
+    )
+    problems: list[Problem]
+
+
+class PublisherStatus(_Doc):
+    handle: str
+    sia_base: str
+    objects: int = Field(description="Objects it publishes in the served tree.")
+    bytes: int = Field(description="Their total size.")
+    quota_objects: int
+    quota_bytes: int
+    quota_used_pct: float = Field(
+        description="The larger of objects / quota_objects and bytes / quota_bytes, in percent (one decimal)."
+    )
+    last_publication: datetime | None = Field(description="Its newest publication in the audit log.")
+    last_summary: str | None = Field(description="What that publication did (created, replaced, withdrawn).")
+    problems: list[Problem]
+
+
 class LastApply(_Doc):
     time: datetime
     status: str = Field(description="applied, failed, or interrupted (started, never finished).")
@@ -103,10 +160,33 @@ class StatusReport(_Doc):
     signing_request: str | None = Field(description="Path of a request waiting for the offline trust anchor.")
     last_apply: LastApply | None
     last_success: datetime | None = Field(description="Time of the last apply that published.")
+    external_children: list[ExternalChildStatus] = Field(
+        default_factory=list,
+        description="The external child CAs (RFC 6492) the CAs certify, in the order of the CA files.",
+    )
+    publishers: list[PublisherStatus] = Field(
+        default_factory=list, description="The external publishers (RFC 8181) declared in rpki.yaml."
+    )
 
     def every_problem(self) -> list[tuple[str, Problem]]:
-        """(CA name, problem) for each CA's problems, then ("", problem) for those of no single CA."""
-        return [(ca.name, p) for ca in self.cas for p in ca.problems] + [("", p) for p in self.problems]
+        """(CA name, problem) for each CA's problems; ("child <handle>", problem) and ("publisher
+        <handle>", problem) for each external child's and publisher's; then ("", problem) for those of no
+        single CA."""
+        return (
+            [(ca.name, p) for ca in self.cas for p in ca.problems]
+            + [(child_label(c.handle), p) for c in self.external_children for p in c.problems]
+            + [(publisher_label(p.handle), q) for p in self.publishers for q in p.problems]
+            + [("", p) for p in self.problems]
+        )
+
+
+def child_label(handle: str) -> str:
+    """How an external child is named where a CA name would stand (problems, ``rpkictl check``)."""
+    return f"child {handle}"
+
+
+def publisher_label(handle: str) -> str:
+    return f"publisher {handle}"
 
 
 def json_schema() -> dict[str, Any]:

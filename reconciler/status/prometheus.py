@@ -152,7 +152,76 @@ def render(report: StatusReport) -> str:
             "Time of the newest apply that published.",
             [({}, _ts(report.last_success))],
         )
+    _peers(w, report)
     return "\n".join(w.lines) + "\n"
+
+
+def _peers(w: _Writer, report: StatusReport) -> None:
+    """External children (RFC 6492) and publishers (RFC 8181): only written when some are declared."""
+    children = report.external_children
+    w.gauge(
+        "rpki_external_child_certificates",
+        "Certificates a CA issued to each external child, as published (0: it has not asked yet).",
+        [({"ca": c.ca, "child": c.handle}, len(c.certificates)) for c in children],
+    )
+    w.gauge(
+        "rpki_external_child_certificate_expiry_timestamp_seconds",
+        "notAfter of each certificate issued to an external child, by the child's key.",
+        [
+            ({"ca": c.ca, "child": c.handle, "key_id": cert.key_id}, _ts(cert.not_after))
+            for c in children
+            for cert in c.certificates
+        ],
+    )
+    w.gauge(
+        "rpki_external_child_certificate_renewal_timestamp_seconds",
+        "When apply (or reconcile) renews each certificate issued to an external child.",
+        [
+            ({"ca": c.ca, "child": c.handle, "key_id": cert.key_id}, _ts(cert.renew_at))
+            for c in children
+            for cert in c.certificates
+        ],
+    )
+    w.gauge(
+        "rpki_external_child_last_request_timestamp_seconds",
+        "When each external child was last heard from: its last accepted RFC 6492 message (signing "
+        "time) or recorded issue/revoke, whichever is newer.",
+        [({"ca": c.ca, "child": c.handle}, _ts(c.last_request)) for c in children if c.last_request],
+    )
+    publishers = report.publishers
+    w.gauge(
+        "rpki_publisher_objects",
+        "Objects each external publisher publishes in the repository.",
+        [({"publisher": p.handle}, p.objects) for p in publishers],
+    )
+    w.gauge(
+        "rpki_publisher_bytes",
+        "Total size of each external publisher's objects.",
+        [({"publisher": p.handle}, p.bytes) for p in publishers],
+    )
+    w.gauge(
+        "rpki_publisher_quota_objects",
+        "The most objects each publisher may publish (rpki.yaml publishers: quota).",
+        [({"publisher": p.handle}, p.quota_objects) for p in publishers],
+    )
+    w.gauge(
+        "rpki_publisher_quota_bytes",
+        "The most bytes each publisher's objects may take together.",
+        [({"publisher": p.handle}, p.quota_bytes) for p in publishers],
+    )
+    w.gauge(
+        "rpki_publisher_quota_used_ratio",
+        "The larger of objects/quota and bytes/quota, 0 to 1 (above 1 after a quota was lowered).",
+        [
+            ({"publisher": p.handle}, max(p.objects / p.quota_objects, p.bytes / p.quota_bytes))
+            for p in publishers
+        ],
+    )
+    w.gauge(
+        "rpki_publisher_last_publication_timestamp_seconds",
+        "Time of each publisher's newest publication recorded in the audit log.",
+        [({"publisher": p.handle}, _ts(p.last_publication)) for p in publishers if p.last_publication],
+    )
 
 
 def _count(report: StatusReport, level: str) -> int:

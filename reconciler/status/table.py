@@ -11,6 +11,7 @@ from rich.tree import Tree
 
 from reconciler.plan.diff import describe_delta
 from reconciler.status.model import CaStatus, ObjectKind, StatusReport
+from reconciler.status.peers import human_size
 
 STYLE = {"info": "green", "warning": "yellow", "critical": "bold red"}
 
@@ -75,9 +76,15 @@ def render(report: StatusReport, width: int = WIDE) -> RenderableType:
     """A table with a row per CA on a wide terminal; a tree with a block per CA on a narrow one."""
     body = _table(report) if width >= WIDE else _tree(report)
     lines: list[RenderableType] = [Text(header(report), style="dim"), body]
+    if report.external_children:
+        lines.append(_children_table(report))
+    if report.publishers:
+        lines.append(_publishers_table(report))
     problems = report.every_problem()
-    verdict = report.severity.upper() if problems else "OK"
-    lines.append(Text(f"{verdict}: {len(problems)} problem(s)", style=STYLE[report.severity]))
+    notes = sum(1 for _, p in problems if p.severity == "info")
+    verdict = "OK" if report.severity == "info" else report.severity.upper()
+    tally = f"{verdict}: {len(problems) - notes} problem(s)" + (f", {notes} note(s)" if notes else "")
+    lines.append(Text(tally, style=STYLE[report.severity]))
     for name, problem in problems:
         prefix = f"{name}: " if name else ""
         lines.append(
@@ -135,6 +142,51 @@ def _table(report: StatusReport) -> Table:
             _expiry(ca, (ObjectKind.MANIFEST, ObjectKind.CRL), now),
             left(renewal, now, past="overdue since") if renewal is not None else "-",
             _drift(ca),
+        )
+    return table
+
+
+def _children_table(report: StatusReport) -> Table:
+    """One row per external child: its parent, entitlement, certificates and when it last asked."""
+    now = report.generated_at
+    table = Table(
+        title="External children (RFC 6492)", title_justify="left", show_lines=True, header_style="bold"
+    )
+    table.add_column("child", no_wrap=True)
+    table.add_column("parent", no_wrap=True)
+    table.add_column("entitlement", overflow="fold", min_width=20)
+    table.add_column("certificates (key, serial, time left)", overflow="fold")
+    table.add_column("last request", no_wrap=True)
+    for child in report.external_children:
+        certificates = "\n".join(
+            f"{c.key_id[:12]} #{c.serial[:12]} {left(c.not_after, now)}" for c in child.certificates
+        )
+        last = relative(child.last_request, now) if child.last_request else "never"
+        table.add_row(
+            child.handle,
+            child.ca,
+            child.entitlement.replace("; ", "\n") or "nothing",
+            certificates or Text("none issued", style="dim"),
+            last,
+        )
+    return table
+
+
+def _publishers_table(report: StatusReport) -> Table:
+    now = report.generated_at
+    table = Table(title="Publishers (RFC 8181)", title_justify="left", show_lines=False, header_style="bold")
+    for column in ("publisher", "objects", "size", "quota used", "last publication"):
+        table.add_column(column, no_wrap=True)
+    for publisher in report.publishers:
+        used = Text(f"{publisher.quota_used_pct:.1f}%")
+        if publisher.problems:
+            used.stylize(STYLE["warning"])
+        table.add_row(
+            publisher.handle,
+            f"{publisher.objects} of {publisher.quota_objects}",
+            f"{human_size(publisher.bytes)} of {human_size(publisher.quota_bytes)}",
+            used,
+            when(publisher.last_publication, now) if publisher.last_publication else "never",
         )
     return table
 

@@ -152,7 +152,8 @@ def test_unknown_key_in_ca(repo: Repo) -> None:
     expect(problem, repo, "cas/x.yaml", 2, 1, "unknown key 'parnet'")
     assert problem.hint == (
         "did you mean 'parent'? "
-        "allowed keys here: name, trust_anchor, parent, signer, key_generation, resources, roas, safety"
+        "allowed keys here: name, trust_anchor, parent, signer, key_generation, resources, roas, children, "
+        "safety"
     )
 
 
@@ -535,7 +536,8 @@ def test_diagnostic_string_form(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> 
         repo.load()
     assert str(info.value) == (
         "cas/x.yaml:2:1: unknown key 'parnet' (did you mean 'parent'? "
-        "allowed keys here: name, trust_anchor, parent, signer, key_generation, resources, roas, safety)"
+        "allowed keys here: name, trust_anchor, parent, signer, key_generation, resources, roas, children, "
+        "safety)"
     )
 
 

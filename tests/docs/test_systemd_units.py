@@ -78,5 +78,7 @@ def test_each_service_runs_the_documented_command_and_each_timer_a_service() -> 
     )
     assert "--once" in starts["rpki-reconcile-once"]
     assert _parse(UNITS / "rpki-reconcile.service")["Service"]["KillSignal"] == "SIGTERM"
+    assert starts["rpki-serve"].startswith(f"{RPKICTL} serve ") and "--host 127.0.0.1" in starts["rpki-serve"]
+    assert _parse(UNITS / "rpki-serve.service")["Service"]["KillSignal"] == "SIGTERM"
     status = (UNITS / "rpki-status.service").read_text()  # two ExecStart= lines: configparser keeps one
     assert "--format html --out" in status and "--format prometheus --out" in status

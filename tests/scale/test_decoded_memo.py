@@ -37,13 +37,18 @@ def _fields(found: object) -> dict[str, object]:
 def _decodable(suffix: str, decode: Callable[[bytes], T]) -> list[tuple[Path, bytes, T]]:
     """The real-world objects of one kind that ``decode`` reads, with their bytes and what it read."""
     found = []
-    for path in sorted(p for p in REAL_WORLD.rglob(f"*{suffix}") if p.is_file()):
+    for path in sorted(p for p in REAL_WORLD.rglob(f"*{suffix}") if p.is_file() and not _protocol(p)):
         der = path.read_bytes()
         try:
             found.append((path, der, decode(der)))
         except ValueError:
             continue
     return found
+
+
+def _protocol(path: Path) -> bool:
+    """The BPKI certificates of the provisioning protocols are no RPKI objects (no resources, no SIA)."""
+    return "protocols" in path.relative_to(REAL_WORLD).parts
 
 
 def _signed_manifest(der: bytes) -> tuple[cms.SignedObject, ManifestContent]:

@@ -109,3 +109,18 @@ def revocation_line(change: ChangeDoc) -> str:
     """One revoked object; a replaced one says so, so the count of revocations adds up."""
     why = " (replaced)" if change.action in ("reissue", "renew") else ""
     return f"{change.address}{why}, serial {change.revoke_serial}, on {change.ca}'s CRL"
+
+
+def external_child_lines(doc: PlanDocument) -> list[str]:
+    """Each external child (RFC 6492): its parent and entitlement, then one line per certificate it holds."""
+    lines = []
+    for child in doc.external_children:
+        lines.append(f"{child.handle} (child of {child.ca}): entitled to {child.entitlement}")
+        if not child.certificates:
+            lines.append("  no certificate issued yet")
+        for cert in child.certificates:
+            lines.append(
+                f"  certificate for key {cert.key_id} serial {cert.serial}, not after "
+                f"{cert.not_after:%Y-%m-%dT%H:%M:%SZ}: {cert.resources}"
+            )
+    return lines

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from reconciler.plan.document import ChangeDoc, IntentDoc, PlanDocument, RouteChangeDoc, VrpDoc
 from reconciler.plan.render.common import (
     SYMBOLS,
+    external_child_lines,
     notice_line,
     revocation_line,
     roll_summary,
@@ -241,6 +242,12 @@ def _head(doc: PlanDocument) -> list[str]:
     if doc.notices:
         parts += ["", "#### Notices", ""]
         parts += [f"- {_cell(notice_line(n))}" for n in doc.notices]
+    if doc.external_children:
+        parts += ["", "#### External children", ""]
+        parts += [
+            f"  - {_cell(line.strip())}" if line.startswith(" ") else f"- {_cell(line)}"
+            for line in external_child_lines(doc)
+        ]
     return parts
 
 

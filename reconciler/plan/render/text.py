@@ -8,6 +8,7 @@ from rich.text import Text
 from reconciler.plan.document import ChangeDoc, IntentDoc, PlanDocument, VrpDoc
 from reconciler.plan.render.common import (
     SYMBOLS,
+    external_child_lines,
     header,
     notice_line,
     revocation_line,
@@ -67,6 +68,24 @@ def _intent(entry: IntentDoc) -> Text:
     return Text(f"  {entry.where or '-'}{at}  {entry.summary}")
 
 
+def _intents(doc: PlanDocument) -> list[Text]:
+    if doc.intent is None:
+        return []
+    return [_section(f"Desired-state changes since {doc.base}: {len(doc.intent)}"), *map(_intent, doc.intent)]
+
+
+def _notes(doc: PlanDocument) -> list[Text]:
+    """Notices, and the external children: shown even when there are no changes."""
+    lines = []
+    if doc.notices:
+        lines.append(_section("Notices:"))
+        lines += [Text(f"  {notice_line(n)}", style=NOTICE_STYLES[n.severity]) for n in doc.notices]
+    if doc.external_children:
+        lines.append(_section("External children:"))
+        lines += [Text(f"  {line}") for line in external_child_lines(doc)]
+    return lines
+
+
 def render(doc: PlanDocument) -> list[Text]:
     """The plan as lines of styled text; styles show only on a terminal."""
     lines = [Text(header(doc), style="dim")]
@@ -75,11 +94,9 @@ def render(doc: PlanDocument) -> list[Text]:
         lines.append(Text(verdict(doc), style="bold red" if gated else "bold"))
     else:  # the summary says "No changes." itself: the verdict would say it twice
         lines.append(Text(doc.summary.text, style="green"))
-    if doc.notices:
-        lines.append(_section("Notices:"))
-        lines += [Text(f"  {notice_line(n)}", style=NOTICE_STYLES[n.severity]) for n in doc.notices]
-    if not doc.changes:
-        return lines
+    lines += _notes(doc)
+    if not doc.changes:  # declaring an external child or publisher changes nothing published yet
+        return lines + _intents(doc)
     review = [c for c in doc.changes if not c.routine]
     if review:
         lines.append(_section("Changes:"))
@@ -95,9 +112,7 @@ def render(doc: PlanDocument) -> list[Text]:
         lines += [Text(f"  + {_vrp(v)}", style="green") for v in doc.vrps.added]
         lines += [Text(f"  - {_vrp(v)}", style="red") for v in doc.vrps.removed]
     lines += _route_lines(doc)
-    if doc.intent is not None:
-        lines.append(_section(f"Desired-state changes since {doc.base}: {len(doc.intent)}"))
-        lines += [_intent(i) for i in doc.intent]
+    lines += _intents(doc)
     if gated:
         lines.append(
             _section(

@@ -1,0 +1,157 @@
+"""The RFC 8183 request files that the desired state names: external children's child_request and
+external publishers' publisher_request XML, committed in the repository beside the YAML.
+
+A request file is desired state like the YAML: its bytes go into the desired state's digest (a plan is
+bound to the identities it was made for), and it is read under the same rules as the YAML files -- only
+a regular file inside the repository, never through a link that leaves it (a pull request could
+otherwise make validate quote any file of the CA machine in its error messages), and never a large one.
+Each problem comes back as a message and a fix, which the loader places at the YAML entry naming the
+file.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from reconciler.desired.checks import CaDoc, SettingsDoc, diag
+from reconciler.diagnostics import Diagnostic
+from reconciler.fsutil import read_bytes
+
+if TYPE_CHECKING:
+    from reconciler.protocol.bpki import IdentityCertificate
+    from reconciler.protocol.oob import ChildRequest, PublisherRequest
+
+#: The largest request file read. RFC 8183 bounds the Base64 identity to 512,000 characters; a real
+#: request is a few kilobytes.
+MAX_REQUEST_BYTES = 1 << 20
+
+Kind = Literal["child_request", "publisher_request"]
+
+#: Who sends each kind of request, for the fix a message suggests.
+_SENDER = {"child_request": "the child's operator", "publisher_request": "the publisher's operator"}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request file, read and parsed: the message and the identity certificate it carries."""
+
+    file: Path  # absolute, inside the desired-state directory
+    relative: str  # as keyed in the desired state's digest
+    raw: bytes
+    message: ChildRequest | PublisherRequest
+    identity: IdentityCertificate
+
+
+class RequestError(Exception):
+    """A request file that cannot be used: ``message`` says why, ``hint`` what to do."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass
+class Requests:
+    """Every request file the desired state names, keyed by the YAML entry naming it."""
+
+    children: dict[tuple[str, int], Request] = field(default_factory=dict)  # (CA name, index in children)
+    publishers: dict[int, Request] = field(default_factory=dict)  # index in rpki.yaml's publishers
+    problems: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def contents(self) -> dict[str, bytes]:
+        """The files' bytes by path relative to the desired-state directory, for the digest."""
+        found = [*self.children.values(), *self.publishers.values()]
+        return {request.relative: request.raw for request in found}
+
+
+def read_all(root: Path, settings: SettingsDoc | None, docs: Sequence[CaDoc]) -> Requests:
+    """Read every request file named by rpki.yaml's ``publishers`` and the CA files' ``children``."""
+    found = Requests()
+    for doc in docs:
+        for index, child in enumerate(doc.spec.children):
+            try:
+                found.children[(doc.name, index)] = read(root, child.request, "child_request")
+            except RequestError as exc:
+                loc = ("children", index, "request")
+                found.problems.append(diag(doc.source, loc, f"children[{index}].request: {exc}", exc.hint))
+    if settings is not None:
+        for index, publisher in enumerate(settings.spec.publishers):
+            try:
+                found.publishers[index] = read(root, publisher.request, "publisher_request")
+            except RequestError as exc:
+                loc = ("publishers", index, "request")
+                problem = diag(settings.source, loc, f"publishers[{index}].request: {exc}", exc.hint)
+                found.problems.append(problem)
+    return found
+
+
+def read(root: Path, written: str, kind: Kind) -> Request:
+    """Read, parse and check one request file, ``written`` relative to ``root`` (the desired-state
+    directory, resolved); raises :class:`RequestError`."""
+    path = root / written
+    real = _inside(root, path, written, kind)
+    try:
+        raw = read_bytes(str(real))
+    except OSError as exc:
+        raise RequestError(f"cannot read {written}: {exc.strerror}", "check its permissions") from exc
+    relative = real.relative_to(root).as_posix()
+    message, identity = _parse(raw, relative, kind)
+    return Request(real, relative, raw, message, identity)
+
+
+def _inside(root: Path, path: Path, written: str, kind: Kind) -> Path:
+    """The real path of a regular, not too large file inside ``root``; every link on the way is followed
+    before anything is read, so a link to a directory outside counts as outside."""
+    commit = f"commit the {kind} XML that {_SENDER[kind]} sent at {written} (relative to the directory "
+    commit += "holding rpki.yaml), or correct the path"
+    try:
+        real = path.resolve(strict=True)
+    except FileNotFoundError as exc:
+        raise RequestError(f"{written} does not exist", commit) from exc
+    except (OSError, RuntimeError) as exc:
+        raise RequestError(
+            f"cannot read {written}: it is a broken or looping symbolic link, or not accessible", commit
+        ) from exc
+    if root not in real.parents:
+        raise RequestError(
+            f"{written} lies outside the desired-state repository (through '..' or a symbolic link); it "
+            "was not read",
+            f"copy the {kind} into the repository and name that copy",
+        )
+    try:
+        found = real.stat()
+    except OSError as exc:
+        raise RequestError(f"cannot read {written}: {exc.strerror}", commit) from exc
+    if not stat.S_ISREG(found.st_mode):
+        raise RequestError(f"{written} is not a regular file", commit)
+    if found.st_size > MAX_REQUEST_BYTES:
+        raise RequestError(
+            f"{written} is too large for an RFC 8183 {kind} ({found.st_size} bytes)",
+            f"a {kind} is a few kilobytes of XML: {commit}",
+        )
+    return real
+
+
+def _parse(raw: bytes, where: str, kind: Kind) -> tuple[ChildRequest | PublisherRequest, IdentityCertificate]:
+    """The parsed request and its identity certificate. The codecs are imported here: a desired state
+    without external peers never loads them."""
+    from reconciler.protocol import bpki, oob  # noqa: PLC0415
+    from reconciler.protocol.errors import ProtocolError  # noqa: PLC0415
+
+    fix = f"ask {_SENDER[kind]} for a new RFC 8183 {kind} and commit it in place of this one"
+    try:
+        message: ChildRequest | PublisherRequest = (
+            oob.parse_child_request(raw, where)
+            if kind == "child_request"
+            else oob.parse_publisher_request(raw, where)
+        )
+        identity = bpki.load_identity(message.identity, f"{where}: the identity certificate")
+    except ProtocolError as exc:
+        raise RequestError(str(exc), fix) from exc
+    return message, identity
