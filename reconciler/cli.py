@@ -1217,7 +1217,10 @@ def serve(
     except failures as exc:
         _fail(str(exc))
     try:
-        served = responders.build(desired, committed, clock.now(), log)
+        from reconciler.serve.parent import source_fingerprint  # noqa: PLC0415 - as the server, on use
+
+        fingerprint = source_fingerprint(root, allow_uncommitted=allow_uncommitted)
+        served = responders.build(desired, committed, clock.now(), log, fingerprint=fingerprint)
     except responders.NothingToServe as exc:
         _fail(str(exc))
     except failures as exc:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.desired.model import DesiredState
-from reconciler.plan import external_children
+from reconciler.plan import external_children, publishers
 from reconciler.plan.model import Action, Change, Kind, Plan
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa
 from reconciler.rpki import cert as rc
@@ -123,6 +123,15 @@ class ExternalChildDoc(_Doc):
     certificates: list[IssuedCertificateDoc] = Field(
         description="What the CA issued to it, as published when the plan was made (one per key)."
     )
+
+
+class PublisherDoc(_Doc):
+    handle: str = Field(description="The handle the publisher is declared with (publishers: in rpki.yaml).")
+    sia_base: str = Field(description="The rsync directory it publishes in (RFC 8181), ending with '/'.")
+    objects: int = Field(description="Objects it publishes here now.")
+    bytes: int = Field(description="Their total size in bytes.")
+    quota_objects: int = Field(description="The most objects it may publish.")
+    quota_bytes: int = Field(description="The most bytes it may publish.")
 
 
 class NoticeDoc(_Doc):
@@ -247,6 +256,10 @@ class PlanDocument(_Doc):
         default_factory=list,
         description="External child CAs (RFC 6492) of the CAs, with the certificates they hold now.",
     )
+    publishers: list[PublisherDoc] = Field(
+        default_factory=list,
+        description="External publishers (RFC 8181) declared in rpki.yaml, with what they publish here now.",
+    )
     notices: list[NoticeDoc] = Field(
         default_factory=list,
         description="What the operator must know besides the changes: key roll phases, trust anchor "
@@ -331,6 +344,26 @@ def _change(desired: DesiredState, published: PublishedState, change: Change) ->
         generation=change.generation,
         roll=change.roll,
     )
+
+
+def _publishers(desired: DesiredState, published: PublishedState) -> list[PublisherDoc]:
+    """Each declared publisher with what it publishes here now, in rpki.yaml's order: the reviewer sees
+    whose objects every apply carries over, and how close each is to its quota."""
+    held = publishers.by_publisher(published.foreign)
+    found = []
+    for publisher in desired.publishers:
+        paths = held.get(publisher.handle, [])
+        found.append(
+            PublisherDoc(
+                handle=publisher.handle,
+                sia_base=publisher.sia_base,
+                objects=len(paths),
+                bytes=sum(len(published.foreign[path]) for path in paths),
+                quota_objects=publisher.quota.objects,
+                quota_bytes=publisher.quota.size,
+            )
+        )
+    return found
 
 
 def canonical_json(value: Any) -> bytes:
@@ -469,6 +502,7 @@ def build(
             )
             for e in external_children.entries(desired, published)
         ],
+        publishers=_publishers(desired, published),
         notices=[
             NoticeDoc(kind=n.kind, severity=n.severity.value, ca=n.ca, message=n.message, due=n.due)
             for n in plan.notices

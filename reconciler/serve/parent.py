@@ -21,12 +21,22 @@ The served tree is the memory: what was issued is what the CA's directory holds
 (``plan.external_children``: renewed, narrowed, revoked there, with review where a child loses anything).
 Messages are verified against the identity committed in Git, and each must be signed after the last one
 accepted from that child (``ReplayGuard``).
+
+A parent of hundreds of children answers each from the desired state as it stands, without parsing it
+again for every message: the state is loaded again only when its inputs' fingerprint
+(:func:`source_fingerprint`: the commit ``HEAD`` names, or the files themselves with uncommitted changes
+allowed) differs from the one taken before the last load. Replies are signed with an EE key kept for a
+minute per CA identity, as the publication server does (``sigmsg.MessageKey``); ``list`` reads the
+served tree again only once another tree has been swapped in.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -43,19 +53,25 @@ from reconciler.plan.diff import make_plan
 from reconciler.plan.model import Change, Kind, Plan
 from reconciler.plan.rollover import KeyIds, key_plans
 from reconciler.protocol import csr, sigmsg, updown
+from reconciler.protocol.bpki import CLOCK_SKEW, IdentityCertificate
 from reconciler.protocol.errors import ProtocolError
 from reconciler.protocol.replay import ReplayGuard
+from reconciler.publish.rsync_tree import ServedTree, served_tree
 from reconciler.published.reader import PublishedState
 from reconciler.published.reader import read as read_published
 from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
 from reconciler.serve.app import UnknownPeer
-from reconciler.signers import open_signers
+from reconciler.signers import Signer, open_signers
 from reconciler.signers.adapter import SignerKey
 from reconciler.signers.offline import is_offline
 
 #: Where the last signing time accepted from each child is kept, below the publication directory.
 REPLAY_FILE = "serve/rfc6492-replay.json"
+
+#: How long one EE key and certificate sign a CA's replies (see ``sigmsg.MessageKey``): an RSA key per
+#: reply would cost a core 50 ms or more.
+REPLY_KEY_LIFETIME = timedelta(minutes=1)
 
 #: RFC 6492 §3.6 codes this responder sends.
 NO_SUCH_CLASS = 1201
@@ -102,26 +118,65 @@ class _Point:
 class ParentService:
     """The RFC 6492 :class:`~reconciler.serve.app.Responder` for every external child of the desired state.
 
-    ``load`` returns the desired state to answer from (called for each message: an updated checkout is
-    served from the next message on); ``lock_timeout`` is how long an ``issue`` or ``revoke`` waits for the
-    publication lock before it answers 1101 (the child asks again later); ``strict_time`` as in
-    ``sigmsg.verify``. Thread-safe: state lives in the publication directory, under its locks."""
+    ``load`` returns the desired state to answer from: an updated checkout is served from the next message
+    on. Without ``fingerprint`` it is called for each message; with it (say :func:`source_fingerprint`),
+    only when ``fingerprint()`` -- taken before each load, so an edit made while loading is seen by the
+    next message -- differs from the value taken before the last load, or that load failed.
+    ``lock_timeout`` is how long an ``issue`` or ``revoke`` waits for the publication lock before it
+    answers 1101 (the child asks again later); ``strict_time`` as in ``sigmsg.verify``. Thread-safe:
+    state lives in the publication directory, under its locks."""
 
     def __init__(
         self,
         load: Callable[[], DesiredState],
         *,
+        fingerprint: Callable[[], object] | None = None,
         lock_timeout: timedelta = timedelta(seconds=30),
         strict_time: bool = True,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.load = load
+        self.fingerprint = fingerprint
         self.lock_timeout = lock_timeout
         self.strict_time = strict_time
         self.log = log
+        self._loading = threading.Lock()  # one load at a time; guards _loaded and _identities
+        self._loaded: tuple[object, DesiredState] | None = None
+        self._identities: dict[str, tuple[Signer, bytes, IdentityCertificate]] = {}
+        self._signing = threading.Lock()
+        self._reply_keys: dict[bytes, sigmsg.MessageKey] = {}  # by identity SKI
+        self._reading = threading.Lock()
+        self._read: tuple[Path, ServedTree, PublishedState] | None = None
+
+    def desired(self) -> DesiredState:
+        """The desired state to answer from: the one loaded last while its inputs' fingerprint holds."""
+        if self.fingerprint is None:
+            return self.load()
+        with self._loading:
+            seen = self.fingerprint()
+            if self._loaded is not None and self._loaded[0] == seen:
+                return self._loaded[1]
+            self._loaded = None  # a failed load leaves nothing to serve from
+            self._identities.clear()  # a CA's signer may have changed with it
+            desired = self.load()
+            self._loaded = (seen, desired)
+            return desired
+
+    def served(self, desired: DesiredState) -> PublishedState:
+        """The served tree, for reading only: kept while ``rsync`` links to the very tree it was read
+        from (a tree is written whole and swapped in, never changed in place), read again otherwise."""
+        directory = desired.publication.directory
+        tree = served_tree(directory)  # before the read: a swap meanwhile means a read next time
+        with self._reading:
+            kept = self._read
+            if tree is not None and kept is not None and kept[:2] == (directory, tree):
+                return kept[2]
+            published = read_published(directory / "rsync")
+            self._read = None if tree is None else (directory, tree, published)
+            return published
 
     def respond(self, handle: str, body: bytes, now: datetime) -> bytes:
-        desired = self.load()
+        desired = self.desired()
         located = desired.external_child(handle)
         if located is None:
             raise UnknownPeer(f"no external child {handle!r} is declared")
@@ -163,10 +218,31 @@ class ParentService:
     ) -> bytes:
         """The response, signed with the CA's BPKI identity."""
         xml = updown.render(updown.Message(sender=ca.name, recipient=recipient, payload=payload))
+        signer, key, ours = self._identity(desired, ca, now)
+        with self._signing:  # several server threads: only one makes a CA's next EE certificate
+            ee = self._reply_keys.get(ours.ski)
+            made = ee.not_before + CLOCK_SKEW if ee is not None else None
+            if ee is None or made is None or not made <= now <= made + REPLY_KEY_LIFETIME:
+                ee = self._reply_keys[ours.ski] = sigmsg.message_key(signer, key, ours, now)
+        # the EE key signs in memory, from any number of threads at once
+        return sigmsg.sign(xml, signer, key, ours, now, ee=ee)
+
+    def _identity(
+        self, desired: DesiredState, ca: CaIntent, now: datetime
+    ) -> tuple[Signer, bytes, IdentityCertificate]:
+        """The CA's BPKI identity (made on first use) and the signer holding its key; kept while the
+        desired state it came from is served (with a ``fingerprint``)."""
         name = identity_signer(desired, ca)
+        with self._loading:
+            kept = self._identities.get(ca.name) if self._loaded and self._loaded[1] is desired else None
+        if kept is not None:
+            return kept
         signer = open_signers(desired.signers, {name})[name]
         key, ours = identity.ensure(signer, ca.name, identity.directory(desired), now)
-        return sigmsg.sign(xml, signer, key, ours, now)
+        with self._loading:
+            if self._loaded is not None and self._loaded[1] is desired:
+                self._identities[ca.name] = (signer, key, ours)
+        return signer, key, ours
 
 
 _ASKED: dict[type, str] = {
@@ -242,7 +318,7 @@ class _Request:
         return tuple(found)
 
     def entitlements(self) -> updown.ListResponse:
-        published = read_published(self.desired.publication.directory / "rsync")
+        published = self.service.served(self.desired)
         if not external_children.entitlement(self.ca, self.child):
             return updown.ListResponse(())  # RFC 6492 §3.3.2: no class without resources
         point = self.point(published, None)
@@ -475,3 +551,49 @@ def _ours(found: object, key: bytes | None, now: datetime) -> int | None:
     if isinstance(found, rc.ResourceCertificate) and found.authority_key_id == key and found.not_after > now:
         return found.serial
     return None
+
+
+def source_fingerprint(root: Path, *, allow_uncommitted: bool = False) -> Callable[[], object]:
+    """What ``reconcile.committed_state(root, allow_uncommitted=...)`` reads, summed up cheaply for
+    :class:`ParentService`: the commit ``HEAD`` names (the committed desired state is that commit's,
+    whatever the work tree holds); with ``allow_uncommitted`` (the files as they are, in Git or not), the
+    size, times and inode of every file below ``root``: the YAML and the RFC 8183 request files it names
+    (``.git`` left out, and directories reached through a symbolic link, which may loop). Where ``HEAD``
+    cannot be read, a value equal to no other: load every time (the load says what is wrong)."""
+    where = Path(root)
+
+    def commit() -> object:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(where), "rev-parse", "--verify", "--quiet", "HEAD"],
+                capture_output=True,
+                check=False,
+                timeout=30,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return object()
+        return ("commit", done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else object()
+
+    def files() -> object:
+        return ("files", tuple(sorted(_stat_tree(where))))
+
+    return files if allow_uncommitted else commit
+
+
+def _stat_tree(directory: Path) -> Iterator[tuple[str, int, int, int, int]]:
+    """Path, size, modification and change time (ns) and inode of each entry below ``directory`` (of the
+    target, for a symbolic link); a directory that cannot be read counts as empty (the load says why)."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name != ".git":
+                    yield from _stat_tree(Path(entry.path))
+                continue
+            info = entry.stat(follow_symlinks=True)
+        except OSError:
+            continue
+        yield entry.path, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino

@@ -46,11 +46,14 @@ def build(
     load: Callable[[], DesiredState],
     now: datetime,
     log: Callable[[str], None],
+    *,
+    fingerprint: Callable[[], object] | None = None,
 ) -> Responders:
     """The responders for ``desired``. ``load`` reads the desired state again (the RFC 6492 responder
-    answers each message from the state as committed then); ``now`` is when the repository's identity
-    is made if it does not exist yet; ``log`` receives what a responder reports to the operator.
-    Raises :class:`NothingToServe`, or what opening the signers raises."""
+    answers each message from the state as committed then; with ``fingerprint``, only once it changes:
+    see ``ParentService``); ``now`` is when the repository's identity is made if it does not exist yet;
+    ``log`` receives what a responder reports to the operator. Raises :class:`NothingToServe`, or what
+    opening the signers raises."""
     children = sum(len(ca.children) for ca in desired.cas)
     publishers = len(desired.publishers)
     if not children and not publishers:
@@ -64,7 +67,7 @@ def build(
     if children:
         from reconciler.serve.parent import ParentService  # noqa: PLC0415 - loads only when children exist
 
-        updown = ParentService(load, log=log)
+        updown = ParentService(load, fingerprint=fingerprint, log=log)
     if publishers:
         from reconciler.serve.publication import PublicationService  # noqa: PLC0415 - likewise
 

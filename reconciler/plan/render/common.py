@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from reconciler.desired.schema import format_size
 from reconciler.plan.document import ChangeDoc, NoticeDoc, PlanDocument, RouteChangeDoc
 
 SYMBOLS = {
@@ -124,3 +125,12 @@ def external_child_lines(doc: PlanDocument) -> list[str]:
                 f"{cert.not_after:%Y-%m-%dT%H:%M:%SZ}: {cert.resources}"
             )
     return lines
+
+
+def publisher_lines(doc: PlanDocument) -> list[str]:
+    """Each external publisher (RFC 8181): what it publishes here now, of its quota, and where."""
+    return [
+        f"{p.handle}: {p.objects} object{'s' if p.objects != 1 else ''}, {p.bytes} bytes "
+        f"(quota {p.quota_objects} objects, {format_size(p.quota_bytes)}) in {p.sia_base}"
+        for p in doc.publishers
+    ]

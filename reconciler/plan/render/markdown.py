@@ -22,6 +22,7 @@ from reconciler.plan.render.common import (
     SYMBOLS,
     external_child_lines,
     notice_line,
+    publisher_lines,
     revocation_line,
     roll_summary,
     route_mark,
@@ -248,6 +249,9 @@ def _head(doc: PlanDocument) -> list[str]:
             f"  - {_cell(line.strip())}" if line.startswith(" ") else f"- {_cell(line)}"
             for line in external_child_lines(doc)
         ]
+    if doc.publishers:
+        parts += ["", "#### Publishers", ""]
+        parts += [f"- {_cell(line)}" for line in publisher_lines(doc)]
     return parts
 
 

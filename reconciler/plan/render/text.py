@@ -11,6 +11,7 @@ from reconciler.plan.render.common import (
     external_child_lines,
     header,
     notice_line,
+    publisher_lines,
     revocation_line,
     roll_summary,
     route_word,
@@ -75,7 +76,7 @@ def _intents(doc: PlanDocument) -> list[Text]:
 
 
 def _notes(doc: PlanDocument) -> list[Text]:
-    """Notices, and the external children: shown even when there are no changes."""
+    """Notices, the external children and the publishers: shown even when there are no changes."""
     lines = []
     if doc.notices:
         lines.append(_section("Notices:"))
@@ -83,6 +84,9 @@ def _notes(doc: PlanDocument) -> list[Text]:
     if doc.external_children:
         lines.append(_section("External children:"))
         lines += [Text(f"  {line}") for line in external_child_lines(doc)]
+    if doc.publishers:
+        lines.append(_section("Publishers:"))
+        lines += [Text(f"  {line}") for line in publisher_lines(doc)]
     return lines
 
 
