@@ -534,11 +534,12 @@ def publish_all(
     old = workspace.published
     carried = old.foreign if foreign is None else foreign
     files = {**files, **carried} if carried else files
+    served = old.served_files()  # ours and the publishers': merged once, for rsync and RRDP
     publish(
         publication.directory,
         files,
         now,
-        served=old.served_files(),
+        served=served,
         removals=removals,
         read_from=workspace.served,
         check_served=held is not None,
@@ -551,7 +552,7 @@ def publish_all(
         publication.directory / "rrdp",
         publication.rrdp_base,
         publication.rsync_base,
-        old.served_files(),
+        served,
         files,
         digest_of=old.digest_of,  # unchanged files were hashed when the tree was read
         old_tree=old.served_digest(),

@@ -6,7 +6,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -375,18 +375,31 @@ def read_foreign(rsync_dir: Path, directory: str) -> dict[str, bytes]:
         return {}
     parts = directory.strip("/").split("/")
     state = PublishedState()
-    fd = os.open(root, _DIRECTORY)
     try:
-        for part in parts[:-1]:
-            below = os.open(part, _DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = below
+        fd = _descend(os.open(root, _DIRECTORY), parts[:-1])
+    except FileNotFoundError:
+        return {}
+    try:
         _foreign(fd, parts[-1], "/".join(parts), state, len(parts) - 1)
     except FileNotFoundError:
         return {}
     finally:
         os.close(fd)
     return dict(sorted(state.foreign.items()))
+
+
+def _descend(directory: int, parts: Sequence[str]) -> int:
+    """The directory ``parts`` below the open ``directory``, opened one level at a time without following
+    a symbolic link; ``directory`` is closed (on error too) and the returned descriptor is the caller's."""
+    try:
+        for part in parts:
+            below = os.open(part, _DIRECTORY, dir_fd=directory)
+            os.close(directory)
+            directory = below
+    except BaseException:
+        os.close(directory)
+        raise
+    return directory
 
 
 class UnusableTreeError(Exception):
@@ -446,12 +459,8 @@ def open_regular(path: Path, within: Path) -> int:
     parts = path.relative_to(within).parts
     if not parts:
         raise IsADirectoryError(errno.EISDIR, "not a file", str(path))
-    directory = os.open(within, _DIRECTORY)
+    directory = _descend(os.open(within, _DIRECTORY), parts[:-1])
     try:
-        for part in parts[:-1]:
-            below = os.open(part, _DIRECTORY, dir_fd=directory)
-            os.close(directory)
-            directory = below
         fd = os.open(parts[-1], _FILE, dir_fd=directory)
     finally:
         os.close(directory)

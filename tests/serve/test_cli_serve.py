@@ -45,8 +45,6 @@ def rpkictl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 def with_publisher(tmp_path: Path) -> Scratch:
     """The bundled example with one publisher, ``alice``, from Krill's publisher_request."""
     request = FIXTURES / "publisher_request.xml"
-    if not request.exists():
-        pytest.skip(f"{request} is not on this machine")
     scratch = scratch_copy(tmp_path)
     (scratch.repo / "publishers").mkdir()
     shutil.copy(request, scratch.repo / "publishers" / "alice.xml")
@@ -58,8 +56,6 @@ def with_publisher(tmp_path: Path) -> Scratch:
 def with_child(scratch: Scratch) -> Scratch:
     """Also an external child of example-isp, ``downstream``, from APNIC's child_request."""
     request = FIXTURES / "apnic" / "child_request.xml"
-    if not request.exists():
-        pytest.skip(f"{request} is not on this machine")
     (scratch.repo / "children").mkdir()
     shutil.copy(request, scratch.repo / "children" / "downstream.xml")
     with (scratch.repo / "cas" / "members" / "example-isp.yaml").open("a") as handle:
