@@ -109,7 +109,8 @@ def _usable(stored: IdentityCertificate, signer: Signer, key: bytes, now: dateti
 @contextmanager
 def _locked(store: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``<store>/.lock`` for the duration of a ``with`` block."""
-    fd = os.open(store / ".lock", os.O_WRONLY | os.O_CREAT, 0o644)
+    # O_NOFOLLOW: a link planted in the store must not make us create or lock a file elsewhere.
+    fd = os.open(store / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

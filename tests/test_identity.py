@@ -96,3 +96,15 @@ def test_an_expired_certificate_is_made_again(signer: FileSigner, store: Path) -
 def test_owner_must_be_a_ca_name_or_the_repository(store: Path) -> None:
     with pytest.raises(ValueError, match="not a CA name"):
         identity.certificate_path("../etc/passwd", store)
+
+
+def test_a_link_planted_as_the_store_lock_is_not_followed(tmp_path: Path) -> None:
+    """The store's lock is never a way to create or lock a file elsewhere."""
+    elsewhere = tmp_path / "elsewhere"
+    store = tmp_path / "bpki"
+    store.mkdir()
+    (store / ".lock").symlink_to(elsewhere)
+    signer = FileSigner(tmp_path / "keys")
+    with pytest.raises(OSError):
+        identity.ensure(signer, "repository", store, NOW)
+    assert not elsewhere.exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,12 +106,15 @@ class ReplayGuard:
         the data file itself is replaced, so a lock on it would guard a file nobody reads any more)."""
         with self._thread_lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._lock_path.open("a") as handle:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            # O_NOFOLLOW: a link planted beside the record must not make us create or lock a file
+            # elsewhere.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(self._lock_path, flags, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing the descriptor releases the lock
 
     def last(self, peer: str) -> datetime | None:
         """The signing time of the last message accepted from ``peer``, or None."""

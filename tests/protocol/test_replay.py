@@ -149,3 +149,14 @@ def test_processes_do_not_lose_updates(tmp_path: Path) -> None:
     assert len(times) == workers * rounds + 1
     # The shared peer holds the latest time any process accepted, never an earlier one written later.
     assert times["shared"] == f"{at((workers - 1) * 1000 + rounds - 1):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def test_a_link_planted_as_the_lock_file_is_not_followed(tmp_path: Path) -> None:
+    """The lock beside the record is never a way to create or lock a file elsewhere."""
+    elsewhere = tmp_path / "elsewhere"
+    guard = ReplayGuard(tmp_path / "state" / "replay.json")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "replay.json.lock").symlink_to(elsewhere)
+    with pytest.raises(OSError):
+        guard.accept("parent:x", datetime(2026, 1, 1, tzinfo=UTC))
+    assert not elsewhere.exists()
