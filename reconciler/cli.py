@@ -33,8 +33,9 @@ from reconciler.apply import audit, lock, onetime
 from reconciler.apply.executor import ApplyResult
 from reconciler.desired import DesiredStateError
 from reconciler.desired.discover import desired_root
-from reconciler.desired.model import DesiredState
-from reconciler.desired.schema import parse_duration
+from reconciler.desired.loader import load_settings
+from reconciler.desired.model import DesiredState, SignerConfig
+from reconciler.desired.schema import CA_NAME_RE, HANDLE_RULE, parse_duration
 from reconciler.diagnostics import Diagnostic
 from reconciler.offline import ceremony
 from reconciler.offline.request import SigningRequest, dumps, fingerprint, read_request
@@ -48,7 +49,7 @@ from reconciler.plan.approval import (
 from reconciler.plan.challenge import challenge
 from reconciler.plan.document import GateDoc, PlanDocument
 from reconciler.plan.gitcontext import GitContextError
-from reconciler.plan.model import Severity
+from reconciler.plan.model import Plan, Severity
 from reconciler.plan.render import markdown, text
 from reconciler.protocol import oob
 from reconciler.protocol.bpki import IdentityCertificate
@@ -229,9 +230,9 @@ def _emit(doc: PlanDocument, fmt: OutputFormat) -> None:
 
 
 def _plan_exit(doc: PlanDocument) -> int:
-    if not doc.changes:
-        return EXIT_OK
-    return EXIT_APPROVAL if doc.approval_required else EXIT_CHANGES
+    if doc.approval_required:  # also with nothing to sign: a request to the parent can wait for one
+        return EXIT_APPROVAL
+    return EXIT_CHANGES if doc.changes else EXIT_OK
 
 
 def _github_outputs(doc: PlanDocument) -> None:
@@ -561,8 +562,12 @@ def _apply_locked(
     held: lock.Lock | None = None,
     reason: str | None = None,
 ) -> None:
-    """Under the lock: re-read the publication point, re-plan, and publish only what was reviewed."""
-    workspace = engine.workspace_for(desired)  # the publication point as it is now that we hold the lock
+    """Under the lock: ask the external parent (if any), re-read the publication point, re-plan, publish
+    only what was reviewed, and bring a remote repository up to date."""
+    signers = engine.signers_for(desired)
+    for note in engine.contact_parent(desired, signers, current, always=True, approvals=approvals):
+        err.print(note, style="bold yellow", markup=False)
+    workspace = engine.workspace_for(desired, signers)  # the publication point as it is now: we hold the lock
     if saved is not None and saved.announcements is not None:
         routes = engine.Announcements.read(Path(saved.announcements.path), saved.announcements.min_peers)
     plan_time = saved.created_at if saved is not None else current
@@ -578,6 +583,8 @@ def _apply_locked(
     if the_plan.empty:
         for broken in held.broken if held is not None else ():
             err.print(f"[bold yellow]{engine.broken_lock_warning(broken)}[/]", markup=True)
+        _publish_remote(workspace, current, the_plan)
+        _refuse_unapproved_requests(doc, approvals)
         return
     missing = unapproved(doc, approvals)
     if missing:
@@ -603,6 +610,34 @@ def _apply_locked(
     except engine.AuditedApplyError as exc:
         _fail(str(exc))
     _report(result, workspace)
+    _publish_remote(workspace, current, the_plan, result)
+
+
+def _refuse_unapproved_requests(doc: PlanDocument, approvals: list[Approval]) -> None:
+    """A plan with nothing to sign can still wait for approval: of a request to the external parent,
+    which an approval on the command line lets the exchange make before the plan (``parent-shrink``)."""
+    waiting = unapproved(doc, approvals)
+    if waiting:
+        tokens = " ".join(f"--approve {g.approve}" for g in waiting)
+        _fail(
+            f"{len(waiting)} gate(s) need approval; review the plan, then re-run with {tokens}", EXIT_APPROVAL
+        )
+
+
+def _publish_remote(
+    workspace: engine.Workspace, now: datetime, the_plan: Plan, result: ApplyResult | None = None
+) -> None:
+    """Send the repository what it lacks of the local copy (a remote repository only); then, when the
+    plan activated a key roll, have the parent revoke the old key."""
+    remote = workspace.desired.publication.remote
+    if remote is None:
+        return
+    with err.status("Publishing at the repository…"):
+        synced = engine.publish_remote(workspace, now, result)
+    if synced is not None:
+        out.print(synced.describe(remote.response.service_uri), markup=False)
+    for said in engine.finish_parent_roll(workspace, the_plan, now):
+        out.print(said, markup=False)
 
 
 def _report(result: ApplyResult, workspace: engine.Workspace) -> None:
@@ -783,20 +818,56 @@ ServiceUriOpt = Annotated[
         "BASE/rfc6492/HANDLE or BASE/rfc8181/HANDLE. Default: serve.base_uri of rpki.yaml.",
     ),
 ]
+NewCaSignerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--signer",
+        metavar="NAME",
+        help="For a CA not declared yet (its CA file names the parent's answer, which comes after this "
+        "request): the signer of rpki.yaml that keeps its keys. Only rpki.yaml is read then.",
+    ),
+]
 #: What the out-of-band commands may fail with, besides the operator errors of every command.
 OOB_ERRORS: tuple[type[Exception], ...] = (*OPERATOR_ERRORS, exchange.ExchangeError, ProtocolError, OSError)
 
 
 def _identity(desired: DesiredState, owner: str, signer_name: str, now: datetime) -> IdentityCertificate:
     """Our identity for ``owner``, its key created in the signer the first time (see ``identity``)."""
-    config = desired.signers[signer_name]
+    return _identity_in(desired.signers, identities.directory(desired), owner, signer_name, now)
+
+
+def _identity_in(
+    signers: dict[str, SignerConfig], store: Path, owner: str, signer_name: str, now: datetime
+) -> IdentityCertificate:
+    config = signers.get(signer_name)
+    if config is None:
+        _fail(f"rpki.yaml has no signer {signer_name!r} (its signers: {', '.join(sorted(signers))})")
     if config.type == "offline":
         _fail(
             f"signer {signer_name!r} is offline: a BPKI identity signs protocol messages online, so "
             f"{owner!r} cannot have one there"
         )
-    _key, found = identities.ensure(open_signer(config), owner, identities.directory(desired), now)
+    _key, found = identities.ensure(open_signer(config), owner, store, now)
     return found
+
+
+def _request_identity(repo: Path, ca: str, signer: str | None, now: datetime) -> IdentityCertificate:
+    """The identity of our CA ``ca`` for a request: of a declared CA, in its signer; with ``signer``, of
+    a CA not declared yet (its CA file cannot name the parent's answer before there is one), from
+    rpki.yaml alone."""
+    if signer is None:
+        desired = _desired(repo)
+        found = exchange.find_ca(desired, ca)
+        return _identity(desired, found.name, found.signer, now)
+    if not CA_NAME_RE.match(ca):
+        _fail(f"{ca!r} is not a usable CA name ({HANDLE_RULE})")
+    try:
+        settings = load_settings(_root(repo))
+    except DesiredStateError as exc:
+        for diagnostic in exc.diagnostics:
+            err.print(str(diagnostic), markup=False)
+        _fail(f"{len(exc.diagnostics)} problem(s) in rpki.yaml; nothing was written")
+    return _identity_in(settings.signers, settings.directory / identities.STORE, ca, signer, now)
 
 
 def _hand_out(message: oob.Message, output: Path | None, identity: IdentityCertificate, what: str) -> None:
@@ -813,15 +884,17 @@ def _hand_out(message: oob.Message, output: Path | None, identity: IdentityCerti
 
 @oob_app.command("child-request")
 def oob_child_request(
-    ca: CaArg, repo: RepoArg = Path(), output: OobOutOpt = None, now: NowOpt = None
+    ca: CaArg,
+    repo: RepoArg = Path(),
+    output: OobOutOpt = None,
+    now: NowOpt = None,
+    signer: NewCaSignerOpt = None,
 ) -> None:
     """Print the child_request for CA to become a child of another parent (a registry's portal, Krill);
     creates the CA's BPKI identity key the first time."""
     try:
-        desired = _desired(repo)
-        found = exchange.find_ca(desired, ca)
-        identity = _identity(desired, found.name, found.signer, clock.now(now))
-        message = exchange.child_request(found, identity)
+        identity = _request_identity(repo, ca, signer, clock.now(now))
+        message = oob.ChildRequest(child_handle=ca, identity=identity.der)
         _hand_out(message, output, identity, "upload it to the parent")
     except OOB_ERRORS as exc:
         _fail(str(exc))
@@ -829,15 +902,17 @@ def oob_child_request(
 
 @oob_app.command("publisher-request")
 def oob_publisher_request(
-    ca: CaArg, repo: RepoArg = Path(), output: OobOutOpt = None, now: NowOpt = None
+    ca: CaArg,
+    repo: RepoArg = Path(),
+    output: OobOutOpt = None,
+    now: NowOpt = None,
+    signer: NewCaSignerOpt = None,
 ) -> None:
     """Print the publisher_request for CA to publish at another publication server; creates the CA's
     BPKI identity key the first time."""
     try:
-        desired = _desired(repo)
-        found = exchange.find_ca(desired, ca)
-        identity = _identity(desired, found.name, found.signer, clock.now(now))
-        message = exchange.publisher_request(found, identity)
+        identity = _request_identity(repo, ca, signer, clock.now(now))
+        message = oob.PublisherRequest(publisher_handle=ca, identity=identity.der)
         _hand_out(message, output, identity, "send it to the publication server's operator")
     except OOB_ERRORS as exc:
         _fail(str(exc))

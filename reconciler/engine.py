@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from reconciler.desired.model import DesiredState
 from reconciler.offline import ceremony
 from reconciler.offline.request import CeremonyError, SigningRequest, fingerprint, read_response
 from reconciler.plan import document, publishers
+from reconciler.plan import upstream as plan_upstream
 from reconciler.plan.approval import Approval, ApprovalError, stale_reasons
 from reconciler.plan.diff import make_plan
 from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument, PlanFormatError, SourceDoc
@@ -44,10 +46,16 @@ from reconciler.published.remote_cache import RemoteError  # light: remote loads
 from reconciler.rpki import cert as rc
 from reconciler.rpki import tal
 from reconciler.signers import OfflineSigner, Signer, SignerError, open_signers
+from reconciler.upstream import narrowing as upstream_narrowing
+from reconciler.upstream import state as upstream_state
+from reconciler.upstream.effective import effective, expiry_notices
+from reconciler.upstream.errors import ParentError, RepositoryError
+from reconciler.upstream.state import StateError
 
 if TYPE_CHECKING:  # status and monitoring load only for the commands that use them: plan starts faster
     from reconciler.health import Finding
     from reconciler.status.model import StatusReport
+    from reconciler.upstream.repository import Synced
 
 
 class ApplyInterrupted(KeyboardInterrupt):
@@ -76,6 +84,9 @@ OPERATOR_ERRORS: tuple[type[Exception], ...] = (
     CeremonyError,
     AuditedApplyError,
     RemoteError,
+    ParentError,
+    RepositoryError,
+    StateError,
     OSError,
 )
 
@@ -103,6 +114,10 @@ class Workspace:
     #: False when the publication was read elsewhere (``--published``): then the local publication
     #: directory is neither read (RRDP state, a waiting signing request) nor written (caches).
     local: bool = True
+    #: What the plan shows besides its changes about the external parent and the repository (see
+    #: ``upstream.effective``); ``desired`` is then the desired state narrowed to what the parent
+    #: certified.
+    notices: tuple[Notice, ...] = ()
 
     @property
     def rsync_dir(self) -> Path:
@@ -179,6 +194,11 @@ def _signers_if_available(desired: DesiredState) -> dict[str, Signer] | None:
         return None
 
 
+def signers_for(desired: DesiredState) -> dict[str, Signer]:
+    """The signers of the desired state's CAs, opened (PINs and passphrases from the environment)."""
+    return open_signers(desired.signers, {ca.signer for ca in desired.cas})
+
+
 def workspace_for(desired: DesiredState, signers: dict[str, Signer] | None = None) -> Workspace:
     """Open the signers of a loaded desired state (unless given, opened already) and read its publication
     point (for apply)."""
@@ -188,7 +208,118 @@ def workspace_for(desired: DesiredState, signers: dict[str, Signer] | None = Non
     served, found = _read_served(desired.publication.directory)
     found.memo = memo.load(desired.publication.directory, secret)
     _learn_offline_key(desired, signers, found)
-    return Workspace(desired, signers, found, served, source=local_source(desired.publication.directory))
+    desired, notices = effective(desired, found)
+    source = local_source(desired.publication.directory)
+    return Workspace(desired, signers, found, served, source=source, notices=notices)
+
+
+def contact_parent(
+    desired: DesiredState,
+    signers: dict[str, Signer],
+    now: datetime,
+    *,
+    always: bool,
+    approvals: Sequence[Approval] = (),
+) -> list[str]:
+    """Ask the external parent for our entitlements and, when needed, a new certificate, before a plan
+    that signs under it (see ``upstream.parent``). ``always``: ask now (apply); otherwise only when it is
+    due (the reconcile loop). ``approvals``: an approved ``parent-shrink`` gate lets the exchange ask for
+    the narrower certificate (``upstream.narrowing``). Returns what the operator should know; raises
+    ``ParentError`` when there is no certificate to sign under."""
+    root = desired.external_root
+    if root is None:
+        return []
+    from reconciler.upstream import parent as upstream_parent  # noqa: PLC0415 - HTTP loads only to use it
+
+    kept = upstream_state.load(desired.publication.directory, root.name)
+    if not always and upstream_parent.due(kept, now, desired.timing.certificate_renew_before) is None:
+        if kept.certified is not None:
+            return []
+        error = kept.parent.last_error.describe() if kept.parent.last_error else "no answer yet"
+        when = kept.parent.next_contact
+        raise ParentError(
+            f"no certificate from the parent for {root.name} yet ({error}); the next attempt is after "
+            f"{when:%Y-%m-%dT%H:%M:%SZ}"
+            if when
+            else f"no certificate from the parent for {root.name} yet"
+        )
+    pending = upstream_narrowing.gate(desired, kept)
+    approved = pending is not None and any(
+        a.gate_id == pending.id and pending.hash.startswith(a.hash_prefix) for a in approvals
+    )
+    narrowing = upstream_narrowing.taken_away(kept) if approved else None
+    exchange = upstream_parent.refresh(desired, root, signers[root.signer], now, narrowing=narrowing)
+    notes = list(exchange.warnings)
+    if exchange.requested:
+        parent = root.upstream.response.parent_handle if root.upstream else "?"
+        said = f"asked parent {parent} for a new certificate: {'; '.join(exchange.requested)}"
+        notes.append(said)
+        certified = exchange.state.certified
+        _audit_exchange(
+            desired,
+            "parent-requested",
+            said,
+            ca=root.name,
+            parent=parent,
+            certificate=certified.uri if certified else None,
+            list_sha256=hashlib.sha256(exchange.state.list_response or b"").hexdigest(),
+        )
+    return notes
+
+
+def _audit_exchange(desired: DesiredState, status: str, summary: str, **facts: object) -> None:
+    """An audit record of what we asked a parent or a repository run by someone else to do: a
+    certificate request, a revocation, a publication. What they answered is in the kept state."""
+    record: dict[str, Any] = {"who": audit.who(), "status": status, "summary": summary}
+    record.update({key: value for key, value in facts.items() if value is not None})
+    audit.append(desired.audit_log_path, record, now=clock.now())
+
+
+def publish_remote(workspace: Workspace, now: datetime, result: ApplyResult | None = None) -> Synced | None:
+    """Bring a remote repository up to date with the local copy (``upstream.repository``): after every
+    apply, even one with nothing to sign, so that what the repository lost is sent again. ``result``:
+    the apply just made, whose tree the local copy now is (else the workspace's, as read). None when
+    the publication is local."""
+    desired = workspace.desired
+    remote = desired.publication.remote
+    if remote is None:
+        return None
+    from reconciler.upstream import repository as upstream_repository  # noqa: PLC0415 - as above
+
+    owner = desired.ca(remote.owner)
+    files = result.files if result is not None else workspace.published.files
+    try:
+        synced = upstream_repository.synchronise(desired, workspace.signers[owner.signer], files, now)
+    except RepositoryError as exc:
+        _audit_exchange(desired, "repository-failed", str(exc), ca=owner.name)
+        raise
+    if synced.sent:
+        _audit_exchange(
+            desired,
+            "repository-published",
+            synced.describe(remote.response.service_uri),
+            ca=owner.name,
+            publish=synced.published,
+            withdraw=synced.withdrawn,
+            bytes=synced.size,
+        )
+    return synced
+
+
+def finish_parent_roll(workspace: Workspace, the_plan: Plan, now: datetime) -> list[str]:
+    """After a key roll's activation is published (the plan's, and :func:`publish_remote` done): ask
+    the external parent to revoke the retired keys (``upstream.parent.revoke_retired``)."""
+    root = workspace.desired.external_root
+    roll = the_plan.key_plans.get(root.name) if root is not None else None
+    if root is None or roll is None or not roll.retired:
+        return []
+    from reconciler.upstream import parent as upstream_parent  # noqa: PLC0415 - HTTP loads only to use it
+
+    signer = workspace.signers[root.signer]
+    ended = upstream_parent.revoke_retired(workspace.desired, root, signer, roll.retired, now)
+    for said in ended.requested:
+        _audit_exchange(workspace.desired, "parent-revoked", said, ca=root.name)
+    return [*ended.requested, *ended.warnings]
 
 
 def review_workspace(
@@ -204,19 +335,22 @@ def review_workspace(
         signers = _signers_if_available(desired) or {}
         served, found = _read_served(directory)
         found.memo = memo.load(directory, memo.secret_of(desired, signers) if signers else None)
-        return Workspace(desired, signers, found, served, review=True, source=local_source(directory))
+        desired, notices = effective(desired, found)
+        source = local_source(directory)
+        return Workspace(desired, signers, found, served, review=True, source=source, notices=notices)
     if "://" in published_from:
         from reconciler.published import remote  # noqa: PLC0415 - only for a remote publication
 
         copy = remote.fetch(published_from, desired.publication.rsync_base, cache_dir)
         found = published.read(copy.rsync_dir)
+        desired, notices = effective(desired, found, public=True)
         source = SourceDoc(
             kind="rrdp" if copy.source.kind == "rrdp" else "rsync",
             uri=copy.source.uri,
             session_id=copy.source.session_id,
             serial=copy.source.serial,
         )
-        return Workspace(desired, {}, found, None, review=True, source=source, local=False)
+        return Workspace(desired, {}, found, None, review=True, source=source, local=False, notices=notices)
     directory = Path(published_from).expanduser().resolve()
     if not directory.is_dir():
         raise PublishError(
@@ -229,7 +363,8 @@ def review_workspace(
     else:  # an rsync tree itself
         served, found = None, published.read(directory)
         source = SourceDoc(kind="local", uri=str(directory), session_id=None, serial=None)
-    return Workspace(desired, {}, found, served, review=True, source=source, local=False)
+    desired, notices = effective(desired, found, public=True)
+    return Workspace(desired, {}, found, served, review=True, source=source, local=False, notices=notices)
 
 
 def local_source(directory: Path) -> SourceDoc:
@@ -315,6 +450,15 @@ def plan(
     notice = offline_notice(workspace, the_plan)
     if notice is not None:
         the_plan = dataclasses.replace(the_plan, notices=(*the_plan.notices, notice))
+    upstream = (*workspace.notices, *expiry_notices(workspace.desired, workspace.published, now))
+    if upstream:
+        the_plan = dataclasses.replace(the_plan, notices=(*the_plan.notices, *upstream))
+    root = workspace.desired.external_root
+    if root is not None and workspace.local:
+        kept = upstream_state.load(workspace.desired.publication.directory, root.name)
+        narrowing = upstream_narrowing.gate(workspace.desired, kept)
+        if narrowing is not None:
+            the_plan = dataclasses.replace(the_plan, gates=(*the_plan.gates, narrowing))
     behind = rrdp_drift(workspace) if workspace.local else None
     if behind is not None:
         the_plan = dataclasses.replace(the_plan, changes=(*the_plan.changes, behind))
@@ -648,7 +792,9 @@ def plan_document(
     announcements: Announcements | None = None,
     base: str | None = None,
 ) -> PlanDocument:
-    """The plan as its versioned document, with the Git commit and, given ``base``, the intent diff."""
+    """The plan as its versioned document, with the Git commit and, given ``base``, the intent diff; under
+    an external parent or at a remote repository, with what was last observed of them (kept state only:
+    no peer is contacted)."""
     repo = workspace.desired.root
     info = git_info(repo)
     intent = None
@@ -674,6 +820,8 @@ def plan_document(
         intent=intent,
         base=base,
         source=workspace.source,
+        # read elsewhere (``--published``): the exchanges are kept on the CA machine, not here
+        kept=plan_upstream.observe(workspace.desired) if workspace.local else plan_upstream.Observed(),
     )
 
 
@@ -1070,6 +1218,12 @@ def trust_anchor_locator(workspace: Workspace) -> str:
     parties will find at the TAL's URI), so no signer is needed. Before anything is published, the key
     the signer holds, when it can be opened here."""
     ta = workspace.desired.trust_anchor
+    if ta.upstream is not None:
+        raise SignerError(
+            f"{ta.name} is certified by parent {ta.upstream.response.parent_handle}: relying parties start "
+            "from that registry's trust anchor locator (TAL), which the registry publishes; there is no TAL "
+            "of ours"
+        )
     path = layout.certificate_path(ta)
     uri = layout.uri(workspace.desired.publication.rsync_base, path)
     if path in workspace.published.files:

@@ -83,16 +83,6 @@ def find_publisher(desired: DesiredState, handle: str) -> Publisher:
     return found
 
 
-def child_request(ca: CaIntent, identity: IdentityCertificate) -> oob.ChildRequest:
-    """What ``ca`` sends a parent to become its child; the handle asked for is the CA's name."""
-    return oob.ChildRequest(child_handle=ca.name, identity=identity.der)
-
-
-def publisher_request(ca: CaIntent, identity: IdentityCertificate) -> oob.PublisherRequest:
-    """What ``ca`` sends a publication server to publish there."""
-    return oob.PublisherRequest(publisher_handle=ca.name, identity=identity.der)
-
-
 def parent_response(
     ca: CaIntent, child: ExternalChild, identity: IdentityCertificate, base: str
 ) -> oob.ParentResponse:

@@ -49,9 +49,9 @@ def certificate_path(ca: CaIntent, generation: int | None = None) -> str:
     """Where the certificate for one of the CA's keys is published (``generation`` defaults to the
     desired one): at the top for the TA, else in its parent's directory. During a key roll the old and
     the new key each have their certificate, under different names."""
-    if ca.parent is None:
-        return f"{ca.name}.cer"
     stem = key_label(ca.name, ca.key_generation if generation is None else generation)
+    if ca.parent is None:  # the trust anchor (one key), or the CA an external parent certifies
+        return f"{stem}.cer"
     return f"{repository(ca.parent)}{stem}.cer"
 
 

@@ -31,6 +31,7 @@ from types import FrameType
 
 from reconciler import clock, engine, faults
 from reconciler.apply import audit, lock
+from reconciler.apply.executor import ApplyResult
 from reconciler.desired import DesiredStateError
 from reconciler.desired.model import DesiredState
 from reconciler.plan import gitcontext
@@ -181,13 +182,17 @@ def cycle(
     ) as publication_lock:
         faults.point("lock.acquired")
         notes += [engine.broken_lock_warning(broken) for broken in publication_lock.broken]
-        workspace = engine.workspace_for(desired)
+        signers = engine.signers_for(desired)
+        notes += engine.contact_parent(desired, signers, now, always=False)
+        workspace = engine.workspace_for(desired, signers)
         full, chosen = unattended_plan(workspace, now, routine_only=routine_only)
         held = len(full.changes) - len(chosen.changes)
         waiting = tuple(gate.id for gate in full.gates)
         if routine_only and held and not waiting:
             waiting = ("--routine-only",)
         if chosen.empty:
+            notes += _published_remotely(workspace, now, quiet=True)
+            notes += engine.finish_parent_roll(workspace, full, now)
             return CycleResult(waiting=waiting, held=held, notes=tuple(notes))
         doc = dataclasses.replace(
             engine.AuditedPlan.of(engine.plan_document(workspace, chosen)),
@@ -196,6 +201,8 @@ def cycle(
         )
         result = engine.apply_recorded(workspace, chosen, doc, [], now=now, held=publication_lock)
         notes += [w for w in result.warnings if w not in notes]
+        notes += _published_remotely(workspace, now, quiet=False, result=result)
+        notes += engine.finish_parent_roll(workspace, chosen, now)
         return CycleResult(
             applied=len(chosen.changes),
             signed=result.signed,
@@ -204,6 +211,18 @@ def cycle(
             request=result.request,
             notes=tuple(notes),
         )
+
+
+def _published_remotely(
+    workspace: engine.Workspace, now: datetime, *, quiet: bool, result: ApplyResult | None = None
+) -> list[str]:
+    """What a cycle says of the remote repository (nothing when local): ``quiet``, only when it had to
+    be sent something although nothing was signed -- it had lost objects."""
+    synced = engine.publish_remote(workspace, now, result)
+    remote = workspace.desired.publication.remote
+    if synced is None or remote is None or (quiet and not synced.sent):
+        return []
+    return [synced.describe(remote.response.service_uri)]
 
 
 @dataclass

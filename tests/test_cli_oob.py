@@ -175,3 +175,35 @@ def test_broken_request_file_stops_every_oob_command(scratch: Scratch) -> None:
     assert result.returncode == 1
     assert "cas/online.yaml:10:14: children[0].request: requests/acme-child.xml" in result.stderr
     assert not store(scratch).exists()
+
+
+def test_a_new_ca_prints_its_requests_from_rpki_yaml_alone(tmp_path: Path) -> None:
+    """Before a CA under a registry can be declared (its CA file names the registry's answers), its
+    requests come from rpki.yaml alone: the identity key in the named signer, the same identity in
+    both requests, and the same again next time."""
+    repo = tmp_path / "state"
+    (repo / "cas").mkdir(parents=True)
+    (repo / "rpki.yaml").write_text(
+        "publication:\n  directory: ../published\nsigners:\n  default: {type: file, directory: ../keys}\n"
+    )
+    child = rpkictl("oob", "child-request", "acme", str(repo), "--signer", "default", "--now", NOW)
+    assert child.returncode == 0, child.stderr
+    request = oob.parse_child_request(child.stdout.encode(), "child_request")
+    assert request.child_handle == "acme"
+    publisher = rpkictl("oob", "publisher-request", "acme", str(repo), "--signer", "default", "--now", NOW)
+    assert publisher.returncode == 0, publisher.stderr
+    assert (
+        oob.parse_publisher_request(publisher.stdout.encode(), "publisher_request").identity
+        == request.identity
+    )
+    key = FileSigner(tmp_path / "keys").find_key(bpki.identity_label("acme"))
+    assert key is not None
+    assert (tmp_path / "published" / "bpki" / "acme.cer").read_bytes() == request.identity
+    again = rpkictl("oob", "child-request", "acme", str(repo), "--signer", "default", "--now", NOW)
+    assert oob.parse_child_request(again.stdout.encode(), "again").identity == request.identity
+    bad = rpkictl("oob", "child-request", "ac_me", str(repo), "--signer", "default")
+    assert bad.returncode == 1 and "'ac_me' is not a usable CA name" in bad.stderr
+    unknown = rpkictl("oob", "child-request", "acme", str(repo), "--signer", "hsm")
+    assert (
+        unknown.returncode == 1 and "rpki.yaml has no signer 'hsm' (its signers: default)" in unknown.stderr
+    )

@@ -169,10 +169,11 @@ class _Executor:
             key, generation = self.keys[ca.name], plan.active
         else:
             key = self.side[ca.name][generation]
+        certificate = ca.certificate_uri(generation) or self.base + layout.certificate_path(ca, generation)
         return rc.Issuer(
             SignerKey(self.signer(ca.name), key),
             key,
-            self.base + layout.certificate_path(ca, generation),
+            certificate,
             self.base + layout.repository(ca.name) + layout.crl_name(key),
         )
 

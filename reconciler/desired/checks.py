@@ -333,6 +333,7 @@ def check_cas(
     problems += _check_containment(docs, by_name)
     problems += _check_child_handles(docs, by_name, broken_names)
     problems += _check_reserved_names(docs, settings)
+    problems += _check_publication_place(docs, settings)
     for doc in docs:
         problems += _check_holds_something(doc)
         problems += _check_signer(doc, settings)
@@ -340,6 +341,44 @@ def check_cas(
         problems += _check_roas(doc)
         problems += _check_external_children(doc, settings)
     return problems
+
+
+def _check_publication_place(docs: Sequence[CaDoc], settings: SettingsDoc | None) -> Iterable[Diagnostic]:
+    """rpki.yaml's rsync_base says where we serve the publication point; a remote repository's sia_base
+    says where someone else does. Exactly one of the two is the base of every URI."""
+    if settings is None:
+        return
+    publication = settings.spec.publication
+    remote = next((doc for doc in docs if doc.spec.repository is not None), None)
+    if remote is None:
+        if publication.rsync_base is None:
+            yield diag(
+                settings.source,
+                ("publication",),
+                "publication.rsync_base is missing",
+                "add the rsync URI that publication.directory is served as, e.g. rsync_base: "
+                "rsync://rpki.example.net/repo/ (or name a remote repository in the CA file of a CA "
+                "under an external parent)",
+                key=True,
+            )
+        return
+    for key in ("rsync_base", "rrdp_base"):
+        if getattr(publication, key) is not None:
+            yield diag(
+                settings.source,
+                ("publication", key),
+                f"publication.{key} is set, and CA '{remote.name}' publishes at a remote repository "
+                f"({remote.where()})",
+                f"remove {key}: the repository_response says where the objects are served",
+            )
+    if settings.spec.publishers:
+        yield diag(
+            settings.source,
+            ("publishers",),
+            f"publishers are declared, and CA '{remote.name}' publishes at a remote repository",
+            "a publication server serves its own repository: remove 'publishers:' or the CA's 'repository:'",
+            key=True,
+        )
 
 
 def _check_child_handles(
@@ -489,8 +528,32 @@ def _check_duplicate_names(docs: Sequence[CaDoc]) -> Iterable[Diagnostic]:
 def _check_trust_anchors(
     docs: Sequence[CaDoc], broken: Sequence[BrokenCa], cas_dir: Path
 ) -> Iterable[Diagnostic]:
-    """Exactly one trust anchor: it is the root that relying parties are configured with."""
+    """Exactly one root: the trust anchor relying parties are configured with, or -- for a CA run
+    under a registry -- the one CA an external parent certifies (relying parties then start from the
+    registry's trust anchor)."""
     anchors = [doc for doc in docs if doc.spec.trust_anchor]
+    upstream = [doc for doc in docs if doc.spec.upstream is not None]
+    for extra in upstream[1:]:
+        yield diag(
+            extra.source,
+            ("parent",),
+            f"CA '{extra.name}' is a second CA under an external parent; '{upstream[0].name}' "
+            f"({upstream[0].where()}) already is one",
+            "one CA per desired state is certified by an external parent: give this CA a local parent, or "
+            "keep it in a desired state of its own",
+        )
+    if upstream:
+        for anchor in anchors:
+            yield diag(
+                anchor.source,
+                ("trust_anchor",),
+                f"CA '{anchor.name}' is a trust anchor, and '{upstream[0].name}' ({upstream[0].where()}) "
+                "is certified by an external parent",
+                "a desired state is either its own trust anchor or a hierarchy under an external parent: "
+                "remove 'trust_anchor: true' and give this CA a parent, or keep it in a desired state of "
+                "its own",
+            )
+        return
     for extra in anchors[1:]:
         yield diag(
             extra.source,
@@ -522,11 +585,20 @@ def _check_parents(
     for doc in docs:
         spec = doc.spec
         if spec.trust_anchor and spec.parent is not None:
+            written = spec.local_parent or "..."
             yield diag(
                 doc.source,
                 ("parent",),
                 f"trust anchor '{spec.name}' cannot have a parent",
-                f"remove 'parent: {spec.parent}', or 'trust_anchor: true' if this is not the trust anchor",
+                f"remove 'parent: {written}', or 'trust_anchor: true' if this is not the trust anchor",
+            )
+        elif spec.repository is not None and spec.upstream is None:
+            yield diag(
+                doc.source,
+                ("repository",),
+                f"CA '{spec.name}' names a remote repository but no external parent",
+                "a remote repository goes with a CA certified by an external parent (parent: {response: "
+                "...}); CAs below it publish there too: remove 'repository:' here",
             )
         elif not spec.trust_anchor and spec.parent is None:
             yield diag(
@@ -536,22 +608,24 @@ def _check_parents(
                 "add 'parent: <name of the CA above it>', or 'trust_anchor: true' if it is the trust anchor",
                 key=True,
             )
-        elif spec.parent is not None and spec.parent not in by_name and spec.parent not in broken_names:
+        elif (
+            (parent := spec.local_parent) is not None and parent not in by_name and parent not in broken_names
+        ):
             known = sorted(by_name)
             yield diag(
                 doc.source,
                 ("parent",),
-                f"parent '{spec.parent}' of CA '{spec.name}' is not defined in any CA file",
-                f"{_did_you_mean(spec.parent, known)}known CAs: {', '.join(known)}",
+                f"parent '{parent}' of CA '{spec.name}' is not defined in any CA file",
+                f"{_did_you_mean(parent, known)}known CAs: {', '.join(known)}",
             )
 
 
 def _parent_graph(by_name: Mapping[str, CaDoc]) -> dict[str, str]:
     """Child -> parent edges between CAs that loaded; a trust anchor's stray parent is not an edge."""
     return {
-        name: doc.spec.parent
+        name: parent
         for name, doc in by_name.items()
-        if doc.spec.parent is not None and not doc.spec.trust_anchor and doc.spec.parent in by_name
+        if (parent := doc.spec.local_parent) is not None and not doc.spec.trust_anchor and parent in by_name
     }
 
 
@@ -606,7 +680,7 @@ def _outside(item: AsnSet | IpSet, parent: Resources) -> AsnSet | IpSet:
 def _check_containment(docs: Sequence[CaDoc], by_name: Mapping[str, CaDoc]) -> Iterable[Diagnostic]:
     """A CA can only be certified for resources its parent holds (RFC 6487 §7.2)."""
     for doc in docs:
-        parent_name = doc.spec.parent
+        parent_name = doc.spec.local_parent
         if doc.spec.trust_anchor or parent_name is None or parent_name not in by_name:
             continue
         parent = by_name[parent_name]
@@ -641,6 +715,15 @@ def _check_signer(doc: CaDoc, settings: SettingsDoc | None) -> Iterable[Diagnost
     if settings is None:
         return
     found = settings.spec.signers.get(doc.spec.signer)
+    if found is not None and found.type == "offline" and doc.spec.upstream is not None:
+        yield diag(
+            doc.source,
+            ("signer",),
+            f"signer '{doc.spec.signer}' is offline, and a CA under an external parent signs online",
+            "its BPKI identity signs every exchange with the parent and its manifests renew daily: use a "
+            "file or pkcs11 signer",
+        )
+        return
     if found is not None and found.type == "offline" and not doc.spec.trust_anchor:
         yield diag(
             doc.source,
@@ -738,10 +821,10 @@ def order_cas(docs: Sequence[CaDoc]) -> list[CaDoc]:
     by_name = {doc.name: doc for doc in docs}
     roots = []
     for doc in docs:
-        if doc.spec.parent is None:
+        if doc.spec.local_parent is None:
             roots.append(doc.name)
         else:
-            children.setdefault(doc.spec.parent, []).append(doc.name)
+            children.setdefault(doc.spec.local_parent, []).append(doc.name)
     ready = sorted(roots)
     heapq.heapify(ready)
     ordered: list[CaDoc] = []

@@ -76,6 +76,7 @@ from reconciler.desired.model import (
     Publication,
     Publisher,
     PublisherQuota,
+    RemoteRepository,
     RoaGrouping,
     RoaIntent,
     SafetyPolicy,
@@ -83,9 +84,11 @@ from reconciler.desired.model import (
     SignerConfig,
     SourceLocation,
     Timing,
+    UpstreamParent,
 )
 from reconciler.desired.schema import (
     CA_NAME_RE,
+    UNION_TAGS,
     CaFile,
     ExternalChildEntry,
     RpkiFile,
@@ -98,7 +101,7 @@ from reconciler.fsutil import read_bytes
 from reconciler.resources import Resources
 
 if typing.TYPE_CHECKING:
-    from reconciler.protocol.oob import ChildRequest, PublisherRequest
+    from reconciler.protocol.oob import ChildRequest, ParentResponse, PublisherRequest, RepositoryResponse
 
 SETTINGS_FILE = "rpki.yaml"
 CAS_DIR = "cas"
@@ -1037,11 +1040,18 @@ def _unwrap(annotation: Any) -> Any:
             annotation = typing.get_args(annotation)[0]
         elif origin in (typing.Union, types.UnionType):
             members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-            if len(members) != 1:
+            models = [
+                m for m in members if isinstance(_unwrap(m), type) and issubclass(_unwrap(m), BaseModel)
+            ]
+            if len(members) != 1 and len(models) != 1:
                 return annotation
-            annotation = members[0]
+            annotation = members[0] if len(members) == 1 else models[0]
         else:
             return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
@@ -1080,7 +1090,7 @@ def _dotted(loc: Loc) -> str:
 
 def _translate(source: YamlSource, model: type[BaseModel], error: ErrorDetails) -> Diagnostic:
     """One pydantic error as a diagnostic at the YAML key or value it is about."""
-    loc: Loc = tuple(error["loc"])
+    loc: Loc = tuple(part for part in error["loc"] if part not in UNION_TAGS)
     kind = error["type"]
     value = error.get("input")
     if kind == "missing":
@@ -1261,7 +1271,7 @@ def _ca_intent(doc: CaDoc, policy: SafetyPolicy, requests: oobfiles.Requests) ->
     )
     return CaIntent(
         name=doc.name,
-        parent=doc.spec.parent,
+        parent=doc.spec.local_parent,
         trust_anchor=doc.spec.trust_anchor,
         resources=doc.resources,
         roas=roas,
@@ -1273,7 +1283,24 @@ def _ca_intent(doc: CaDoc, policy: SafetyPolicy, requests: oobfiles.Requests) ->
             _external_child(child, requests.children[(doc.name, index)], where)
             for index, (child, where) in enumerate(zip(doc.spec.children, child_entries, strict=True))
         ),
+        upstream=_upstream(requests.parents.get(doc.name)),
     )
+
+
+def _upstream(request: oobfiles.Request | None) -> UpstreamParent | None:
+    """A CA's external parent, from its parent_response as ``oobfiles`` read it."""
+    if request is None:
+        return None
+    response = typing.cast("ParentResponse", request.message)
+    return UpstreamParent(response=response, identity=request.identity, response_file=request.file)
+
+
+def _remote_repository(requests: oobfiles.Requests) -> RemoteRepository | None:
+    """The repository the CA under an external parent publishes at, when it names one (checks allow one)."""
+    for owner, request in requests.repositories.items():
+        response = typing.cast("RepositoryResponse", request.message)
+        return RemoteRepository(response, request.identity, request.file, owner)
+    return None
 
 
 def _external_child(
@@ -1294,7 +1321,7 @@ def _external_child(
 
 def _publishers(settings: SettingsDoc, requests: oobfiles.Requests) -> tuple[Publisher, ...]:
     """rpki.yaml's publishers, each with its sia_base below the rsync base (``layout``)."""
-    rsync_base = settings.spec.publication.rsync_base
+    rsync_base = settings.spec.publication.rsync_base or ""  # set: checks refuse publishers without it
     return tuple(
         Publisher(
             handle=entry.handle,
@@ -1338,12 +1365,14 @@ def _build(
     base = settings.source.path.parent
     spec = settings.spec
     policy = SafetyPolicy(**{f.name: getattr(spec.safety, f.name) for f in fields(SafetyPolicy)})
+    remote = _remote_repository(requests)
     return DesiredState(
         root=root,
         publication=Publication(
-            rsync_base=spec.publication.rsync_base,
+            rsync_base=remote.response.sia_base if remote else typing.cast(str, spec.publication.rsync_base),
             directory=resolve_path(base, spec.publication.directory),
             rrdp_base=spec.publication.rrdp_base,
+            remote=remote,
         ),
         signers={name: _signer_config(base, name, signer) for name, signer in spec.signers.items()},
         timing=Timing(**{f.name: getattr(spec.timing, f.name) for f in fields(Timing)}),
@@ -1405,6 +1434,30 @@ def _load(repo: Path, cache_key: CacheKey | None, *, trust_rows: bool) -> Desire
     files.remember()  # after _build, which asks where each ROA entry is
     parse_cache.save(cache_in, files.cache, secret)
     return desired
+
+
+@dataclass(frozen=True)
+class Settings:
+    """rpki.yaml on its own: its signers and the publication directory."""
+
+    signers: dict[str, SignerConfig]
+    directory: Path
+
+
+def load_settings(repo: Path) -> Settings:
+    """rpki.yaml alone, with its own checks: what a CA's first RFC 8183 request needs, before its CA file
+    can name the parent's and the repository's answers. Raises :class:`DesiredStateError`."""
+    root = Path(repo).expanduser().resolve()
+    files = _Files(root, {}, [])
+    settings = _load_settings(files)
+    problems = list(files.problems)
+    if settings is not None:
+        problems += check_settings(settings, root)
+    if problems or settings is None:
+        raise DesiredStateError(problems)
+    base = settings.source.path.parent
+    signers = {name: _signer_config(base, name, signer) for name, signer in settings.spec.signers.items()}
+    return Settings(signers, resolve_path(base, settings.spec.publication.directory))
 
 
 def _publication_directory(settings: SettingsDoc | None) -> Path | None:

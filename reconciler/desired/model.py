@@ -15,7 +15,7 @@ from reconciler.resources import IPNetwork, Resources, prefix_text
 
 if TYPE_CHECKING:  # only types: loading YAML needs no XML or BPKI code until a request file is read
     from reconciler.protocol.bpki import IdentityCertificate
-    from reconciler.protocol.oob import ChildRequest, PublisherRequest
+    from reconciler.protocol.oob import ChildRequest, ParentResponse, PublisherRequest, RepositoryResponse
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,28 @@ class ExternalChild:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamParent:
+    """A parent run by someone else (a registry, another operator's Krill) that certifies one of our CAs
+    over RFC 6492, from the RFC 8183 parent_response committed in the repository. What it grants (the
+    resource classes and the certificates it issued) is observed state, kept by ``reconciler.upstream``."""
+
+    response: ParentResponse
+    identity: IdentityCertificate = field(hash=False)  # the parent's BPKI trust anchor (hashed via response)
+    response_file: Path  # absolute, inside the desired-state directory
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRepository:
+    """A publication server run by someone else where our CAs publish over RFC 8181, from the RFC 8183
+    repository_response committed in the repository. Its ``sia_base`` is our rsync base then."""
+
+    response: RepositoryResponse
+    identity: IdentityCertificate = field(hash=False)
+    response_file: Path
+    owner: str  # the CA whose BPKI identity the repository knows us by (the one naming the response)
+
+
+@dataclass(frozen=True, slots=True)
 class CaIntent:
     """One certificate authority as declared in ``cas/**.yaml``."""
 
@@ -109,6 +131,20 @@ class CaIntent:
     safety: SafetyPolicy = field(default_factory=SafetyPolicy)  # global policy with this CA's overrides
     key_generation: int = 1  # raising it starts an RFC 6489 key roll to a new key
     children: tuple[ExternalChild, ...] = ()  # external child CAs; local ones name this CA as parent
+    upstream: UpstreamParent | None = None  # an RFC 6492 parent run by someone else (parent is None)
+    #: Where the certificates of the CA's keys are published, by key generation, when someone else
+    #: publishes them (the URIs the RFC 6492 parent gave): the AIA of everything each key signs. Set on
+    #: the effective desired state (``upstream.effective``); empty when the layout says where (our tree).
+    certificate_uris: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def external(self) -> bool:
+        """True for a CA certified over RFC 6492 by a parent run by someone else."""
+        return self.upstream is not None
+
+    def certificate_uri(self, generation: int) -> str | None:
+        """Where someone else publishes the certificate of this generation's key (None: in our tree)."""
+        return next((uri for g, uri in self.certificate_uris if g == generation), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +177,16 @@ class Publication:
     rsync_base: str  # always ends with "/"
     directory: Path  # absolute
     rrdp_base: str | None = None  # https, ends with "/"; None: no RRDP
+    #: A publication server run by someone else: ``directory`` then keeps our copy of what is published
+    #: there (its ``rsync`` tree), ``rsync_base`` is the repository's sia_base, and RRDP is theirs.
+    remote: RemoteRepository | None = None
 
     @property
     def notify_uri(self) -> str | None:
-        """The rpkiNotify URI every CA certificate carries when RRDP is configured."""
+        """The rpkiNotify URI every CA certificate carries when RRDP is configured (ours, or the remote
+        repository's)."""
+        if self.remote is not None:
+            return self.remote.response.rrdp_notification_uri
         return None if self.rrdp_base is None else self.rrdp_base + "notification.xml"
 
 
@@ -254,7 +296,15 @@ class DesiredState:
 
     @property
     def trust_anchor(self) -> CaIntent:
+        """The root of the hierarchy: the trust anchor, or the CA an external parent certifies."""
         return self.cas[0]
+
+    @property
+    def external_root(self) -> CaIntent | None:
+        """The CA certified by an external parent (RFC 6492), when this hierarchy has no trust anchor of
+        its own."""
+        root = self.cas[0] if self.cas else None
+        return root if root is not None and root.upstream is not None else None
 
     def children(self, name: str) -> tuple[CaIntent, ...]:
         return self._children.get(name, ())

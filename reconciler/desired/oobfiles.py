@@ -23,16 +23,23 @@ from reconciler.fsutil import read_bytes
 
 if TYPE_CHECKING:
     from reconciler.protocol.bpki import IdentityCertificate
-    from reconciler.protocol.oob import ChildRequest, PublisherRequest
+    from reconciler.protocol.oob import ChildRequest, ParentResponse, PublisherRequest, RepositoryResponse
+
+    Message = ChildRequest | PublisherRequest | ParentResponse | RepositoryResponse
 
 #: The largest request file read. RFC 8183 bounds the Base64 identity to 512,000 characters; a real
 #: request is a few kilobytes.
 MAX_REQUEST_BYTES = 1 << 20
 
-Kind = Literal["child_request", "publisher_request"]
+Kind = Literal["child_request", "publisher_request", "parent_response", "repository_response"]
 
-#: Who sends each kind of request, for the fix a message suggests.
-_SENDER = {"child_request": "the child's operator", "publisher_request": "the publisher's operator"}
+#: Who sends each kind of file, for the fix a message suggests.
+_SENDER = {
+    "child_request": "the child's operator",
+    "publisher_request": "the publisher's operator",
+    "parent_response": "the parent (the registry's portal)",
+    "repository_response": "the repository's operator",
+}
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ class Request:
     file: Path  # absolute, inside the desired-state directory
     relative: str  # as keyed in the desired state's digest
     raw: bytes
-    message: ChildRequest | PublisherRequest
+    message: Message
     identity: IdentityCertificate
 
 
@@ -61,12 +68,19 @@ class Requests:
 
     children: dict[tuple[str, int], Request] = field(default_factory=dict)  # (CA name, index in children)
     publishers: dict[int, Request] = field(default_factory=dict)  # index in rpki.yaml's publishers
+    parents: dict[str, Request] = field(default_factory=dict)  # CA name -> its parent_response
+    repositories: dict[str, Request] = field(default_factory=dict)  # CA name -> its repository_response
     problems: list[Diagnostic] = field(default_factory=list)
 
     @property
     def contents(self) -> dict[str, bytes]:
         """The files' bytes by path relative to the desired-state directory, for the digest."""
-        found = [*self.children.values(), *self.publishers.values()]
+        found = [
+            *self.children.values(),
+            *self.publishers.values(),
+            *self.parents.values(),
+            *self.repositories.values(),
+        ]
         return {request.relative: request.raw for request in found}
 
 
@@ -74,6 +88,17 @@ def read_all(root: Path, settings: SettingsDoc | None, docs: Sequence[CaDoc]) ->
     """Read every request file named by rpki.yaml's ``publishers`` and the CA files' ``children``."""
     found = Requests()
     for doc in docs:
+        for kind, entry, into in (
+            ("parent_response", doc.spec.upstream, found.parents),
+            ("repository_response", doc.spec.repository, found.repositories),
+        ):
+            if entry is None:
+                continue
+            try:
+                into[doc.name] = read(root, entry.response, kind)  # type: ignore[arg-type]
+            except RequestError as exc:
+                key = "parent" if kind == "parent_response" else "repository"
+                found.problems.append(diag(doc.source, (key, "response"), f"{key}.response: {exc}", exc.hint))
         for index, child in enumerate(doc.spec.children):
             try:
                 found.children[(doc.name, index)] = read(root, child.request, "child_request")
@@ -138,7 +163,7 @@ def _inside(root: Path, path: Path, written: str, kind: Kind) -> Path:
     return real
 
 
-def _parse(raw: bytes, where: str, kind: Kind) -> tuple[ChildRequest | PublisherRequest, IdentityCertificate]:
+def _parse(raw: bytes, where: str, kind: Kind) -> tuple[Message, IdentityCertificate]:
     """The parsed request and its identity certificate. The codecs are imported here: a desired state
     without external peers never loads them."""
     from reconciler.protocol import bpki, oob  # noqa: PLC0415
@@ -146,11 +171,15 @@ def _parse(raw: bytes, where: str, kind: Kind) -> tuple[ChildRequest | Publisher
 
     fix = f"ask {_SENDER[kind]} for a new RFC 8183 {kind} and commit it in place of this one"
     try:
-        message: ChildRequest | PublisherRequest = (
-            oob.parse_child_request(raw, where)
-            if kind == "child_request"
-            else oob.parse_publisher_request(raw, where)
-        )
+        message: Message
+        if kind == "child_request":
+            message = oob.parse_child_request(raw, where)
+        elif kind == "publisher_request":
+            message = oob.parse_publisher_request(raw, where)
+        elif kind == "parent_response":
+            message = oob.parse_parent_response(raw, where)
+        else:
+            message = oob.parse_repository_response(raw, where)
         identity = bpki.load_identity(message.identity, f"{where}: the identity certificate")
     except ProtocolError as exc:
         raise RequestError(str(exc), fix) from exc

@@ -64,8 +64,12 @@ _FILE_KINDS = (
         where="Every `*.yaml` under `REPO/cas/`, at any depth; one certificate authority per file. The "
         "file's name and directory carry no meaning.",
         rules=(
-            "Exactly one CA has `trust_anchor: true`; every other CA names an existing `parent`, and the "
-            "parents form no cycle.",
+            "Exactly one CA is the root: either the one with `trust_anchor: true`, or the one whose "
+            "`parent` is external (`response:` names the parent_response a registry or another operator "
+            "sent); every other CA names an existing `parent`, and the parents form no cycle.",
+            "`repository` goes only with an external parent, and then rpki.yaml's publication has no "
+            "`rsync_base` or `rrdp_base` (the repository_response says where objects are served); a CA "
+            "under an external parent does not use an `offline` signer.",
             "A CA holds at least one resource, inside its parent's; every ROA prefix lies inside its "
             "CA's resources.",
             "A ROA's `max_length` is at least the prefix length and at most 32 (IPv4) or 128 (IPv6).",
@@ -116,9 +120,10 @@ def _number(value: object) -> str:
 
 def _type(schema: Schema, defs: Schema, label: str, path: str) -> str:
     """One schema as words: ``integer, 0 to 4,294,967,295`` or ``string matching `^...$```."""
-    if "anyOf" in schema:
-        options = [s for s in schema["anyOf"] if s.get("type") != "null"]
-        return " or ".join(_type(option, defs, label, path) for option in options)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            options = [s for s in schema[key] if s.get("type") != "null"]
+            return " or ".join(_type(option, defs, label, path) for option in options)
     ref = _ref_name(schema)
     if ref is not None:
         heading = _heading(label, path)
@@ -188,9 +193,18 @@ def _sections(path: str, definition: Schema, defs: Schema) -> Iterator[_Section]
             target, child = prop.get("items", {}), child + "[]"
         elif isinstance(prop.get("additionalProperties"), dict):
             target, child = prop["additionalProperties"], child + ".NAME"
-        ref = _ref_name(target)
-        if ref is not None:
+        for ref in _refs(target):
             yield from _sections(child, defs[ref], defs)
+
+
+def _refs(schema: Schema) -> Iterator[str]:
+    """The definitions a property's schema names, also among the options of a union (``a | b``)."""
+    ref = _ref_name(schema)
+    if ref is not None:
+        yield ref
+    for key in ("anyOf", "oneOf"):
+        for option in schema.get(key, ()):
+            yield from _refs(option)
 
 
 def _conditional_keys(definition: Schema) -> list[str]:

@@ -26,7 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, WithJsonSchema
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 
@@ -607,6 +607,11 @@ RsyncBase = Annotated[
     PlainValidator(_rsync_base),
     WithJsonSchema({"type": "string", "pattern": RSYNC_BASE_PATTERN, "maxLength": MAX_BASE_URI}),
 ]
+RsyncBaseOrUnset = Annotated[
+    str | None,
+    PlainValidator(_rsync_base),
+    WithJsonSchema({"type": "string", "pattern": RSYNC_BASE_PATTERN, "maxLength": MAX_BASE_URI}),
+]
 DirectoryPath = Annotated[str, PlainValidator(_path), WithJsonSchema(_PATH_SCHEMA)]
 RrdpBase = Annotated[
     str | None,
@@ -704,13 +709,18 @@ def _no_default(schema: dict[str, Any]) -> None:
 class PublicationSection(_Section):
     """Where the signed objects go and under which URI relying parties fetch them."""
 
-    rsync_base: RsyncBase = Field(
+    rsync_base: RsyncBaseOrUnset = Field(
+        default=None,
+        json_schema_extra=_no_default,
         description="The rsync URI that `directory` is served as, e.g. rsync://rpki.example.net/repo/. "
-        "Must be rsync://host/module/... and end with '/'."
+        "Must be rsync://host/module/... and end with '/'. Left out when the CAs publish at a repository "
+        "run by someone else (a CA file's `repository:`): that repository's sia_base is the base then.",
     )
     directory: DirectoryPath = Field(
         description="Local directory that apply writes to: the rsync tree goes to <directory>/rsync/ "
-        "(served as rsync_base) and RRDP to <directory>/rrdp/ (served as rrdp_base). Relative to rpki.yaml."
+        "(served as rsync_base) and RRDP to <directory>/rrdp/ (served as rrdp_base). Relative to rpki.yaml. "
+        "With a remote repository it holds the local copy of what is published there, and the state of "
+        "the exchanges with the parent and the repository."
     )
     rrdp_base: RrdpBase = Field(
         default=None,
@@ -1139,6 +1149,44 @@ class ExternalChildEntry(_Section):
     comment: Text | None = Field(default=None, description="Free text for humans; not published.")
 
 
+class UpstreamParentEntry(_Section):
+    """A parent run by someone else -- a registry (RIPE NCC, ARIN, APNIC, AFRINIC, LACNIC, an NIR) or
+    another CA's Krill -- that certifies this CA over RFC 6492."""
+
+    response: RequestPath = Field(
+        description="Path of the RFC 8183 parent_response XML the parent sent (after you uploaded the "
+        "child_request that `rpkictl oob child-request` prints), committed in this repository; relative "
+        "to the desired-state directory."
+    )
+
+
+class RepositoryEntry(_Section):
+    """A publication server run by someone else (the registry's, NLnet Labs', another Krill's) where this
+    CA publishes over RFC 8181."""
+
+    response: RequestPath = Field(
+        description="Path of the RFC 8183 repository_response XML the repository's operator sent (after "
+        "you sent the publisher_request that `rpkictl oob publisher-request` prints), committed in this "
+        "repository; relative to the desired-state directory."
+    )
+
+
+#: The tags of the two kinds of ``parent``; pydantic puts them into error locations, which the loader
+#: leaves out (no key of the schema is spelled so).
+UNION_TAGS = ("<local parent>", "<external parent>")
+
+
+def _parent_kind(value: object) -> str:
+    """A mapping is an external parent, anything else a CA name (whose checks say what is wrong)."""
+    return UNION_TAGS[1] if isinstance(value, dict | UpstreamParentEntry) else UNION_TAGS[0]
+
+
+ParentRef = Annotated[
+    Annotated[CaName, Tag(UNION_TAGS[0])] | Annotated[UpstreamParentEntry, Tag(UNION_TAGS[1])],
+    Discriminator(_parent_kind),
+]
+
+
 class CaFile(_Section):
     """cas/**/*.yaml: one certificate authority per file."""
 
@@ -1150,8 +1198,17 @@ class CaFile(_Section):
         default=False,
         description="true for the single self-signed trust anchor, which has no parent.",
     )
-    parent: CaName | None = Field(
-        default=None, description="Name of the CA that certifies this one; required unless trust_anchor."
+    parent: ParentRef | None = Field(
+        default=None,
+        description="Name of the CA that certifies this one; required unless trust_anchor. For a CA "
+        "certified by a registry or another operator's CA over RFC 6492: `response:` and the path of "
+        "the parent_response they sent.",
+    )
+    repository: RepositoryEntry | None = Field(
+        default=None,
+        description="Optional, for a CA with an external parent: publish at a repository run by someone "
+        "else over RFC 8181 (`response:` and the path of its repository_response), instead of "
+        "rpki.yaml's publication directory served by you.",
     )
     signer: Text = Field(default="default", description="Which signer from rpki.yaml holds this CA's key.")
     key_generation: KeyGeneration = Field(
@@ -1172,6 +1229,16 @@ class CaFile(_Section):
         description="Optional: approval thresholds for this CA only; each key overrides rpki.yaml's "
         "safety section, keys left out keep rpki.yaml's values.",
     )
+
+    @property
+    def local_parent(self) -> str | None:
+        """The parent when it is a CA of this repository."""
+        return self.parent if isinstance(self.parent, str) else None
+
+    @property
+    def upstream(self) -> UpstreamParentEntry | None:
+        """The parent when it is run by someone else (RFC 6492)."""
+        return self.parent if isinstance(self.parent, UpstreamParentEntry) else None
 
 
 def json_schema() -> dict[str, Any]:

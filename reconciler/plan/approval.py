@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from reconciler.clock import describe_span
-from reconciler.plan.document import GateDoc, PlanDocument
+from reconciler.plan.document import GateDoc, ParentDoc, PlanDocument
 
 _TOKEN = re.compile(r"^(?P<id>[a-z-]+(?:@[A-Za-z0-9-]+)?):(?P<hash>[0-9a-f]{12,64})$")
 MIN_HASH_CHARS = 12
@@ -70,9 +70,31 @@ def stale_reasons(saved: PlanDocument, current: PlanDocument) -> list[str]:
         current.announcements and current.announcements.sha256
     ):
         reasons.append("the announcements file changed since the plan was made")
+    relisted = parent_moved(saved, current)
+    if relisted is not None:
+        reasons.append(relisted)
     if not reasons:
         reasons.append("planning the same state again gives different changes")
     return reasons
+
+
+def parent_moved(saved: PlanDocument, current: PlanDocument) -> str | None:
+    """How the external parent's kept list moved since the saved plan was made; None when it did not."""
+    was, now = saved.parent, current.parent
+    if (was and was.list_sha256) == (now and now.list_sha256):
+        return None
+    handle = now.handle if now is not None else was.handle if was is not None else "?"
+    return (
+        f"parent {handle} listed other entitlements or certificates since the plan was made "
+        f"(list of {_listed(was)} -> {_listed(now)})"
+    )
+
+
+def _listed(parent: ParentDoc | None) -> str:
+    """When the parent's list a plan was made from was taken, for a stale plan's reason."""
+    if parent is None or parent.listed_at is None:
+        return "none"
+    return f"{parent.listed_at:%Y-%m-%dT%H:%M:%SZ} ({(parent.list_sha256 or '')[:12]})"
 
 
 def rrdp_moved(saved: PlanDocument, current: PlanDocument) -> str | None:

@@ -115,8 +115,10 @@ class _Planner:
         return self.desired.publication.rsync_base
 
     def cert_uri(self, ca: CaIntent) -> str:
-        """Where the certificate of the CA's active key is: the AIA of everything that key signs."""
-        return self.base + layout.certificate_path(ca, self.rolls[ca.name].active)
+        """Where the certificate of the CA's active key is: the AIA of everything that key signs (in the
+        external parent's repository for a CA it certifies)."""
+        active = self.rolls[ca.name].active
+        return ca.certificate_uri(active) or self.base + layout.certificate_path(ca, active)
 
     def public_key(self, ca: CaIntent) -> RSAPublicKey | None:
         """The public key in the CA's published certificate for its active key (None when that
@@ -255,7 +257,10 @@ class _Planner:
         return None
 
     def plan_certificates(self, ca: CaIntent) -> None:
-        """The certificate of the CA's active key and, during a key roll's staging, of its new key."""
+        """The certificate of the CA's active key and, during a key roll's staging, of its new key. An
+        external parent issues its CA's certificate itself (``upstream.parent``): nothing to plan here."""
+        if ca.external:
+            return
         roll = self.rolls[ca.name]
         for generation in roll.generations:
             self.plan_certificate(ca, generation, pending=generation == roll.pending)
@@ -551,12 +556,15 @@ class _Planner:
     def plan_orphans(self) -> None:
         """Files outside every desired CA's directory: a removed CA's repository, or junk at the top."""
         names = {ca.name for ca in self.desired.cas}
-        ta_cert = layout.certificate_path(self.desired.trust_anchor)
+        root = self.desired.trust_anchor
+        # the trust anchor's certificate; or those of the keys of the CA under an external parent, which
+        # it publishes itself and the read publication holds for the planner (``upstream.effective``)
+        certificates = {layout.certificate_path(root, g) for g in range(1, root.key_generation + 1)}
         for path in sorted(self.published.files):
             top = path.split("/", 1)[0]
             if "/" in path and top in names:
                 continue
-            if path == ta_cert:
+            if path in certificates:
                 continue
             owner = top if "/" in path else "(top)"
             reason = (
@@ -660,7 +668,8 @@ class _Planner:
             return [f"key roll: the manifest of key generation {generation} lists just its CRL"]
         if mft.signed.ee.authority_key_id != key or crl.authority_key_id != key:
             return ["signed by another key"]
-        if mft.signed.ee.aia != self.base + layout.certificate_path(ca, generation):
+        certificate = ca.certificate_uri(generation) or self.base + layout.certificate_path(ca, generation)
+        if mft.signed.ee.aia != certificate:
             return [f"the certificate of key generation {generation} moved"]
         if max(mft.content.this_update, crl.this_update) > self.now + FUTURE_TOLERANCE:
             return [f"manifest or CRL {FUTURE_DATED}"]

@@ -20,14 +20,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.desired.model import DesiredState
-from reconciler.plan import external_children, publishers
+from reconciler.plan import external_children, publishers, upstream
 from reconciler.plan.model import Action, Change, Kind, Plan
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl
 from reconciler.rpki.roa import RoaContent
+from reconciler.upstream.state import PeerRecord
 
-FORMAT_VERSION = "2.1"
+FORMAT_VERSION = "2.2"
 FORMAT_MAJOR = 2
 
 
@@ -132,6 +133,70 @@ class PublisherDoc(_Doc):
     bytes: int = Field(description="Their total size in bytes.")
     quota_objects: int = Field(description="The most objects it may publish.")
     quota_bytes: int = Field(description="The most bytes it may publish.")
+
+
+class PeerDoc(_Doc):
+    """How the exchanges with an external parent or a remote repository went, as kept."""
+
+    last_success: datetime | None = Field(description="The last exchange that succeeded.")
+    last_attempt: datetime | None = Field(description="The last exchange tried.")
+    failures: int = Field(description="Failed exchanges in a row since the last success.")
+    last_error: str | None = Field(description="The last error since the last success, with its time.")
+    last_error_code: int | None = Field(None, description="Its RFC 6492 status code, when the peer sent one.")
+    next_contact: datetime | None = Field(
+        None, description="When the reconcile loop asks the parent again (apply asks whenever it runs)."
+    )
+
+
+class ResourceClassDoc(_Doc):
+    name: str = Field(description="The class name the parent gave.")
+    entitled: str = Field(description="The resources the parent lists for us in it.")
+    not_after: datetime = Field(description="The latest end the parent can give a certificate in it.")
+
+
+class ParentCertificateDoc(_Doc):
+    class_name: str
+    uri: str = Field(description="Where the parent publishes it (the AIA of everything our key signs).")
+    resources: str
+    not_before: datetime
+    not_after: datetime
+    key_id: str = Field(description="Our key's identifier (hex) it certifies.")
+
+
+class ParentDoc(_Doc):
+    ca: str = Field(description="Our CA the parent certifies.")
+    handle: str = Field(description="The parent's handle (from the RFC 8183 parent_response).")
+    service_uri: str
+    listed_at: datetime | None = Field(description="When its list_response kept was taken.")
+    list_sha256: str | None = Field(
+        description="SHA-256 of the list_response kept; part of plan_id, so that a saved plan is stale "
+        "once the parent lists something else."
+    )
+    classes: list[ResourceClassDoc]
+    certified: ParentCertificateDoc | None = Field(description="The certificate it issued for our key.")
+    entitled_not_certified: str = Field(description="In the class but not in the certificate ('' if none).")
+    certified_not_entitled: str = Field(
+        description="In the certificate but no longer in the class ('' if none)."
+    )
+    new_certificate: bool = Field(description="Apply asks the parent for a new certificate.")
+    contact: PeerDoc
+
+
+class RepositoryDoc(_Doc):
+    ca: str = Field(description="Our CA that publishes there (RFC 8181).")
+    service_uri: str
+    sia_base: str
+    objects: int = Field(description="Objects it held for us after the last exchange.")
+    bytes: int = Field(description="Their total size.")
+    publish: int = Field(description="Objects this plan issues, re-issues or renews in CA directories.")
+    withdraw: int = Field(description="Objects this plan withdraws or revokes in CA directories.")
+    missing: int | None = Field(
+        description="Objects of the local copy the repository did not list at the last exchange "
+        "(null: no list kept yet)."
+    )
+    different: int | None = Field(description="Objects it listed with another hash than the local copy's.")
+    extra: int | None = Field(description="Objects it listed that the local copy does not have.")
+    contact: PeerDoc
 
 
 class NoticeDoc(_Doc):
@@ -260,6 +325,12 @@ class PlanDocument(_Doc):
         default_factory=list,
         description="External publishers (RFC 8181) declared in rpki.yaml, with what they publish here now.",
     )
+    parent: ParentDoc | None = Field(
+        None, description="The external parent (RFC 6492) of a CA without a trust anchor of its own."
+    )
+    repository: RepositoryDoc | None = Field(
+        None, description="The remote repository (RFC 8181) the CAs publish at, and what apply sends it."
+    )
     notices: list[NoticeDoc] = Field(
         default_factory=list,
         description="What the operator must know besides the changes: key roll phases, trust anchor "
@@ -366,6 +437,67 @@ def _publishers(desired: DesiredState, published: PublishedState) -> list[Publis
     return found
 
 
+def _peer(record: PeerRecord) -> PeerDoc:
+    error = record.last_error
+    return PeerDoc(
+        last_success=record.last_success,
+        last_attempt=record.last_attempt,
+        failures=record.failures,
+        last_error=None if error is None else error.describe(),
+        last_error_code=None if error is None else error.code,
+        next_contact=record.next_contact,
+    )
+
+
+def _parent(view: upstream.ParentView | None) -> ParentDoc | None:
+    if view is None:
+        return None
+    mine = view.certified
+    return ParentDoc(
+        ca=view.ca,
+        handle=view.handle,
+        service_uri=view.service_uri,
+        listed_at=view.listed_at,
+        list_sha256=view.list_sha256,
+        classes=[
+            ResourceClassDoc(name=c.name, entitled=str(c.entitled), not_after=c.not_after)
+            for c in view.classes
+        ],
+        certified=None
+        if mine is None
+        else ParentCertificateDoc(
+            class_name=mine.class_name,
+            uri=mine.uri,
+            resources=str(mine.resources),
+            not_before=mine.not_before,
+            not_after=mine.not_after,
+            key_id=mine.key_id.hex(),
+        ),
+        entitled_not_certified=str(view.entitled_not_certified) if view.entitled_not_certified else "",
+        certified_not_entitled=str(view.certified_not_entitled) if view.certified_not_entitled else "",
+        new_certificate=mine is None or bool(view.entitled_not_certified or view.certified_not_entitled),
+        contact=_peer(view.peer),
+    )
+
+
+def _repository(view: upstream.RepositoryView | None) -> RepositoryDoc | None:
+    if view is None:
+        return None
+    return RepositoryDoc(
+        ca=view.ca,
+        service_uri=view.service_uri,
+        sia_base=view.sia_base,
+        objects=view.held.objects,
+        bytes=view.held.size,
+        publish=view.publish,
+        withdraw=view.withdraw,
+        missing=view.missing,
+        different=view.different,
+        extra=view.extra,
+        contact=_peer(view.peer),
+    )
+
+
 def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -394,14 +526,18 @@ def compute_plan_id(doc: PlanDocument) -> str:
 
 
 def _identity(doc: PlanDocument) -> dict[str, Any]:
-    """All that identifies a plan but its changes."""
-    return {
+    """All that identifies a plan but its changes. Under an external parent, also the list_response the
+    plan was made from (only then, so that every other plan keeps the id it had)."""
+    identity = {
         "format_major": FORMAT_MAJOR,
         "desired": {"digest": doc.desired.digest, "git_commit": doc.desired.git_commit},
         "observed": doc.observed.model_dump(mode="json", exclude={"source"}),
         "gates": [{"id": g.id, "hash": g.hash} for g in doc.gates],
         "announcements": doc.announcements and doc.announcements.sha256,
     }
+    if doc.parent is not None:
+        identity["parent_list"] = doc.parent.list_sha256
+    return identity
 
 
 def build(
@@ -416,7 +552,10 @@ def build(
     intent: list[IntentDoc] | None = None,
     base: str | None = None,
     source: SourceDoc | None = None,
+    kept: upstream.Observed | None = None,
 ) -> PlanDocument:
+    """The plan's document. ``kept``: the states kept of the external parent and the remote repository
+    (``upstream.observe``), for their sections; None leaves them out."""
     counts = plan.counts()
     route_impact = None
     if plan.route_changes is not None:
@@ -503,6 +642,10 @@ def build(
             for e in external_children.entries(desired, published)
         ],
         publishers=_publishers(desired, published),
+        parent=None if kept is None else _parent(upstream.parent_view(desired, kept)),
+        repository=None
+        if kept is None
+        else _repository(upstream.repository_view(desired, kept, published.files, plan.changes)),
         notices=[
             NoticeDoc(kind=n.kind, severity=n.severity.value, ca=n.ca, message=n.message, due=n.due)
             for n in plan.notices

@@ -40,6 +40,8 @@ def trust_anchor_reminders(
 ) -> list[Notice]:
     from reconciler.plan.diff import describe_delta  # noqa: PLC0415 - diff imports this module
 
+    if not desired.trust_anchor.trust_anchor:
+        return []  # a CA under an external parent: its daily manifests are any CA's (``health``)
     ends = trust_anchor_expiry(desired, published)
     timing = desired.timing
     if ends is None or ends - now >= timing.ta_reminder_before:

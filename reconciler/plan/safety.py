@@ -187,8 +187,8 @@ def _trust_anchor_gate(
 ) -> list[Gate]:
     """Changes signed by an established trust anchor (not its first issuance): rare and far-reaching."""
     ta = desired.trust_anchor
-    if layout.certificate_path(ta) not in published.files:
-        return []
+    if not ta.trust_anchor or layout.certificate_path(ta) not in published.files:
+        return []  # a CA under an external parent signs like any CA
     touching = sorted(
         _ta_item(desired, c) for c in changes if c.ca == ta.name and not (c.routine or c.repair)
     )

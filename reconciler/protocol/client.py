@@ -12,6 +12,7 @@ failed" from "someone else answered".
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -197,7 +198,9 @@ class _Exchange:
     def round_trip(self, xml: bytes, content_type: str) -> bytes:
         """Sign, POST, verify, refuse a replay and record the answer's signing time; the verified XML
         of the answer."""
-        body = sigmsg.sign(xml, self.signer, self.key, self.identity, self._signing_time())
+        moment = self._signing_time()
+        ee = _message_key(self.signer, self.key, self.identity, moment)
+        body = sigmsg.sign(xml, self.signer, self.key, self.identity, moment, ee=ee)
         answer = post(self.service_uri, content_type, body, timeout=self.timeout, limit=self.limit)
         where = f"the answer of {self.peer_name} ({self.service_uri})"
         verified = sigmsg.verify(answer, self.peer, self.now(), where, strict_time=self.strict_time)
@@ -212,15 +215,41 @@ class _Exchange:
         return verified.xml
 
     def _signing_time(self) -> datetime:
-        """Now, but always a second after the last query this client signed: a peer that guards against
-        replay refuses a query signed in the same second as the previous one, and a list followed by a
-        delta is sent within a second. (Only bursts of more than one query a second move the time ahead
-        of the clock, by as many seconds; these clients never send such bursts.)"""
+        """Now, but always a second after the last query signed to this peer -- by this client, or by
+        another process under the same identity (an apply right after the reconcile loop's cycle): a
+        peer that guards against replay refuses a query signed in the same second as the previous one,
+        and a list followed by a delta is sent within a second. The last time is kept in the replay
+        record, beside the peer's answers. (Only bursts of more than one query a second move the time
+        ahead of the clock, by as many seconds; these clients never send such bursts.)"""
         moment = self.now().replace(microsecond=0)
-        if self._last_signed is not None and moment <= self._last_signed:
-            moment = self._last_signed + timedelta(seconds=1)
+        sent = f"sent:{self.replay_id}"
+        last = max((t for t in (self._last_signed, self.replay.last(sent)) if t is not None), default=None)
+        if last is not None and moment <= last:
+            moment = last + timedelta(seconds=1)
+        self.replay.accept(sent, moment)
         self._last_signed = moment
         return moment
+
+
+#: One EE key signs this process's messages under one identity for this long: making an RSA key costs
+#: some 50-100 ms, three times per apply of a CA under an external parent (RFC 6492 list, RFC 8181 list
+#: and send) otherwise. RFC 6492 §3.1 asks only that the EE certificate be issued by the identity.
+EE_REUSE = timedelta(minutes=1)
+_MESSAGE_KEYS: dict[bytes, sigmsg.MessageKey] = {}
+_MESSAGE_KEYS_LOCK = threading.Lock()
+
+
+def _message_key(
+    signer: Signer, key: bytes, identity: bpki.IdentityCertificate, moment: datetime
+) -> sigmsg.MessageKey:
+    """The EE key for a message signed at ``moment``: the one made for this identity in the last
+    minute, or a new one (valid ``CLOCK_SKEW`` either side of when it was made)."""
+    with _MESSAGE_KEYS_LOCK:
+        known = _MESSAGE_KEYS.get(identity.ski)
+        made = known.not_before + bpki.CLOCK_SKEW if known is not None else None
+        if known is None or made is None or not made <= moment <= made + EE_REUSE:
+            known = _MESSAGE_KEYS[identity.ski] = sigmsg.message_key(signer, key, identity, moment)
+        return known
 
 
 class UpDownClient:

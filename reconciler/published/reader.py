@@ -115,6 +115,25 @@ class PublishedState:
             self._foreign_hashes[path] = (data, digest)
         return digest
 
+    def drop(self, path: str) -> None:
+        """Forget the file at ``path``, as if it had not been read (see :meth:`put`)."""
+        if self.files.pop(path, None) is None:
+            return
+        for known in (self._cache, self._hashes, self._summaries):
+            known.pop(path, None)
+        self._listing = self._tree = self._served = None
+
+    def put(self, path: str, data: bytes) -> None:
+        """Hold ``data`` at ``path`` as if it had been read there, forgetting what was worked out of the
+        file it replaces: the certificate an external parent issued us, which it publishes in its own
+        repository, stands where the trust anchor's would (see ``upstream.effective``)."""
+        if self.files.get(path) == data:
+            return
+        self.files[path] = data
+        for known in (self._cache, self._hashes, self._summaries):
+            known.pop(path, None)
+        self._listing = self._tree = self._served = None
+
     def with_foreign(self, foreign: dict[str, bytes], served_digest: str | None = None) -> PublishedState:
         """This tree with ``foreign`` as its external publishers' part: the state a publication server
         has just published, kept for its next publication so that the tree need not be read back. What

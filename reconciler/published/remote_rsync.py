@@ -76,6 +76,37 @@ def fetch(uri: str, rsync_base: str, entry: Entry, timeout: float) -> Path:
     return tree
 
 
+def fetch_object(uri: str, destination: Path, timeout: float) -> bytes:
+    """One object, as a relying party fetches an issuer's certificate: a regular file of at most the
+    size of the largest RPKI object, copied to ``destination`` (a new file name in a private directory)
+    and returned."""
+    if uri.endswith("/") or any(ord(c) <= 0x20 for c in uri) or not uri.startswith("rsync://"):
+        raise RemoteError(f"{uri!r}: not the rsync URI of one object")
+    program = shutil.which("rsync")
+    if program is None:
+        raise RemoteError(
+            f"cannot read {uri}: no rsync program on PATH; install rsync (apt-get install rsync)"
+        )
+    seconds = max(1, round(timeout))
+    command = [
+        program,
+        "-t",
+        "--no-motd",
+        f"--timeout={seconds}",
+        f"--contimeout={seconds}",
+        "--no-links",
+        "--no-specials",
+        "--no-devices",
+        f"--max-size={LARGEST_OBJECT}",
+        "--chmod=Fu=rw,go=",
+    ]
+    _run([*command, uri, str(destination)], uri, timeout * WHOLE_TRANSFER)
+    found = destination.lstat() if destination.exists() else None
+    if found is None or not stat.S_ISREG(found.st_mode):
+        raise RemoteError(f"cannot read {uri}: the repository has no such object")
+    return destination.read_bytes()
+
+
 def _run(command: list[str], uri: str, limit: float) -> None:
     try:
         done = subprocess.run(

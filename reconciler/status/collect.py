@@ -20,7 +20,7 @@ from reconciler.published.memo import RoaSummary
 from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl
-from reconciler.status import peers
+from reconciler.status import peers, upstream
 from reconciler.status.model import (
     CaStatus,
     KeyStatus,
@@ -169,12 +169,13 @@ def collect(
     for change in the_plan.changes:
         by_ca.setdefault(change.ca, []).append(change)
     damaged = repaired(the_plan.changes)
+    external = upstream.peers_status(desired, now=now, warn=warn, critical=critical)
     for ca, depth in _depths(desired):
         key_plan = the_plan.key_plans.get(ca.name)
         generation = key_plan.active if key_plan is not None else 1
         key = keys.get(ca.name, {}).get(generation)
         objects = object_times(desired, published, ca, generation, key)
-        ca_findings = health.object_findings(ca, key, objects, now, warn=warn, critical=critical)
+        ca_findings = external.object_findings(ca, key, objects, now, warn=warn, critical=critical)
         changes = by_ca.get(ca.name, [])
         scheduled, drift, review = _drift(changes)
         if drift:
@@ -223,7 +224,7 @@ def collect(
                 problems=[],
             )
         )
-    findings += health.notice_findings(the_plan.notices)
+    findings += health.notice_findings(external.notices(the_plan.notices))
     names = {ca.name for ca in desired.cas}
     for owner in sorted({c.ca for c in the_plan.changes if c.ca not in names and c.kind is Kind.FILE}):
         outside = [c for c in the_plan.changes if c.ca == owner]
@@ -244,9 +245,10 @@ def collect(
     children, serve_problems = peers.children_status(
         desired, published, the_plan, entries, now=now, critical=critical
     )
-    findings += serve_problems
+    findings += serve_problems + external.findings
     publishers = peers.publishers_status(desired, published, entries)
     problems = [p for c in children for p in c.problems] + [p for q in publishers for p in q.problems]
+    problems += external.problems()
     severities = [Severity(p.severity) for p in problems]
     return StatusReport(
         generated_at=now,
@@ -270,6 +272,8 @@ def collect(
         last_success=success,
         external_children=children,
         publishers=publishers,
+        external_parent=external.parent,
+        remote_repository=external.repository,
     )
 
 

@@ -13,7 +13,7 @@ import math
 from datetime import datetime, timedelta
 from html import escape
 
-from reconciler.status.model import CaStatus, ObjectTimes, StatusReport
+from reconciler.status.model import CaStatus, ExchangeError, ObjectTimes, Problem, StatusReport
 from reconciler.status.peers import human_size
 from reconciler.status.table import header, when
 
@@ -236,6 +236,82 @@ def _publishers(report: StatusReport) -> str:
     )
 
 
+def _problem_list(problems: list[Problem]) -> str:
+    return "".join(
+        f'<li><span class="badge {p.severity}">{p.severity}</span> {escape(p.message)}</li>' for p in problems
+    )
+
+
+def _exchanges(failures: int, error: ExchangeError | None) -> str:
+    if error is None:
+        return '<span class="badge info">ok</span>'
+    return f'<span class="badge warning">{failures} failed</span> {escape(error.description)}'
+
+
+def _dl(rows: list[tuple[str, str]]) -> str:
+    """Escaped terms and values."""
+    return "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
+
+
+def _parent(report: StatusReport) -> str:
+    """The external parent: the certificate it issued, the entitlements, the exchanges."""
+    parent = report.external_parent
+    if parent is None:
+        return ""
+    now = report.generated_at
+    cert = parent.certificate
+    if cert is None:
+        certified = '<span class="badge critical">none</span>'
+    else:
+        ends = when(cert.not_after, now) if cert.not_after else "unreadable"
+        certified = escape(f"class {cert.class_name}, not after {ends}; {cert.resources}; {cert.uri}")
+    entitled = "<br>".join(
+        escape(f"class {e.class_name}: {e.resources or 'nothing'}, until {when(e.not_after, now)}")
+        for e in parent.entitlements
+    )
+    rows = [
+        ("parent", f"{parent.handle} ({parent.service_uri}), our handle {parent.child_handle}"),
+        ("last success", when(parent.last_success, now) if parent.last_success else "never"),
+        ("last attempt", when(parent.last_attempt, now)),
+        ("next contact", when(parent.next_contact, now)),
+        ("entitled, not certified", parent.entitled_not_certified or "nothing"),
+        ("certified, not entitled", parent.certified_not_entitled or "nothing"),
+    ]
+    return (
+        f'<h2>Parent (RFC 6492) of {escape(parent.ca)}</h2><div class="ca" id="parent"><dl>{_dl(rows)}'
+        f"<dt>certificate</dt><dd>{certified}</dd>"
+        f"<dt>entitlements</dt><dd>{entitled or 'not listed yet'}</dd>"
+        f"<dt>exchanges</dt><dd>{_exchanges(parent.failures, parent.last_error)}</dd></dl>"
+        f'<ul class="problems">{_problem_list(parent.problems)}</ul></div>'
+    )
+
+
+def _repository(report: StatusReport) -> str:
+    """The remote repository: what it holds for us, the last message sent, the exchanges."""
+    repository = report.remote_repository
+    if repository is None:
+        return ""
+    now = report.generated_at
+    sent = repository.last_sent
+    last_sent = (
+        f"{sent.publish} publish, {sent.withdraw} withdraw, {human_size(sent.bytes)}, {when(sent.at, now)}"
+        if sent is not None
+        else "nothing yet"
+    )
+    rows = [
+        ("repository", f"{repository.service_uri}, our handle {repository.publisher_handle}"),
+        ("sia_base", repository.sia_base),
+        ("holds", f"{repository.objects} objects, {human_size(repository.bytes)}"),
+        ("last sent", last_sent),
+        ("last success", when(repository.last_success, now) if repository.last_success else "never"),
+    ]
+    return (
+        f'<h2>Repository (RFC 8181)</h2><div class="ca" id="repository"><dl>{_dl(rows)}'
+        f"<dt>exchanges</dt><dd>{_exchanges(repository.failures, repository.last_error)}</dd></dl>"
+        f'<ul class="problems">{_problem_list(repository.problems)}</ul></div>'
+    )
+
+
 def render(report: StatusReport) -> str:
     problems = report.every_problem()
     listed = "".join(
@@ -261,6 +337,8 @@ def render(report: StatusReport) -> str:
         + _tree(report, None)
         + _children(report)
         + _publishers(report)
+        + _parent(report)
+        + _repository(report)
         + "<h2>Upcoming</h2>"
         + _upcoming(report)
         + "</body></html>\n"

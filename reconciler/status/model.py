@@ -134,6 +134,88 @@ class PublisherStatus(_Doc):
     problems: list[Problem]
 
 
+class ExchangeError(_Doc):
+    """The last failed exchange with the external parent or the remote repository (cleared by a success)."""
+
+    code: int | None = Field(
+        description="The RFC 6492 error code the parent sent; null: none (transport, CMS, a refusal of ours)."
+    )
+    text: str
+    at: datetime
+    description: str = Field(description="Code, text and time in one line, as 'rpkictl check' shows it.")
+
+
+class ParentCertificate(_Doc):
+    """The certificate the external parent issued for the CA's key, as kept from its last list_response."""
+
+    class_name: str = Field(description="The RFC 6492 resource class it was issued in.")
+    uri: str = Field(description="Where the parent publishes it (the AIA of what the CA signs).")
+    not_after: datetime | None = Field(description="null: the kept certificate cannot be read.")
+    resources: str = Field(description="The resources it certifies.")
+
+
+class Entitlement(_Doc):
+    """One resource class of the parent's last list_response: what the CA may be certified for."""
+
+    class_name: str
+    resources: str
+    not_after: datetime = Field(description="The class's end: no certificate in it can end later.")
+
+
+class ExternalParentStatus(_Doc):
+    """The RFC 6492 parent run by someone else that certifies the CA, from the state kept between runs
+    (``<publication directory>/upstream/<ca>.json``): nothing is asked over the network."""
+
+    ca: str = Field(description="The CA it certifies.")
+    handle: str = Field(description="The parent's handle (parent_response).")
+    child_handle: str = Field(description="Our handle at the parent.")
+    service_uri: str
+    last_success: datetime | None = Field(description="The last exchange that succeeded; null: never.")
+    last_attempt: datetime | None
+    failures: int = Field(description="Failed exchanges in a row since the last success.")
+    last_error: ExchangeError | None
+    next_contact: datetime | None = Field(description="When the reconcile loop asks the parent again.")
+    listed_at: datetime | None = Field(description="When its kept list_response was received.")
+    certificate: ParentCertificate | None = Field(description="null: the parent has issued none for our key.")
+    entitlements: list[Entitlement] = Field(description="The resource classes of its last list_response.")
+    entitled_not_certified: str = Field(
+        description="What the classes grant that the certificate does not hold yet ('' when nothing)."
+    )
+    certified_not_entitled: str = Field(
+        description="What the certificate holds that the classes no longer grant ('' when nothing)."
+    )
+    entitlement_pending: bool = Field(
+        description="The entitlement changed and no certificate matching it was issued yet."
+    )
+    problems: list[Problem]
+
+
+class SentMessage(_Doc):
+    """The last RFC 8181 message that changed something at the remote repository."""
+
+    publish: int
+    withdraw: int
+    bytes: int
+    at: datetime
+
+
+class RemoteRepositoryStatus(_Doc):
+    """The RFC 8181 repository run by someone else where the CAs publish, from the kept state."""
+
+    ca: str = Field(description="The CA whose BPKI identity the repository knows us by.")
+    service_uri: str
+    publisher_handle: str = Field(description="Our handle at the repository.")
+    sia_base: str
+    last_success: datetime | None
+    last_attempt: datetime | None
+    failures: int
+    last_error: ExchangeError | None
+    objects: int = Field(description="Objects it held for us after the last exchange.")
+    bytes: int = Field(description="Their total size.")
+    last_sent: SentMessage | None = Field(description="null: nothing sent yet.")
+    problems: list[Problem]
+
+
 class LastApply(_Doc):
     time: datetime
     status: str = Field(description="applied, failed, or interrupted (started, never finished).")
@@ -167,15 +249,30 @@ class StatusReport(_Doc):
     publishers: list[PublisherStatus] = Field(
         default_factory=list, description="The external publishers (RFC 8181) declared in rpki.yaml."
     )
+    external_parent: ExternalParentStatus | None = Field(
+        default=None, description="The parent run by someone else that certifies the root CA (RFC 6492)."
+    )
+    remote_repository: RemoteRepositoryStatus | None = Field(
+        default=None, description="The repository run by someone else where the CAs publish (RFC 8181)."
+    )
 
     def every_problem(self) -> list[tuple[str, Problem]]:
         """(CA name, problem) for each CA's problems; ("child <handle>", problem) and ("publisher
-        <handle>", problem) for each external child's and publisher's; then ("", problem) for those of no
-        single CA."""
+        <handle>", problem) for each external child's and publisher's; ("parent <handle>", problem) and
+        ("repository <service URI>", problem) for the external parent's and the remote repository's; then
+        ("", problem) for those of no single CA."""
+        upstream: list[tuple[str, Problem]] = []
+        if self.external_parent is not None:
+            label = parent_label(self.external_parent.handle)
+            upstream += [(label, p) for p in self.external_parent.problems]
+        if self.remote_repository is not None:
+            label = repository_label(self.remote_repository.service_uri)
+            upstream += [(label, p) for p in self.remote_repository.problems]
         return (
             [(ca.name, p) for ca in self.cas for p in ca.problems]
             + [(child_label(c.handle), p) for c in self.external_children for p in c.problems]
             + [(publisher_label(p.handle), q) for p in self.publishers for q in p.problems]
+            + upstream
             + [("", p) for p in self.problems]
         )
 
@@ -187,6 +284,17 @@ def child_label(handle: str) -> str:
 
 def publisher_label(handle: str) -> str:
     return f"publisher {handle}"
+
+
+def parent_label(handle: str) -> str:
+    """How the external parent is named where a CA name would stand."""
+    return f"parent {handle}"
+
+
+def repository_label(service_uri: str) -> str:
+    """How the remote repository is named where a CA name would stand: by its service URI, which is
+    what its operator knows it by."""
+    return f"repository {service_uri}"
 
 
 def json_schema() -> dict[str, Any]:

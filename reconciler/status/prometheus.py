@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from reconciler.status.model import StatusReport
+from reconciler.status.model import ExchangeError, StatusReport
 
 SEVERITY_VALUE = {"info": 0, "warning": 1, "critical": 2}
 
@@ -153,6 +153,7 @@ def render(report: StatusReport) -> str:
             [({}, _ts(report.last_success))],
         )
     _peers(w, report)
+    _upstream(w, report)
     return "\n".join(w.lines) + "\n"
 
 
@@ -221,6 +222,97 @@ def _peers(w: _Writer, report: StatusReport) -> None:
         "rpki_publisher_last_publication_timestamp_seconds",
         "Time of each publisher's newest publication recorded in the audit log.",
         [({"publisher": p.handle}, _ts(p.last_publication)) for p in publishers if p.last_publication],
+    )
+
+
+def _error_code(error: ExchangeError | None) -> int:
+    if error is None:
+        return 0
+    return error.code if error.code is not None else -1
+
+
+def _upstream(w: _Writer, report: StatusReport) -> None:
+    """The external parent (RFC 6492) and the remote repository (RFC 8181), from the state kept between
+    runs: only written for a CA under an external parent, or one publishing at a remote repository."""
+    parent = report.external_parent
+    found = [parent] if parent is not None else []
+    labels = [({"ca": p.ca, "parent": p.handle}, p) for p in found]
+    w.gauge(
+        "rpki_parent_last_success_timestamp_seconds",
+        "When the last exchange with the external parent succeeded.",
+        [(key, _ts(p.last_success)) for key, p in labels if p.last_success],
+    )
+    w.gauge(
+        "rpki_parent_last_attempt_timestamp_seconds",
+        "When the external parent was last asked, whatever the outcome.",
+        [(key, _ts(p.last_attempt)) for key, p in labels if p.last_attempt],
+    )
+    w.gauge(
+        "rpki_parent_next_contact_timestamp_seconds",
+        "When the reconcile loop asks the external parent again.",
+        [(key, _ts(p.next_contact)) for key, p in labels if p.next_contact],
+    )
+    w.gauge(
+        "rpki_parent_failures",
+        "Failed exchanges with the external parent in a row (0: the last one succeeded).",
+        [(key, p.failures) for key, p in labels],
+    )
+    w.gauge(
+        "rpki_parent_last_error_code",
+        "The RFC 6492 error code of the last failed exchange with the external parent: 0 none, -1 a "
+        "failure without a code (transport, CMS, a refusal of ours).",
+        [(key, _error_code(p.last_error)) for key, p in labels],
+    )
+    w.gauge(
+        "rpki_parent_certificates",
+        "1 while a certificate from the external parent is kept for the CA's key, 0 while there is none.",
+        [(key, 1 if p.certificate is not None else 0) for key, p in labels],
+    )
+    w.gauge(
+        "rpki_parent_certificate_expiry_timestamp_seconds",
+        "notAfter of the certificate the external parent issued for the CA's key.",
+        [
+            ({**key, "class": p.certificate.class_name}, _ts(p.certificate.not_after))
+            for key, p in labels
+            if p.certificate is not None and p.certificate.not_after is not None
+        ],
+    )
+    w.gauge(
+        "rpki_parent_entitlement_expiry_timestamp_seconds",
+        "The end of each resource class the external parent lists: no certificate in it ends later.",
+        [({**key, "class": e.class_name}, _ts(e.not_after)) for key, p in labels for e in p.entitlements],
+    )
+    w.gauge(
+        "rpki_parent_entitlement_pending",
+        "1 while what the external parent entitles the CA to differs from what its certificate holds.",
+        [(key, 1 if p.entitlement_pending else 0) for key, p in labels],
+    )
+    repository = report.remote_repository
+    remote = [({"ca": repository.ca, "repository": repository.service_uri}, repository)] if repository else []
+    w.gauge(
+        "rpki_repository_last_success_timestamp_seconds",
+        "When the last exchange with the remote repository succeeded.",
+        [(key, _ts(r.last_success)) for key, r in remote if r.last_success],
+    )
+    w.gauge(
+        "rpki_repository_failures",
+        "Failed exchanges with the remote repository in a row (0: the last one succeeded).",
+        [(key, r.failures) for key, r in remote],
+    )
+    w.gauge(
+        "rpki_repository_objects",
+        "Objects the remote repository held for us after the last exchange.",
+        [(key, r.objects) for key, r in remote],
+    )
+    w.gauge(
+        "rpki_repository_bytes",
+        "Total size of the objects the remote repository held for us after the last exchange.",
+        [(key, r.bytes) for key, r in remote],
+    )
+    w.gauge(
+        "rpki_repository_last_sent_timestamp_seconds",
+        "When the last message that changed something was sent to the remote repository.",
+        [(key, _ts(r.last_sent.at)) for key, r in remote if r.last_sent is not None],
     )
 
 

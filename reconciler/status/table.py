@@ -10,7 +10,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from reconciler.plan.diff import describe_delta
-from reconciler.status.model import CaStatus, ObjectKind, StatusReport
+from reconciler.status.model import CaStatus, ExchangeError, ObjectKind, StatusReport
 from reconciler.status.peers import human_size
 
 STYLE = {"info": "green", "warning": "yellow", "critical": "bold red"}
@@ -80,6 +80,10 @@ def render(report: StatusReport, width: int = WIDE) -> RenderableType:
         lines.append(_children_table(report))
     if report.publishers:
         lines.append(_publishers_table(report))
+    if report.external_parent is not None:
+        lines.append(_parent_table(report))
+    if report.remote_repository is not None:
+        lines.append(_repository_table(report))
     problems = report.every_problem()
     notes = sum(1 for _, p in problems if p.severity == "info")
     verdict = "OK" if report.severity == "info" else report.severity.upper()
@@ -188,6 +192,68 @@ def _publishers_table(report: StatusReport) -> Table:
             used,
             when(publisher.last_publication, now) if publisher.last_publication else "never",
         )
+    return table
+
+
+def _exchanges(failures: int, error: ExchangeError | None) -> Text:
+    if error is None:
+        return Text("ok", style=STYLE["info"])
+    return Text(f"{failures} failed: {error.description}", style=STYLE["warning"])
+
+
+def _parent_table(report: StatusReport) -> Table:
+    """The external parent: the certificate it issued, what it entitles us to, and the exchanges."""
+    now = report.generated_at
+    parent = report.external_parent
+    assert parent is not None  # noqa: S101 - render checked it
+    table = Table(
+        title=f"Parent (RFC 6492) of {parent.ca}", title_justify="left", show_lines=True, header_style="bold"
+    )
+    for column in ("parent", "certificate", "entitled", "last success", "exchanges", "next contact"):
+        table.add_column(column, overflow="fold")
+    cert = parent.certificate
+    if cert is None:
+        certified = Text("none", style=STYLE["critical"])
+    else:
+        ends = left(cert.not_after, now) if cert.not_after else "unreadable"
+        certified = Text(f"class {cert.class_name}, {ends}\n{cert.resources or 'no resources'}")
+    classes = [f"class {e.class_name}: {e.resources or 'nothing'}" for e in parent.entitlements]
+    entitled = Text("\n".join(classes)) if classes else Text("not listed yet", style="dim")
+    if parent.entitlement_pending:
+        pending = [
+            f"not certified: {parent.entitled_not_certified}" if parent.entitled_not_certified else "",
+            f"no longer entitled: {parent.certified_not_entitled}" if parent.certified_not_entitled else "",
+        ]
+        entitled.append("\n" + "\n".join(p for p in pending if p), style=STYLE["warning"])
+    table.add_row(
+        f"{parent.handle}\n{parent.service_uri}",
+        certified,
+        entitled,
+        when(parent.last_success, now) if parent.last_success else "never",
+        _exchanges(parent.failures, parent.last_error),
+        when(parent.next_contact, now),
+    )
+    return table
+
+
+def _repository_table(report: StatusReport) -> Table:
+    """The remote repository: what it holds for us, the last message sent, and the exchanges."""
+    now = report.generated_at
+    repository = report.remote_repository
+    assert repository is not None  # noqa: S101 - render checked it
+    table = Table(title="Repository (RFC 8181)", title_justify="left", show_lines=True, header_style="bold")
+    for column in ("repository", "holds", "last sent", "last success", "exchanges"):
+        table.add_column(column, overflow="fold")
+    sent = repository.last_sent
+    table.add_row(
+        f"{repository.service_uri}\n{repository.sia_base}",
+        f"{repository.objects} objects, {human_size(repository.bytes)}",
+        f"{sent.publish} publish, {sent.withdraw} withdraw, {human_size(sent.bytes)}\n{when(sent.at, now)}"
+        if sent is not None
+        else "nothing yet",
+        when(repository.last_success, now) if repository.last_success else "never",
+        _exchanges(repository.failures, repository.last_error),
+    )
     return table
 
 

@@ -152,7 +152,8 @@ def test_unknown_key_in_ca(repo: Repo) -> None:
     expect(problem, repo, "cas/x.yaml", 2, 1, "unknown key 'parnet'")
     assert problem.hint == (
         "did you mean 'parent'? "
-        "allowed keys here: name, trust_anchor, parent, signer, key_generation, resources, roas, children, "
+        "allowed keys here: name, trust_anchor, parent, repository, signer, key_generation, resources, roas, "
+        "children, "
         "safety"
     )
 
@@ -269,7 +270,7 @@ def test_missing_rsync_base(repo: Repo) -> None:
         """,
     )
     problem = repo.error()
-    expect(problem, repo, "rpki.yaml", 3, 1, "missing required key 'rsync_base' in publication")
+    expect(problem, repo, "rpki.yaml", 3, 1, "publication.rsync_base is missing")
     assert problem.hint is not None and "rsync URI" in problem.hint
 
 
@@ -536,7 +537,8 @@ def test_diagnostic_string_form(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> 
         repo.load()
     assert str(info.value) == (
         "cas/x.yaml:2:1: unknown key 'parnet' (did you mean 'parent'? "
-        "allowed keys here: name, trust_anchor, parent, signer, key_generation, resources, roas, children, "
+        "allowed keys here: name, trust_anchor, parent, repository, signer, key_generation, resources, roas, "
+        "children, "
         "safety)"
     )
 

@@ -125,6 +125,46 @@ EXCEPTIONS += [
     ),
 ]
 
+_CHILD_BENCHMARK = (
+    "tests/upstream/test_child_of_rpkictl.py runs the same two installations (tests/upstream/child_world.py) "
+    "through certification, publication and a no-op apply; tests/upstream/test_repository_messages.py "
+    "checks how a large publication is split into messages"
+)
+EXCEPTIONS += [
+    Excepted(
+        "docs/performance.md",
+        "python3 -m benchmarks.child_ca",
+        "signs 5,000 ROAs (two to five minutes of both cores), and its figures mean something only on an "
+        "idle machine",
+        _CHILD_BENCHMARK,
+    ),
+    Excepted(
+        "docs/performance.md",
+        "python3 -m benchmarks.child_ca --roas 500 --repeat 5 --profile",
+        "signs 500 ROAs and profiles a change: half a minute of both cores, figures for an idle machine",
+        _CHILD_BENCHMARK,
+    ),
+]
+
+_CHILD_VALIDATED = (
+    "tests/e2e/test_child_under_external_parent.py has both generations of rpki-client and FORT validate a "
+    "CA under an external parent from that parent's TAL through certification, shrink and losses"
+)
+EXCEPTIONS += [
+    Excepted(
+        "docs/under-a-registry.md",
+        "sudo rpki-client -j -t /etc/tals/ripe.tal",
+        "fetches a registry's real repository as root over the network",
+        _CHILD_VALIDATED,
+    ),
+    Excepted(
+        "docs/under-a-registry.md",
+        "routinator validate -a 64500 -p 203.0.113.0/24",
+        "routinator is not packaged in Debian 12, and it fetches every registry's repository",
+        _CHILD_VALIDATED,
+    ),
+]
+
 _SYSTEMD = "docs/systemd/ units: tests/docs/test_systemd_units.py runs systemd-analyze verify on each"
 EXCEPTIONS += [
     Excepted(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 from reconciler.desired.schema import format_size
-from reconciler.plan.document import ChangeDoc, NoticeDoc, PlanDocument, RouteChangeDoc
+from reconciler.plan.document import ChangeDoc, NoticeDoc, PeerDoc, PlanDocument, RouteChangeDoc
 
 SYMBOLS = {
     "create-key": "+",
@@ -134,3 +135,85 @@ def publisher_lines(doc: PlanDocument) -> list[str]:
         f"(quota {p.quota_objects} objects, {format_size(p.quota_bytes)}) in {p.sia_base}"
         for p in doc.publishers
     ]
+
+
+def _at(moment: datetime | None) -> str:
+    return "never" if moment is None else f"{moment:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _contact(contact: PeerDoc) -> str:
+    """How the exchanges with a peer went: the last success, failures in a row and the last error."""
+    text = f"last success {_at(contact.last_success)}"
+    if contact.failures:
+        text += f", {contact.failures} failure{'s' if contact.failures != 1 else ''} in a row"
+    if contact.last_error is not None:
+        text += f"; last error: {contact.last_error}"
+    if contact.next_contact is not None:
+        text += f"; next contact after {_at(contact.next_contact)}"
+    return text
+
+
+def parent_lines(doc: PlanDocument) -> list[str]:
+    """The external parent (RFC 6492): what it listed and certified, whether they differ, the exchanges.
+    Lines after the first are indented by two spaces (sub-items in Markdown)."""
+    parent = doc.parent
+    if parent is None:
+        return []
+    digest = f" (sha256 {parent.list_sha256[:12]})" if parent.list_sha256 else ""
+    lines = [
+        f"{parent.handle} at {parent.service_uri}, parent of {parent.ca}: list taken "
+        f"{_at(parent.listed_at)}{digest}"
+    ]
+    if parent.listed_at is None:
+        lines.append("  not asked yet: apply asks the parent")
+    for found in parent.classes:
+        lines.append(
+            f"  class {found.name}: entitled to {found.entitled or 'nothing'} until {_at(found.not_after)}"
+        )
+    mine = parent.certified
+    if mine is None:
+        lines.append("  no certificate for our key yet: apply asks the parent for one")
+    else:
+        lines.append(
+            f"  certified in class {mine.class_name}: {mine.resources or 'nothing'}, from "
+            f"{_at(mine.not_before)} to {_at(mine.not_after)}, key {mine.key_id} ({mine.uri})"
+        )
+        if parent.entitled_not_certified:
+            lines.append(f"  entitled but not certified: {parent.entitled_not_certified}")
+        if parent.certified_not_entitled:
+            lines.append(f"  certified but not entitled: {parent.certified_not_entitled}")
+        if parent.certified_not_entitled:
+            lines.append(
+                "  asking for a certificate without them takes VRPs away: apply asks the parent once the "
+                f"gate parent-shrink@{parent.ca} is approved"
+            )
+        elif parent.new_certificate:
+            lines.append("  the entitlement changed: apply asks the parent for a new certificate")
+    lines.append(f"  {_contact(parent.contact)}")
+    return lines
+
+
+def repository_lines(doc: PlanDocument) -> list[str]:
+    """The remote repository (RFC 8181): what it held, what this plan sends, what it lacks or has in
+    excess of the local copy as of the last exchange. Lines after the first are indented."""
+    repo = doc.repository
+    if repo is None:
+        return []
+    lines = [
+        f"{repo.service_uri} for {repo.ca}, sia_base {repo.sia_base}",
+        f"  held {repo.objects} object{'s' if repo.objects != 1 else ''}, {repo.bytes:,} bytes at the last "
+        "exchange",
+        f"  this plan sends {repo.publish} publish and {repo.withdraw} withdraw (its changes in CA "
+        "directories)",
+    ]
+    if repo.missing is None or repo.different is None or repo.extra is None:
+        lines.append("  no list of the repository kept yet: apply sends every object of the local copy")
+    elif repo.missing or repo.different or repo.extra:
+        lines.append(
+            f"  {repo.missing} object{'s' if repo.missing != 1 else ''} missing at the repository, "
+            f"{repo.different} differ, {repo.extra} extra: apply sends them"
+        )
+    else:
+        lines.append("  it held the local copy exactly at the last exchange")
+    lines.append(f"  {_contact(repo.contact)}")
+    return lines

@@ -22,7 +22,9 @@ from reconciler.plan.render.common import (
     SYMBOLS,
     external_child_lines,
     notice_line,
+    parent_lines,
     publisher_lines,
+    repository_lines,
     revocation_line,
     roll_summary,
     route_mark,
@@ -252,6 +254,12 @@ def _head(doc: PlanDocument) -> list[str]:
     if doc.publishers:
         parts += ["", "#### Publishers", ""]
         parts += [f"- {_cell(line)}" for line in publisher_lines(doc)]
+    for title, lines in (("Parent", parent_lines(doc)), ("Repository", repository_lines(doc))):
+        if lines:
+            parts += ["", f"#### {title}", ""]
+            parts += [
+                f"  - {_cell(line.strip())}" if line.startswith(" ") else f"- {_cell(line)}" for line in lines
+            ]
     return parts
 
 

@@ -11,7 +11,9 @@ from reconciler.plan.render.common import (
     external_child_lines,
     header,
     notice_line,
+    parent_lines,
     publisher_lines,
+    repository_lines,
     revocation_line,
     roll_summary,
     route_word,
@@ -76,7 +78,8 @@ def _intents(doc: PlanDocument) -> list[Text]:
 
 
 def _notes(doc: PlanDocument) -> list[Text]:
-    """Notices, the external children and the publishers: shown even when there are no changes."""
+    """Notices, the external children and the publishers, the external parent and the remote repository:
+    shown even when there are no changes."""
     lines = []
     if doc.notices:
         lines.append(_section("Notices:"))
@@ -87,6 +90,26 @@ def _notes(doc: PlanDocument) -> list[Text]:
     if doc.publishers:
         lines.append(_section("Publishers:"))
         lines += [Text(f"  {line}") for line in publisher_lines(doc)]
+    if doc.parent is not None:
+        lines.append(_section("Parent:"))
+        lines += [Text(f"  {line}") for line in parent_lines(doc)]
+    if doc.repository is not None:
+        lines.append(_section("Repository:"))
+        lines += [Text(f"  {line}") for line in repository_lines(doc)]
+    return lines
+
+
+def _gate_lines(doc: PlanDocument) -> list[Text]:
+    """The gates with their flagged items and tokens. A plan with nothing to sign can have one too: a
+    request to the external parent that waits for approval (``parent-shrink``)."""
+    if not doc.gates:
+        return []
+    count = len(doc.gates)
+    lines = [_section(f"Approval required ({count} gate{'s' if count != 1 else ''}):", "bold red")]
+    for gate in doc.gates:
+        lines.append(Text(f"  [{gate.id}] {gate.message}"))
+        lines += [Text(f"      {item}", style="dim") for item in gate.items]
+        lines.append(Text(f"    approve with: --approve {gate.approve}", style="bold"))
     return lines
 
 
@@ -100,7 +123,7 @@ def render(doc: PlanDocument) -> list[Text]:
         lines.append(Text(doc.summary.text, style="green"))
     lines += _notes(doc)
     if not doc.changes:  # declaring an external child or publisher changes nothing published yet
-        return lines + _intents(doc)
+        return lines + _intents(doc) + _gate_lines(doc)
     review = [c for c in doc.changes if not c.routine]
     if review:
         lines.append(_section("Changes:"))
@@ -117,16 +140,7 @@ def render(doc: PlanDocument) -> list[Text]:
         lines += [Text(f"  - {_vrp(v)}", style="red") for v in doc.vrps.removed]
     lines += _route_lines(doc)
     lines += _intents(doc)
-    if gated:
-        lines.append(
-            _section(
-                f"Approval required ({len(doc.gates)} gate{'s' if len(doc.gates) != 1 else ''}):", "bold red"
-            )
-        )
-        for gate in doc.gates:
-            lines.append(Text(f"  [{gate.id}] {gate.message}"))
-            lines += [Text(f"      {item}", style="dim") for item in gate.items]
-            lines.append(Text(f"    approve with: --approve {gate.approve}", style="bold"))
+    lines += _gate_lines(doc)
     lines.append(Text(doc.summary.text, style="bold"))
     revocations = [c for c in doc.changes if c.revoke_serial is not None]
     if revocations:

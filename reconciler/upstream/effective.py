@@ -1,0 +1,208 @@
+"""The desired state as it can be signed under the certificate an external parent issued us.
+
+The YAML says what we want; the parent says what we hold. The CA under the external parent takes the
+resources of its certificate (not those written in YAML), the URI where the parent publishes it becomes
+the AIA of everything its key signs, and a ROA whose prefix the certificate does not cover is left out
+-- signing it would make an object every relying party rejects -- with a notice naming the ROA entry and
+what the parent certifies. A local CA below is narrowed the same way. Entries come back by themselves
+when the parent grants the resources again, as the YAML still holds them.
+
+The certificate is placed where the trust anchor's would be in the publication point as read (``<ca>.cer``
+at the top), so that the planner, which knows each CA's key from its published certificate, sees it; it
+is never sent to the repository (see :mod:`.repository`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from reconciler import layout
+from reconciler.desired.model import CaIntent, DesiredState, RoaIntent
+from reconciler.plan.diff import describe_delta
+from reconciler.plan.model import Notice, Severity
+from reconciler.published.reader import PublishedState
+from reconciler.resources import Resources, prefix_text
+from reconciler.rpki import cert as rc
+from reconciler.upstream import state as stored
+from reconciler.upstream.public import issued_certificate
+from reconciler.upstream.state import UpstreamState
+
+#: Notices about what the parent grants, and about the exchanges with it and the repository.
+KIND = "upstream"
+
+
+def effective(
+    desired: DesiredState, found: PublishedState, *, public: bool = False
+) -> tuple[DesiredState, tuple[Notice, ...]]:
+    """``desired`` narrowed to what the parent certified, the certificate put into ``found``, and what
+    the operator should know. Unchanged for a hierarchy with its own trust anchor. ``public``: the
+    publication was read from the repository's public side (``--published``), so nothing is read from
+    the local directory; the certificate is read from the parent's repository (``upstream.public``)."""
+    root = desired.external_root
+    if root is None or root.upstream is None:
+        return desired, ()
+    parent = root.upstream.response.parent_handle
+    if public:
+        certified, how = issued_certificate(desired, found)
+        kept = UpstreamState(certified=certified)
+        notices = [
+            Notice(
+                KIND,
+                Severity.INFO if certified else Severity.WARNING,
+                root.name,
+                f"our certificate from parent {parent}: {how}",
+            )
+        ]
+    else:
+        kept = stored.load(desired.publication.directory, root.name)
+        notices = list(_peer_notices(root, kept, parent))
+    if kept.certified is None:
+        notices.append(
+            Notice(
+                KIND,
+                Severity.WARNING,
+                root.name,
+                f"no certificate from parent {parent} yet: apply asks for one; until then nothing of "
+                f"{root.name} can be signed",
+            )
+        )
+        return desired, tuple(notices)
+    certificate = rc.decode(
+        kept.certified.der, where=f"the certificate parent {parent} issued to {root.name}"
+    )
+    _place_certificates(root, kept, found)
+    held = certificate.resources.resources
+    notices += _declared_versus_held(root, held, parent)
+    limits: dict[str, Resources] = {root.name: held}
+    cas: list[CaIntent] = []
+    for ca in desired.cas:
+        if ca is root:
+            resources = held
+        else:
+            limit = limits[ca.parent or ""]
+            resources = ca.resources.subtract(ca.resources.subtract(limit))
+        limits[ca.name] = resources
+        covered = [resources.holds_prefix(r.prefix) for r in ca.roas]  # one pass: a CA has thousands
+        kept_roas = tuple(r for r, held_here in zip(ca.roas, covered, strict=True) if held_here)
+        notices += (
+            _left_out(ca, roa, resources, parent)
+            for roa, held_here in zip(ca.roas, covered, strict=True)
+            if not held_here
+        )
+        changes: dict[str, object] = {}
+        if resources != ca.resources:
+            changes["resources"] = resources
+        if len(kept_roas) != len(ca.roas):
+            changes["roas"] = kept_roas
+        if ca is root:
+            changes["certificate_uris"] = tuple((c.generation, c.uri) for c in (kept.certified, *kept.staged))
+        cas.append(dataclasses.replace(ca, **changes) if changes else ca)  # type: ignore[arg-type]
+    return dataclasses.replace(desired, cas=tuple(cas)), tuple(notices)
+
+
+def expiry_notices(desired: DesiredState, found: PublishedState, now: datetime) -> list[Notice]:
+    """When the certificate the parent issued for our active key nears its end (the plan's ``now``):
+    the parent renews it when asked, and apply (or the loop) asks well before."""
+    root = desired.external_root
+    if root is None or root.upstream is None:
+        return []
+    certificates = [
+        found.certificate(layout.certificate_path(root, g)) for g in range(1, root.key_generation + 1)
+    ]
+    ends = [c.not_after for c in certificates if isinstance(c, rc.ResourceCertificate)]
+    if not ends:
+        return []
+    last = max(ends)  # the newest key's: during a roll, the one that goes on
+    left, renew = last - now, desired.timing.certificate_renew_before
+    if left >= renew:
+        return []
+    severity = Severity.CRITICAL if left < renew / 4 else Severity.WARNING
+    parent = root.upstream.response.parent_handle
+    message = (
+        f"the certificate parent {parent} issued ends {last:%Y-%m-%dT%H:%M:%SZ} ({describe_delta(left)} "
+        "from now): apply or the reconcile loop asks for a new one; if the parent does not renew it, ask "
+        "the registry"
+    )
+    return [Notice("expiry", severity, root.name, message, last)]
+
+
+def _place_certificates(root: CaIntent, kept: UpstreamState, found: PublishedState) -> None:
+    """Exactly the certificates the parent lists for our keys, whatever our local copy kept at those
+    paths: a revoked key's certificate left there would keep its key roll from ending."""
+    listed = {c.generation: c for c in (kept.certified, *kept.staged) if c is not None}
+    for generation in range(1, root.key_generation + 1):
+        path = layout.certificate_path(root, generation)
+        if generation in listed:
+            found.put(path, listed[generation].der)
+        else:
+            found.drop(path)
+
+
+def _left_out(ca: CaIntent, roa: RoaIntent, held: Resources, parent: str) -> Notice:
+    where = f" ({roa.where})" if roa.where is not None else ""
+    return Notice(
+        KIND,
+        Severity.WARNING,
+        ca.name,
+        f"ROA AS{roa.asn} {prefix_text(roa.prefix)}-{roa.max_length}{where} is not signed: parent {parent} "
+        f"does not certify {prefix_text(roa.prefix)} to {ca.name} (it certifies {held or 'nothing'}); the "
+        "entry stays in the YAML and is signed again once the parent grants the prefix",
+    )
+
+
+def _declared_versus_held(root: CaIntent, held: Resources, parent: str) -> list[Notice]:
+    """The YAML's resources are what the operator expects to hold; the difference is worth a word."""
+    missing = root.resources.subtract(held)
+    extra = held.subtract(root.resources)
+    found = []
+    if missing:
+        found.append(
+            Notice(
+                KIND,
+                Severity.WARNING,
+                root.name,
+                f"parent {parent} does not certify {missing} to {root.name}, which its YAML lists: "
+                "nothing below can use them (an address transfer? ask the registry, or remove them from "
+                "the YAML)",
+            )
+        )
+    if extra:
+        found.append(
+            Notice(
+                KIND,
+                Severity.INFO,
+                root.name,
+                f"parent {parent} also certifies {extra} to {root.name}, which its YAML does not list",
+            )
+        )
+    return found
+
+
+def _peer_notices(root: CaIntent, kept: UpstreamState, parent: str) -> list[Notice]:
+    found = []
+    error = kept.parent.last_error
+    if error is not None:
+        since = kept.parent.last_success
+        last = f"last reached {since:%Y-%m-%dT%H:%M:%SZ}" if since else "never reached"
+        found.append(
+            Notice(
+                KIND,
+                Severity.WARNING,
+                root.name,
+                f"parent {parent}: {kept.parent.failures} failed exchange(s) in a row, {last}; "
+                f"last error: {error.describe()}",
+            )
+        )
+    error = kept.repository.last_error
+    if error is not None:
+        found.append(
+            Notice(
+                KIND,
+                Severity.WARNING,
+                root.name,
+                f"repository: {kept.repository.failures} failed exchange(s) in a row; last error: "
+                f"{error.describe()}; apply sends everything that is missing there once it is reachable",
+            )
+        )
+    return found
