@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import reconciler
-from reconciler import cachefile, clock, faults, layout, published
+from reconciler import cachefile, clock, faults, layout, published, refusals
 from reconciler.apply import audit, lock
 from reconciler.apply.executor import ApplyResult, execute
 from reconciler.desired import load, parse_cache
@@ -822,6 +822,7 @@ def plan_document(
         source=workspace.source,
         # read elsewhere (``--published``): the exchanges are kept on the CA machine, not here
         kept=plan_upstream.observe(workspace.desired) if workspace.local else plan_upstream.Observed(),
+        refused=refusals.read(refusals.path(workspace.desired)) if workspace.local else None,
     )
 
 

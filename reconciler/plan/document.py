@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,9 @@ from reconciler.rpki import cert as rc
 from reconciler.rpki import crl
 from reconciler.rpki.roa import RoaContent
 from reconciler.upstream.state import PeerRecord
+
+if TYPE_CHECKING:
+    from reconciler import refusals  # read by the caller (engine.plan_document)
 
 FORMAT_VERSION = "2.2"
 FORMAT_MAJOR = 2
@@ -117,6 +120,21 @@ class IssuedCertificateDoc(_Doc):
     resources: str
 
 
+class RefusedDoc(_Doc):
+    """A request ``rpkictl serve`` refused, as kept in ``<publication directory>/serve/refused.json``."""
+
+    at: datetime = Field(description="When it was refused (UTC, to the second).")
+    code: str = Field(description="The code sent: an RFC 6492 status (e.g. 1202) or an RFC 8181 error code.")
+    text: str = Field(description="The reason sent (at most 300 characters).")
+    request: str = Field(description="What was asked: list, issue, revoke, publish, or message (unparsed).")
+
+
+_REFUSED_DESCRIPTION = (
+    "The requests 'rpkictl serve' refused lately (the last 5, oldest first), as kept on the CA machine; "
+    "empty when the plan is made from elsewhere (--published)."
+)
+
+
 class ExternalChildDoc(_Doc):
     handle: str = Field(description="The handle the child is declared with (children: in its parent's file).")
     ca: str = Field(description="The parent CA that certifies it over RFC 6492.")
@@ -124,6 +142,7 @@ class ExternalChildDoc(_Doc):
     certificates: list[IssuedCertificateDoc] = Field(
         description="What the CA issued to it, as published when the plan was made (one per key)."
     )
+    refused: list[RefusedDoc] = Field(default_factory=list, description=_REFUSED_DESCRIPTION)
 
 
 class PublisherDoc(_Doc):
@@ -133,6 +152,7 @@ class PublisherDoc(_Doc):
     bytes: int = Field(description="Their total size in bytes.")
     quota_objects: int = Field(description="The most objects it may publish.")
     quota_bytes: int = Field(description="The most bytes it may publish.")
+    refused: list[RefusedDoc] = Field(default_factory=list, description=_REFUSED_DESCRIPTION)
 
 
 class PeerDoc(_Doc):
@@ -201,8 +221,9 @@ class RepositoryDoc(_Doc):
 
 class NoticeDoc(_Doc):
     kind: str = Field(
-        description="key-roll, offline-signing, expiry, or signer-keys (the signers where the plan was made "
-        "hold keys no published certificate shows: apply uses them)."
+        description="key-roll, offline-signing, expiry, signer-keys (the signers where the plan was made "
+        "hold keys no published certificate shows: apply uses them), or serve (the record of the requests "
+        "'rpkictl serve' refused cannot be read)."
     )
     severity: Literal["info", "warning", "critical"]
     ca: str
@@ -417,9 +438,22 @@ def _change(desired: DesiredState, published: PublishedState, change: Change) ->
     )
 
 
-def _publishers(desired: DesiredState, published: PublishedState) -> list[PublisherDoc]:
+def _refused(found: tuple[refusals.Refusal, ...]) -> list[RefusedDoc]:
+    return [RefusedDoc(at=r.at, code=str(r.code), text=r.text, request=r.request) for r in found]
+
+
+def _record_notices(refused: refusals.Kept | None) -> list[NoticeDoc]:
+    """A record of refused requests that cannot be read is shown, not fatal: the plan says so."""
+    if refused is None or refused.problem is None:
+        return []
+    return [NoticeDoc(kind="serve", severity="warning", ca="(serve)", message=refused.problem, due=None)]
+
+
+def _publishers(
+    desired: DesiredState, published: PublishedState, refused: refusals.Kept | None = None
+) -> list[PublisherDoc]:
     """Each declared publisher with what it publishes here now, in rpki.yaml's order: the reviewer sees
-    whose objects every apply carries over, and how close each is to its quota."""
+    whose objects every apply carries over, how close each is to its quota, and what it was refused."""
     held = publishers.by_publisher(published.foreign)
     found = []
     for publisher in desired.publishers:
@@ -432,6 +466,7 @@ def _publishers(desired: DesiredState, published: PublishedState) -> list[Publis
                 bytes=sum(len(published.foreign[path]) for path in paths),
                 quota_objects=publisher.quota.objects,
                 quota_bytes=publisher.quota.size,
+                refused=[] if refused is None else _refused(refused.of_publisher(publisher.handle)),
             )
         )
     return found
@@ -553,9 +588,11 @@ def build(
     base: str | None = None,
     source: SourceDoc | None = None,
     kept: upstream.Observed | None = None,
+    refused: refusals.Kept | None = None,
 ) -> PlanDocument:
     """The plan's document. ``kept``: the states kept of the external parent and the remote repository
-    (``upstream.observe``), for their sections; None leaves them out."""
+    (``upstream.observe``), for their sections; None leaves them out. ``refused``: the record of the
+    requests ``rpkictl serve`` refused, for the external children and publishers (None: none shown)."""
     counts = plan.counts()
     route_impact = None
     if plan.route_changes is not None:
@@ -638,17 +675,21 @@ def build(
                     )
                     for c in e.certificates
                 ],
+                refused=[] if refused is None else _refused(refused.of_child(e.handle)),
             )
             for e in external_children.entries(desired, published)
         ],
-        publishers=_publishers(desired, published),
+        publishers=_publishers(desired, published, refused),
         parent=None if kept is None else _parent(upstream.parent_view(desired, kept)),
         repository=None
         if kept is None
         else _repository(upstream.repository_view(desired, kept, published.files, plan.changes)),
         notices=[
-            NoticeDoc(kind=n.kind, severity=n.severity.value, ca=n.ca, message=n.message, due=n.due)
-            for n in plan.notices
+            *(
+                NoticeDoc(kind=n.kind, severity=n.severity.value, ca=n.ca, message=n.message, due=n.due)
+                for n in plan.notices
+            ),
+            *_record_notices(refused),
         ],
     )
     return doc.model_copy(update={"plan_id": compute_plan_id(doc)})

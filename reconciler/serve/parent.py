@@ -44,7 +44,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from reconciler import clock, engine, identity, layout
+from reconciler import clock, engine, identity, layout, refusals
 from reconciler.apply import audit, child_certificate, lock
 from reconciler.apply.executor import CLOCK_SKEW_MARGIN, ApplyResult, execute
 from reconciler.desired.model import CaIntent, DesiredState, ExternalChild
@@ -189,19 +189,30 @@ class ParentService:
             message = updown.parse(verified.xml, where)
         except ProtocolError as exc:
             refused = updown.ErrorResponse(UNRECOGNIZED, str(exc)[:1000])
-            self._report(handle, "a message", refused)
+            self._report(desired, handle, "a message", refused, now)
             return self.reply(desired, ca, handle, refused, now)
         request = _Request(self, desired, ca, child, body, now)
         try:
             payload = request.answer(message.payload)
         except _Refused as refused:
             payload = refused.response
-        self._report(handle, _ASKED.get(type(message.payload), "a message"), payload)
+        self._report(desired, handle, _ASKED.get(type(message.payload), "a message"), payload, now)
         return self.reply(desired, ca, handle, payload, now)
 
-    def _report(self, handle: str, asked: str, answer: updown.Payload) -> None:
+    def _report(
+        self, desired: DesiredState, handle: str, asked: str, answer: updown.Payload, now: datetime
+    ) -> None:
         """One log line per message: the operator sees a refusal's code and reason where the child's
-        operator cannot show them (the HTTP status of a refusal is 200)."""
+        operator cannot show them (the HTTP status of a refusal is 200); a refusal is also kept for the
+        plan (``refusals``), which never fails the answer."""
+        if isinstance(answer, updown.ErrorResponse):
+            refusal = refusals.Refusal(now, answer.status, answer.description or "", asked.removeprefix("a "))
+            where = refusals.path(desired)
+            try:
+                refusals.add(where, refusals.child(handle), refusal, refusals.declared_children(desired))
+            except OSError as exc:
+                if self.log is not None:
+                    self.log(f"external child {handle}: the refusal could not be kept in {where}: {exc}")
         if self.log is None:
             return
         if isinstance(answer, updown.ErrorResponse):

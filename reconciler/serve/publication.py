@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from reconciler import clock, engine, layout
+from reconciler import clock, engine, layout, refusals
 from reconciler.apply import audit, lock
 from reconciler.desired.model import DesiredState, Publisher
 from reconciler.protocol import publication as rfc8181
@@ -93,6 +93,8 @@ class _Refused(Exception):  # noqa: N818 - internal: a reply, not a failure
     def __init__(self, *errors: rfc8181.ReportError) -> None:
         super().__init__("; ".join(f"{e.code}: {e.text}" for e in errors))
         self.errors = errors
+        #: What the verified message asked (``list``, ``publish``...); None before it is verified.
+        self.asked: str | None = None
 
 
 def _report(code: str, text: str, pdu: rfc8181.Pdu | None = None) -> rfc8181.ReportError:
@@ -320,7 +322,28 @@ class PublicationService:
             reply = self._answer(publisher, body, now)
         except _Refused as refused:
             reply = rfc8181.ErrorReply(refused.errors)
+            if refused.asked is not None:
+                self._remember(publisher, refused, refused.asked, now)
         return self._sign(reply, now)
+
+    def _remember(self, publisher: Publisher, refused: _Refused, asked: str, now: datetime) -> None:
+        """Keep the refusal of a verified message for the plan (``refusals``): its first error's code
+        and text. Never fails the answer. A message that fails verification is not kept: anyone can
+        send one, and it would push the publisher's real refusals out of the record."""
+        first = refused.errors[0]
+        more = len(refused.errors) - 1
+        suffix = f" (and {more} more error{'s' if more != 1 else ''})" if more else ""
+        text = refusals.clean(first.text or "", refusals.TEXT_LIMIT - len(suffix)) + suffix
+        where = refusals.path(self._desired)
+        try:
+            refusals.add(
+                where,
+                refusals.publisher(publisher.handle),
+                refusals.Refusal(now, first.code, text, asked),
+                refusals.declared_publishers(self._desired),
+            )
+        except OSError as exc:
+            self._log(f"publisher {publisher.handle}: the refusal could not be kept in {where}: {exc}")
 
     def _answer(self, publisher: Publisher, body: bytes, now: datetime) -> rfc8181.ReplyMessage:
         where = f"RFC 8181 message from publisher {publisher.handle}"
@@ -329,15 +352,22 @@ class PublicationService:
         except CmsError as exc:
             raise _Refused(_report("bad_cms_signature", str(exc))) from exc
         peer = f"publisher:{publisher.handle}"
+        asked = "message"
         try:
-            query = rfc8181.parse_query(verified.xml, where)
-        except XmlError as exc:  # changes nothing, replayed or not
-            raise _Refused(_report("xml_error", str(exc))) from exc
-        if isinstance(query, rfc8181.ListQuery):
-            self._check_replay(where, self._replay.accept, peer, verified)
-            return self._list(publisher)
-        # a delta's signing time is checked and recorded with its batch, in one write for all of them
-        return self._publish(publisher, query, hashlib.sha256(body).hexdigest(), verified, now)
+            try:
+                query = rfc8181.parse_query(verified.xml, where)
+            except XmlError as exc:  # changes nothing, replayed or not
+                raise _Refused(_report("xml_error", str(exc))) from exc
+            if isinstance(query, rfc8181.ListQuery):
+                asked = "list"
+                self._check_replay(where, self._replay.accept, peer, verified)
+                return self._list(publisher)
+            asked = "publish"
+            # a delta's signing time is checked and recorded with its batch, in one write for all of them
+            return self._publish(publisher, query, hashlib.sha256(body).hexdigest(), verified, now)
+        except _Refused as refused:
+            refused.asked = asked
+            raise
 
     def _check_replay(
         self,

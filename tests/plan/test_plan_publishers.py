@@ -91,6 +91,7 @@ def test_json_lists_the_publisher_with_its_counts_and_quota(publishing: tuple[Sc
             "bytes": size,
             "quota_objects": 500,
             "quota_bytes": 2 * 1024 * 1024,
+            "refused": [],
         }
     ]
 

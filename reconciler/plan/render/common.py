@@ -6,7 +6,15 @@ from collections import Counter
 from datetime import datetime
 
 from reconciler.desired.schema import format_size
-from reconciler.plan.document import ChangeDoc, NoticeDoc, PeerDoc, PlanDocument, RouteChangeDoc
+from reconciler.plan.document import (
+    ChangeDoc,
+    NoticeDoc,
+    PeerDoc,
+    PlanDocument,
+    RefusedDoc,
+    RouteChangeDoc,
+)
+from reconciler.protocol.updown import ERRORS
 
 SYMBOLS = {
     "create-key": "+",
@@ -125,16 +133,29 @@ def external_child_lines(doc: PlanDocument) -> list[str]:
                 f"  certificate for key {cert.key_id} serial {cert.serial}, not after "
                 f"{cert.not_after:%Y-%m-%dT%H:%M:%SZ}: {cert.resources}"
             )
+        lines += [refused_line(r) for r in child.refused]
     return lines
 
 
+def refused_line(refused: RefusedDoc) -> str:
+    """A request ``rpkictl serve`` refused: when, what was asked, the code (with its RFC 6492 meaning)
+    and the reason sent; indented under its child or publisher."""
+    meaning = ERRORS.get(int(refused.code)) if refused.code.isdigit() else None
+    code = f"{refused.code} ({meaning})" if meaning else refused.code
+    return f"  refused {_at(refused.at)}: {refused.request} -> {code}: {refused.text}"
+
+
 def publisher_lines(doc: PlanDocument) -> list[str]:
-    """Each external publisher (RFC 8181): what it publishes here now, of its quota, and where."""
-    return [
-        f"{p.handle}: {p.objects} object{'s' if p.objects != 1 else ''}, {p.bytes} bytes "
-        f"(quota {p.quota_objects} objects, {format_size(p.quota_bytes)}) in {p.sia_base}"
-        for p in doc.publishers
-    ]
+    """Each external publisher (RFC 8181): what it publishes here now, of its quota, and where; then the
+    requests it was refused lately, indented."""
+    lines = []
+    for p in doc.publishers:
+        lines.append(
+            f"{p.handle}: {p.objects} object{'s' if p.objects != 1 else ''}, {p.bytes} bytes "
+            f"(quota {p.quota_objects} objects, {format_size(p.quota_bytes)}) in {p.sia_base}"
+        )
+        lines += [refused_line(r) for r in p.refused]
+    return lines
 
 
 def _at(moment: datetime | None) -> str:

@@ -253,7 +253,10 @@ def _head(doc: PlanDocument) -> list[str]:
         ]
     if doc.publishers:
         parts += ["", "#### Publishers", ""]
-        parts += [f"- {_cell(line)}" for line in publisher_lines(doc)]
+        parts += [
+            f"  - {_cell(line.strip())}" if line.startswith(" ") else f"- {_cell(line)}"
+            for line in publisher_lines(doc)
+        ]
     for title, lines in (("Parent", parent_lines(doc)), ("Repository", repository_lines(doc))):
         if lines:
             parts += ["", f"#### {title}", ""]
