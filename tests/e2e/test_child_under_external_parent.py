@@ -38,6 +38,7 @@ from tests.upstream.child_world import (
     connect,
     declare_child,
     make_child,
+    wait_for_the_signing_clock,
 )
 
 FIRST = frozenset(
@@ -149,6 +150,7 @@ def test_a_ca_under_an_external_parent_through_its_life(
         relying.see_exactly(WITHIN, "after the shrink")
 
         # -- the child's whole local state is lost: rebuilt from Git, the keys, the parent, the repository
+        wait_for_the_signing_clock(child.root / "published")
         shutil.rmtree(child.root / "published")
         said = child.apply()
         assert "asked parent" not in said, said  # the parent lists the certificate of our key: taken up

@@ -10,9 +10,12 @@ its repository only through the RFC 8183 files exchanged the way operators excha
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.published import PublishedState, read
@@ -151,3 +154,19 @@ def child_vrps(parent: Scratch) -> frozenset[tuple[int, str, int]]:
             assert summary is not None and not isinstance(summary, Unreadable), path
             found |= {(summary.asn, prefix, length) for prefix, length in summary.prefixes}
     return frozenset(found)
+
+
+def wait_for_the_signing_clock(published: Path) -> None:
+    """Sleep until the clock has passed the last signing time of every message the CA sent. Messages to
+    one peer are signed a second apart, so a burst of runs signs ahead of the clock; the record of how
+    far is in the directory a test is about to lose, and a rebuilt CA signing at the clock's time would
+    be refused as a replay until the clock catches up (a real rebuild takes longer than that)."""
+    record = published / "upstream" / "replay.json"
+    times = json.loads(record.read_text())["last_signing_time"]
+    sent = [
+        datetime.fromisoformat(t.replace("Z", "+00:00")) for p, t in times.items() if p.startswith("sent:")
+    ]
+    if sent:
+        left = (max(sent) - datetime.now(UTC)).total_seconds() + 1.1
+        if left > 0:
+            time.sleep(left)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 
 from reconciler.protocol import bpki, oob
@@ -21,6 +20,7 @@ from tests.docs.sandbox import Sandbox
 from tests.docs.scenarios import scenario
 from tests.helpers import Scratch
 from tests.serve.remote_child import oob_files, serve_process
+from tests.upstream.child_world import wait_for_the_signing_clock
 
 PAGE = "docs/under-a-registry.md"
 HANDLE = "acme"
@@ -151,10 +151,8 @@ def under_a_registry(sandbox: Sandbox) -> None:
         assert "sent 3 publish and 0 withdraw in one message" in resent, resent
         assert "it held 0 objects" in resent, resent
 
-        # 8. the local directory is lost: plan shows the CA as new, apply rebuilds it. Messages sent within
-        # one second are signed a second apart, ahead of the clock, and the record of the last one goes
-        # with the directory: a machine rebuilt takes longer than the clock needs to catch up.
-        time.sleep(3.1)
+        # 8. the local directory is lost: plan shows the CA as new, apply rebuilds it
+        wait_for_the_signing_clock(root / "published")
         sandbox.prepare("rm -rf published")
         lost = sandbox.run("rpkictl plan state", expect=2).stdout
         assert "no certificate from parent online yet" in lost, lost
