@@ -55,13 +55,7 @@ def fetch(uri: str, rsync_base: str, entry: Entry, timeout: float) -> Path:
             # here has the same size and mtime, and would otherwise be linked from that stale copy
             "--checksum",
             "--delete",
-            "--no-motd",
-            f"--timeout={seconds}",
-            f"--contimeout={seconds}",
-            "--no-links",
-            "--no-specials",
-            "--no-devices",
-            f"--max-size={LARGEST_OBJECT}",
+            *_guarded(seconds),
             "--chmod=Du=rwx,go=,Fu=rw,go=",
         ]
         if cached is not None:
@@ -91,13 +85,7 @@ def fetch_object(uri: str, destination: Path, timeout: float) -> bytes:
     command = [
         program,
         "-t",
-        "--no-motd",
-        f"--timeout={seconds}",
-        f"--contimeout={seconds}",
-        "--no-links",
-        "--no-specials",
-        "--no-devices",
-        f"--max-size={LARGEST_OBJECT}",
+        *_guarded(seconds),
         "--chmod=Fu=rw,go=",
     ]
     _run([*command, uri, str(destination)], uri, timeout * WHOLE_TRANSFER)
@@ -105,6 +93,21 @@ def fetch_object(uri: str, destination: Path, timeout: float) -> bytes:
     if found is None or not stat.S_ISREG(found.st_mode):
         raise RemoteError(f"cannot read {uri}: the repository has no such object")
     return destination.read_bytes()
+
+
+def _guarded(seconds: int) -> list[str]:
+    """What every fetch takes of a repository run by someone else: regular files of at most the largest
+    RPKI object's size -- no link, device or special file -- with time limits on connecting and on
+    silence."""
+    return [
+        "--no-motd",
+        f"--timeout={seconds}",
+        f"--contimeout={seconds}",
+        "--no-links",
+        "--no-specials",
+        "--no-devices",
+        f"--max-size={LARGEST_OBJECT}",
+    ]
 
 
 def _run(command: list[str], uri: str, limit: float) -> None:
