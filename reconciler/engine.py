@@ -310,13 +310,19 @@ def finish_parent_roll(workspace: Workspace, the_plan: Plan, now: datetime) -> l
     """After a key roll's activation is published (the plan's, and :func:`publish_remote` done): ask
     the external parent to revoke the retired keys (``upstream.parent.revoke_retired``)."""
     root = workspace.desired.external_root
-    roll = the_plan.key_plans.get(root.name) if root is not None else None
-    if root is None or roll is None or not roll.retired:
+    if root is None:
+        return []
+    retired = {
+        ca.name: roll.retired
+        for ca in workspace.desired.cas
+        if ca.external and (roll := the_plan.key_plans.get(ca.name)) is not None and roll.retired
+    }
+    if not retired:
         return []
     from reconciler.upstream import parent as upstream_parent  # noqa: PLC0415 - HTTP loads only to use it
 
     signer = workspace.signers[root.signer]
-    ended = upstream_parent.revoke_retired(workspace.desired, root, signer, roll.retired, now)
+    ended = upstream_parent.revoke_retired(workspace.desired, root, signer, retired, now)
     for said in ended.requested:
         _audit_exchange(workspace.desired, "parent-revoked", said, ca=root.name)
     return [*ended.requested, *ended.warnings]

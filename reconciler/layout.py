@@ -5,6 +5,8 @@ rebuilt at the very same URIs:
 
     <rsync_base><ta>.cer                 the trust anchor's self-signed certificate (the TAL points here)
     <rsync_base><ca>/                    each CA's repository (its certificate's caRepository)
+    <rsync_base><ca>_class-<class>/      ... of the CA signing under a further resource class of an
+                                         external parent (``upstream.classes``)
     <rsync_base><ca>/<KEYID>.mft|.crl    its manifest and CRL, named after the CA key's identifier
     <rsync_base><ca>/<child>.cer         certificates it issued to child CAs (key generation 1)
     <rsync_base><ca>/<child>_g<N>.cer    ... for the child's key generation N (both during a key roll)
@@ -40,8 +42,9 @@ def publisher_repository(handle: str) -> str:
 
 
 def key_label(ca: str, generation: int) -> str:
-    """The label of a CA's key in its signer, and the stem of the certificate for that key. CA names
-    have no '_', so ``<ca>_g<N>`` can never be another CA's name."""
+    """The label of a CA's key in its signer, and the stem of the certificate for that key. Declared CA
+    names have no '_', and the one CA name with '_' is ``<ca>_class-<class>`` (``upstream.classes``), so
+    ``<ca>_g<N>`` can never be another CA's name."""
     return ca if generation == 1 else f"{ca}_g{generation}"
 
 

@@ -367,6 +367,14 @@ class Resources:
             self.asn.subtract(other.asn), self.ipv4.subtract(other.ipv4), self.ipv6.subtract(other.ipv6)
         )
 
+    def union(self, other: Resources) -> Resources:
+        """What either holds (the resources of several resource classes together)."""
+        return Resources(
+            AsnSet.of((*self.asn.ranges, *other.asn.ranges)),
+            IpSet.of(4, (*self.ipv4.ranges, *other.ipv4.ranges)),
+            IpSet.of(6, (*self.ipv6.ranges, *other.ipv6.ranges)),
+        )
+
     def ip(self, afi: Afi) -> IpSet:
         return self.ipv4 if afi == 4 else self.ipv6
 

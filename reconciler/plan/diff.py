@@ -556,10 +556,15 @@ class _Planner:
     def plan_orphans(self) -> None:
         """Files outside every desired CA's directory: a removed CA's repository, or junk at the top."""
         names = {ca.name for ca in self.desired.cas}
-        root = self.desired.trust_anchor
-        # the trust anchor's certificate; or those of the keys of the CA under an external parent, which
-        # it publishes itself and the read publication holds for the planner (``upstream.effective``)
-        certificates = {layout.certificate_path(root, g) for g in range(1, root.key_generation + 1)}
+        # the trust anchor's certificate; or those of the keys of the CAs under an external parent (one
+        # per resource class), which it publishes itself and the read publication holds for the planner
+        # (``upstream.effective``)
+        certificates = {
+            layout.certificate_path(root, g)
+            for root in self.desired.cas
+            if root.parent is None
+            for g in range(1, root.key_generation + 1)
+        }
         for path in sorted(self.published.files):
             top = path.split("/", 1)[0]
             if "/" in path and top in names:

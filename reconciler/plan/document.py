@@ -31,7 +31,7 @@ from reconciler.upstream.state import PeerRecord
 if TYPE_CHECKING:
     from reconciler import refusals  # read by the caller (engine.plan_document)
 
-FORMAT_VERSION = "2.2"
+FORMAT_VERSION = "2.3"
 FORMAT_MAJOR = 2
 
 
@@ -172,6 +172,11 @@ class ResourceClassDoc(_Doc):
     name: str = Field(description="The class name the parent gave.")
     entitled: str = Field(description="The resources the parent lists for us in it.")
     not_after: datetime = Field(description="The latest end the parent can give a certificate in it.")
+    ca: str | None = Field(
+        default=None,
+        description="Our CA that signs under it: the CA for the first class, '<ca>_class-<class>' for "
+        "each further one; null while it holds no certificate of ours.",
+    )
 
 
 class ParentCertificateDoc(_Doc):
@@ -194,9 +199,15 @@ class ParentDoc(_Doc):
     )
     classes: list[ResourceClassDoc]
     certified: ParentCertificateDoc | None = Field(description="The certificate it issued for our key.")
-    entitled_not_certified: str = Field(description="In the class but not in the certificate ('' if none).")
+    other_certificates: list[ParentCertificateDoc] = Field(
+        default_factory=list,
+        description="The certificates it issued for the keys of our CAs of its further resource classes.",
+    )
+    entitled_not_certified: str = Field(
+        description="In a class but not in its certificate, over every class ('' if none)."
+    )
     certified_not_entitled: str = Field(
-        description="In the certificate but no longer in the class ('' if none)."
+        description="In a certificate but no longer in its class, over every class ('' if none)."
     )
     new_certificate: bool = Field(description="Apply asks the parent for a new certificate.")
     contact: PeerDoc
@@ -495,23 +506,26 @@ def _parent(view: upstream.ParentView | None) -> ParentDoc | None:
         listed_at=view.listed_at,
         list_sha256=view.list_sha256,
         classes=[
-            ResourceClassDoc(name=c.name, entitled=str(c.entitled), not_after=c.not_after)
+            ResourceClassDoc(name=c.name, entitled=str(c.entitled), not_after=c.not_after, ca=c.ca)
             for c in view.classes
         ],
-        certified=None
-        if mine is None
-        else ParentCertificateDoc(
-            class_name=mine.class_name,
-            uri=mine.uri,
-            resources=str(mine.resources),
-            not_before=mine.not_before,
-            not_after=mine.not_after,
-            key_id=mine.key_id.hex(),
-        ),
+        certified=None if mine is None else _certificate(mine),
+        other_certificates=[_certificate(c) for c in view.others],
         entitled_not_certified=str(view.entitled_not_certified) if view.entitled_not_certified else "",
         certified_not_entitled=str(view.certified_not_entitled) if view.certified_not_entitled else "",
         new_certificate=mine is None or bool(view.entitled_not_certified or view.certified_not_entitled),
         contact=_peer(view.peer),
+    )
+
+
+def _certificate(view: upstream.CertifiedView) -> ParentCertificateDoc:
+    return ParentCertificateDoc(
+        class_name=view.class_name,
+        uri=view.uri,
+        resources=str(view.resources),
+        not_before=view.not_before,
+        not_after=view.not_after,
+        key_id=view.key_id.hex(),
     )
 
 

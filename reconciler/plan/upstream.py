@@ -27,7 +27,8 @@ from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
 from reconciler.upstream import state as stored
 from reconciler.upstream import tree as upstream_tree
-from reconciler.upstream.state import PeerRecord, PublishedCount, UpstreamState
+from reconciler.upstream.classes import holdings, pending, signing
+from reconciler.upstream.state import Certified, PeerRecord, PublishedCount, UpstreamState
 
 #: Actions that put an object at the repository, and those that take one away.
 _PUBLISH = frozenset({Action.ISSUE, Action.REISSUE, Action.RENEW})
@@ -50,6 +51,7 @@ class ClassView:
     name: str
     entitled: Resources
     not_after: datetime
+    ca: str | None = None  # our CA that signs under it (None: no certificate in it yet)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class ParentView:
     entitled_not_certified: Resources
     certified_not_entitled: Resources
     peer: PeerRecord
+    #: The certificates of the CAs of the further resource classes (``upstream.classes``).
+    others: tuple[CertifiedView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,25 +138,19 @@ def parent_view(desired: DesiredState, observed: Observed) -> ParentView | None:
             f"{where}: the kept list_response cannot be read ({exc}); move the file away, and the next "
             "apply asks the parent again"
         ) from exc
-    classes = tuple(ClassView(c.class_name, c.resources, c.not_after) for c in listed)
-    certified = None
-    entitled = Resources()
-    held = Resources()
-    if kept.certified is not None:
-        found = rc.decode(kept.certified.der, where=f"the certificate kept in {where}")
-        held = found.resources.resources
-        certified = CertifiedView(
-            kept.certified.class_name,
-            kept.certified.uri,
-            held,
-            found.not_before,
-            found.not_after,
-            found.key_id,
-        )
-    own = [c for c in classes if certified is not None and c.name == certified.class_name]
-    usable = own or [c for c in classes if c.entitled]
-    if usable:
-        entitled = usable[0].entitled
+    try:
+        found = holdings(kept)
+    except rc.CertificateError as exc:
+        raise stored.StateError(
+            f"{where}: a certificate kept cannot be read ({exc}); move the file away, and the next apply "
+            "asks the parent again"
+        ) from exc
+    names = {c.class_name: name for name, c in signing(root.name, kept)}
+    classes = tuple(
+        ClassView(c.class_name, c.resources, c.not_after, names.get(c.class_name)) for c in listed
+    )
+    views = [_certified_view(c) for _, c in signing(root.name, kept)]
+    entitled, lost = pending(found)
     return ParentView(
         ca=root.name,
         handle=response.parent_handle,
@@ -160,10 +158,23 @@ def parent_view(desired: DesiredState, observed: Observed) -> ParentView | None:
         listed_at=kept.listed_at,
         list_sha256=list_digest(kept),
         classes=classes,
-        certified=certified,
-        entitled_not_certified=entitled.subtract(held),
-        certified_not_entitled=held.subtract(entitled),
+        certified=views[0] if views else None,
+        entitled_not_certified=entitled,
+        certified_not_entitled=lost,
         peer=kept.parent,
+        others=tuple(views[1:]),
+    )
+
+
+def _certified_view(certified: Certified) -> CertifiedView:
+    found = rc.decode(certified.der, where=certified.uri)
+    return CertifiedView(
+        certified.class_name,
+        certified.uri,
+        found.resources.resources,
+        found.not_before,
+        found.not_after,
+        found.key_id,
     )
 
 

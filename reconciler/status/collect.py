@@ -41,7 +41,9 @@ def _depths(desired: DesiredState) -> list[tuple[CaIntent, int]]:
         for child in sorted(desired.children(ca.name), key=lambda c: c.name):
             visit(child, depth + 1)
 
-    visit(desired.trust_anchor, 0)
+    for root in desired.cas:
+        if root.parent is None:  # the trust anchor; or the CAs under an external parent, one per class
+            visit(root, 0)
     return ordered
 
 

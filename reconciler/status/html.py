@@ -263,8 +263,13 @@ def _parent(report: StatusReport) -> str:
     if cert is None:
         certified = '<span class="badge critical">none</span>'
     else:
-        ends = when(cert.not_after, now) if cert.not_after else "unreadable"
-        certified = escape(f"class {cert.class_name}, not after {ends}; {cert.resources}; {cert.uri}")
+        certified = "<br>".join(
+            escape(
+                f"class {c.class_name}, not after {when(c.not_after, now) if c.not_after else 'unreadable'}; "
+                f"{c.resources}; {c.uri}"
+            )
+            for c in (cert, *parent.other_certificates)
+        )
     entitled = "<br>".join(
         escape(f"class {e.class_name}: {e.resources or 'nothing'}, until {when(e.not_after, now)}")
         for e in parent.entitlements

@@ -177,6 +177,10 @@ class ExternalParentStatus(_Doc):
     next_contact: datetime | None = Field(description="When the reconcile loop asks the parent again.")
     listed_at: datetime | None = Field(description="When its kept list_response was received.")
     certificate: ParentCertificate | None = Field(description="null: the parent has issued none for our key.")
+    other_certificates: list[ParentCertificate] = Field(
+        default_factory=list,
+        description="The certificates of the CAs of its further resource classes ('<ca>_class-<class>').",
+    )
     entitlements: list[Entitlement] = Field(description="The resource classes of its last list_response.")
     entitled_not_certified: str = Field(
         description="What the classes grant that the certificate does not hold yet ('' when nothing)."

@@ -270,11 +270,12 @@ def _upstream(w: _Writer, report: StatusReport) -> None:
     )
     w.gauge(
         "rpki_parent_certificate_expiry_timestamp_seconds",
-        "notAfter of the certificate the external parent issued for the CA's key.",
+        "notAfter of the certificate the external parent issued for the CA's key, per resource class.",
         [
-            ({**key, "class": p.certificate.class_name}, _ts(p.certificate.not_after))
+            ({**key, "class": c.class_name}, _ts(c.not_after))
             for key, p in labels
-            if p.certificate is not None and p.certificate.not_after is not None
+            for c in ((p.certificate, *p.other_certificates) if p.certificate is not None else ())
+            if c.not_after is not None
         ],
     )
     w.gauge(

@@ -217,6 +217,9 @@ def _parent_table(report: StatusReport) -> Table:
     else:
         ends = left(cert.not_after, now) if cert.not_after else "unreadable"
         certified = Text(f"class {cert.class_name}, {ends}\n{cert.resources or 'no resources'}")
+        for other in parent.other_certificates:
+            ends = left(other.not_after, now) if other.not_after else "unreadable"
+            certified.append(f"\nclass {other.class_name}, {ends}\n{other.resources or 'no resources'}")
     classes = [f"class {e.class_name}: {e.resources or 'nothing'}" for e in parent.entitlements]
     entitled = Text("\n".join(classes)) if classes else Text("not listed yet", style="dim")
     if parent.entitlement_pending:

@@ -21,7 +21,7 @@ from reconciler.health import Finding
 from reconciler.plan.diff import describe_delta
 from reconciler.plan.model import Notice, Severity
 from reconciler.protocol.errors import ProtocolError
-from reconciler.resources import AsnSet, IpSet, Resources
+from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
 from reconciler.status.model import (
     Entitlement,
@@ -35,8 +35,9 @@ from reconciler.status.model import (
     SentMessage,
 )
 from reconciler.upstream import state as stored
+from reconciler.upstream.classes import holdings, pending, signing
 from reconciler.upstream.effective import KIND
-from reconciler.upstream.state import LastError, PeerRecord, StateError, UpstreamState
+from reconciler.upstream.state import Certified, LastError, PeerRecord, StateError, UpstreamState
 from reconciler.upstream.state import classes as stored_classes
 
 #: The kind of the plan's notice about the end of the certificate from the external parent.
@@ -51,14 +52,6 @@ def _error(error: LastError | None) -> ExchangeError | None:
     if error is None:
         return None
     return ExchangeError(code=error.code, text=error.text, at=error.at, description=error.describe())
-
-
-def _union(a: Resources, b: Resources) -> Resources:
-    return Resources(
-        AsnSet.of((*a.asn.ranges, *b.asn.ranges)),
-        IpSet.of(4, (*a.ipv4.ranges, *b.ipv4.ranges)),
-        IpSet.of(6, (*a.ipv6.ranges, *b.ipv6.ranges)),
-    )
 
 
 def _text(resources: Resources) -> str:
@@ -104,16 +97,13 @@ class _Parent:
             )
             return []
         for item in found:
-            self.entitled = _union(self.entitled, item.resources)
+            self.entitled = self.entitled.union(item.resources)
         return [
             Entitlement(class_name=c.class_name, resources=_text(c.resources), not_after=c.not_after)
             for c in found
         ]
 
-    def certificate(self) -> tuple[ParentCertificate | None, rc.ResourceCertificate | None]:
-        certified = self.kept.certified
-        if certified is None:
-            return None, None
+    def certificate(self, certified: Certified) -> tuple[ParentCertificate, rc.ResourceCertificate | None]:
         try:
             found = rc.decode(certified.der, where=f"the certificate parent {self.handle} issued")
         except rc.CertificateError as exc:
@@ -133,6 +123,13 @@ class _Parent:
         )
         return shown, found
 
+    def pending(self) -> tuple[Resources, Resources]:
+        """Over every class: what it entitles us to and its certificate does not hold, and the reverse."""
+        try:
+            return pending(holdings(self.kept))
+        except (ProtocolError, rc.CertificateError):
+            return Resources(), Resources()  # said by classes() and certificate()
+
     def check_missing(self) -> None:
         error = self.kept.parent.last_error
         if error is not None:
@@ -150,7 +147,7 @@ class _Parent:
             f"and relying parties validate nothing of it; {why}",
         )
 
-    def check_expiry(self, ends: datetime) -> None:
+    def check_expiry(self, ends: datetime, ca: str) -> None:
         left = ends - self.now
         renew = self.desired.timing.certificate_renew_before
         if left >= max(self.warn, renew):
@@ -164,14 +161,12 @@ class _Parent:
         window = f", inside the renewal window of {describe_delta(renew)}" if left < renew else ""
         self.note(
             severity,
-            f"the certificate of {self.ca.name} {state} ({_stamp(ends)}){window}: every exchange asks the "
+            f"the certificate of {ca} {state} ({_stamp(ends)}){window}: every exchange asks the "
             "parent for a later one ('rpkictl apply' now, or the reconcile loop); if it does not renew "
             "it, ask the registry",
         )
 
-    def check_entitlement(self, held: Resources) -> tuple[Resources, Resources]:
-        gained = self.entitled.subtract(held)
-        lost = held.subtract(self.entitled)
+    def check_entitlement(self, gained: Resources, lost: Resources) -> None:
         if gained or lost:
             parts = [f"entitled to {gained} it does not hold"] if gained else []
             parts += [f"holding {lost} no longer entitled"] if lost else []
@@ -181,7 +176,6 @@ class _Parent:
                 f"({'; '.join(parts)}): the next exchange with the parent asks for one that does "
                 "('rpkictl apply' now, or the reconcile loop)",
             )
-        return gained, lost
 
     def check_exchange(self) -> None:
         record = self.kept.parent
@@ -197,14 +191,22 @@ class _Parent:
     def status(self) -> ExternalParentStatus:
         assert self.ca.upstream is not None  # noqa: S101 - see __init__
         entitlements = self.classes()
-        shown, found = self.certificate()
-        gained = lost = Resources()
-        if shown is None:
+        shown: ParentCertificate | None = None
+        others: list[ParentCertificate] = []
+        gained, lost = self.entitled, Resources()
+        if self.kept.certified is None:
             self.check_missing()
-            gained = self.entitled
-        elif found is not None:
-            self.check_expiry(found.not_after)
-            gained, lost = self.check_entitlement(found.resources.resources)
+        else:
+            for name, certified in signing(self.ca.name, self.kept):
+                view, found = self.certificate(certified)
+                if found is not None:
+                    self.check_expiry(found.not_after, name)
+                if shown is None:
+                    shown = view
+                else:
+                    others.append(view)
+            gained, lost = self.pending()
+            self.check_entitlement(gained, lost)
         self.check_exchange()
         record = self.kept.parent
         response = self.ca.upstream.response
@@ -220,6 +222,7 @@ class _Parent:
             next_contact=record.next_contact,
             listed_at=self.kept.listed_at,
             certificate=shown,
+            other_certificates=others,
             entitlements=entitlements,
             entitled_not_certified=_text(gained),
             certified_not_entitled=_text(lost),

@@ -24,9 +24,10 @@ from reconciler.plan.model import Notice, Severity
 from reconciler.published.reader import PublishedState
 from reconciler.resources import Resources, prefix_text
 from reconciler.rpki import cert as rc
+from reconciler.upstream import classes
 from reconciler.upstream import state as stored
-from reconciler.upstream.public import issued_certificate
-from reconciler.upstream.state import UpstreamState
+from reconciler.upstream.public import issued_certificates
+from reconciler.upstream.state import Certified, UpstreamState
 
 #: Notices about what the parent grants, and about the exchanges with it and the repository.
 KIND = "upstream"
@@ -38,18 +39,20 @@ def effective(
     """``desired`` narrowed to what the parent certified, the certificate put into ``found``, and what
     the operator should know. Unchanged for a hierarchy with its own trust anchor. ``public``: the
     publication was read from the repository's public side (``--published``), so nothing is read from
-    the local directory; the certificate is read from the parent's repository (``upstream.public``)."""
+    the local directory; the certificate is read from the parent's repository (``upstream.public``).
+    With several resource classes, the CA of each further class is added after the root
+    (``upstream.classes``)."""
     root = desired.external_root
     if root is None or root.upstream is None:
         return desired, ()
     parent = root.upstream.response.parent_handle
     if public:
-        certified, how = issued_certificate(desired, found)
-        kept = UpstreamState(certified=certified)
+        signing, how = issued_certificates(desired, found)
+        kept = UpstreamState()
         notices = [
             Notice(
                 KIND,
-                Severity.INFO if certified else Severity.WARNING,
+                Severity.INFO if signing else Severity.WARNING,
                 root.name,
                 f"our certificate from parent {parent}: {how}",
             )
@@ -57,7 +60,8 @@ def effective(
     else:
         kept = stored.load(desired.publication.directory, root.name)
         notices = list(_peer_notices(root, kept, parent))
-    if kept.certified is None:
+        signing = classes.signing(root.name, kept)
+    if not signing:
         notices.append(
             Notice(
                 KIND,
@@ -68,85 +72,147 @@ def effective(
             )
         )
         return desired, tuple(notices)
-    certificate = rc.decode(
-        kept.certified.der, where=f"the certificate parent {parent} issued to {root.name}"
-    )
-    _place_certificates(root, kept, found)
-    held = certificate.resources.resources
-    notices += _declared_versus_held(root, held, parent)
-    limits: dict[str, Resources] = {root.name: held}
+    names = {certified.class_name: name for name, certified in signing}
+    issued: dict[str, list[Certified]] = {name: [certified] for name, certified in signing}
+    for certified in kept.staged:
+        if certified.class_name in names:
+            issued[names[certified.class_name]].append(certified)
+    held: dict[str, Resources] = {}
+    for name, certified in signing:
+        certificate = rc.decode(certified.der, where=f"the certificate parent {parent} issued to {name}")
+        held[name] = certificate.resources.resources
+        _place_certificates(dataclasses.replace(root, name=name), issued[name], found)
+    total = Resources()
+    for resources in held.values():
+        total = total.union(resources)
+    notices += _declared_versus_held(root, total, parent)
+    roas = _by_class(root, held, _describe_held(held), parent, notices)
+    limits: dict[str, Resources] = dict(held)
     cas: list[CaIntent] = []
     for ca in desired.cas:
-        if ca is root:
-            resources = held
-        else:
-            limit = limits[ca.parent or ""]
-            resources = ca.resources.subtract(ca.resources.subtract(limit))
-        limits[ca.name] = resources
-        covered = [resources.holds_prefix(r.prefix) for r in ca.roas]  # one pass: a CA has thousands
-        kept_roas = tuple(r for r, held_here in zip(ca.roas, covered, strict=True) if held_here)
-        notices += (
-            _left_out(ca, roa, resources, parent)
-            for roa, held_here in zip(ca.roas, covered, strict=True)
-            if not held_here
+        if ca is not root:
+            cas.append(_below(ca, root.name, held=held, limits=limits, parent=parent, notices=notices))
+            continue
+        cas += (
+            dataclasses.replace(
+                ca,
+                name=name,
+                resources=held[name],
+                roas=roas[name],
+                certificate_uris=tuple(sorted((c.generation, c.uri) for c in issued[name])),
+                children=ca.children if name == root.name else (),
+            )
+            for name in held
         )
-        changes: dict[str, object] = {}
-        if resources != ca.resources:
-            changes["resources"] = resources
-        if len(kept_roas) != len(ca.roas):
-            changes["roas"] = kept_roas
-        if ca is root:
-            changes["certificate_uris"] = tuple((c.generation, c.uri) for c in (kept.certified, *kept.staged))
-        cas.append(dataclasses.replace(ca, **changes) if changes else ca)  # type: ignore[arg-type]
     return dataclasses.replace(desired, cas=tuple(cas)), tuple(notices)
 
 
+def _below(
+    declared: CaIntent,
+    root: str,
+    *,
+    held: dict[str, Resources],
+    limits: dict[str, Resources],
+    parent: str,
+    notices: list[Notice],
+) -> CaIntent:
+    """A local CA below the CAs under the parent, narrowed to what its parent holds; one whose parent is
+    the root goes under the first of them whose certificate covers all its resources."""
+    ca = declared
+    if ca.parent == root:
+        home = next((name for name, resources in held.items() if resources.contains(ca.resources)), root)
+        ca = dataclasses.replace(ca, parent=home) if home != root else ca
+    limit = limits[ca.parent or ""]
+    resources = ca.resources.subtract(ca.resources.subtract(limit))
+    limits[ca.name] = resources
+    covered = [resources.holds_prefix(r.prefix) for r in ca.roas]  # one pass: a CA has thousands
+    kept_roas = tuple(r for r, held_here in zip(ca.roas, covered, strict=True) if held_here)
+    notices += (
+        _left_out(ca, roa, str(resources or "nothing"), parent)
+        for roa, held_here in zip(ca.roas, covered, strict=True)
+        if not held_here
+    )
+    changes: dict[str, object] = {}
+    if resources != ca.resources:
+        changes["resources"] = resources
+    if len(kept_roas) != len(ca.roas):
+        changes["roas"] = kept_roas
+    return dataclasses.replace(ca, **changes) if changes else ca  # type: ignore[arg-type]
+
+
+def _by_class(
+    root: CaIntent, held: dict[str, Resources], described: str, parent: str, notices: list[Notice]
+) -> dict[str, tuple[RoaIntent, ...]]:
+    """The root's ROA entries by the CA that signs them: the first whose certificate covers the prefix;
+    those no certificate covers are left out, each with a notice."""
+    placed: dict[str, list[RoaIntent]] = {name: [] for name in held}
+    order = list(held.items())
+    for roa in root.roas:
+        home = next((name for name, resources in order if resources.holds_prefix(roa.prefix)), None)
+        if home is None:
+            notices.append(_left_out(root, roa, described, parent))
+        else:
+            placed[home].append(roa)
+    return {name: tuple(roas) for name, roas in placed.items()}
+
+
+def _describe_held(held: dict[str, Resources]) -> str:
+    if len(held) == 1:
+        return str(next(iter(held.values())) or "nothing")
+    return "; ".join(f"{name}: {resources or 'nothing'}" for name, resources in held.items())
+
+
 def expiry_notices(desired: DesiredState, found: PublishedState, now: datetime) -> list[Notice]:
-    """When the certificate the parent issued for our active key nears its end (the plan's ``now``):
-    the parent renews it when asked, and apply (or the loop) asks well before."""
+    """When a certificate the parent issued for an active key nears its end (the plan's ``now``): the
+    parent renews it when asked, and apply (or the loop) asks well before."""
     root = desired.external_root
     if root is None or root.upstream is None:
         return []
-    certificates = [
-        found.certificate(layout.certificate_path(root, g)) for g in range(1, root.key_generation + 1)
-    ]
-    ends = [c.not_after for c in certificates if isinstance(c, rc.ResourceCertificate)]
-    if not ends:
-        return []
-    last = max(ends)  # the newest key's: during a roll, the one that goes on
-    left, renew = last - now, desired.timing.certificate_renew_before
-    if left >= renew:
-        return []
-    severity = Severity.CRITICAL if left < renew / 4 else Severity.WARNING
     parent = root.upstream.response.parent_handle
-    message = (
-        f"the certificate parent {parent} issued ends {last:%Y-%m-%dT%H:%M:%SZ} ({describe_delta(left)} "
-        "from now): apply or the reconcile loop asks for a new one; if the parent does not renew it, ask "
-        "the registry"
-    )
-    return [Notice("expiry", severity, root.name, message, last)]
+    notices = []
+    for ca in desired.cas:
+        if not ca.external or ca.parent is not None:
+            continue
+        certificates = [
+            found.certificate(layout.certificate_path(ca, g)) for g in range(1, ca.key_generation + 1)
+        ]
+        ends = [c.not_after for c in certificates if isinstance(c, rc.ResourceCertificate)]
+        if not ends:
+            continue
+        last = max(ends)  # the newest key's: during a roll, the one that goes on
+        left, renew = last - now, desired.timing.certificate_renew_before
+        if left >= renew:
+            continue
+        severity = Severity.CRITICAL if left < renew / 4 else Severity.WARNING
+        message = (
+            f"the certificate parent {parent} issued ends {last:%Y-%m-%dT%H:%M:%SZ} ({describe_delta(left)} "
+            "from now): apply or the reconcile loop asks for a new one; if the parent does not renew it, ask "
+            "the registry"
+        )
+        notices.append(Notice("expiry", severity, ca.name, message, last))
+    return notices
 
 
-def _place_certificates(root: CaIntent, kept: UpstreamState, found: PublishedState) -> None:
-    """Exactly the certificates the parent lists for our keys, whatever our local copy kept at those
-    paths: a revoked key's certificate left there would keep its key roll from ending."""
-    listed = {c.generation: c for c in (kept.certified, *kept.staged) if c is not None}
-    for generation in range(1, root.key_generation + 1):
-        path = layout.certificate_path(root, generation)
-        if generation in listed:
-            found.put(path, listed[generation].der)
+def _place_certificates(ca: CaIntent, listed: list[Certified], found: PublishedState) -> None:
+    """Exactly the certificates the parent lists for the CA's keys, whatever our local copy kept at
+    those paths: a revoked key's certificate left there would keep its key roll from ending."""
+    by_generation = {c.generation: c for c in listed}
+    for generation in range(1, ca.key_generation + 1):
+        path = layout.certificate_path(ca, generation)
+        if generation in by_generation:
+            found.put(path, by_generation[generation].der)
         else:
             found.drop(path)
 
 
-def _left_out(ca: CaIntent, roa: RoaIntent, held: Resources, parent: str) -> Notice:
+def _left_out(ca: CaIntent, roa: RoaIntent, held: str, parent: str) -> Notice:
     where = f" ({roa.where})" if roa.where is not None else ""
     return Notice(
         KIND,
         Severity.WARNING,
         ca.name,
         f"ROA AS{roa.asn} {prefix_text(roa.prefix)}-{roa.max_length}{where} is not signed: parent {parent} "
-        f"does not certify {prefix_text(roa.prefix)} to {ca.name} (it certifies {held or 'nothing'}); the "
+        f"does not certify {prefix_text(roa.prefix)} to {ca.name} (it certifies {held}); the "
         "entry stays in the YAML and is signed again once the parent grants the prefix",
     )
 

@@ -14,33 +14,30 @@ from __future__ import annotations
 from reconciler.desired.model import DesiredState
 from reconciler.plan.model import Gate
 from reconciler.resources import Resources, prefix_text
-from reconciler.rpki import cert as rc
-from reconciler.upstream.state import UpstreamState, classes
+from reconciler.upstream.classes import holdings, pending
+from reconciler.upstream.state import UpstreamState
 
 RULE = "parent-shrink"
 
 
-def taken_away(kept: UpstreamState) -> Resources | None:
-    """What our certificate holds and the parent's kept list no longer entitles us to (None: nothing)."""
-    if kept.certified is None:
-        return None
-    granted = next((c for c in classes(kept) if c.class_name == kept.certified.class_name), None)
-    if granted is None:
-        return None
-    held = rc.decode(kept.certified.der, where=kept.certified.uri).resources.resources
-    removed = held.subtract(granted.resources)
-    return removed or None
+def taken_away(kept: UpstreamState) -> dict[str, Resources]:
+    """By resource class, what our certificate holds and the parent's kept list no longer entitles us
+    to (empty: nothing)."""
+    return {h.class_name: h.lost for h in holdings(kept) if h.lost}
 
 
 def gate(desired: DesiredState, kept: UpstreamState) -> Gate | None:
-    """The gate of asking for the narrower certificate, with the VRPs it takes away (the ROA entries of
-    the CA and the CAs below whose prefix the new entitlement no longer covers)."""
+    """The gate of asking for the narrower certificates, with the VRPs they take away (the ROA entries
+    of the CAs under the parent whose prefix the new entitlements no longer cover)."""
     root = desired.external_root
-    removed = taken_away(kept)
-    if root is None or root.upstream is None or removed is None or kept.certified is None:
+    found = holdings(kept)
+    _, removed = pending(found)
+    if root is None or root.upstream is None or not removed:
         return None
-    held = rc.decode(kept.certified.der, where=kept.certified.uri).resources.resources
-    remaining = held.subtract(removed)
+    held = remaining = Resources()
+    for holding in found:
+        held = held.union(holding.held)
+        remaining = remaining.union(holding.held.subtract(holding.lost))
     items = sorted(
         {
             f"AS{roa.asn} {prefix_text(roa.prefix)} max {roa.max_length}"

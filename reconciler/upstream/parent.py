@@ -4,7 +4,9 @@ One exchange is a ``list``, then -- only when the certificate listed for our key
 resources than the class now grants, names other publication URIs than ours, or is about to expire while
 the parent could give a later end -- an ``issue`` with a fresh PKCS#10 request for the same key, and a
 ``list`` again to keep the parent's own account of what it issued. We never ask for fewer resources than
-the class holds, and never for a certificate of an empty class.
+the class holds, and never for a certificate of an empty class. Each class with resources is signed under
+a CA of its own with a key of its own (``upstream.classes``): the exchange asks for each class's
+certificate in the same way, in one session.
 
 A failed exchange is never taken as lost resources: the last list and certificate stay as they were,
 the error is recorded with its RFC code and text, and the next attempt is put off (five minutes, doubling
@@ -17,7 +19,7 @@ certificate nears its end.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -32,6 +34,7 @@ from reconciler.published.reader import PublishedState
 from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
 from reconciler.signers.base import Signer, SignerError, key_id
+from reconciler.upstream import classes
 from reconciler.upstream import state as stored
 from reconciler.upstream.errors import ParentError
 from reconciler.upstream.state import Certified, LastError, PeerRecord, UpstreamState
@@ -70,7 +73,7 @@ def due(state: UpstreamState, now: datetime, renew_before: timedelta) -> str | N
         return "the parent's entitlements are due to be checked"
     if state.certified is None:
         return None  # waiting for the next attempt after a failure
-    ends = rc.decode(state.certified.der, where=state.certified.uri).not_after
+    ends = min(rc.decode(c.der, where=c.uri).not_after for c in stored.active(state))
     if ends - now < renew_before and state.parent.failures == 0:
         return "our certificate from the parent ends soon"
     return None
@@ -93,11 +96,11 @@ def refresh(
     *,
     timeout: float = TIMEOUT,
     rng: Callable[[], float] = random.random,
-    narrowing: Resources | None = None,
+    narrowing: Mapping[str, Resources] | None = None,
 ) -> Exchange:
-    """Ask the parent of ``ca`` (an external parent) for its list and, when needed, a new certificate;
-    keep what it said. ``narrowing``: the resources an approved ``parent-shrink`` gate lets a new
-    certificate leave out (``upstream.narrowing``). Raises :class:`ParentError` when we end up without a
+    """Ask the parent of ``ca`` (an external parent) for its list and, when needed, new certificates;
+    keep what it said. ``narrowing``: by class, the resources an approved ``parent-shrink`` gate lets a
+    new certificate leave out (``upstream.narrowing``). Raises :class:`ParentError` when we end up without a
     certificate to sign under; a failure while the certificate we hold is still good is a warning of
     the :class:`Exchange`."""
     if ca.upstream is None:
@@ -105,8 +108,9 @@ def refresh(
     directory = desired.publication.directory
     kept = stored.load(directory, ca.name)
     parent = ca.upstream.response.parent_handle
+    first = kept.certified.class_name if kept.certified is not None else None
     try:
-        listed, certified, staged, requested = _talk(desired, ca, signer, now, timeout, narrowing=narrowing)
+        talked = _talk(desired, ca, signer, now, timeout, first=first, narrowing=narrowing or {})
     except (ProtocolError, SignerError, OSError) as exc:
         record = _failed(desired, ca, kept, exc, now)
         if kept.certified is not None and _still_valid(kept.certified, now):
@@ -124,66 +128,74 @@ def refresh(
     kept = replace(
         kept,
         parent=kept.parent.succeeded(now, next_contact(now, rng)),
-        list_response=updown.render(updown.Message(ca.upstream.response.child_handle, parent, listed)),
+        list_response=updown.render(updown.Message(ca.upstream.response.child_handle, parent, talked.listed)),
         listed_at=now,
-        certified=certified,
-        staged=staged,
+        certified=talked.certified,
+        staged=talked.staged,
+        others=talked.others,
     )
     stored.save(directory, ca.name, kept)
-    if certified is None:
+    if talked.certified is None:
         raise ParentError(
             f"parent {parent} grants CA {ca.name} no resources: its list_response has "
-            f"{_describe_classes(listed.classes)}; nothing can be signed under {ca.name} until it "
+            f"{_describe_classes(talked.listed.classes)}; nothing can be signed under {ca.name} until it "
             "grants some (ask the registry to check the resources of your account)"
         )
-    return Exchange(kept, requested)
+    return Exchange(kept, talked.requested)
 
 
 def revoke_retired(
     desired: DesiredState,
     ca: CaIntent,
     signer: Signer,
-    generations: tuple[int, ...],
+    retired: Mapping[str, tuple[int, ...]],
     now: datetime,
     *,
     timeout: float = TIMEOUT,
 ) -> Exchange:
     """The last step of a key roll under an external parent (RFC 6489 §2.2): once what the new key
-    signed is published, ask the parent to revoke the certificates of the retired keys. "No such key" or
+    signed is published, ask the parent to revoke the certificates of the retired keys (``retired``: the
+    generations of each of our CAs under the parent, by name). "No such key" or
     "no such class" (1301, 1302) means it is done already. Returns what was done (``requested``); a
     failure is recorded and returned as a warning -- the roll stays in its activation step, and the next
     apply asks again."""
     directory = desired.publication.directory
     kept = stored.load(directory, ca.name)
-    if ca.upstream is None or not generations or kept.certified is None:
+    if ca.upstream is None or not retired or kept.certified is None:
         return Exchange(kept)
     parent = ca.upstream.response.parent_handle
     said = []
     try:
-        client, keys = _client(desired, ca, signer, now, timeout)
-        for generation in generations:
-            key = keys.get(generation)
-            if key is None:
-                continue
-            try:
-                client.revoke(kept.certified.class_name, key_id(signer.public_key(key)))
-            except UpDownRefused as exc:
-                if exc.kind != "done":
-                    raise
-            said.append(
-                f"key generation {generation} of {ca.name} revoked by parent {parent}: the key roll is done"
-            )
+        client = _client(desired, ca, signer, now, timeout)
+        for certified in stored.active(kept):
+            mine = _class_ca(ca, certified.class_name, kept)
+            keys = _keys(signer, mine, create=False)
+            for generation in retired.get(mine.name, ()):
+                key = keys.get(generation)
+                if key is None:
+                    continue
+                try:
+                    client.revoke(certified.class_name, key_id(signer.public_key(key)))
+                except UpDownRefused as exc:
+                    if exc.kind != "done":
+                        raise
+                said.append(
+                    f"key generation {generation} of {mine.name} revoked by parent {parent}: the key roll "
+                    "is done"
+                )
         listed = client.list()
     except (ProtocolError, SignerError, OSError) as exc:
         record = _failed(desired, ca, kept, exc, now)
         waiting = f"the key roll of {ca.name} waits for parent {parent} to revoke the old key"
         return Exchange(replace(kept, parent=record), warnings=(f"{waiting}: {_describe(record)}",))
-    retired = set(generations)
+    names = {c.class_name: _class_ca(ca, c.class_name, kept).name for c in stored.active(kept)}
     kept = replace(
         kept,
         list_response=updown.render(updown.Message(ca.upstream.response.child_handle, parent, listed)),
         listed_at=now,
-        staged=tuple(c for c in kept.staged if c.generation not in retired),
+        staged=tuple(
+            c for c in kept.staged if c.generation not in retired.get(names.get(c.class_name, ""), ())
+        ),
     )
     stored.save(directory, ca.name, kept)
     return Exchange(kept, requested=tuple(said))
@@ -206,23 +218,45 @@ def _describe(record: PeerRecord) -> str:
 
 def _client(
     desired: DesiredState, ca: CaIntent, signer: Signer, now: datetime, timeout: float
-) -> tuple[UpDownClient, dict[int, bytes]]:
-    """The up-down client under our identity, and the CA's keys by generation (the declared one made
-    when missing: the first key, or the new key of a roll)."""
+) -> UpDownClient:
+    """The up-down client under our identity."""
     assert ca.upstream is not None  # noqa: S101 - callers checked it
+    identity_key, certificate = identity.ensure(signer, ca.name, identity.directory(desired), now)
+    replay = ReplayGuard(desired.publication.directory / stored.STORE / "replay.json")
+    return UpDownClient(
+        ca.upstream.response, signer, identity_key, certificate, replay, timeout=timeout, strict_time=False
+    )
+
+
+def _keys(signer: Signer, ca: CaIntent, *, create: bool = True) -> dict[int, bytes]:
+    """The CA's keys by generation; ``create``: the declared one made when missing (the first key, the
+    new key of a roll, or the key of a class the parent lists for the first time)."""
     keys = {
         g: key
         for g in range(1, ca.key_generation + 1)
         if (key := signer.find_key(layout.key_label(ca.name, g))) is not None
     }
-    if ca.key_generation not in keys:
+    if create and ca.key_generation not in keys:
         keys[ca.key_generation] = signer.create_key(layout.key_label(ca.name, ca.key_generation))
-    identity_key, certificate = identity.ensure(signer, ca.name, identity.directory(desired), now)
-    replay = ReplayGuard(desired.publication.directory / stored.STORE / "replay.json")
-    client = UpDownClient(
-        ca.upstream.response, signer, identity_key, certificate, replay, timeout=timeout, strict_time=False
-    )
-    return client, keys
+    return keys
+
+
+def _class_ca(ca: CaIntent, class_name: str, kept: UpstreamState) -> CaIntent:
+    """The CA of ours that signs under ``class_name``: ``ca`` itself for the class it signs under."""
+    if kept.certified is None or kept.certified.class_name == class_name:
+        return ca
+    return replace(ca, name=classes.ca_name(ca.name, class_name))
+
+
+@dataclass(frozen=True)
+class _Talked:
+    """What one session with the parent ended with."""
+
+    listed: updown.ListResponse
+    certified: Certified | None  # the active key's in the first class
+    others: tuple[Certified, ...]  # the active keys' in the further classes
+    staged: tuple[Certified, ...]  # the other keys' (a roll), in every class
+    requested: tuple[str, ...]
 
 
 def _talk(
@@ -232,42 +266,62 @@ def _talk(
     now: datetime,
     timeout: float,
     *,
-    narrowing: Resources | None = None,
-) -> tuple[updown.ListResponse, Certified | None, tuple[Certified, ...], tuple[str, ...]]:
-    client, keys = _client(desired, ca, signer, now, timeout)
-    ids = {g: key_id(signer.public_key(key)) for g, key in keys.items()}
+    first: str | None,
+    narrowing: Mapping[str, Resources],
+) -> _Talked:
+    client = _client(desired, ca, signer, now, timeout)
     listed = client.list()
-    found = _one_class(listed, ca)
-    if found is None:
-        return listed, None, (), ()
-    roll = _key_plan(desired, ca, ids, found, now)
+    assigned = classes.assign(ca.name, listed.classes, first)
+    if not assigned:
+        return _Talked(listed, None, (), (), ())
+    cas = {item.ca: replace(ca, name=item.ca) for item in assigned}
+    keys = {name: _keys(signer, mine) for name, mine in cas.items()}
+    ids = {name: {g: key_id(signer.public_key(k)) for g, k in found.items()} for name, found in keys.items()}
     notify = desired.publication.notify_uri
-    repo = desired.publication.rsync_base + layout.repository(ca.name)
     reasons: list[str] = []
-    for generation in roll.generations:
-        access = (repo, repo + layout.manifest_name(ids[generation]), notify)
-        mine = _certificate_of(found, ids[generation])
-        why = _request_reasons(desired, found, mine, access, now, narrowing=narrowing)
-        if why:
-            request = csr.build_ca_request(signer, keys[generation], *access)
-            client.issue(updown.IssueRequest(found.class_name, request))
-            label = f"key generation {generation}: " if roll.phase is not None else ""
-            reasons += [label + reason for reason in why]
+    for item in assigned:
+        mine, found = cas[item.ca], item.listed
+        roll = _key_plan(desired, mine, ids[mine.name], found, now)
+        repo = desired.publication.rsync_base + layout.repository(mine.name)
+        for generation in roll.generations:
+            key = ids[mine.name][generation]
+            access = (repo, repo + layout.manifest_name(key), notify)
+            why = _request_reasons(
+                desired,
+                found,
+                _certificate_of(found, key),
+                access,
+                now,
+                narrowing=narrowing.get(found.class_name),
+            )
+            if why:
+                request = csr.build_ca_request(signer, keys[mine.name][generation], *access)
+                client.issue(updown.IssueRequest(found.class_name, request))
+                label = f"key generation {generation}: " if roll.phase is not None else ""
+                label = f"{mine.name}, {label}" if len(assigned) > 1 else label
+                reasons += [label + reason for reason in why]
     if reasons:
         listed = client.list()  # the parent's own account of what it issued, as the next plan reads it
-        found = _one_class(listed, ca)
-        if found is None:
+        assigned = classes.assign(ca.name, listed.classes, first)
+        if not assigned:
             raise ProtocolError("the parent issued a certificate but lists no resource class afterwards")
-        roll = _key_plan(desired, ca, ids, found, now)
-    certificates = {g: c for g in ids if (c := _certificate_of(found, ids[g])) is not None}
-    if roll.active not in certificates:
-        raise ProtocolError(
-            f"parent {ca.upstream.response.parent_handle if ca.upstream else ''} does not list a certificate "
-            f"for the key of {ca.name} (generation {roll.active}) after issuing it"
-        )
-    held = [Certified(found.class_name, c.cert_url, c.der, g) for g, c in sorted(certificates.items())]
-    active = next(c for c in held if c.generation == roll.active)
-    return listed, active, tuple(c for c in held if c is not active), tuple(reasons)
+    active: list[Certified] = []
+    staged: list[Certified] = []
+    for item in assigned:
+        mine, found = cas.get(item.ca) or replace(ca, name=item.ca), item.listed
+        known = ids.get(mine.name, {})
+        roll = _key_plan(desired, mine, known, found, now)
+        certificates = {g: c for g in known if (c := _certificate_of(found, known[g])) is not None}
+        if roll.active not in certificates:
+            raise ProtocolError(
+                f"parent {ca.upstream.response.parent_handle if ca.upstream else ''} does not list a "
+                f"certificate for the key of {mine.name} (generation {roll.active}) in class "
+                f"{found.class_name} after issuing it"
+            )
+        for generation, issued in sorted(certificates.items()):
+            held = Certified(found.class_name, issued.cert_url, issued.der, generation)
+            (active if generation == roll.active else staged).append(held)
+    return _Talked(listed, active[0], tuple(active[1:]), tuple(staged), tuple(reasons))
 
 
 def _key_plan(
@@ -281,18 +335,6 @@ def _key_plan(
         if issued is not None:
             published.put(layout.certificate_path(ca, generation), issued.der)
     return rollover.key_plan(ca, ids, published, now, desired.timing.key_roll_staging)
-
-
-def _one_class(listed: updown.ListResponse, ca: CaIntent) -> updown.ResourceClass | None:
-    """The resource class we sign under; None when the parent grants nothing."""
-    usable = [c for c in listed.classes if c.resources]
-    if len(usable) > 1:
-        raise ProtocolError(
-            f"the parent lists {len(usable)} resource classes with resources "
-            f"({', '.join(c.class_name for c in usable)}); a CA under an external parent signs under one "
-            f"class so far: ask the registry whether the resources of {ca.name} can be held in one class"
-        )
-    return usable[0] if usable else None
 
 
 def _certificate_of(found: updown.ResourceClass, ours: bytes) -> updown.IssuedCertificate | None:

@@ -18,18 +18,45 @@ from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.published.remote_cache import RemoteError
 from reconciler.published.remote_rsync import fetch_object
 from reconciler.rpki import cert as rc
+from reconciler.upstream import classes
 from reconciler.upstream.state import Certified
 
 #: Seconds for fetching the one certificate.
 TIMEOUT = 60.0
 
 
-def issued_certificate(desired: DesiredState, found: PublishedState) -> tuple[Certified | None, str]:
-    """Our certificate from the parent's repository, and how it was found (or why not)."""
+def issued_certificates(
+    desired: DesiredState, found: PublishedState
+) -> tuple[list[tuple[str, Certified]], str]:
+    """Our CAs under the parent (the root first, then the CA of each further resource class that has a
+    directory in the publication read) with the certificate of each one's active key, from the parent's
+    repository, and how they were found (or why not). Without the root's, none."""
     root = desired.external_root
     if root is None:
-        return None, "no CA under an external parent"
-    directory = layout.repository(root.name)
+        return [], "no CA under an external parent"
+    names = sorted(
+        {
+            top
+            for path in found.files
+            if "/" in path and classes.is_class_ca(top := path.split("/", 1)[0], root.name)
+        }
+    )
+    signing: list[tuple[str, Certified]] = []
+    said = []
+    for name in (root.name, *names):
+        certified, how = _issued_certificate(name, found)
+        if certified is None and name == root.name:
+            return [], how
+        if certified is not None:
+            signing.append((name, certified))
+        said.append(how if len(names) == 0 else f"{name}: {how}")
+    return signing, "; ".join(said)
+
+
+def _issued_certificate(name: str, found: PublishedState) -> tuple[Certified | None, str]:
+    """The certificate of CA ``name`` from the parent's repository, and how it was found (or why not).
+    Its ``class_name`` is the CA's name: the class is known only to the CA machine."""
+    directory = layout.repository(name)
     named = []
     for path in sorted(found.files):
         if path.startswith(directory) and path.endswith(".mft"):
@@ -39,14 +66,14 @@ def issued_certificate(desired: DesiredState, found: PublishedState) -> tuple[Ce
                     (manifest.content.number, manifest.signed.ee.aia, manifest.signed.ee.authority_key_id)
                 )
     if not named:
-        return None, f"the publication read holds no manifest of {root.name} naming its certificate"
+        return None, f"the publication read holds no manifest of {name} naming its certificate"
     _, uri, key = max(named)
     try:
         with tempfile.TemporaryDirectory(prefix="rpkictl-issuer-") as scratch:
             der = fetch_object(uri, Path(scratch) / "certificate.cer", TIMEOUT)
         certificate = rc.decode(der, where=uri)
     except (RemoteError, rc.CertificateError) as exc:
-        return None, f"the certificate of {root.name} could not be read from the parent's repository: {exc}"
+        return None, f"the certificate of {name} could not be read from the parent's repository: {exc}"
     if certificate.key_id != key:
-        return None, f"{uri} certifies key {certificate.key_id.hex()}, not {root.name}'s manifest key"
-    return Certified("", uri, der), f"read from the parent's repository ({uri}), as relying parties read it"
+        return None, f"{uri} certifies key {certificate.key_id.hex()}, not {name}'s manifest key"
+    return Certified(name, uri, der), f"read from the parent's repository ({uri}), as relying parties read it"

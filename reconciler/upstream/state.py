@@ -98,14 +98,23 @@ class UpstreamState:
     #: entitlements and every certificate the parent says it issued us.
     list_response: bytes | None = None
     listed_at: datetime | None = None
-    certified: Certified | None = None  # the certificate of our active key
-    #: During a key roll: the certificate of the new key while it is staged (RFC 6489).
+    certified: Certified | None = None  # the certificate of our active key (the CA's first class)
+    #: During a key roll: the certificate of the new key while it is staged (RFC 6489), in every class.
     staged: tuple[Certified, ...] = ()
+    #: The certificates of the active keys of the CAs that sign under the parent's further resource
+    #: classes (``upstream.classes``), in the order of the parent's list.
+    others: tuple[Certified, ...] = ()
     held: PublishedCount = field(default_factory=PublishedCount)
     #: What the repository holds for us (URI -> SHA-256 hex, as its RFC 8181 list says) after the last
     #: message it accepted; None before the first. A plan compares it with the local copy to say what
     #: apply will send without asking the repository.
     listed: dict[str, str] | None = None
+
+
+def active(state: UpstreamState) -> tuple[Certified, ...]:
+    """The certificates of our active keys, one per resource class we sign under (the first class's
+    first)."""
+    return (state.certified, *state.others) if state.certified is not None else state.others
 
 
 def classes(state: UpstreamState) -> tuple[updown.ResourceClass, ...]:
@@ -209,6 +218,7 @@ def _decode(data: dict[str, Any]) -> UpstreamState:
         listed_at=_time(data.get("listed_at")),
         certified=None if certified is None else certificate(certified),
         staged=tuple(certificate(item) for item in data.get("staged") or ()),
+        others=tuple(certificate(item) for item in data.get("others") or ()),
         held=PublishedCount(
             objects=int(held.get("objects", 0)),
             size=int(held.get("size", 0)),

@@ -187,17 +187,21 @@ def parent_lines(doc: PlanDocument) -> list[str]:
     ]
     if parent.listed_at is None:
         lines.append("  not asked yet: apply asks the parent")
+    several = len(parent.classes) > 1
     for found in parent.classes:
+        signer = f" (our CA {found.ca})" if several and found.ca else ""
         lines.append(
             f"  class {found.name}: entitled to {found.entitled or 'nothing'} until {_at(found.not_after)}"
+            f"{signer}"
         )
     mine = parent.certified
     if mine is None:
         lines.append("  no certificate for our key yet: apply asks the parent for one")
     else:
-        lines.append(
-            f"  certified in class {mine.class_name}: {mine.resources or 'nothing'}, from "
-            f"{_at(mine.not_before)} to {_at(mine.not_after)}, key {mine.key_id} ({mine.uri})"
+        lines += (
+            f"  certified in class {c.class_name}: {c.resources or 'nothing'}, from "
+            f"{_at(c.not_before)} to {_at(c.not_after)}, key {c.key_id} ({c.uri})"
+            for c in (mine, *parent.other_certificates)
         )
         if parent.entitled_not_certified:
             lines.append(f"  entitled but not certified: {parent.entitled_not_certified}")
