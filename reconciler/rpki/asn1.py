@@ -80,6 +80,18 @@ class RouteOriginAttestation(core.Sequence):  # RFC 9582 §4
     ]
 
 
+class ASProviders(core.SequenceOf):
+    _child_spec = core.Integer
+
+
+class ASProviderAttestation(core.Sequence):  # draft-ietf-sidrops-aspa-profile §3 (version 1)
+    _fields = [
+        ("version", core.Integer, {"explicit": 0, "default": 0}),
+        ("customerASID", core.Integer),
+        ("providers", ASProviders),
+    ]
+
+
 class FileAndHash(core.Sequence):  # RFC 9286 §4.2
     _fields = [("file", core.IA5String), ("hash", core.BitString)]
 
