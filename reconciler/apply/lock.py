@@ -46,6 +46,7 @@ to replay months of renewals would make every lock look expired, or eternal, to 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -469,11 +470,19 @@ def _pid_namespace() -> str | None:
 def _read(path: Path) -> LockInfo | None:
     """The lock at ``path``; None if there is none. Never raises for bad content: see ``LockInfo.problem``."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read()
-            mtime = os.fstat(handle.fileno()).st_mtime
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # never read a file elsewhere
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise LockError(
+            f"{path} is a symbolic link: a lock is a plain file of this directory; remove the link (and "
+            "find out who put it there)"
+        ) from None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read()
+        mtime = os.fstat(handle.fileno()).st_mtime
     try:
         return LockInfo.from_json(data)
     except ValueError as exc:
@@ -525,10 +534,19 @@ def _guard(directory: Path, wait: float = GUARD_WAIT_SECONDS) -> Iterator[None]:
     microseconds, but a process can be frozen (SIGSTOP, a suspended VM) while it holds it; so it is
     waited for at most ``wait`` seconds, then ``GuardBusyError``: nobody ever hangs behind a frozen one."""
     path = directory / GUARD_NAME
+    nofollow = os.O_NOFOLLOW | os.O_CLOEXEC  # a planted link must not make us create or lock a file elsewhere
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
-    except PermissionError:
-        fd = os.open(path, os.O_RDONLY)  # created by another user: enough for flock on a local disk
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | nofollow, 0o664)
+        except PermissionError:
+            fd = os.open(path, os.O_RDONLY | nofollow)  # another user's: enough for flock on a local disk
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise LockError(
+            f"{path} is a symbolic link: the lock's guard must be a plain file of this directory; remove "
+            "the link (and find out who put it there)"
+        ) from None
     try:
         deadline = time.monotonic() + wait
         while True:

@@ -299,3 +299,28 @@ def test_two_processes_never_hold_it_together(tmp_path: Path) -> None:
         assert start.startswith("start ") and end == "end " + start.removeprefix("start ")
     assert current(tmp_path) is None
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("name", [lock.GUARD_NAME, lock.LOCK_NAME])
+def test_a_planted_link_is_refused_and_its_target_untouched(tmp_path: Path, name: str) -> None:
+    """A link put where the guard or the lock belongs (a publication directory others can write to)
+    must not make us create, lock or read a file elsewhere: the error names the link."""
+    directory = tmp_path / "published"
+    directory.mkdir()
+    target = tmp_path / "elsewhere"
+    (directory / name).symlink_to(target)
+
+    def use() -> None:
+        if name == lock.GUARD_NAME:  # taken to check and change a lock that is there
+            with lock._guard(directory):
+                pass
+        else:
+            acquire(directory, who="alice", operation="apply", plan_id=None, timeout=timedelta(0))
+
+    with pytest.raises(LockError, match="is a symbolic link"):
+        use()
+    assert not target.exists()
+    target.write_text('{"id": "secret"}')
+    with pytest.raises(LockError, match="is a symbolic link"):
+        use()
+    assert target.read_text() == '{"id": "secret"}'
