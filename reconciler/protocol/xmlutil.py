@@ -86,8 +86,11 @@ def attribute(element: Element, name: str, where: str) -> str:
 def b64decode(text: str | None, where: str) -> bytes:
     """Base64 as real peers paste it: ASCII whitespace anywhere is dropped; any other character outside
     the Base64 alphabet (a zero-width space copied from a portal) is refused with its name and place."""
-    raw = (text or "").encode("utf-8")
-    for index, char in enumerate(text or ""):
+    text = text or ""
+    raw = text.encode("utf-8")
+    # One C pass for the usual case; the character loop only to name what is wrong (a message of
+    # thousands of objects holds megabytes of Base64).
+    for index, char in enumerate("" if text.isascii() else text):
         if ord(char) > 127:
             name = unicodedata.name(char, f"U+{ord(char):04X}")
             raise XmlError(

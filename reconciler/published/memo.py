@@ -102,14 +102,30 @@ class RoaSummary:
             tuple([(str(p), int(m)) for p, m in prefixes]),
             bytes.fromhex(aki) if isinstance(aki, str) else None,
             int(serial),
-            datetime.fromtimestamp(int(not_before), UTC),
-            datetime.fromtimestamp(int(not_after), UTC),
+            _instant(int(not_before)),
+            _instant(int(not_after)),
             signed_object if isinstance(signed_object, str) else None,
             crldp if isinstance(crldp, str) else None,
             aia if isinstance(aia, str) else None,
             bool(match),
             {bytes.fromhex(k) for k in signers},
         )
+
+
+#: The instants rows name, made once each: the ROAs of one apply share their validity times, and
+#: thousands of rows are read on every plan. Bounded, so that it cannot grow without end in a long-lived
+#: process.
+_INSTANTS: dict[int, datetime] = {}
+_INSTANTS_AT_MOST = 4096
+
+
+def _instant(timestamp: int) -> datetime:
+    found = _INSTANTS.get(timestamp)
+    if found is None:
+        if len(_INSTANTS) >= _INSTANTS_AT_MOST:
+            _INSTANTS.clear()
+        found = _INSTANTS[timestamp] = datetime.fromtimestamp(timestamp, UTC)
+    return found
 
 
 def texts(content: RoaContent) -> tuple[tuple[str, int], ...]:

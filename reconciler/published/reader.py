@@ -352,8 +352,11 @@ def _remember_row(memo: Memo, kind: str, digest: bytes, found: object, data: byt
         memo.remember_object(digest, [kind, digest.hex(), *described])
 
 
-def read(rsync_dir: Path) -> PublishedState:
-    """Read the published objects below ``rsync_dir``; missing -> empty.
+def read(rsync_dir: Path, *, foreign: bool = True) -> PublishedState:
+    """Read the published objects below ``rsync_dir``; missing -> empty. ``foreign=False`` leaves the
+    external publishers' tree (``publishers/``) unread and :attr:`PublishedState.foreign` empty: for a
+    reader of our own objects only (the RFC 6492 parent), to whom thousands of a publisher's files are
+    only time.
 
     The publication directory is written by the reconciler but served by others, so what is found there
     is input, not memory: only regular files are read, and nothing is ever followed out of the tree.
@@ -376,7 +379,7 @@ def read(rsync_dir: Path) -> PublishedState:
         state.unusable = f"{rsync_dir} cannot be read: {exc.strerror}"
         return state
     try:
-        _walk(fd, "", state)
+        _walk(fd, "", state, foreign=foreign)
     finally:
         os.close(fd)
     state.files = dict(sorted(state.files.items()))
@@ -503,15 +506,19 @@ def not_a_directory(path: Path) -> str | None:
     return None if stat.S_ISDIR(mode) else f"{path} is {file_kind(mode)}, not a directory"
 
 
-def _walk(directory: int, prefix: str, state: PublishedState, depth: int = 0) -> None:
-    """Read the regular files of the open ``directory``, and, at the top, of its sub-directories."""
+def _walk(
+    directory: int, prefix: str, state: PublishedState, depth: int = 0, *, foreign: bool = True
+) -> None:
+    """Read the regular files of the open ``directory``, and, at the top, of its sub-directories (the
+    publishers' only with ``foreign``)."""
     with os.scandir(directory) as entries:
         listed = list(entries)
     for entry in listed:
         relative = prefix + entry.name
         try:
             if depth == 0 and entry.name == PUBLISHERS and entry.is_dir(follow_symlinks=False):
-                _foreign(directory, entry.name, relative, state)
+                if foreign:
+                    _foreign(directory, entry.name, relative, state)
             elif entry.is_dir(follow_symlinks=False):
                 _subdirectory(directory, entry.name, relative, state, depth)
             elif entry.is_file(follow_symlinks=False):

@@ -164,14 +164,16 @@ class ParentService:
 
     def served(self, desired: DesiredState) -> PublishedState:
         """The served tree, for reading only: kept while ``rsync`` links to the very tree it was read
-        from (a tree is written whole and swapped in, never changed in place), read again otherwise."""
+        from (a tree is written whole and swapped in, never changed in place), read again otherwise.
+        Without the external publishers' objects, which no answer of a parent needs (a child publishing
+        thousands here would make every list read them)."""
         directory = desired.publication.directory
         tree = served_tree(directory)  # before the read: a swap meanwhile means a read next time
         with self._reading:
             kept = self._read
             if tree is not None and kept is not None and kept[:2] == (directory, tree):
                 return kept[2]
-            published = read_published(directory / "rsync")
+            published = read_published(directory / "rsync", foreign=False)
             self._read = None if tree is None else (directory, tree, published)
             return published
 

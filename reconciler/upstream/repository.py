@@ -116,6 +116,8 @@ def synchronise(
     directory = desired.publication.directory
     kept = stored.load(directory, remote.owner)
     want = wanted(desired, files)
+    # What the server lists once it applied what we send: the delta compares with it too.
+    listed = {uri: publication.object_hash(data) for uri, data in want.items()}
     try:
         identity_key, certificate = identity.ensure(signer, remote.owner, identity.directory(desired), now)
         replay = ReplayGuard(directory / stored.STORE / "replay.json")
@@ -123,7 +125,7 @@ def synchronise(
             remote.response, signer, identity_key, certificate, replay, timeout=timeout, strict_time=False
         )
         held = client.list()
-        pdus = publication.delta(held, want)
+        pdus = publication.delta(held, want, listed)
         queries = messages(pdus)
         for query in queries:
             client.send(query)
@@ -154,7 +156,6 @@ def synchronise(
         sent_at=now if pdus else kept.held.sent_at,
     )
     # The server applied each message all or nothing: it now lists exactly what we want it to hold.
-    listed = {uri: publication.object_hash(data) for uri, data in want.items()}
     done = replace(kept, repository=kept.repository.succeeded(now), held=count, listed=listed)
     stored.save(directory, remote.owner, done)
     return result

@@ -14,6 +14,7 @@ import pytest
 from reconciler import engine, layout
 from reconciler.plan.render import markdown
 from reconciler.plan.render.text import render_plain
+from reconciler.published import reader
 from tests.helpers import T0, Scratch, later, scratch_copy
 from tests.test_cli import rpkictl
 
@@ -142,3 +143,21 @@ def test_without_publishers_there_is_no_section(applied: Scratch) -> None:
         '"publishers": []'
         in rpkictl("plan", str(applied.repo), "--now", NOW.isoformat(), "--format", "json").stdout
     )
+
+
+def test_a_reader_of_our_own_objects_leaves_the_publishers_tree_unread(
+    publishing: tuple[Scratch, int],
+) -> None:
+    """What the RFC 6492 parent reads: our objects as a full read finds them, none of the publishers'."""
+    scratch, _ = publishing
+    whole = reader.read(scratch.rsync)
+    ours = reader.read(scratch.rsync, foreign=False)
+    assert sorted(whole.foreign) == [
+        "publishers/bob/deeper/two.roa",
+        "publishers/bob/one.roa",
+        "publishers/bobby/three.roa",
+        "publishers/stray.roa",
+    ]
+    assert ours.foreign == {}
+    assert ours.files == whole.files and ours.files
+    assert ours.damage == whole.damage

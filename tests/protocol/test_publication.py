@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.protocol import publication as pub
+from reconciler.protocol import xmlutil
 from reconciler.protocol.errors import ProtocolError, XmlError
 from tests.hostile.fuzzing import FUZZ
 
@@ -366,6 +367,22 @@ def test_messages_refused(data: bytes, reason: str) -> None:
         pub.parse_query(data, "m.xml")
 
 
+H64 = "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'<!DOCTYPE m [<!ENTITY e "x">]><msg/>',
+        b'<!DOCTYPE m SYSTEM "file:///etc/passwd"><msg/>',
+        b'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><msg>&b;</msg>',
+    ],
+)
+def test_a_dtd_is_refused_however_plain_the_rest(data: bytes) -> None:
+    with pytest.raises(XmlError, match="forbidden XML construct"):
+        xmlutil.parse(data, "m.xml")
+
+
 def test_a_query_is_not_a_reply() -> None:
     with pytest.raises(XmlError, match="expected a message of type 'reply', found type 'query'"):
         pub.parse_reply((RPKI_RS / "list.xml").read_bytes(), "list.xml")
@@ -385,6 +402,19 @@ def test_delta_creates_replaces_withdraws_and_keeps() -> None:
         pub.Publish(A, new, hash=pub.object_hash(old)),
         pub.Publish(C, new),
         pub.Withdraw(D, pub.object_hash(old)),
+    )
+
+
+def test_delta_takes_the_hashes_the_caller_has() -> None:
+    """Given, the desired objects' hashes are what the listed ones are compared with (not hashed again)."""
+    old, new = b"old object", b"new object"
+    listed = {A: pub.object_hash(old), B: pub.object_hash(new)}
+    desired = {A: new, B: new}
+    hashes = {uri: pub.object_hash(der) for uri, der in desired.items()}
+    replaced = (pub.Publish(A, new, hash=pub.object_hash(old)),)
+    assert pub.delta(listed, desired, hashes) == pub.delta(listed, desired) == replaced
+    assert pub.delta(listed, desired, {A: pub.object_hash(old), B: "0" * 64}) == (
+        pub.Publish(B, new, hash=pub.object_hash(new)),
     )
 
 

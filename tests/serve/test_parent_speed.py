@@ -167,9 +167,9 @@ def test_list_reads_the_served_tree_again_only_once_another_is_swapped_in(
     world, _, _ = served_world(tmp_path, allow_uncommitted=False)
     reads: list[Path] = []
 
-    def counted(rsync_dir: Path) -> PublishedState:
+    def counted(rsync_dir: Path, *, foreign: bool = True) -> PublishedState:
         reads.append(rsync_dir)
-        return reader.read(rsync_dir)
+        return reader.read(rsync_dir, foreign=foreign)
 
     monkeypatch.setattr(parent, "read_published", counted)
     first = world.send(updown.ListQuery())
