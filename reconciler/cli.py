@@ -454,7 +454,9 @@ def apply(
     Exit 0 applied or nothing to do, 1 error, 3 unapproved gates, 4 stale saved plan, 5 lock held,
     130 interrupted (Ctrl-C: it says what is published, and the lock is released)."""
     wait = _lock_timeout(lock_timeout)
-    onetime.make_ahead(2)  # a ROA's and a manifest's keys, made while the YAML loads and the plan is made
+    # a ROA's and a manifest's keys, made while the YAML loads and the plan is made; under an external
+    # parent the first goes to the protocol messages' EE certificate, needed before anything is signed
+    onetime.make_ahead(3)
     taken: lock.Lock | None = None  # once held, for what an interrupt says
     served: Path | None = None
     try:

@@ -10,16 +10,13 @@ apply that fails are simply dropped: they were never written anywhere.
 from __future__ import annotations
 
 import os
-import queue
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from reconciler.signers.files import OneTimeKey
+from reconciler.signers.files import MADE_AHEAD, OneTimeKey, made_ahead
 
 AHEAD_PER_WORKER = 8
-
-_made_ahead: queue.SimpleQueue[OneTimeKey] = queue.SimpleQueue()
 
 
 def make_ahead(count: int) -> None:
@@ -30,7 +27,7 @@ def make_ahead(count: int) -> None:
 
     def make() -> None:
         for _ in range(count):
-            _made_ahead.put(OneTimeKey())
+            MADE_AHEAD.put(OneTimeKey())
 
     threading.Thread(target=make, name="one-time-key-ahead", daemon=True).start()
 
@@ -38,11 +35,8 @@ def make_ahead(count: int) -> None:
 def _taken_ahead(count: int) -> list[OneTimeKey]:
     """Up to ``count`` of the keys made ahead that are ready now."""
     ready: list[OneTimeKey] = []
-    while len(ready) < count:
-        try:
-            ready.append(_made_ahead.get_nowait())
-        except queue.Empty:
-            break
+    while len(ready) < count and (key := made_ahead()) is not None:
+        ready.append(key)
     return ready
 
 

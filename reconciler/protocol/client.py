@@ -26,6 +26,7 @@ from reconciler.protocol import bpki, oob, publication, sigmsg, updown
 from reconciler.protocol.errors import ProtocolError
 from reconciler.protocol.replay import ReplayGuard
 from reconciler.signers.base import Signer
+from reconciler.signers.files import made_ahead
 
 #: The largest answer read (the CMS around the XML; the XML itself is bounded by the codecs). LACNIC's
 #: list_response is 240 KB; a publication list reply of a CA with ten thousand objects about 2 MB.
@@ -248,7 +249,9 @@ def _message_key(
         known = _MESSAGE_KEYS.get(identity.ski)
         made = known.not_before + bpki.CLOCK_SKEW if known is not None else None
         if known is None or made is None or not made <= moment <= made + EE_REUSE:
-            known = _MESSAGE_KEYS[identity.ski] = sigmsg.message_key(signer, key, identity, moment)
+            # a key made ahead while the YAML loaded, when one is ready (``apply.onetime.make_ahead``)
+            ahead = made_ahead()
+            known = _MESSAGE_KEYS[identity.ski] = sigmsg.message_key(signer, key, identity, moment, ee=ahead)
         return known
 
 

@@ -187,9 +187,12 @@ class MessageKey:
     not_after: datetime
 
 
-def message_key(signer: Signer, key: bytes, identity: IdentityCertificate, now: datetime) -> MessageKey:
+def message_key(
+    signer: Signer, key: bytes, identity: IdentityCertificate, now: datetime, *, ee: OneTimeKey | None = None
+) -> MessageKey:
     """A new in-memory EE key (never stored) with its certificate and CRL, valid ``CLOCK_SKEW`` either side
-    of ``now`` (to the second), issued by ``identity``, whose key ``key`` is in ``signer``."""
+    of ``now`` (to the second), issued by ``identity``, whose key ``key`` is in ``signer``. ``ee``: a
+    one-time key made ahead, used instead of making one now."""
     moment = _utc(now, "now").replace(microsecond=0)
     public = signer.public_key(key)
     if public.public_numbers() != identity.public_key.public_numbers():
@@ -197,7 +200,7 @@ def message_key(signer: Signer, key: bytes, identity: IdentityCertificate, now: 
             f"the identity certificate {identity.ski.hex()} is not for the signer's key "
             f"{key_id(public).hex()}: a peer would refuse every message; use the identity made for this key"
         )
-    ee = OneTimeKey()
+    ee = ee or OneTimeKey()
     start, end = moment - CLOCK_SKEW, moment + CLOCK_SKEW
     ee_der = _ee_certificate(identity, signer, key, ee, start=start, end=end)
     crl_der = _empty_crl(identity, signer, key, start, end)

@@ -127,6 +127,18 @@ class _Served:
     tree: ServedTree
     workspace: engine.Workspace
     mine: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    #: The RFC 8181 list of each publisher (its directory -> URI-less path -> SHA-256 hex), made from
+    #: ``mine`` when first asked for: every apply of a publisher lists first.
+    listed: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def hashes(self, repository: str) -> dict[str, str]:
+        found = self.listed.get(repository)
+        if found is None:  # two threads may both make it: the same values
+            objects = self.mine.get(repository, {})
+            found = self.listed[repository] = {
+                path: rfc8181.object_hash(data) for path, data in objects.items()
+            }
+        return found
 
 
 def _by_publisher(foreign: Mapping[str, bytes]) -> dict[str, dict[str, bytes]]:
@@ -297,7 +309,7 @@ class PublicationService:
         self._turn = threading.Condition()  # guards the queue, _writing and each message's ``done``
         self._queue: list[_Waiting] = []
         self._writing = False  # a thread is writing batches
-        self._served: _Served | None = None  # touched only by the writing thread
+        self._served: _Served | None = None  # replaced only by the writing thread; read by lists
         self._encoded: rrdp.Encoded = {}  # likewise: the last RRDP snapshot's elements
         self._signing = threading.Lock()
         self._reply_key: sigmsg.MessageKey | None = None
@@ -401,15 +413,22 @@ class PublicationService:
 
     def _list(self, publisher: Publisher) -> rfc8181.ListReply:
         _, repository = self._jail(publisher)
-        rsync = self._desired.publication.directory / "rsync"
+        base = self._desired.publication.rsync_base
+        directory = self._desired.publication.directory
+        # What this service wrote last, while that very tree is the one served (the writing thread
+        # replaces the reference, never the object): a publisher of thousands of objects lists before
+        # every change, and reading and hashing them all again took most of the answer.
+        kept = self._served
+        if kept is not None and served_tree(directory) == kept.tree:
+            hashes = kept.hashes(repository)
+            return rfc8181.ListReply(tuple(rfc8181.ListEntry(base + p, h) for p, h in sorted(hashes.items())))
         try:
-            held = reader.read_foreign(rsync, repository)
+            held = reader.read_foreign(directory / "rsync", repository)
         except (reader.UnusableTreeError, OSError) as exc:
             self._log(f"RFC 8181 list for publisher {publisher.handle}: {exc}")
             raise _Refused(
                 _report("other_error", "the repository cannot be read now: try again later")
             ) from exc
-        base = self._desired.publication.rsync_base
         return rfc8181.ListReply(
             tuple(rfc8181.ListEntry(base + path, rfc8181.object_hash(data)) for path, data in held.items())
         )

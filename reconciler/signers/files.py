@@ -15,6 +15,7 @@ import binascii
 import errno
 import hashlib
 import os
+import queue
 import re
 import shlex
 import stat
@@ -469,3 +470,17 @@ class OneTimeKey:
 
     def sign(self, data: bytes) -> bytes:
         return self.private.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+
+#: One-time keys made ahead, in the background, by a process that will sign soon (``apply.onetime``):
+#: whoever signs first takes them -- the EE certificates of the objects, and those of the protocol
+#: messages an apply under an external parent sends before it signs anything.
+MADE_AHEAD: queue.SimpleQueue[OneTimeKey] = queue.SimpleQueue()
+
+
+def made_ahead() -> OneTimeKey | None:
+    """A key made ahead and ready now, if there is one."""
+    try:
+        return MADE_AHEAD.get_nowait()
+    except queue.Empty:
+        return None

@@ -153,7 +153,9 @@ def load(directory: Path, ca: str) -> UpstreamState:
 def save(directory: Path, ca: str, state: UpstreamState) -> None:
     where = path(directory, ca)
     where.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    data = json.dumps(_encode(state), indent=1, sort_keys=True).encode() + b"\n"
+    # One line: with an indent, json writes in Python rather than C (the repository's list of thousands
+    # of objects, saved several times per apply, took tens of milliseconds each time).
+    data = json.dumps(_encode(state), sort_keys=True).encode() + b"\n"
     replace_public(where, data)
 
 
@@ -170,6 +172,9 @@ def _time(text: object) -> datetime | None:
 
 
 def _encode(state: UpstreamState) -> dict[str, Any]:
+    listed = state.listed  # thousands of plain strings: kept out of asdict's deep copy
+    fields = asdict(replace(state, listed=None))
+
     def plain(value: Any) -> Any:
         if isinstance(value, datetime):
             return _when(value)
@@ -181,7 +186,7 @@ def _encode(state: UpstreamState) -> dict[str, Any]:
             return [plain(item) for item in value]
         return value
 
-    return {"format": _FORMAT, **plain(asdict(state))}
+    return {"format": _FORMAT, **plain(fields), "listed": listed}
 
 
 def _decode(data: dict[str, Any]) -> UpstreamState:

@@ -23,10 +23,12 @@ import reconciler
 from reconciler import cachefile, engine, fsutil, resources
 from reconciler.apply import onetime
 from reconciler.apply.onetime import OneTimeKeys
+from reconciler.protocol import bpki
+from reconciler.protocol.client import _message_key
 from reconciler.published import memo, reader
 from reconciler.rpki import asn1, der, manifest, oids, rfc3779, roa
 from reconciler.signers.base import SignerError
-from reconciler.signers.files import FileSigner
+from reconciler.signers.files import MADE_AHEAD, FileSigner, OneTimeKey, made_ahead
 from tests.helpers import T0, later, scratch_copy
 
 ISP = "cas/members/example-isp.yaml"
@@ -299,11 +301,11 @@ def test_one_time_keys_are_fresh_and_as_many_as_taken() -> None:
 def test_keys_made_ahead_are_taken_first_and_only_once() -> None:
     onetime.make_ahead(2)
     deadline = time.monotonic() + 30
-    while onetime._made_ahead.qsize() < 2 and time.monotonic() < deadline:
+    while MADE_AHEAD.qsize() < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert onetime._made_ahead.qsize() == 2
+    assert MADE_AHEAD.qsize() == 2
     with OneTimeKeys(3, threads=1) as keys:
-        assert onetime._made_ahead.qsize() == 0  # both taken by the apply that came first
+        assert MADE_AHEAD.qsize() == 0  # both taken by the apply that came first
         taken = [keys.take() for _ in range(3)]
     assert len({k.key_id for k in taken}) == 3
     with OneTimeKeys(2, threads=1) as keys:  # none left ahead: all made now, none reused
@@ -434,3 +436,20 @@ def test_prefix_text_is_the_prefix_as_text_whatever_the_object() -> None:
         network = ipaddress.IPv4Network((0x0A000000 + (index << 8), 24))
         assert resources.prefix_text(network) == str(network)
     assert resources.prefix_text(first) == "2001:db8::/32"
+
+
+def test_a_protocol_message_takes_a_key_made_ahead(tmp_path: Path) -> None:
+    """The EE certificate of the first message an apply under a parent sends uses a key made while the
+    YAML loaded, when one is ready; without one, a key is made there and then."""
+    while made_ahead() is not None:  # what earlier tests left
+        pass
+    ahead = OneTimeKey()
+    MADE_AHEAD.put(ahead)
+    signer = FileSigner(tmp_path)
+    key = signer.create_key(bpki.identity_label("acme"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    made = _message_key(signer, key, bpki.create_identity(signer, key, now), now)
+    assert made.key is ahead and MADE_AHEAD.qsize() == 0
+    other = signer.create_key(bpki.identity_label("other"))
+    fresh = _message_key(signer, other, bpki.create_identity(signer, other, now), now)
+    assert fresh.key is not ahead and fresh.key.key_id != ahead.key_id

@@ -24,7 +24,7 @@ from reconciler.plan.publishers import GATE
 from reconciler.protocol import bpki, oob, sigmsg
 from reconciler.protocol import publication as rfc8181
 from reconciler.protocol.bpki import IdentityCertificate
-from reconciler.published import read
+from reconciler.published import read, reader
 from reconciler.serve.app import UnknownPeer
 from reconciler.serve.publication import PublicationService
 from reconciler.signers import FileSigner
@@ -397,3 +397,25 @@ def test_no_ca_may_be_named_like_the_publishers_directory(tmp_path: Path) -> Non
     )
     with pytest.raises(DesiredStateError, match="'publishers' is reserved"):
         engine.load_desired(scratch.repo)
+
+
+def test_a_list_after_a_publication_is_answered_from_what_was_written(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list every publisher sends before each change is made from the objects the service wrote,
+    while that tree is the one served; once another tree is served (our own apply), from the tree."""
+    assert repo.send(rfc8181.Publish(SIA + "x.roa", NOT_A_ROA)) == rfc8181.SuccessReply()
+    reads: list[str] = []
+    real = reader.read_foreign
+
+    def counted(rsync: Path, directory: str) -> dict[str, bytes]:
+        reads.append(directory)
+        return real(rsync, directory)
+
+    monkeypatch.setattr(reader, "read_foreign", counted)
+    assert repo.list() == {SIA + "x.roa": rfc8181.object_hash(NOT_A_ROA)}
+    assert reads == []  # from memory
+    repo.scratch.edit(ISP, "max_length: 26", "max_length: 25")
+    assert repo.scratch.apply(later(1)) is not None  # another tree is served now
+    assert repo.list() == {SIA + "x.roa": rfc8181.object_hash(NOT_A_ROA)}
+    assert reads == ["publishers/acme/"]
