@@ -35,7 +35,7 @@ from reconciler.status.model import (
     SentMessage,
 )
 from reconciler.upstream import state as stored
-from reconciler.upstream.classes import holdings, pending, signing
+from reconciler.upstream.classes import holdings, is_class_ca, pending, signing
 from reconciler.upstream.effective import KIND
 from reconciler.upstream.state import Certified, LastError, PeerRecord, StateError, UpstreamState
 from reconciler.upstream.state import classes as stored_classes
@@ -311,7 +311,9 @@ def restated(notice: Notice, desired: DesiredState) -> bool:
     the repository, or the end of the parent's certificate, that this module reports itself (with the
     margins of ``check``, and the time the status is made for)."""
     root = desired.external_root
-    if root is None or root.upstream is None or notice.ca != root.name:
+    if root is None or root.upstream is None:
+        return False
+    if notice.ca != root.name and not (notice.kind == EXPIRY_KIND and is_class_ca(notice.ca, root.name)):
         return False
     if notice.kind == EXPIRY_KIND:
         return True  # a root under an external parent has no reminders of its own (plan.reminders)

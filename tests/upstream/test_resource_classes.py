@@ -271,3 +271,17 @@ def test_plan_and_status_show_each_class_with_its_ca_and_certificate(desired: De
     assert parent is not None and parent.certificate is not None
     assert [c.class_name for c in parent.other_certificates] == ["transfers"]
     assert (parent.entitled_not_certified, parent.certified_not_entitled) == ("", "100.64.128.0/17")
+
+
+def test_status_says_the_end_of_each_class_certificate_once(desired: DesiredState) -> None:
+    """The plan's notice that a class CA's certificate ends is restated by the status with its own
+    margins, like the root's: shown once, not twice."""
+    from reconciler.plan.model import Notice, Severity  # noqa: PLC0415
+    from reconciler.status.upstream import restated  # noqa: PLC0415
+
+    ends = NOW + timedelta(days=3)
+    second = classes.ca_name(HANDLE, "transfers")
+    assert restated(Notice("expiry", Severity.WARNING, second, "ends", ends), desired)
+    assert restated(Notice("expiry", Severity.WARNING, HANDLE, "ends", ends), desired)
+    assert not restated(Notice("expiry", Severity.WARNING, "lab", "ends", ends), desired)
+    assert not restated(Notice("roa", Severity.WARNING, second, "something else"), desired)
