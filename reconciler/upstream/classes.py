@@ -7,9 +7,9 @@ CRL. So each class with resources is signed under a CA of its own. The class the
 keeps the CA's name -- its keys, its directory and everything published there stay where they were
 when a second class appears; each further class is signed under ``<ca>_class-<class>``, a name no CA
 file can declare (CA names have no '_') and that no key generation's label takes (``<ca>_g<N>``), with
-a key, a directory and a certificate of its own. Its letters are those every repository takes in a
-directory name. Should the
-parent stop listing the first class, the CA's name goes to the first class still listed.
+a key, a directory and a certificate of its own; its letters are those every repository takes in a
+directory name. Should the parent stop listing the first class, the CA's name goes to the first class
+still listed.
 
 A ROA is signed in the first of those CAs whose certificate covers its prefix; a local CA below in the
 first whose certificate covers all its resources (else in the first). The comparison of what a class
