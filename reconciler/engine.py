@@ -29,7 +29,7 @@ from reconciler.plan.diff import make_plan
 from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument, PlanFormatError, SourceDoc
 from reconciler.plan.gitcontext import GitContextError, git_info, intent_changes
 from reconciler.plan.impact import Announcement, AnnouncementsError, read_announcements
-from reconciler.plan.model import Action, Change, Kind, Notice, Plan, Severity
+from reconciler.plan.model import Action, Change, Kind, Notice, Plan, Reason, Severity
 from reconciler.plan.rollover import KeyIds, Phase, lost_keys, missing_key_error
 from reconciler.publish import rrdp
 from reconciler.publish.rsync_tree import (
@@ -608,11 +608,11 @@ def rrdp_drift(workspace: Workspace) -> Change | None:
     damaged = reader.not_a_directory(directory)
     if damaged is not None:
         reason = f"{damaged}: republished in a new RRDP session (relying parties take the snapshot)"
-        return Change(Action.RENEW, Kind.RRDP, "(rrdp)", "notification.xml", reason)
+        return Change(Action.RENEW, Kind.RRDP, "(rrdp)", "notification.xml", reason, cause=Reason.DAMAGE)
     planted = rrdp.planted_entry(directory)
     if planted is not None:
         reason = f"{planted}, never made by apply: removed, and RRDP republished in a new session"
-        return Change(Action.RENEW, Kind.RRDP, "(rrdp)", "notification.xml", reason)
+        return Change(Action.RENEW, Kind.RRDP, "(rrdp)", "notification.xml", reason, cause=Reason.DAMAGE)
     current = rrdp.read_notification(directory)
     found = workspace.published
     matches, why = rrdp.state_matches(
@@ -628,7 +628,7 @@ def rrdp_drift(workspace: Workspace) -> Change | None:
     if matches:
         return None
     reason = f"{why}: republished in a new RRDP session (relying parties take the snapshot)"
-    return Change(Action.RENEW, Kind.RRDP, "(rrdp)", "notification.xml", reason)
+    return Change(Action.RENEW, Kind.RRDP, "(rrdp)", "notification.xml", reason, cause=Reason.RRDP_BEHIND)
 
 
 @dataclass

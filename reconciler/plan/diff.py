@@ -19,7 +19,17 @@ from reconciler.desired.model import CaIntent, DesiredState, RoaGrouping
 from reconciler.plan.external_children import plan_external_children
 from reconciler.plan.grouping import roa_objects
 from reconciler.plan.impact import Announcement, ValidityChange, impact
-from reconciler.plan.model import Action, Change, Kind, Notice, ObservedPoint, Plan, Severity
+from reconciler.plan.model import (
+    DAMAGE_REASONS,
+    Action,
+    Change,
+    Kind,
+    Notice,
+    ObservedPoint,
+    Plan,
+    Reason,
+    Severity,
+)
 from reconciler.plan.publishers import plan_publishers, publisher_gates
 from reconciler.plan.reminders import trust_anchor_reminders
 from reconciler.plan.rollover import KeyIds, KeyPlan, key_plans
@@ -45,15 +55,10 @@ ALTERED = "altered after publication (does not match the manifest)"
 FOREIGN = "not issued by this CA (planted?)"
 
 
-def damage(found: object, reason: str) -> bool:
+def damage(found: object, cause: Reason) -> bool:
     """Whether a change repairs damage (see ``Change.repair``): the object is unreadable, altered, not
     signed as it says, or not this tree's at all -- as opposed to a change of the desired state."""
-    return (
-        isinstance(found, Unreadable)
-        or reason == ALTERED
-        or reason.startswith(FOREIGN)
-        or reason.endswith("(altered after publication?)")
-    )
+    return isinstance(found, Unreadable) or cause in DAMAGE_REASONS
 
 
 def describe_delta(delta: timedelta) -> str:
@@ -196,22 +201,25 @@ class _Planner:
 
     def cert_problem(
         self, ca: CaIntent, path: str, found: rc.ResourceCertificate, key: bytes | None
-    ) -> tuple[Action, str] | None:
+    ) -> tuple[Action, Reason, str] | None:
         issuer = ca.parent or ca.name
         issuer_key = self.keys[issuer]
         timing = self.desired.timing
         renew = timing.ta_certificate_renew_before if ca.trust_anchor else timing.certificate_renew_before
         repo = self.base + layout.repository(ca.name)
         if key is None or found.key_id != key:
-            return Action.REISSUE, "the CA has a new key"
+            return Action.REISSUE, Reason.NEW_KEY, "the CA has a new key"
         if issuer_key is None or (ca.parent and found.authority_key_id != issuer_key):
-            return Action.REISSUE, f"issuer {issuer} has a new key"
+            return Action.REISSUE, Reason.ISSUER_NEW_KEY, f"issuer {issuer} has a new key"
         if ca.parent is not None and not self.signed_by(self.desired.ca(ca.parent), found.cert, path):
-            return Action.REISSUE, "not validly signed by its issuer (altered after publication?)"
+            why = "not validly signed by its issuer (altered after publication?)"
+            return Action.REISSUE, Reason.BAD_SIGNATURE, why
         if ca.parent is None and not rc.verify_signed_by(found.cert, found.public_key):
-            return Action.REISSUE, "its self-signature does not verify (altered after publication?)"
+            why = "its self-signature does not verify (altered after publication?)"
+            return Action.REISSUE, Reason.BAD_SIGNATURE, why
         if found.not_before > self.now + FUTURE_TOLERANCE:
-            return Action.RENEW, f"{FUTURE_DATED} (valid from {found.not_before:%Y-%m-%dT%H:%M:%SZ})"
+            why = f"{FUTURE_DATED} (valid from {found.not_before:%Y-%m-%dT%H:%M:%SZ})"
+            return Action.RENEW, Reason.FUTURE_DATED, why
         if (
             found.resources.resources != ca.resources
             or found.resources.inherit_ip
@@ -219,23 +227,21 @@ class _Planner:
         ):
             added = ca.resources.subtract(found.resources.resources)
             removed = found.resources.resources.subtract(ca.resources)
-            return Action.REISSUE, f"resources changed (added: {added}; removed: {removed})"
+            why = f"resources changed (added: {added}; removed: {removed})"
+            return Action.REISSUE, Reason.RESOURCES_CHANGED, why
         if found.repository != repo or found.manifest_uri != repo + layout.manifest_name(key):
-            return Action.REISSUE, "publication URIs changed"
+            return Action.REISSUE, Reason.URIS_CHANGED, "publication URIs changed"
         if found.notify != self.desired.publication.notify_uri:
-            return Action.REISSUE, "RRDP notification URI changed"
+            return Action.REISSUE, Reason.URIS_CHANGED, "RRDP notification URI changed"
         if ca.parent is not None:
             parent = self.desired.ca(ca.parent)
             aia = self.cert_uri(parent)
             crldp = self.base + layout.repository(ca.parent) + layout.crl_name(issuer_key)
             if found.aia != aia or found.crldp != crldp:
-                return Action.REISSUE, "issuer URIs changed"
+                return Action.REISSUE, Reason.URIS_CHANGED, "issuer URIs changed"
         left = found.not_after - self.now
         if left < renew:
-            return (
-                Action.RENEW,
-                expiry("certificate", left, renew),
-            )
+            return Action.RENEW, Reason.EXPIRING, expiry("certificate", left, renew)
         return None
 
     def held(self, ca: str) -> set[bytes]:
@@ -273,22 +279,22 @@ class _Planner:
         serial = None
         if found is None:
             action = Action.ISSUE
-            reason = (
-                f"key roll: certificate for the new key (generation {generation})"
+            cause, reason = (
+                (Reason.ROLL_NEW_KEY, f"key roll: certificate for the new key (generation {generation})")
                 if pending
-                else ("not published")
+                else (Reason.NOT_PUBLISHED, "not published")
             )
         elif isinstance(found, Unreadable):
-            action, reason = Action.REISSUE, f"unreadable: {found.reason}"
+            action, cause, reason = Action.REISSUE, Reason.UNREADABLE, f"unreadable: {found.reason}"
         elif self.drifted(issuer, path):
-            action, reason = Action.REISSUE, ALTERED
+            action, cause, reason = Action.REISSUE, Reason.ALTERED, ALTERED
         elif (foreign := self.foreign_certificate(ca, found, key)) is not None:
-            action, reason = Action.REISSUE, foreign
+            action, cause, reason = Action.REISSUE, Reason.FOREIGN, foreign
         else:
             problem = self.cert_problem(ca, path, found, key)
             if problem is None:
                 return
-            action, reason = problem
+            action, cause, reason = problem
         # A roll step only when the certificate says what it said before but for the key: anything else
         # (resources above all) is a change a reviewer must see, gated as any other.
         certified = self.published.certificate(layout.certificate_path(ca, self.rolls[ca.name].active))
@@ -301,7 +307,7 @@ class _Planner:
         roll = unchanged and (
             pending
             or (
-                reason in ("the CA has a new key", f"issuer {issuer} has a new key")
+                cause in (Reason.NEW_KEY, Reason.ISSUER_NEW_KEY)
                 and (self.rolled(ca.name) or self.rolled(issuer))
             )
         )
@@ -324,7 +330,8 @@ class _Planner:
                 generation=generation,
                 roll=roll,
                 scheduled=action is Action.RENEW,
-                repair=damage(found, reason),
+                repair=damage(found, cause),
+                cause=cause,
             )
         )
 
@@ -332,37 +339,38 @@ class _Planner:
 
     def roa_problem(
         self, ca: CaIntent, path: str, want: RoaContent, found: RoaSummary
-    ) -> tuple[Action, str] | None:
+    ) -> tuple[Action, Reason, str] | None:
         key = self.keys[ca.name]
         if not found.holds(want):
+            why = f"content changed ({_describe_roa(found.content)} -> {_describe_roa(want)})"
+            return Action.REISSUE, Reason.CONTENT_CHANGED, why
+        if key is None or found.authority_key_id != key:
+            return Action.REISSUE, Reason.NEW_KEY, "the CA has a new key"
+        if not self.roa_signed_by(ca, path, found):
+            why = "EE certificate not validly signed by the CA (altered after publication?)"
+            return Action.REISSUE, Reason.BAD_SIGNATURE, why
+        if found.signed_object != self.base + path:
             return (
                 Action.REISSUE,
-                f"content changed ({_describe_roa(found.content)} -> {_describe_roa(want)})",
+                Reason.COPY,
+                f"a copy of {found.signed_object}, not the object of this name",
             )
-        if key is None or found.authority_key_id != key:
-            return Action.REISSUE, "the CA has a new key"
-        if not self.roa_signed_by(ca, path, found):
-            return Action.REISSUE, "EE certificate not validly signed by the CA (altered after publication?)"
-        if found.signed_object != self.base + path:
-            return Action.REISSUE, f"a copy of {found.signed_object}, not the object of this name"
         if found.serial in self.revoked(ca):
-            return Action.REISSUE, "revoked on the CA's CRL"
+            return Action.REISSUE, Reason.REVOKED, "revoked on the CA's CRL"
         if not found.resources_match:
-            return Action.REISSUE, "EE certificate resources do not match the ROA"
+            return Action.REISSUE, Reason.EE_MISMATCH, "EE certificate resources do not match the ROA"
         crl_uri = self.base + layout.repository(ca.name) + layout.crl_name(key)
         if found.crldp != crl_uri:
-            return Action.REISSUE, "publication URIs changed"
+            return Action.REISSUE, Reason.URIS_CHANGED, "publication URIs changed"
         if found.aia != self.cert_uri(ca):
-            return Action.REISSUE, "the CA's certificate moved (new parent)"
+            return Action.REISSUE, Reason.URIS_CHANGED, "the CA's certificate moved (new parent)"
         if found.not_before > self.now + FUTURE_TOLERANCE:
-            return Action.RENEW, f"{FUTURE_DATED} (valid from {found.not_before:%Y-%m-%dT%H:%M:%SZ})"
+            why = f"{FUTURE_DATED} (valid from {found.not_before:%Y-%m-%dT%H:%M:%SZ})"
+            return Action.RENEW, Reason.FUTURE_DATED, why
         left = found.not_after - self.now
         renew = self.desired.timing.certificate_renew_before
         if left < renew:
-            return (
-                Action.RENEW,
-                expiry("EE certificate", left, renew),
-            )
+            return Action.RENEW, Reason.EXPIRING, expiry("EE certificate", left, renew)
         return None
 
     def roa_signed_by(self, ca: CaIntent, path: str, found: RoaSummary) -> bool:
@@ -384,19 +392,19 @@ class _Planner:
             path = repo + name
             found = self.published.roa_summary(path)
             if found is None:
-                action, reason = Action.ISSUE, f"new ROA {_describe_roa(want)}"
+                action, cause, reason = Action.ISSUE, Reason.NEW_OBJECT, f"new ROA {_describe_roa(want)}"
             elif isinstance(found, Unreadable):
-                action, reason = Action.REISSUE, f"unreadable: {found.reason}"
+                action, cause, reason = Action.REISSUE, Reason.UNREADABLE, f"unreadable: {found.reason}"
             elif self.drifted(ca.name, path):
-                action, reason = Action.REISSUE, ALTERED
+                action, cause, reason = Action.REISSUE, Reason.ALTERED, ALTERED
             elif (foreign := self.foreign_roa(ca, path, found)) is not None:
-                action, reason = Action.REISSUE, foreign
+                action, cause, reason = Action.REISSUE, Reason.FOREIGN, foreign
             else:
                 problem = self.roa_problem(ca, path, want, found)
                 if problem is None:
                     continue
-                action, reason = problem
-            roll = reason == "the CA has a new key" and self.rolled(ca.name)
+                action, cause, reason = problem
+            roll = cause is Reason.NEW_KEY and self.rolled(ca.name)
             self.add(
                 Change(
                     action,
@@ -408,7 +416,8 @@ class _Planner:
                     revoke_serial=self._serial(ca, found, path),
                     roll=roll,
                     scheduled=action is Action.RENEW,
-                    repair=damage(found, reason),
+                    repair=damage(found, cause),
+                    cause=cause,
                 )
             )
         return set(wanted)
@@ -460,31 +469,43 @@ class _Planner:
             path = repo + name
             if name.endswith(".roa"):
                 found = self.published.roa_summary(path)
-                foreign = None
+                foreign: tuple[Reason, str] | None = None
                 if isinstance(found, Unreadable):
-                    foreign = f"unreadable: {found.reason}"
-                elif isinstance(found, RoaSummary):
-                    foreign = self.foreign_roa(ca, path, found)
+                    foreign = Reason.UNREADABLE, f"unreadable: {found.reason}"
+                elif isinstance(found, RoaSummary) and (why := self.foreign_roa(ca, path, found)) is not None:
+                    foreign = Reason.FOREIGN, why
                 if foreign is not None:
-                    self.add(Change(Action.WITHDRAW, Kind.ROA, ca.name, path, foreign, repair=True))
+                    cause, reason = foreign
+                    self.add(
+                        Change(Action.WITHDRAW, Kind.ROA, ca.name, path, reason, repair=True, cause=cause)
+                    )
                     continue
-                reason = "no longer in the desired state"
+                cause, reason = Reason.NOT_DESIRED, "no longer in the desired state"
                 serial = self._serial(ca, found, path)
                 if isinstance(found, RoaSummary):
                     reason = f"ROA {_describe_roa(found.content)} is no longer in the desired state"
                     if found.signed_object != self.base + path:  # never revoked (see _serial)
-                        reason = f"a copy of {found.signed_object}, not an object of its own"
+                        cause, reason = (
+                            Reason.COPY,
+                            f"a copy of {found.signed_object}, not an object of its own",
+                        )
                 # Ours and still valid: revoke it too, so a copy kept elsewhere cannot be replayed.
                 action = Action.REVOKE if serial is not None else Action.WITHDRAW
-                self.add(Change(action, Kind.ROA, ca.name, path, reason, revoke_serial=serial))
+                self.add(Change(action, Kind.ROA, ca.name, path, reason, revoke_serial=serial, cause=cause))
             elif name.endswith(".cer"):
                 self.plan_stray_cert(ca, path, name)
             elif name in self.other_key_files(ca.name):
                 reason = f"key roll: {name} belongs to a retired key of {ca.name}"
-                self.add(Change(Action.WITHDRAW, Kind.FILE, ca.name, path, reason, roll=True))
+                change = Change(
+                    Action.WITHDRAW, Kind.FILE, ca.name, path, reason, roll=True, cause=Reason.ROLL_RETIRED
+                )
+                self.add(change)
             else:
                 reason = "not part of the desired state"
-                self.add(Change(Action.WITHDRAW, Kind.FILE, ca.name, path, reason, repair=True))
+                change = Change(
+                    Action.WITHDRAW, Kind.FILE, ca.name, path, reason, repair=True, cause=Reason.DAMAGE
+                )
+                self.add(change)
 
     def plan_stray_cert(self, ca: CaIntent, path: str, name: str) -> None:
         found = self.published.certificate(path)
@@ -494,7 +515,10 @@ class _Planner:
         if foreign is not None and not self.published.under(
             layout.repository(layout.certificate_subject(name)[0])
         ):
-            self.add(Change(Action.WITHDRAW, Kind.CERTIFICATE, ca.name, path, foreign, repair=True))
+            cause, reason = foreign
+            self.add(
+                Change(Action.WITHDRAW, Kind.CERTIFICATE, ca.name, path, reason, repair=True, cause=cause)
+            )
             return
         serial = None
         if isinstance(found, rc.ResourceCertificate) and found.authority_key_id == self.keys[ca.name]:
@@ -504,11 +528,11 @@ class _Planner:
             child
         ):
             serial = None  # a copy of another CA's certificate under this name: its serial is the original's
-        reason = f"CA {child} is no longer a child of {ca.name}"
+        cause, reason = Reason.NOT_DESIRED, f"CA {child} is no longer a child of {ca.name}"
         action = Action.REVOKE if serial is not None else Action.WITHDRAW
         roll = self.desired.has(child) and self.desired.ca(child).parent == ca.name
         if roll:
-            reason = f"key roll: generation {generation} of {child} is retired"
+            cause, reason = Reason.ROLL_RETIRED, f"key roll: generation {generation} of {child} is retired"
         self.add(
             Change(
                 action,
@@ -520,24 +544,25 @@ class _Planner:
                 revoke_serial=serial,
                 generation=generation,
                 roll=roll,
+                cause=cause,
             )
         )
 
     def foreign_stray_cert(
         self, ca: CaIntent, path: str, found: rc.ResourceCertificate | Unreadable | None
-    ) -> str | None:
+    ) -> tuple[Reason, str] | None:
         """Why a certificate in the CA's directory that no child needs now is not one the CA issued (None
         when it is): unreadable, or not signed by any key of the CA's signer."""
         if isinstance(found, Unreadable):
-            return f"unreadable: {found.reason}"
+            return Reason.UNREADABLE, f"unreadable: {found.reason}"
         held = self.held(ca.name)
         if not isinstance(found, rc.ResourceCertificate) or not held:
             return None
         if found.authority_key_id not in held:
             aki = found.authority_key_id.hex() if found.authority_key_id else "none"
-            return f"{FOREIGN}: issued by key {aki}, which {ca.name}'s signer does not hold"
+            return Reason.FOREIGN, f"{FOREIGN}: issued by key {aki}, which {ca.name}'s signer does not hold"
         if found.authority_key_id == self.keys[ca.name] and not self.signed_by(ca, found.cert, path):
-            return f"{FOREIGN}: its signature does not verify with {ca.name}'s key"
+            return Reason.FOREIGN, f"{FOREIGN}: its signature does not verify with {ca.name}'s key"
         return None
 
     def plan_damage(self) -> None:
@@ -545,13 +570,18 @@ class _Planner:
         not be read at all: withdrawn, which apply does by leaving them out of the new tree."""
         if self.published.unusable is not None:
             reason = f"{self.published.unusable}: apply publishes a new tree in its place"
-            self.add(Change(Action.REISSUE, Kind.FILE, "(publication)", "rsync", reason, repair=True))
+            change = Change(
+                Action.REISSUE, Kind.FILE, "(publication)", "rsync", reason, repair=True, cause=Reason.DAMAGE
+            )
+            self.add(change)
         names = {ca.name for ca in self.desired.cas}
         for path, why in sorted(self.published.damage.items()):
             top = path.split("/", 1)[0]
             owner = top if "/" in path.rstrip("/") or (top in names and path.endswith("/")) else "(top)"
             reason = f"{why}; not something this CA publishes"
-            self.add(Change(Action.WITHDRAW, Kind.FILE, owner, path, reason, repair=True))
+            self.add(
+                Change(Action.WITHDRAW, Kind.FILE, owner, path, reason, repair=True, cause=Reason.DAMAGE)
+            )
 
     def plan_orphans(self) -> None:
         """Files outside every desired CA's directory: a removed CA's repository, or junk at the top."""
@@ -578,51 +608,54 @@ class _Planner:
                 else "not part of the desired state"
             )
             # Only the trust anchor's certificate is published at the top: anything else there is damage.
-            self.add(Change(Action.WITHDRAW, Kind.FILE, owner, path, reason, repair="/" not in path))
+            cause = Reason.NOT_DESIRED if "/" in path else Reason.DAMAGE
+            self.add(
+                Change(Action.WITHDRAW, Kind.FILE, owner, path, reason, repair="/" not in path, cause=cause)
+            )
 
     # -- manifests and CRLs ---------------------------------------------------------------------------
 
-    def point_problems(self, ca: CaIntent) -> list[str]:
+    def point_problems(self, ca: CaIntent) -> list[tuple[Reason, str]]:
         """Why the CA's manifest and CRL must be re-issued, apart from its directory changing."""
         key = self.keys[ca.name]
         if key is None:
-            return ["the CA has a new key"]
+            return [(Reason.NEW_KEY, "the CA has a new key")]
         repo = layout.repository(ca.name)
         mft = self.published.manifest(repo + layout.manifest_name(key))
         crl = self.published.crl(repo + layout.crl_name(key))
         if mft is None:
-            return ["manifest not published"]
+            return [(Reason.NOT_PUBLISHED, "manifest not published")]
         if isinstance(mft, Unreadable):
-            return [f"manifest unreadable: {mft.reason}"]
+            return [(Reason.UNREADABLE, f"manifest unreadable: {mft.reason}")]
         if crl is None:
-            return ["CRL not published"]
+            return [(Reason.NOT_PUBLISHED, "CRL not published")]
         if isinstance(crl, Unreadable):
-            return [f"CRL unreadable: {crl.reason}"]
+            return [(Reason.UNREADABLE, f"CRL unreadable: {crl.reason}")]
         if mft.signed.ee.authority_key_id != key or crl.authority_key_id != key:
-            return ["signed by another key"]
+            return [(Reason.NEW_KEY, "signed by another key")]
         forged = self.unsigned_point(ca, key, mft, crl)
         if forged:
-            return [forged]
+            return [(Reason.BAD_SIGNATURE, forged)]
         listed = dict(mft.content.files)
         present = {name: self.published.sha256(repo + name) for name in self.published.under(repo)}
         present.pop(layout.manifest_name(key), None)
         for name in self.other_key_files(ca.name):
             present.pop(name, None)
         if listed != present:
-            return ["manifest does not list exactly the files published (drift)"]
+            return [(Reason.DRIFT, "manifest does not list exactly the files published (drift)")]
         return self.point_timing(ca, mft, crl)
 
-    def point_timing(self, ca: CaIntent, mft: SignedManifest, crl: rc_crl.Crl) -> list[str]:
+    def point_timing(self, ca: CaIntent, mft: SignedManifest, crl: rc_crl.Crl) -> list[tuple[Reason, str]]:
         """Where the manifest points its AIA, and whether it and the CRL are current and not due."""
         _, renew = self.desired.timing.point_validity(ca.trust_anchor)
         if mft.signed.ee.aia != self.cert_uri(ca):
-            return ["the CA's certificate moved (new parent)"]
+            return [(Reason.URIS_CHANGED, "the CA's certificate moved (new parent)")]
         if max(mft.content.this_update, crl.this_update) > self.now + FUTURE_TOLERANCE:
-            return [f"manifest or CRL {FUTURE_DATED}"]
+            return [(Reason.FUTURE_DATED, f"manifest or CRL {FUTURE_DATED}")]
         left = min(mft.content.next_update, crl.next_update) - self.now
         if left < renew:
             self.expiring.add(ca.name)
-            return [expiry("manifest and CRL", left, renew, plural=True)]
+            return [(Reason.EXPIRING, expiry("manifest and CRL", left, renew, plural=True))]
         return []
 
     def unsigned_point(self, ca: CaIntent, key: bytes, mft: SignedManifest, crl: rc_crl.Crl) -> str:
@@ -638,14 +671,15 @@ class _Planner:
         return ""
 
     def plan_point(self, ca: CaIntent) -> None:
-        reasons = self.point_problems(ca)
+        problems = self.point_problems(ca)
         if ca.name in self.dirty:
             count = len(self.dirty[ca.name])
-            reasons.append(
-                f"{count} object{'s' if count != 1 else ''} in {layout.repository(ca.name)} changed"
-            )
-        if not reasons:
+            changed = f"{count} object{'s' if count != 1 else ''} in {layout.repository(ca.name)} changed"
+            problems.append((Reason.DIRECTORY_CHANGED, changed))
+        if not problems:
             return
+        cause = problems[0][0]
+        reasons = [text for _, text in problems]
         key = self.keys[ca.name]
         repo = layout.repository(ca.name)
         missing = key is None or layout.manifest_name(key) not in self.published.under(repo)
@@ -657,31 +691,32 @@ class _Planner:
         scheduled = (not own or ca.name in self.expiring) and ca.name not in self.drifted_cas
         for kind, path in ((Kind.CRL, crl_path), (Kind.MANIFEST, mft_path)):
             self.changes.append(
-                Change(action, kind, ca.name, path, reason, scheduled=scheduled, follows=not own)
+                Change(action, kind, ca.name, path, reason, scheduled=scheduled, follows=not own, cause=cause)
             )
 
-    def side_point_problems(self, ca: CaIntent, generation: int, key: bytes) -> list[str]:
+    def side_point_problems(self, ca: CaIntent, generation: int, key: bytes) -> list[tuple[Reason, str]]:
         """A side key publishes a manifest listing only its CRL (empty of new revocations), kept fresh
         like any other."""
         repo = layout.repository(ca.name)
         mft = self.published.manifest(repo + layout.manifest_name(key))
         crl = self.published.crl(repo + layout.crl_name(key))
         if not isinstance(mft, SignedManifest) or not isinstance(crl, rc_crl.Crl):
-            return [f"key roll: manifest and CRL of key generation {generation}"]
+            return [(Reason.ROLL_NEW_KEY, f"key roll: manifest and CRL of key generation {generation}")]
         crl_name = layout.crl_name(key)
         if dict(mft.content.files) != {crl_name: self.published.sha256(repo + crl_name)}:
-            return [f"key roll: the manifest of key generation {generation} lists just its CRL"]
+            why = f"key roll: the manifest of key generation {generation} lists just its CRL"
+            return [(Reason.ROLL_NEW_KEY, why)]
         if mft.signed.ee.authority_key_id != key or crl.authority_key_id != key:
-            return ["signed by another key"]
+            return [(Reason.NEW_KEY, "signed by another key")]
         certificate = ca.certificate_uri(generation) or self.base + layout.certificate_path(ca, generation)
         if mft.signed.ee.aia != certificate:
-            return [f"the certificate of key generation {generation} moved"]
+            return [(Reason.URIS_CHANGED, f"the certificate of key generation {generation} moved")]
         if max(mft.content.this_update, crl.this_update) > self.now + FUTURE_TOLERANCE:
-            return [f"manifest or CRL {FUTURE_DATED}"]
+            return [(Reason.FUTURE_DATED, f"manifest or CRL {FUTURE_DATED}")]
         _, renew = self.desired.timing.point_validity(ca.trust_anchor)
         left = min(mft.content.next_update, crl.next_update) - self.now
         if left < renew:
-            return [expiry("manifest and CRL", left, renew, plural=True)]
+            return [(Reason.EXPIRING, expiry("manifest and CRL", left, renew, plural=True))]
         return []
 
     def plan_side_points(self, ca: CaIntent) -> None:
@@ -691,18 +726,23 @@ class _Planner:
     def plan_side_point(self, ca: CaIntent, generation: int, key: bytes | None) -> None:
         repo = layout.repository(ca.name)
         if key is None:
-            reasons = [f"key roll: manifest and CRL of the new key (generation {generation})"]
+            problems = [
+                (Reason.ROLL_NEW_KEY, f"key roll: manifest and CRL of the new key (generation {generation})")
+            ]
             mft_path, crl_path = repo + "<new key>.mft", repo + "<new key>.crl"
         else:
-            reasons = self.side_point_problems(ca, generation, key)
+            problems = self.side_point_problems(ca, generation, key)
             mft_path, crl_path = repo + layout.manifest_name(key), repo + layout.crl_name(key)
-        if not reasons:
+        if not problems:
             return
         missing = key is None or layout.manifest_name(key) not in self.published.under(repo)
         action = Action.ISSUE if missing else Action.RENEW
-        reason = "; ".join(reasons)
+        reason = "; ".join(text for _, text in problems)
         for kind, path in ((Kind.CRL, crl_path), (Kind.MANIFEST, mft_path)):
-            self.changes.append(Change(action, kind, ca.name, path, reason, generation=generation, roll=True))
+            change = Change(
+                action, kind, ca.name, path, reason, generation=generation, roll=True, cause=problems[0][0]
+            )
+            self.changes.append(change)
 
     def plan_keys(self) -> None:
         """Keys to create (a new CA, or the new key of a roll) and retired keys to destroy."""
@@ -720,16 +760,31 @@ class _Planner:
                 )
                 if self.desired.signers[ca.signer].type == "offline":
                     reason = "no key published yet: the offline signer creates it when it signs the request"
+                cause = Reason.ROLL_NEW_KEY if pending else Reason.KEY_MISSING
                 self.changes.append(
                     Change(
-                        Action.CREATE_KEY, Kind.KEY, ca.name, "", reason, generation=generation, roll=pending
+                        Action.CREATE_KEY,
+                        Kind.KEY,
+                        ca.name,
+                        "",
+                        reason,
+                        generation=generation,
+                        roll=pending,
+                        cause=cause,
                     )
                 )
             for generation in roll.destroy:
                 reason = f"key roll: generation {generation} signs nothing published any more"
                 self.changes.append(
                     Change(
-                        Action.DESTROY_KEY, Kind.KEY, ca.name, "", reason, generation=generation, roll=True
+                        Action.DESTROY_KEY,
+                        Kind.KEY,
+                        ca.name,
+                        "",
+                        reason,
+                        generation=generation,
+                        roll=True,
+                        cause=Reason.ROLL_RETIRED,
                     )
                 )
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.desired.model import DesiredState
 from reconciler.plan import external_children, publishers, upstream
-from reconciler.plan.model import Action, Change, Kind, Plan
+from reconciler.plan.model import Action, Change, Kind, Plan, Reason
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl
@@ -31,7 +31,7 @@ from reconciler.upstream.state import PeerRecord
 if TYPE_CHECKING:
     from reconciler import refusals  # read by the caller (engine.plan_document)
 
-FORMAT_VERSION = "2.3"
+FORMAT_VERSION = "2.4"
 FORMAT_MAJOR = 2
 
 
@@ -99,7 +99,12 @@ class ChangeDoc(_Doc):
     address: str = Field(description="Stable, readable object address.")
     path: str = Field(description="Path relative to the rsync base ('' for keys).")
     subject: str | None = Field(None, description="The child CA a certificate is for.")
-    reason: str
+    reason: str = Field(description="Why, for people (its wording may change between versions).")
+    cause: Reason | None = Field(
+        None,
+        description="Why, for machines: one of a closed set (not-published, content-changed, expiring, "
+        "altered, not-desired, roll-new-key, ...); null in plans saved before format 2.4.",
+    )
     routine: bool = Field(description="Manifest, CRL or scheduled renewal: not a reviewer's decision.")
     before: dict[str, Any] | None = Field(None, description="The published object, as far as it matters.")
     after: dict[str, Any] | None = Field(None, description="The object as it will be published.")
@@ -440,6 +445,7 @@ def _change(desired: DesiredState, published: PublishedState, change: Change) ->
         path=change.path,
         subject=change.subject,
         reason=change.reason,
+        cause=change.cause,
         routine=change.routine,
         before=_before(published, change),
         after=_after(desired, published, change),

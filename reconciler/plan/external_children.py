@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState, ExternalChild, Timing
-from reconciler.plan.model import Action, Change, Gate, Kind
+from reconciler.plan.model import Action, Change, Gate, Kind, Reason
 from reconciler.published.reader import PublishedState, Unreadable
 from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
@@ -118,12 +118,13 @@ class _Check:
         self,
         item: ChildCertificate,
         action: Action,
-        reason: str,
+        why: tuple[Reason, str],
         *,
         serial: int | None = None,
         roll: bool = False,
         repair: bool = False,
     ) -> Change:
+        cause, reason = why
         return Change(
             action,
             Kind.CERTIFICATE,
@@ -135,6 +136,7 @@ class _Check:
             roll=roll,
             scheduled=action is Action.RENEW,
             repair=repair,
+            cause=cause,
         )
 
     def ca_not_after(self) -> datetime:
@@ -155,12 +157,14 @@ class _Check:
     def check(self, item: ChildCertificate) -> Change | None:
         planner, found = self.planner, item.found
         if isinstance(found, Unreadable):
-            return self.change(item, Action.WITHDRAW, f"unreadable: {found.reason}", repair=True)
+            return self.change(
+                item, Action.WITHDRAW, (Reason.UNREADABLE, f"unreadable: {found.reason}"), repair=True
+            )
         if found is None:
             return None
         if found.key_id != item.key_id:
             reason = f"its name says key {item.key_id.hex()}, but it certifies key {found.key_id.hex()}"
-            return self.change(item, Action.WITHDRAW, reason, repair=True)
+            return self.change(item, Action.WITHDRAW, (Reason.COPY, reason), repair=True)
         foreign = planner.foreign_stray_cert(self.ca, item.path, found)
         if foreign is not None:
             return self.change(item, Action.WITHDRAW, foreign, repair=True)
@@ -170,7 +174,7 @@ class _Check:
         if child is None:
             action = Action.REVOKE if serial is not None else Action.WITHDRAW
             reason = f"external child {item.handle} is no longer declared among {self.ca.name}'s children"
-            return self.change(item, action, reason, serial=serial)
+            return self.change(item, action, (Reason.NOT_DESIRED, reason), serial=serial)
         return self.check_declared(item, found, child, serial)
 
     def check_declared(
@@ -183,27 +187,31 @@ class _Check:
         if not keep:
             action = Action.REVOKE if serial is not None else Action.WITHDRAW
             reason = f"the entitlement of {item.handle} no longer covers any of its resources ({have})"
-            return self.change(item, action, reason, serial=serial)
+            return self.change(item, action, (Reason.ENTITLEMENT_CHANGED, reason), serial=serial)
         if have is None or keep != have:
             lost = have.subtract(keep) if have is not None else "inherited resources"
             reason = f"entitlement narrowed: {item.handle} loses {lost}"
-            return self.change(item, Action.REISSUE, reason, serial=serial)
+            return self.change(item, Action.REISSUE, (Reason.ENTITLEMENT_CHANGED, reason), serial=serial)
         if planner.drifted(ca.name, item.path):
             return self.change(
                 item,
                 Action.REISSUE,
-                "altered after publication (does not match the manifest)",
+                (Reason.ALTERED, "altered after publication (does not match the manifest)"),
                 serial=serial,
                 repair=True,
             )
         if found.authority_key_id != self.key:
             reason = f"issuer {ca.name} has a new key"
-            return self.change(item, Action.REISSUE, reason, roll=planner.rolled(ca.name))
+            return self.change(
+                item, Action.REISSUE, (Reason.ISSUER_NEW_KEY, reason), roll=planner.rolled(ca.name)
+            )
         crldp = planner.base + layout.repository(ca.name) + layout.crl_name(self.key or b"")
         if found.aia != planner.cert_uri(ca) or found.crldp != crldp:
-            return self.change(item, Action.REISSUE, "issuer URIs changed", serial=serial)
+            return self.change(
+                item, Action.REISSUE, (Reason.URIS_CHANGED, "issuer URIs changed"), serial=serial
+            )
         if found.serial in planner.revoked(ca):
-            return self.change(item, Action.REISSUE, "revoked on the CA's CRL", serial=None)
+            return self.change(item, Action.REISSUE, (Reason.REVOKED, "revoked on the CA's CRL"), serial=None)
         return self.check_time(item, found, serial)
 
     def check_time(
@@ -214,13 +222,14 @@ class _Check:
         planner = self.planner
         if found.not_before > planner.now + FUTURE_TOLERANCE:
             reason = f"{FUTURE_DATED} (valid from {found.not_before:%Y-%m-%dT%H:%M:%SZ})"
-            return self.change(item, Action.RENEW, reason, serial=serial)
+            return self.change(item, Action.RENEW, (Reason.FUTURE_DATED, reason), serial=serial)
         left = found.not_after - planner.now
         renew = planner.desired.timing.certificate_renew_before
         # Renewed only to a later end: while the CA's own certificate is not renewed (an offline trust
         # anchor waits for its ceremony), re-issuing to the same end would churn on every run.
         if left < renew and self.ca_not_after() > found.not_after:
-            return self.change(item, Action.RENEW, expiry("certificate", left, renew), serial=serial)
+            why = (Reason.EXPIRING, expiry("certificate", left, renew))
+            return self.change(item, Action.RENEW, why, serial=serial)
         return None
 
 

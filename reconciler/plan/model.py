@@ -43,6 +43,44 @@ class Kind(StrEnum):
 ROUTINE_KINDS = frozenset({Kind.MANIFEST, Kind.CRL, Kind.RRDP})
 
 
+class Reason(StrEnum):
+    """Why a change is planned, as a closed set: what decisions read (which changes repair damage, which
+    are steps of a key roll, what monitoring counts), while the change's text says it for people and
+    may be reworded freely."""
+
+    NOT_PUBLISHED = "not-published"  # the object (or a CA's key) is not there yet
+    NEW_OBJECT = "new-object"  # an object the desired state adds
+    CONTENT_CHANGED = "content-changed"  # what a ROA says changed
+    RESOURCES_CHANGED = "resources-changed"
+    URIS_CHANGED = "uris-changed"  # where the object or its issuer is published changed
+    NEW_KEY = "new-key"  # the signing CA has a new key
+    ISSUER_NEW_KEY = "issuer-new-key"
+    EXPIRING = "expiring"  # inside its renewal margin: only the clock asked
+    FUTURE_DATED = "future-dated"  # signed by a clock that ran ahead
+    UNREADABLE = "unreadable"
+    ALTERED = "altered"  # not the bytes the CA signed and listed
+    BAD_SIGNATURE = "bad-signature"  # a signature that does not verify
+    FOREIGN = "foreign"  # not issued by this tree
+    COPY = "copy"  # a copy of another object under this name
+    REVOKED = "revoked"  # on the CA's own CRL
+    EE_MISMATCH = "ee-mismatch"  # the EE certificate does not match the object
+    DRIFT = "drift"  # the manifest does not list exactly what is published
+    DAMAGE = "damage"  # not an object at all, or a tree that cannot be used
+    NOT_DESIRED = "not-desired"  # no longer in the desired state
+    ENTITLEMENT_CHANGED = "entitlement-changed"  # an external child's entitlement
+    DIRECTORY_CHANGED = "directory-changed"  # a manifest and CRL re-signed for other changes
+    ROLL_NEW_KEY = "roll-new-key"  # a key roll's new key, its certificate, manifest and CRL
+    ROLL_RETIRED = "roll-retired"  # what a retired key signed, or the key itself
+    KEY_MISSING = "key-missing"  # a CA's key its signer does not hold yet
+    RRDP_BEHIND = "rrdp-behind"  # RRDP does not serve what rsync serves
+
+
+#: Reasons that say the published object is damaged rather than the desired state changed.
+DAMAGE_REASONS = frozenset(
+    {Reason.UNREADABLE, Reason.ALTERED, Reason.BAD_SIGNATURE, Reason.FOREIGN, Reason.DAMAGE}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One thing apply will do. ``ca`` is the CA whose key signs it (whose directory holds it)."""
@@ -51,7 +89,7 @@ class Change:
     kind: Kind
     ca: str
     path: str  # relative to the rsync base ("" for keys)
-    reason: str
+    reason: str  # for people: what ``cause`` says, with the particulars
     subject: str | None = None  # the child CA a certificate is for
     roa: RoaContent | None = None  # what a ROA will say
     revoke_serial: int | None = None  # serial of the published object this change revokes
@@ -69,6 +107,7 @@ class Change:
     # published and something altered): restores what relying parties should see, so no approval gate
     # concerns it -- damage must never stop the unattended renewal loop.
     repair: bool = field(default=False, compare=False)
+    cause: Reason = field(kw_only=True, compare=False)  # what decisions read; see Reason
 
     @property
     def address(self) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 from reconciler import layout
 from reconciler.desired.model import DesiredState
-from reconciler.plan.model import Action, Change, Gate, Kind
+from reconciler.plan.model import Action, Change, Gate, Kind, Reason
 from reconciler.published.reader import PublishedState
 
 #: The gate a removed publisher trips: the approval names it and the number of objects withdrawn.
@@ -44,7 +44,15 @@ def plan_publishers(desired: DesiredState, published: PublishedState) -> list[Ch
             for path in sorted(paths):
                 reason = "not in a publisher's directory: no publisher published it"
                 changes.append(
-                    Change(Action.WITHDRAW, Kind.FILE, layout.PUBLISHERS, path, reason, repair=True)
+                    Change(
+                        Action.WITHDRAW,
+                        Kind.FILE,
+                        layout.PUBLISHERS,
+                        path,
+                        reason,
+                        repair=True,
+                        cause=Reason.DAMAGE,
+                    )
                 )
             continue
         if handle in declared:
@@ -55,7 +63,9 @@ def plan_publishers(desired: DesiredState, published: PublishedState) -> list[Ch
             f"({size} bytes) are withdrawn"
         )
         path = layout.publisher_repository(handle)
-        changes.append(Change(Action.WITHDRAW, Kind.FILE, layout.PUBLISHERS, path, reason))
+        changes.append(
+            Change(Action.WITHDRAW, Kind.FILE, layout.PUBLISHERS, path, reason, cause=Reason.NOT_DESIRED)
+        )
     return changes
 
 

@@ -13,8 +13,8 @@ from reconciler import health, layout
 from reconciler.apply import audit
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.health import Finding
-from reconciler.plan.diff import FUTURE_DATED, desired_roas, repaired
-from reconciler.plan.model import Change, Kind, Plan, Severity
+from reconciler.plan.diff import desired_roas, repaired
+from reconciler.plan.model import Change, Kind, Plan, Reason, Severity
 from reconciler.plan.rollover import KeyIds
 from reconciler.published.memo import RoaSummary
 from reconciler.published.reader import PublishedState, SignedManifest
@@ -185,7 +185,7 @@ def collect(
         repairs = [c.address for c in changes if c.repair]
         if repairs:
             ca_findings.append(health.damage_finding(ca.name, repairs))
-        dated = [c.address for c in changes if FUTURE_DATED in c.reason]
+        dated = [c.address for c in changes if c.cause is Reason.FUTURE_DATED]
         if dated:
             ca_findings.append(health.future_finding(ca.name, dated))
         findings += ca_findings
