@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from reconciler.desired.model import CaIntent
-from reconciler.plan.diff import describe_delta
 from reconciler.plan.model import Notice, Severity
+from reconciler.plan.wording import describe_delta
 from reconciler.status.model import ObjectKind, ObjectTimes
 
 RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -35,19 +35,12 @@ from reconciler.plan.reminders import trust_anchor_reminders
 from reconciler.plan.rollover import KeyIds, KeyPlan, key_plans
 from reconciler.plan.rollover import describe as describe_roll
 from reconciler.plan.safety import gates_for
+from reconciler.plan.wording import FUTURE_DATED, FUTURE_TOLERANCE, expiry
 from reconciler.published.memo import RoaSummary
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa, Unreadable
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl as rc_crl
 from reconciler.rpki.roa import RoaContent
-
-#: An object whose validity starts later than this after now was signed by a clock that ran ahead (a
-#: --now in the future, an NTP step): relying parties reject it until then, so it is damage to repair.
-#: The margin keeps a plan on a machine whose clock lags the signer's by seconds from re-issuing. The
-#: repair is a renewal (the same content, dated now): routine, so the unattended loop makes it.
-FUTURE_TOLERANCE = timedelta(minutes=5)
-FUTURE_DATED = "dated in the future"
-
 
 #: Why an object is replaced when its bytes are not those the CA signed and listed.
 ALTERED = "altered after publication (does not match the manifest)"
@@ -59,29 +52,6 @@ def damage(found: object, cause: Reason) -> bool:
     """Whether a change repairs damage (see ``Change.repair``): the object is unreadable, altered, not
     signed as it says, or not this tree's at all -- as opposed to a change of the desired state."""
     return isinstance(found, Unreadable) or cause in DAMAGE_REASONS
-
-
-def describe_delta(delta: timedelta) -> str:
-    """``5h``, ``3d 4h``, ``expired 2h ago``: how an operator reads a remaining time."""
-    seconds = int(delta.total_seconds())
-    if seconds < 0:
-        return f"expired {describe_delta(-delta)} ago"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    return f"{minutes}m"
-
-
-def expiry(subject: str, left: timedelta, margin: timedelta, *, plural: bool = False) -> str:
-    """``manifest and CRL expire in 7h (renewal margin 8h)``, or ``certificate expired 2h ago (...)``."""
-    tail = f"(renewal margin {describe_delta(margin)})"
-    if left < timedelta(0):
-        return f"{subject} expired {describe_delta(-left)} ago {tail}"
-    return f"{subject} {'expire' if plural else 'expires'} in {describe_delta(left)} {tail}"
 
 
 def desired_roas(

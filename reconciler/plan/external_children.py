@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState, ExternalChild, Timing
 from reconciler.plan.model import Action, Change, Gate, Kind, Reason
+from reconciler.plan.wording import FUTURE_DATED, FUTURE_TOLERANCE, expiry
 from reconciler.published.reader import PublishedState, Unreadable
 from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
@@ -217,8 +218,6 @@ class _Check:
     def check_time(
         self, item: ChildCertificate, found: rc.ResourceCertificate, serial: int | None
     ) -> Change | None:
-        from reconciler.plan.diff import FUTURE_DATED, FUTURE_TOLERANCE, expiry  # noqa: PLC0415 - a cycle
-
         planner = self.planner
         if found.not_before > planner.now + FUTURE_TOLERANCE:
             reason = f"{FUTURE_DATED} (valid from {found.not_before:%Y-%m-%dT%H:%M:%SZ})"

@@ -13,6 +13,7 @@ from datetime import datetime
 from reconciler import layout
 from reconciler.desired.model import DesiredState
 from reconciler.plan.model import Notice, Severity
+from reconciler.plan.wording import describe_delta
 from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl
@@ -38,7 +39,6 @@ def trust_anchor_expiry(desired: DesiredState, published: PublishedState) -> dat
 def trust_anchor_reminders(
     desired: DesiredState, published: PublishedState, now: datetime, *, offline: bool
 ) -> list[Notice]:
-    from reconciler.plan.diff import describe_delta  # noqa: PLC0415 - diff imports this module
 
     if not desired.trust_anchor.trust_anchor:
         return []  # a CA under an external parent: its daily manifests are any CA's (``health``)

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
+from reconciler.plan.wording import describe_delta
 from reconciler.published.reader import PublishedState
 from reconciler.rpki import cert as rc
 from reconciler.signers.base import MissingKeyError, Signer
@@ -155,7 +156,6 @@ def key_plans(
 
 def describe(plan: KeyPlan, now: datetime) -> str:
     """One line for the operator: the phase, and when the next step is due."""
-    from reconciler.plan.diff import describe_delta  # noqa: PLC0415 - diff imports this module
 
     if plan.phase is Phase.STAGING:
         assert plan.due is not None  # noqa: S101 - staging always has a due time

@@ -20,8 +20,8 @@ from reconciler.apply import audit
 from reconciler.desired.model import CaIntent, DesiredState, ExternalChild, Publisher
 from reconciler.health import Finding
 from reconciler.plan import external_children
-from reconciler.plan.diff import describe_delta
 from reconciler.plan.model import Action, Change, Gate, Plan, Severity
+from reconciler.plan.wording import describe_delta
 from reconciler.protocol.errors import ProtocolError
 from reconciler.protocol.replay import ReplayGuard
 from reconciler.published.reader import PublishedState

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from reconciler.plan.diff import describe_delta
+from reconciler.plan.wording import describe_delta
 from reconciler.status.model import CaStatus, ExchangeError, ObjectKind, StatusReport
 from reconciler.status.peers import human_size
 

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from reconciler import health
 from reconciler.desired.model import CaIntent, DesiredState, RemoteRepository
 from reconciler.health import Finding
-from reconciler.plan.diff import describe_delta
 from reconciler.plan.model import Notice, Severity
+from reconciler.plan.wording import describe_delta
 from reconciler.protocol.errors import ProtocolError
 from reconciler.resources import Resources
 from reconciler.rpki import cert as rc

@@ -19,8 +19,8 @@ from datetime import datetime
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState, RoaIntent
-from reconciler.plan.diff import describe_delta
 from reconciler.plan.model import Notice, Severity
+from reconciler.plan.wording import describe_delta
 from reconciler.published.reader import PublishedState
 from reconciler.resources import Resources, prefix_text
 from reconciler.rpki import cert as rc
