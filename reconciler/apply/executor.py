@@ -84,14 +84,14 @@ def signed_object(
     content_type: str,
     econtent: bytes,
     ee: tuple[datetime, datetime],
-    resources: Resources | None,
+    resources: rc.EeResources,
     serial: int,
     signing_time: datetime,
     one_time: OneTimeKey | None = None,
 ) -> bytes:
     """A one-time EE certificate and the CMS envelope around ``econtent`` (two signatures, RFC 6488).
-    ``resources`` None means a manifest's EE certificate: it inherits (RFC 9286 §5.1). ``one_time``: the
-    EE key, when generated ahead (see ``onetime``)."""
+    ``resources``: the EE certificate's, as the object type wants them (``rc.EeResources``).
+    ``one_time``: the EE key, when generated ahead (see ``onetime``)."""
     one_time = one_time or OneTimeKey()
     ee_cert = rc.build(
         issuer=issuer,
@@ -99,8 +99,8 @@ def signed_object(
         serial=serial,
         not_before=ee[0],
         not_after=ee[1],
-        ip_resources=rfc3779.encode_ip(resources),
-        as_resources=None if resources is not None else rfc3779.encode_asn(None),
+        ip_resources=resources.ip,
+        as_resources=resources.asn,
         signed_object=uri,
     )
     return cms.build(
@@ -306,7 +306,7 @@ class _Executor:
         content_type: str,
         econtent: bytes,
         ee: tuple[datetime, datetime],
-        resources: Resources | None,
+        resources: rc.EeResources,
         issuer: rc.Issuer | None = None,
         serial: int | None = None,
     ) -> bytes:
@@ -336,7 +336,7 @@ class _Executor:
             content_type=roa.CONTENT_TYPE,
             econtent=roa.encode(change.roa),
             ee=validity,
-            resources=resources,
+            resources=rc.EeResources.prefixes(resources),
             issuer=issuer,
             serial=serial,
         )
@@ -456,7 +456,7 @@ class _Executor:
                 content_type=manifest.CONTENT_TYPE,
                 econtent=manifest.encode(content),
                 ee=(this_update, next_update),
-                resources=None,
+                resources=rc.EeResources.inherit(),
                 issuer=issuer,
             ),
         )

@@ -409,7 +409,7 @@ def sign(request: SigningRequest, raw: bytes, signer: Signer, now: datetime) -> 
         content_type=manifest.CONTENT_TYPE,
         econtent=manifest.encode(content),
         ee=(valid_from, next_update),
-        resources=None,
+        resources=rc.EeResources.inherit(),
         serial=x509.random_serial_number(),
         signing_time=now,
     )

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 
+from reconciler.resources import AsnSet, Resources
 from reconciler.rpki import der as strict
 from reconciler.rpki import oids, rfc3779
 from reconciler.signers.base import key_id
@@ -71,6 +72,29 @@ class CaAccess:
     repository: str  # rsync URI ending in "/"
     manifest: str
     notify: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EeResources:
+    """The RFC 3779 extensions of a signed object's EE certificate (DER values; None: absent), as each
+    object type wants them: a ROA's its prefixes and no AS numbers, a manifest's both inherited (RFC 9286
+    §5.1), an ASPA's exactly the customer AS and no IP addresses (what FORT requires, and rpki-client's
+    "superfluous IP Resources extension" otherwise)."""
+
+    ip: bytes | None
+    asn: bytes | None
+
+    @classmethod
+    def prefixes(cls, resources: Resources) -> EeResources:
+        return cls(rfc3779.encode_ip(resources), None)
+
+    @classmethod
+    def inherit(cls) -> EeResources:
+        return cls(rfc3779.encode_ip(None), rfc3779.encode_asn(None))
+
+    @classmethod
+    def asns(cls, asns: AsnSet) -> EeResources:
+        return cls(None, rfc3779.encode_asn(asns))
 
 
 def _access(method: x509.ObjectIdentifier, uri: str) -> x509.AccessDescription:

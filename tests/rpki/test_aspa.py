@@ -76,3 +76,46 @@ def test_as0_alone_and_trailing_data() -> None:
         aspa.decode(_raw(1, 64496, [64497]) + b"\x00")
     with pytest.raises(aspa.AspaError, match="at most 4000"):
         aspa.encode(aspa.AspaContent.of(64496, range(1, 4002)))
+
+
+def test_an_aspa_is_signed_with_the_customer_as_and_no_addresses() -> None:
+    """The EE certificate of an ASPA holds exactly the customer AS and no IP extension (FORT requires
+    the exact match, rpki-client refuses IP resources there); a ROA's holds its prefixes, a manifest's
+    inherits both."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
+    from reconciler.apply.executor import signed_object  # noqa: PLC0415
+    from reconciler.resources import AsnSet, Resources  # noqa: PLC0415
+    from reconciler.rpki import cert as rc  # noqa: PLC0415
+    from reconciler.signers.base import key_id  # noqa: PLC0415
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    issuer = rc.Issuer(key, key_id(key.public_key()), "rsync://x/ta/ca.cer", "rsync://x/ca/K.crl")
+    now = datetime.now(UTC).replace(microsecond=0)
+    content = aspa.AspaContent.of(64496, [64497, 64498])
+
+    def ee_of(resources: rc.EeResources) -> rc.ResourceCertificate:
+        der = signed_object(
+            issuer=issuer,
+            uri="rsync://x/ca/AS64496.asa",
+            content_type=aspa.CONTENT_TYPE,
+            econtent=aspa.encode(content),
+            ee=(now, now + timedelta(days=1)),
+            resources=resources,
+            serial=1,
+            signing_time=now,
+        )
+        signed = cms.decode(der)
+        assert aspa.decode(signed.econtent) == content
+        return signed.ee
+
+    ee = ee_of(rc.EeResources.asns(AsnSet.parse([64496])))
+    assert ee.resources.resources == Resources.parse(["AS64496"]) and not ee.resources.inherit_asn
+    assert not ee.resources.inherit_ip
+    assert not {e.oid.dotted_string for e in ee.cert.extensions} & {"1.3.6.1.5.5.7.1.7"}
+    roa_ee = ee_of(rc.EeResources.prefixes(Resources.parse([], ["192.0.2.0/24"])))
+    assert roa_ee.resources.resources == Resources.parse([], ["192.0.2.0/24"])
+    inheriting = ee_of(rc.EeResources.inherit())
+    assert inheriting.resources.inherit_asn and inheriting.resources.inherit_ip

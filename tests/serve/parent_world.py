@@ -173,7 +173,7 @@ def publish_as_child(world: World, label: str, roas: list[roa.RoaContent]) -> di
             content_type=roa.CONTENT_TYPE,
             econtent=roa.encode(content),
             ee=(start, end),
-            resources=Resources.of_prefixes(p.prefix for p in content.prefixes),
+            resources=rc.EeResources.prefixes(Resources.of_prefixes(p.prefix for p in content.prefixes)),
             serial=x509.random_serial_number(),
             signing_time=world.now,
         )
@@ -184,7 +184,7 @@ def publish_as_child(world: World, label: str, roas: list[roa.RoaContent]) -> di
         content_type=manifest.CONTENT_TYPE,
         econtent=manifest.encode(manifest.ManifestContent(1, start, end, listed)),
         ee=(start, end),
-        resources=None,
+        resources=rc.EeResources.inherit(),
         serial=x509.random_serial_number(),
         signing_time=world.now,
     )

@@ -198,7 +198,7 @@ class RemoteChild:
                     content_type=roa.CONTENT_TYPE,
                     econtent=roa.encode(content),
                     ee=(start, end),
-                    resources=Resources.of_prefixes(p.prefix for p in content.prefixes),
+                    resources=rc.EeResources.prefixes(Resources.of_prefixes(p.prefix for p in content.prefixes)),
                     serial=x509.random_serial_number(),
                     signing_time=now,
                 )
@@ -209,7 +209,7 @@ class RemoteChild:
                 content_type=manifest.CONTENT_TYPE,
                 econtent=manifest.encode(manifest.ManifestContent(point.number, start, end, listed)),
                 ee=(start, end),
-                resources=None,
+                resources=rc.EeResources.inherit(),
                 serial=x509.random_serial_number(),
                 signing_time=now,
             )
