@@ -198,7 +198,9 @@ class RemoteChild:
                     content_type=roa.CONTENT_TYPE,
                     econtent=roa.encode(content),
                     ee=(start, end),
-                    resources=rc.EeResources.prefixes(Resources.of_prefixes(p.prefix for p in content.prefixes)),
+                    resources=rc.EeResources.prefixes(
+                        Resources.of_prefixes(p.prefix for p in content.prefixes)
+                    ),
                     serial=x509.random_serial_number(),
                     signing_time=now,
                 )
