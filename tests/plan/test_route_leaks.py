@@ -74,3 +74,23 @@ def test_a_bad_line_names_the_file_and_line(tmp_path: Path, line: str, problem: 
     bad.write_text(f"203.0.113.0/24,64496 64497\n{line}\n")
     with pytest.raises(AnnouncementsError, match=f"paths.txt:2: .*{problem}"):
         read_routes(bad)
+
+
+def test_the_benchmark_runs_on_a_small_table() -> None:
+    """``benchmarks.route_leaks`` on a few thousand paths: it reports the steps, and a transit that drops
+    a provider makes paths Invalid."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.route_leaks", "--paths", "3000", "--change", "transit"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert "read " in done.stdout and "verify " in done.stdout and "peak RSS" in done.stdout
+    newly = next(line for line in done.stdout.splitlines() if line.startswith("transitions"))
+    assert not newly.endswith(" 0 newly Invalid"), done.stdout
