@@ -9,11 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.upstream import state as stored
-from tests.e2e.harness import validate_with_all
-from tests.e2e.relying_parties import write_tal
+from tests.e2e.test_child_under_external_parent import Relying
 from tests.helpers import scratch_copy
 from tests.serve.remote_child import approved_apply, serve_process
-from tests.upstream.child_world import HANDLE, PARENT_BASE, child_vrps, connect, declare_child, make_child
+from tests.upstream.child_world import HANDLE, child_vrps, connect, declare_child, make_child
 
 
 def test_a_child_rpkictl_is_removed_by_its_parent(
@@ -24,29 +23,21 @@ def test_a_child_rpkictl_is_removed_by_its_parent(
     child = make_child(tmp_path / "child")
     declare_child(parent, child)
     assert parent.apply(datetime.now(UTC)) is not None
-    tal = write_tal(parent)
-    ours = parent.desired_vrps()
-
-    def see(want: frozenset[tuple[int, str, int]], step: str) -> None:
-        results = validate_with_all(tal, parent.rsync, PARENT_BASE, now=datetime.now(UTC), validators=every)
-        assert set(results) == set(every)
-        for name, result in results.items():
-            assert result.vrps == ours | want, f"{step}: {name}: {result.summary()}"
-            assert result.warnings == [], f"{step}: {name}: {result.summary()}"
+    relying = Relying(parent, every)
 
     with serve_process(parent.repo, tmp_path / "serve.log") as served:
         connect(parent, child, served.url)
         child.apply()
         published = child_vrps(parent)
         assert len(published) == 3
-        see(published, "certified")
+        relying.see_exactly(published, "certified")
 
         # the parent removes the child in review: the gate names every VRP that goes
         text = (parent.repo / "cas/online.yaml").read_text()
         (parent.repo / "cas/online.yaml").write_text(text[: text.index("children:\n")])
         said, _ = approved_apply(parent.repo, f"ca-revoke@{HANDLE}")
         assert all(f"AS{asn} {prefix} max {length}" in said for asn, prefix, length in published), said
-        see(frozenset(), "removed")
+        relying.see_exactly(frozenset(), "removed")
 
         # the child learns it from its parent's answer: it signs under nothing new, and says why
         done = child.rpkictl("apply", "--yes")
@@ -54,4 +45,4 @@ def test_a_child_rpkictl_is_removed_by_its_parent(
         assert "could not reach parent online" in told and "404" in told, told
         kept = stored.load(child.root / "published", HANDLE)
         assert kept.parent.failures == 1 and kept.parent.last_error is not None
-        see(frozenset(), "after the child's next apply")
+        relying.see_exactly(frozenset(), "after the child's next apply")
