@@ -14,6 +14,7 @@ rebuilt at the very same URIs:
                                          key of the child (two during the child's key roll)
     <rsync_base><ca>/AS<asn>_<prefix>_<len>.roa   its ROAs, one prefix each
     <rsync_base><ca>/AS<asn>_ipv<4|6>.roa         ... or one for all of an origin's prefixes of a family
+    <rsync_base><ca>/AS<customer>.asa             its ASPAs, one per customer AS
     <rsync_base>publishers/<handle>/     an external publisher's repository (RFC 8181), its sia_base
 """
 
@@ -100,6 +101,11 @@ def roa_name(asn: int, prefix: IPNetwork) -> str:
     """A readable file name with exactly one dot, as RFC 9286 §4.2.2 file names must have."""
     address = prefix_text(prefix).partition("/")[0].replace(".", "-").replace(":", "-")
     return f"AS{asn}_{address}_{prefix.prefixlen}.roa"
+
+
+def aspa_name(customer: int) -> str:
+    """The ASPA of a customer AS: one object per customer (draft-ietf-sidrops-aspa-profile)."""
+    return f"AS{customer}.asa"
 
 
 def aggregate_roa_name(asn: int, version: int) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 
@@ -25,7 +26,8 @@ from reconciler.published.memo import RoaSummary, texts
 from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
-from reconciler.rpki import cms, crl, manifest, rfc3779, roa
+from reconciler.rpki import cms, crl, kinds, manifest, rfc3779, roa
+from reconciler.rpki.roa import RoaContent
 from reconciler.signers.adapter import SignerKey
 from reconciler.signers.base import Signer, SignerError
 from reconciler.signers.files import OneTimeKey
@@ -325,16 +327,17 @@ class _Executor:
         )
 
     def issue_roa(self, change: Change) -> None:
-        assert change.roa is not None  # noqa: S101 - ROA changes always carry their content
+        content = change.content
+        assert isinstance(content, RoaContent)  # noqa: S101 - ROA changes always carry their content
         ca = self.desired.ca(change.ca)
         validity = (self.valid_from, self.now + self.desired.timing.certificate_validity)
-        resources = Resources.of_prefixes(p.prefix for p in change.roa.prefixes)
+        resources = Resources.of_prefixes(p.prefix for p in content.prefixes)
         issuer, serial = self.own_issuer(ca), self.serial()
         self.files[change.path] = self.signed_object(
             ca=ca,
             path=change.path,
             content_type=roa.CONTENT_TYPE,
-            econtent=roa.encode(change.roa),
+            econtent=roa.encode(content),
             ee=validity,
             resources=rc.EeResources.prefixes(resources),
             issuer=issuer,
@@ -342,8 +345,8 @@ class _Executor:
         )
         # What the next plan checks of it, known without decoding it again (see ``published.memo``).
         self.summaries[change.path] = RoaSummary(
-            asn=change.roa.asn,
-            prefixes=texts(change.roa),
+            asn=content.asn,
+            prefixes=texts(content),
             authority_key_id=issuer.key_id,
             serial=serial,
             not_before=validity[0],
@@ -353,6 +356,19 @@ class _Executor:
             aia=issuer.certificate_uri,
             resources_match=True,
             signed_by={issuer.key_id},
+        )
+
+    def issue_signed(self, change: Change, kind: kinds.SignedKind[Any]) -> None:
+        """A signed object of a type in ``rpki.kinds`` (but ROAs, whose summary the memo keeps): its
+        content encoded, in an envelope whose EE certificate holds what the type wants."""
+        ca = self.desired.ca(change.ca)
+        self.files[change.path] = self.signed_object(
+            ca=ca,
+            path=change.path,
+            content_type=kind.content_type,
+            econtent=kind.encode(change.content),
+            ee=(self.valid_from, self.now + self.desired.timing.certificate_validity),
+            resources=kind.ee_resources(change.content),
         )
 
     def previous_revocations(self, ca: CaIntent, key: bytes) -> list[crl.Revocation]:
@@ -463,8 +479,8 @@ class _Executor:
         self.signed_with[repo + mft_name] = issuer.key_id
 
     def one_time_keys_needed(self) -> int:
-        """EE keys this plan uses: one per ROA and per manifest it signs online."""
-        signs = (Kind.ROA, Kind.MANIFEST)
+        """EE keys this plan uses: one per ROA, ASPA and manifest it signs online."""
+        signs = (Kind.ROA, Kind.ASPA, Kind.MANIFEST)
         return sum(
             1
             for c in self.plan.changes
@@ -494,6 +510,8 @@ class _Executor:
                 self.issue_certificate(change)
             elif change.kind is Kind.ROA:
                 self.issue_roa(change)
+            elif change.kind is Kind.ASPA:
+                self.issue_signed(change, kinds.ASPA)
             elif change.kind is Kind.MANIFEST:
                 ca = self.desired.ca(change.ca)
                 side = change.generation if change.generation in self.key_plan(ca).side else None

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.desired.model import (
+    AspaIntent,
     CaIntent,
     DesiredState,
     Publication,
@@ -21,6 +22,7 @@ from reconciler.desired.model import (
 from reconciler.diagnostics import DesiredStateError, Diagnostic
 
 __all__ = [
+    "AspaIntent",
     "CaIntent",
     "DesiredState",
     "DesiredStateError",

@@ -34,6 +34,7 @@ from reconciler.desired.schema import (
 )
 from reconciler.diagnostics import Diagnostic, display_path, excerpt
 from reconciler.resources import AsnSet, IPNetwork, IpSet, Resources
+from reconciler.rpki import aspa
 
 Loc = tuple[str | int, ...]
 
@@ -339,6 +340,7 @@ def check_cas(
         problems += _check_signer(doc, settings)
         problems += _check_key_generation(doc)
         problems += _check_roas(doc)
+        problems += _check_aspas(doc)
         problems += _check_external_children(doc, settings)
     return problems
 
@@ -740,6 +742,14 @@ def _check_signer(doc: CaDoc, settings: SettingsDoc | None) -> Iterable[Diagnost
             "move these ROAs to a CA below the trust anchor",
             key=True,
         )
+    if found is not None and found.type == "offline" and doc.spec.aspas:
+        yield diag(
+            doc.source,
+            ("aspas",),
+            "an offline trust anchor cannot issue ASPAs: they would wait for the offline signer",
+            "move these ASPAs to a CA below the trust anchor that holds their customer ASes",
+            key=True,
+        )
     if found is not None:
         return
     known = sorted(settings.spec.signers)
@@ -784,6 +794,105 @@ def _check_roas(doc: CaDoc) -> Iterable[Diagnostic]:
                 ("roas", i),
                 f"duplicate ROA for AS{roa.asn} {roa.prefix} (first at line {line})",
                 "keep one entry, with the larger max_length",
+            )
+
+
+def _check_aspas(doc: CaDoc) -> Iterable[Diagnostic]:
+    """The customer AS held by the CA and named by one entry only, and the providers as the ASPA profile
+    wants them (``aspa.problems``, which the decoder applies too); their order is free, the model sorts.
+    As with ROAs, a CA under an external parent is checked against the resources its YAML expects."""
+    seen: dict[int, int] = {}
+    for i, entry in enumerate(doc.spec.aspas):
+        yield from _check_aspa_customer(doc, i)
+        first = seen.setdefault(entry.customer, i)
+        if first != i:
+            line, _ = doc.source.position(("aspas", first))
+            yield diag(
+                doc.source,
+                ("aspas", i, "customer"),
+                f"a second ASPA for customer AS{entry.customer} in CA '{doc.name}' (first at line {line})",
+                "a CA signs one ASPA per customer AS: merge their providers into one entry",
+            )
+        found = list(_check_aspa_providers(doc, i))
+        yield from found
+        # Whatever else the profile refuses (the rules above cover all of it today) is still reported.
+        wrong = aspa.problems(entry.customer, tuple(sorted(entry.providers)))
+        if wrong and not found and entry.customer != 0:
+            yield diag(
+                doc.source,
+                ("aspas", i),
+                f"ASPA of AS{entry.customer}: " + "; ".join(wrong),
+                "fix the entry as said",
+            )
+
+
+def _check_aspa_customer(doc: CaDoc, index: int) -> Iterable[Diagnostic]:
+    customer = doc.spec.aspas[index].customer
+    at = ("aspas", index, "customer")
+    if customer == 0:
+        yield diag(
+            doc.source,
+            at,
+            f"ASPA: {aspa.problems(0, (1,))[0]}",
+            "name the AS whose providers these are; an AS with no provider lists AS0 alone as providers",
+        )
+        return
+    held = doc.resources.asn
+    if not held.contains(AsnSet.of([(customer, customer)])):
+        yield diag(
+            doc.source,
+            at,
+            f"ASPA customer AS{customer} is not held by CA '{doc.name}'",
+            f"its AS resources are: {held}; add AS{customer} to them, or declare the ASPA in the CA that "
+            "holds it",
+        )
+
+
+def _check_aspa_providers(doc: CaDoc, index: int) -> Iterable[Diagnostic]:
+    """Each provider's problem at that provider; a problem of the whole list at ``providers``."""
+    entry = doc.spec.aspas[index]
+    customer, providers = entry.customer, entry.providers
+    at: Loc = ("aspas", index, "providers")
+    if not providers:
+        yield diag(
+            doc.source,
+            at,
+            f"the ASPA of AS{customer} lists no providers",
+            "list the ASes it sends its routes up to, or AS0 alone for an AS with no upstream",
+        )
+        return
+    if len(providers) > aspa.MAX_PROVIDERS:
+        yield diag(
+            doc.source,
+            at,
+            f"the ASPA of AS{customer} lists {len(providers)} providers, more than the {aspa.MAX_PROVIDERS} "
+            "every validator takes",
+            "list only the ASes it sends its routes up to; an AS with no upstream lists AS0 alone",
+        )
+    first_at: dict[int, int] = {}
+    for j, provider in enumerate(providers):
+        first = first_at.setdefault(provider, j)
+        if first != j:
+            line, _ = doc.source.position((*at, first))
+            yield diag(
+                doc.source,
+                (*at, j),
+                f"provider AS{provider} is listed twice in the ASPA of AS{customer} (first at line {line})",
+                "list each provider once",
+            )
+        elif provider == customer:
+            yield diag(
+                doc.source,
+                (*at, j),
+                f"the customer AS{customer} is listed among its own providers",
+                "remove it: an ASPA lists the ASes its customer sends routes up to, never the customer",
+            )
+        elif provider == 0 and any(providers):
+            yield diag(
+                doc.source,
+                (*at, j),
+                f"AS0 is listed with other providers in the ASPA of AS{customer}",
+                "AS0 says the AS has no provider, so it may only be listed alone: remove AS0 or the others",
             )
 
 

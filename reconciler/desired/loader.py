@@ -69,6 +69,7 @@ from reconciler.desired.checks import (
     resolve_path,
 )
 from reconciler.desired.model import (
+    AspaIntent,
     CaIntent,
     DesiredState,
     ExternalChild,
@@ -1246,11 +1247,13 @@ def _safety(policy: SafetyPolicy, doc: CaDoc) -> SafetyPolicy:
 
 
 def _located(spec: CaFile) -> Iterator[tuple[Loc, bool]]:
-    """The positions a CA's intent carries (``(loc, key)``): its name's key, each ROA entry, then each
-    external child."""
+    """The positions a CA's intent carries (``(loc, key)``): its name's key, each ROA entry, each ASPA
+    entry, then each external child."""
     yield ("name",), True
     for index in range(len(spec.roas)):
         yield ("roas", index), False
+    for index in range(len(spec.aspas)):
+        yield ("aspas", index), False
     for index in range(len(spec.children)):
         yield ("children", index), False
 
@@ -1258,7 +1261,10 @@ def _located(spec: CaFile) -> Iterator[tuple[Loc, bool]]:
 def _ca_intent(doc: CaDoc, policy: SafetyPolicy, requests: oobfiles.Requests) -> CaIntent:
     source = doc.source
     name, *entries = (_location(source, loc, key=key) for loc, key in _located(doc.spec))
-    roa_entries, child_entries = entries[: len(doc.spec.roas)], entries[len(doc.spec.roas) :]
+    roa_count, aspa_count = len(doc.spec.roas), len(doc.spec.aspas)
+    roa_entries = entries[:roa_count]
+    aspa_entries = entries[roa_count : roa_count + aspa_count]
+    child_entries = entries[roa_count + aspa_count :]
     roas = tuple(
         RoaIntent(
             asn=roa.asn,
@@ -1269,12 +1275,25 @@ def _ca_intent(doc: CaDoc, policy: SafetyPolicy, requests: oobfiles.Requests) ->
         )
         for roa, where in zip(doc.spec.roas, roa_entries, strict=True)
     )
+    aspas = sorted(
+        (
+            AspaIntent(
+                customer=entry.customer,
+                providers=tuple(sorted(entry.providers)),
+                comment=entry.comment,
+                where=where,
+            )
+            for entry, where in zip(doc.spec.aspas, aspa_entries, strict=True)
+        ),
+        key=lambda intent: intent.customer,
+    )
     return CaIntent(
         name=doc.name,
         parent=doc.spec.local_parent,
         trust_anchor=doc.spec.trust_anchor,
         resources=doc.resources,
         roas=roas,
+        aspas=tuple(aspas),
         signer=doc.spec.signer,
         where=name,
         safety=_safety(policy, doc),

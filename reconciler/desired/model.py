@@ -47,18 +47,32 @@ class RoaIntent:
 
 
 @dataclass(frozen=True, slots=True)
+class AspaIntent:
+    """One ASPA entry: the customer AS (held by the CA) and every AS it may send routes up to. The CA
+    signs one ASPA object per customer AS (draft-ietf-sidrops-aspa-profile)."""
+
+    customer: int
+    providers: tuple[int, ...]  # ascending and unique, as the object lists them
+    comment: str | None = None
+    where: SourceLocation | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SafetyPolicy:
     """When a plan needs a human's approval (octoDNS-style thresholds, measured in VRPs).
 
     The percentage checks apply only to a CA holding at least ``min_existing_vrps`` VRPs; a share of
     removed (or narrowed) VRPs strictly above the threshold trips the gate. ``allow_empty`` lets a CA
-    end with no ROAs without approval.
+    end with no ROAs without approval. ASPAs are counted in provider authorisations (customer-provider
+    pairs): removing more than ``aspa_removal_threshold`` of a CA's trips the gate, so by default any
+    removal does -- a provider dropped by mistake makes its customer's routes through it invalid.
     """
 
     delete_pct_threshold: float = 0.30
     narrow_pct_threshold: float = 0.30
     min_existing_vrps: int = 10
     allow_empty: bool = False
+    aspa_removal_threshold: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +140,7 @@ class CaIntent:
     trust_anchor: bool
     resources: Resources
     roas: tuple[RoaIntent, ...] = ()
+    aspas: tuple[AspaIntent, ...] = ()  # one per customer AS, by customer ascending
     signer: str = "default"
     where: SourceLocation | None = field(default=None, compare=False)
     safety: SafetyPolicy = field(default_factory=SafetyPolicy)  # global policy with this CA's overrides

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.desired.schema import json_schema
+from reconciler.rpki import aspa
 
 REGENERATE = "python -m reconciler.desired.reference > docs/yaml-reference.md"
 
@@ -74,8 +75,13 @@ _FILE_KINDS = (
             "CA's resources.",
             "A ROA's `max_length` is at least the prefix length and at most 32 (IPv4) or 128 (IPv6).",
             "CA names are unique across all files; one CA lists an AS and prefix in one ROA entry only.",
+            "An ASPA's `customer` is an AS its CA holds (AS0 never), named by one ASPA entry of the CA "
+            "only; its `providers` are at least one AS, each listed once, never the customer itself, AS0 "
+            f"only alone (the AS has no provider), and at most {aspa.MAX_PROVIDERS:,} (the most every "
+            "validator takes). "
+            "Their order is free.",
             "`signer` names an entry of rpki.yaml's `signers`; only the trust anchor may use an `offline` "
-            "signer, and an offline trust anchor issues no ROAs. The trust anchor has no "
+            "signer, and an offline trust anchor issues no ROAs or ASPAs. The trust anchor has no "
             "`key_generation`.",
             "External children's handles are unique across all CA files and differ from every CA name; "
             "each child holds at least one resource, inside its CA's; each `request` is a readable RFC "

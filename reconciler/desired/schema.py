@@ -41,6 +41,7 @@ from reconciler.resources import (
     parse_ip_block,
     parse_prefix,
 )
+from reconciler.rpki import aspa
 
 CA_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"
 RSYNC_BASE_PATTERN = r"^rsync://[^/\s]+/[^/\s]+/(\S*/)?$"
@@ -512,6 +513,16 @@ def _vrp_count(value: object) -> int:
     return value
 
 
+def _pair_count(value: object) -> int:
+    """A number of ASPA provider authorisations (customer-provider pairs): a whole number, 0 or more."""
+    value = _whole(value, "a whole number of provider authorisations", 10)
+    if value < 0:
+        _fail(f"{_number(value)} is negative", "write 0 or more; 0 makes every removal need approval")
+    if value >= _LARGE:
+        _fail(f"{_number(value)} is too large", f"write less than {_LARGE:,}")
+    return value
+
+
 MAX_KEY_GENERATION = 1_000_000
 
 
@@ -649,7 +660,9 @@ KeyGeneration = Annotated[
 # still goes through the validator and is refused, like anywhere else.
 ShareOverride = Annotated[float | None, PlainValidator(parse_share), WithJsonSchema(_SHARE_SCHEMA)]
 VrpCountOverride = Annotated[int | None, PlainValidator(_vrp_count), WithJsonSchema(_COUNT_SCHEMA)]
+PairCount = Annotated[int, PlainValidator(_pair_count), WithJsonSchema(_COUNT_SCHEMA)]
 FlagOverride = Annotated[bool | None, PlainValidator(_flag), WithJsonSchema({"type": "boolean"})]
+PairCountOverride = Annotated[int | None, PlainValidator(_pair_count), WithJsonSchema(_COUNT_SCHEMA)]
 FilePathOrUnset = Annotated[str | None, PlainValidator(_file_path), WithJsonSchema(_PATH_SCHEMA)]
 RequestPath = Annotated[
     str,
@@ -912,6 +925,9 @@ _SAFETY_HELP = {
     "min_existing_vrps": "The two percentage checks apply only to a CA that publishes at least this many "
     "VRPs now; for smaller CAs every share would be large. A whole number, 0 or more.",
     "allow_empty": "true lets a plan leave a CA with no ROAs at all without approval.",
+    "aspa_removal_threshold": "A plan that removes more than this many provider authorisations from a "
+    "CA's ASPAs (a customer-provider pair; a removed ASPA counts each of its providers) needs approval "
+    "(gate aspa-removal). A whole number, 0 or more; 0 makes every removal need approval.",
 }
 
 
@@ -934,6 +950,9 @@ class SafetySection(_Section):
         default=_safety_default("min_existing_vrps"), description=_SAFETY_HELP["min_existing_vrps"]
     )
     allow_empty: Flag = Field(default=_safety_default("allow_empty"), description=_SAFETY_HELP["allow_empty"])
+    aspa_removal_threshold: PairCount = Field(
+        default=_safety_default("aspa_removal_threshold"), description=_SAFETY_HELP["aspa_removal_threshold"]
+    )
 
 
 _INHERITED = " Left out, this CA uses the value from rpki.yaml."
@@ -960,6 +979,11 @@ class CaSafetySection(_Section):
     )
     allow_empty: FlagOverride = Field(
         default=None, json_schema_extra=_no_default, description=_SAFETY_HELP["allow_empty"] + _INHERITED
+    )
+    aspa_removal_threshold: PairCountOverride = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description=_SAFETY_HELP["aspa_removal_threshold"] + _INHERITED,
     )
 
 
@@ -1134,6 +1158,24 @@ class RoaEntry(_Section):
     comment: Text | None = Field(default=None, description="Free text for humans; not published.")
 
 
+class AspaEntry(_Section):
+    """One ASPA (draft-ietf-sidrops-aspa-profile): the customer AS may send its routes up to these
+    providers, and to no other AS. The CA signs one ASPA object per customer AS. For example
+    `{customer: AS64500, providers: [AS65002, AS65001]}` for an AS with two transit providers, and
+    `{customer: AS64501, providers: [AS0]}` for an AS that sends its routes up to no one."""
+
+    customer: Asn = Field(
+        description="The customer AS, written AS64496 or 64496; the CA must hold it. One entry per "
+        "customer AS in a CA."
+    )
+    providers: list[Asn] = Field(
+        description="Every AS the customer sends its routes up to (its transit providers, and route "
+        "servers that pass routes on), each once and never the customer itself, in any order. AS0 alone "
+        f"says the customer has no provider. At most {aspa.MAX_PROVIDERS:,}."
+    )
+    comment: Text | None = Field(default=None, description="Free text for humans; not published.")
+
+
 class ExternalChildEntry(_Section):
     """A child CA run by someone else (Krill, rpkid, another rpkictl) that this CA certifies over RFC
     6492, from the child_request its operator sent."""
@@ -1219,6 +1261,11 @@ class CaFile(_Section):
     )
     resources: ResourcesSection = Field(description="The resources this CA holds.")
     roas: list[RoaEntry] = Field(default_factory=list, description="ROAs this CA issues.")
+    aspas: list[AspaEntry] = Field(
+        default_factory=list,
+        description="ASPAs this CA issues, one per customer AS it holds: which ASes each may send its "
+        "routes up to.",
+    )
     children: list[ExternalChildEntry] = Field(
         default_factory=list,
         description="External child CAs that this CA certifies over RFC 6492 (local child CAs name this "

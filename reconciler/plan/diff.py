@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState, RoaGrouping
+from reconciler.plan.aspas import plan_aspas
+from reconciler.plan.aspas import plan_stray as plan_stray_aspa
 from reconciler.plan.external_children import plan_external_children
 from reconciler.plan.grouping import roa_objects
 from reconciler.plan.impact import Announcement, ValidityChange, impact
@@ -35,17 +37,14 @@ from reconciler.plan.reminders import trust_anchor_reminders
 from reconciler.plan.rollover import KeyIds, KeyPlan, key_plans
 from reconciler.plan.rollover import describe as describe_roll
 from reconciler.plan.safety import gates_for
+from reconciler.plan.signed import ALTERED, FOREIGN
 from reconciler.plan.wording import FUTURE_DATED, FUTURE_TOLERANCE, expiry
 from reconciler.published.memo import RoaSummary
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa, Unreadable
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl as rc_crl
+from reconciler.rpki import kinds
 from reconciler.rpki.roa import RoaContent
-
-#: Why an object is replaced when its bytes are not those the CA signed and listed.
-ALTERED = "altered after publication (does not match the manifest)"
-#: How a plan names an object that this tree did not issue.
-FOREIGN = "not issued by this CA (planted?)"
 
 
 def damage(found: object, cause: Reason) -> bool:
@@ -382,7 +381,7 @@ class _Planner:
                     ca.name,
                     path,
                     reason,
-                    roa=want,
+                    content=want,
                     revoke_serial=self._serial(ca, found, path),
                     roll=roll,
                     scheduled=action is Action.RENEW,
@@ -464,6 +463,8 @@ class _Planner:
                 self.add(Change(action, Kind.ROA, ca.name, path, reason, revoke_serial=serial, cause=cause))
             elif name.endswith(".cer"):
                 self.plan_stray_cert(ca, path, name)
+            elif kinds.of(name) is kinds.ASPA:
+                plan_stray_aspa(self, ca, path)
             elif name in self.other_key_files(ca.name):
                 reason = f"key roll: {name} belongs to a retired key of {ca.name}"
                 change = Change(
@@ -775,7 +776,12 @@ class _Planner:
         for ca in self.desired.cas:
             self.plan_certificates(ca)
         for ca in self.desired.cas:
-            expected = self.plan_roas(ca) | self.expected_files(ca) | plan_external_children(self, ca)
+            expected = (
+                self.plan_roas(ca)
+                | plan_aspas(self, ca)
+                | self.expected_files(ca)
+                | plan_external_children(self, ca)
+            )
             self.plan_strays(ca, expected)
         self.plan_orphans()
         self.plan_damage()

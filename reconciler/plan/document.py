@@ -24,14 +24,15 @@ from reconciler.plan import external_children, publishers, upstream
 from reconciler.plan.model import Action, Change, Kind, Plan, Reason
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa
 from reconciler.rpki import cert as rc
-from reconciler.rpki import crl
+from reconciler.rpki import crl, kinds
+from reconciler.rpki.aspa import AspaContent
 from reconciler.rpki.roa import RoaContent
 from reconciler.upstream.state import PeerRecord
 
 if TYPE_CHECKING:
     from reconciler import refusals  # read by the caller (engine.plan_document)
 
-FORMAT_VERSION = "2.4"
+FORMAT_VERSION = "2.5"
 FORMAT_MAJOR = 2
 
 
@@ -79,8 +80,8 @@ class ObservedDoc(_Doc):
 class GateDoc(_Doc):
     id: str = Field(description="Gate identifier: '<rule>@<ca>' (or '<rule>' for tree-wide rules).")
     rule: str = Field(
-        description="roa-delete-pct, roa-narrow-pct, ca-empty, ca-revoke, ca-shrink, "
-        "trust-anchor, route-invalid or key-missing."
+        description="roa-delete-pct, roa-narrow-pct, aspa-removal, ca-empty, ca-revoke, ca-shrink, "
+        "parent-shrink, trust-anchor, route-invalid or key-missing."
     )
     ca: str = Field(description="The CA the gate is about, '*' for tree-wide rules.")
     message: str
@@ -94,7 +95,7 @@ class GateDoc(_Doc):
 
 class ChangeDoc(_Doc):
     action: Literal["create-key", "issue", "reissue", "renew", "revoke", "withdraw", "destroy-key"]
-    kind: Literal["key", "certificate", "roa", "manifest", "crl", "file", "rrdp"]
+    kind: Literal["key", "certificate", "roa", "aspa", "manifest", "crl", "file", "rrdp"]
     ca: str = Field(description="The CA whose key signs the object (whose directory holds it).")
     address: str = Field(description="Stable, readable object address.")
     path: str = Field(description="Path relative to the rsync base ('' for keys).")
@@ -273,6 +274,21 @@ class VrpsDoc(_Doc):
     removed: list[VrpDoc] = Field(description="VRPs relying parties see now and will not after apply.")
 
 
+class AspaChangeDoc(_Doc):
+    """An ASPA that changes, in the terms a reviewer checks: which providers the customer AS gains and
+    loses. A provider lost makes paths through it ASPA-invalid at routers that enforce ASPA."""
+
+    ca: str
+    customer: int = Field(description="The customer AS.")
+    action: str = Field(description="As the change's action (issue, reissue, revoke, withdraw).")
+    path: str
+    providers_before: list[int] | None = Field(description="Published now; null when none is.")
+    providers_after: list[int] | None = Field(description="After apply; null when the ASPA goes.")
+    added: list[int] = Field(description="Providers authorised after apply and not now.")
+    removed: list[int] = Field(description="Providers authorised now and not after apply.")
+    reason: str
+
+
 class RouteChangeDoc(_Doc):
     prefix: str
     origin: int
@@ -350,6 +366,10 @@ class PlanDocument(_Doc):
     gates: list[GateDoc]
     changes: list[ChangeDoc]
     vrps: VrpsDoc
+    aspas: list[AspaChangeDoc] = Field(
+        default_factory=list,
+        description="ASPA changes to review (renewals of an unchanged ASPA are routine and not listed).",
+    )
     announcements: AnnouncementsDoc | None = None
     route_impact: list[RouteChangeDoc] | None = None
     intent: list[IntentDoc] | None = Field(None, description="Desired-state entries changed since --base.")
@@ -402,10 +422,26 @@ def _roa(content: RoaContent) -> dict[str, Any]:
     }
 
 
+def _aspa(content: AspaContent) -> dict[str, Any]:
+    return {"customer": content.customer, "providers": list(content.providers)}
+
+
+def _content(content: object) -> dict[str, Any] | None:
+    """What a signed object says, as the plan's ``before``/``after`` show it."""
+    if isinstance(content, RoaContent):
+        return _roa(content)
+    if isinstance(content, AspaContent):
+        return _aspa(content)
+    return None
+
+
 def _before(published: PublishedState, change: Change) -> dict[str, Any] | None:
     if change.kind is Kind.ROA:
         roa = published.roa(change.path)
         return _roa(roa.content) if isinstance(roa, SignedRoa) else None
+    if change.kind is Kind.ASPA:
+        item = published.signed(change.path)
+        return _content(item.content) if isinstance(item, kinds.Signed) else None
     if change.kind is Kind.CERTIFICATE:
         found = published.certificate(change.path)
         if isinstance(found, rc.ResourceCertificate):
@@ -422,8 +458,8 @@ def _before(published: PublishedState, change: Change) -> dict[str, Any] | None:
 
 
 def _after(desired: DesiredState, published: PublishedState, change: Change) -> dict[str, Any] | None:
-    if change.roa is not None:
-        return _roa(change.roa)
+    if change.content is not None:
+        return _content(change.content)
     if external_children.is_external(change):
         after = external_children.certified_after(desired, published, change)
         return None if after is None else {"resources": str(after)}
@@ -452,6 +488,30 @@ def _change(desired: DesiredState, published: PublishedState, change: Change) ->
         revoke_serial=f"{change.revoke_serial:x}" if change.revoke_serial is not None else None,
         generation=change.generation,
         roll=change.roll,
+    )
+
+
+def _providers(content: dict[str, Any] | None) -> list[int] | None:
+    return None if content is None else list(content["providers"])
+
+
+def _aspa_change(change: ChangeDoc) -> AspaChangeDoc:
+    before, after = _providers(change.before), _providers(change.after)
+    if change.action in ("revoke", "withdraw"):
+        after = None
+    customer = (change.after or change.before or {}).get("customer")
+    if customer is None:  # an unreadable ASPA withdrawn: its name says whose it was
+        customer = int(change.path.rsplit("/", 1)[-1].removeprefix("AS").split(".", 1)[0] or 0)
+    return AspaChangeDoc(
+        ca=change.ca,
+        customer=customer,
+        action=change.action,
+        path=change.path,
+        providers_before=before,
+        providers_after=after,
+        added=sorted(set(after or ()) - set(before or ())),
+        removed=sorted(set(before or ()) - set(after or ())),
+        reason=change.reason,
     )
 
 
@@ -614,6 +674,7 @@ def build(
     (``upstream.observe``), for their sections; None leaves them out. ``refused``: the record of the
     requests ``rpkictl serve`` refused, for the external children and publishers (None: none shown)."""
     counts = plan.counts()
+    changes = [_change(desired, published, c) for c in plan.changes]
     route_impact = None
     if plan.route_changes is not None:
         route_impact = [
@@ -671,7 +732,8 @@ def build(
             )
             for g in plan.gates
         ],
-        changes=[_change(desired, published, c) for c in plan.changes],
+        changes=changes,
+        aspas=[_aspa_change(c) for c in changes if c.kind == Kind.ASPA.value and not c.routine],
         vrps=VrpsDoc(
             added=[_vrp(v) for v in sorted(plan.vrps_added)],
             removed=[_vrp(v) for v in sorted(plan.vrps_removed)],

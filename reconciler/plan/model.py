@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from reconciler.rpki.aspa import AspaContent
 from reconciler.rpki.roa import RoaContent
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Kind(StrEnum):
     KEY = "key"
     CERTIFICATE = "certificate"
     ROA = "roa"
+    ASPA = "aspa"
     MANIFEST = "manifest"
     CRL = "crl"
     FILE = "file"
@@ -91,7 +93,7 @@ class Change:
     path: str  # relative to the rsync base ("" for keys)
     reason: str  # for people: what ``cause`` says, with the particulars
     subject: str | None = None  # the child CA a certificate is for
-    roa: RoaContent | None = None  # what a ROA will say
+    content: RoaContent | AspaContent | None = None  # what a signed object (a ROA, an ASPA) will say
     revoke_serial: int | None = None  # serial of the published object this change revokes
     # The key generation concerned: of the key (keys), of the subject's key (certificates), of the
     # signing key (a manifest or CRL of a key being staged). None: the CA's active key.
@@ -134,7 +136,8 @@ class Gate:
     re-plan that flags anything more (or else) needs a new approval.
     """
 
-    # roa-delete-pct, roa-narrow-pct, ca-empty, ca-revoke, ca-shrink, trust-anchor, route-invalid, key-missing
+    # roa-delete-pct, roa-narrow-pct, aspa-removal, ca-empty, ca-revoke, ca-shrink, trust-anchor,
+    # route-invalid, key-missing
     rule: str
     ca: str  # "*" for rules over the whole tree
     message: str

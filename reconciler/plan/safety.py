@@ -15,7 +15,7 @@ from collections.abc import Iterable, Set
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
-from reconciler.plan import external_children
+from reconciler.plan import aspas, external_children
 from reconciler.plan.model import Action, Change, Gate, Kind, Vrp
 from reconciler.published.memo import RoaSummary
 from reconciler.published.reader import PublishedState
@@ -291,6 +291,7 @@ def gates_for(
     gates += _trust_anchor_gate(desired, published, changes)
     gates += _lost_key_gates(desired, published, changes)
     gates += external_children.gates(desired, published, changes)
+    gates += aspas.gates(desired, published, damaged)
     broken = tuple(sorted(broken_routes))
     if broken:
         gates.append(

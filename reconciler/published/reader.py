@@ -8,6 +8,7 @@ import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from reconciler.layout import PUBLISHERS
 from reconciler.published import decoded
 from reconciler.published.memo import Memo, RoaSummary, texts
 from reconciler.resources import Resources
-from reconciler.rpki import cert, cms, crl, manifest, roa
+from reconciler.rpki import cert, cms, crl, kinds, manifest, roa
 
 #: The SHA-256 of a file of a tree, from its path and bytes (a caller may know it, and save the hashing).
 DigestOf = Callable[[str, bytes], bytes]
@@ -221,6 +222,16 @@ class PublishedState:
             self.memo.remember(digest, known)
         self._summaries[path] = known
         return known
+
+    def signed(self, path: str) -> kinds.Signed[object] | Unreadable | None:
+        """The signed object at ``path``, of the type its name says (see ``rpki.kinds``); None when there
+        is no such file or its name is not that of a signed object."""
+        kind = kinds.of(path)
+        if kind is None or path not in self.files:
+            return None
+        result = self._decode(path, partial(kinds.decode, kind))
+        assert isinstance(result, kinds.Signed | Unreadable)  # noqa: S101 - narrowing
+        return result
 
     def manifest(self, path: str) -> SignedManifest | Unreadable | None:
         if path not in self.files:

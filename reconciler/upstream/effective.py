@@ -18,11 +18,11 @@ import dataclasses
 from datetime import datetime
 
 from reconciler import layout
-from reconciler.desired.model import CaIntent, DesiredState, RoaIntent
+from reconciler.desired.model import AspaIntent, CaIntent, DesiredState, RoaIntent
 from reconciler.plan.model import Notice, Severity
 from reconciler.plan.wording import describe_delta
 from reconciler.published.reader import PublishedState
-from reconciler.resources import Resources, prefix_text
+from reconciler.resources import AsnSet, Resources, prefix_text
 from reconciler.rpki import cert as rc
 from reconciler.upstream import classes
 from reconciler.upstream import state as stored
@@ -87,6 +87,7 @@ def effective(
         total = total.union(resources)
     notices += _declared_versus_held(root, total, parent)
     roas = _by_class(root, held, _describe_held(held), parent, notices)
+    aspas = _aspas_by_class(root, held, _describe_held(held), parent, notices)
     limits: dict[str, Resources] = dict(held)
     cas: list[CaIntent] = []
     for ca in desired.cas:
@@ -99,6 +100,7 @@ def effective(
                 name=name,
                 resources=held[name],
                 roas=roas[name],
+                aspas=aspas[name],
                 certificate_uris=tuple(sorted((c.generation, c.uri) for c in issued[name])),
                 children=ca.children if name == root.name else (),
             )
@@ -132,11 +134,19 @@ def _below(
         for roa, held_here in zip(ca.roas, covered, strict=True)
         if not held_here
     )
+    kept_aspas = tuple(a for a in ca.aspas if _holds_as(resources, a.customer))
+    notices += (
+        _aspa_left_out(ca, a, str(resources or "nothing"), parent)
+        for a in ca.aspas
+        if not _holds_as(resources, a.customer)
+    )
     changes: dict[str, object] = {}
     if resources != ca.resources:
         changes["resources"] = resources
     if len(kept_roas) != len(ca.roas):
         changes["roas"] = kept_roas
+    if len(kept_aspas) != len(ca.aspas):
+        changes["aspas"] = kept_aspas
     return dataclasses.replace(ca, **changes) if changes else ca  # type: ignore[arg-type]
 
 
@@ -154,6 +164,37 @@ def _by_class(
         else:
             placed[home].append(roa)
     return {name: tuple(roas) for name, roas in placed.items()}
+
+
+def _holds_as(resources: Resources, asn: int) -> bool:
+    return resources.asn.contains(AsnSet.of([(asn, asn)]))
+
+
+def _aspas_by_class(
+    root: CaIntent, held: dict[str, Resources], described: str, parent: str, notices: list[Notice]
+) -> dict[str, tuple[AspaIntent, ...]]:
+    """The root's ASPAs by the CA that signs them: the first whose certificate holds the customer AS;
+    one that no certificate holds is left out, with a notice."""
+    placed: dict[str, list[AspaIntent]] = {name: [] for name in held}
+    for aspa in root.aspas:
+        home = next((name for name, resources in held.items() if _holds_as(resources, aspa.customer)), None)
+        if home is None:
+            notices.append(_aspa_left_out(root, aspa, described, parent))
+        else:
+            placed[home].append(aspa)
+    return {name: tuple(aspas) for name, aspas in placed.items()}
+
+
+def _aspa_left_out(ca: CaIntent, aspa: AspaIntent, held: str, parent: str) -> Notice:
+    where = f" ({aspa.where})" if aspa.where is not None else ""
+    return Notice(
+        KIND,
+        Severity.WARNING,
+        ca.name,
+        f"the ASPA of AS{aspa.customer}{where} is not signed: parent {parent} does not certify "
+        f"AS{aspa.customer} to {ca.name} (it certifies {held}); the entry stays in the YAML and is signed "
+        "again once the parent grants the AS",
+    )
 
 
 def _describe_held(held: dict[str, Resources]) -> str:

@@ -276,7 +276,7 @@ def test_unknown_global_safety_key(repo: Repo) -> None:
     expect(problem, repo, "rpki.yaml", SAFETY_LINE + 1, 3, "unknown key 'delete_threshold' in safety")
     assert problem.hint == (
         "did you mean 'delete_pct_threshold'? allowed keys here: delete_pct_threshold, narrow_pct_threshold, "
-        "min_existing_vrps, allow_empty"
+        "min_existing_vrps, allow_empty, aspa_removal_threshold"
     )
 
 
@@ -300,7 +300,7 @@ def test_unknown_key_in_a_ca_file_lists_safety(repo: Repo) -> None:
     with_ca_safety(repo, "safty: {}\n")
     problem = repo.error()
     expect(problem, repo, "cas/online.yaml", CA_SAFETY_LINE, 1, "did you mean 'safety'?")
-    assert str(problem.hint).endswith("resources, roas, children, safety")
+    assert str(problem.hint).endswith("resources, roas, aspas, children, safety")
 
 
 @pytest.mark.parametrize(

@@ -689,6 +689,8 @@ class ValidatorResult:
     counts: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     clock: datetime | None = None
+    aspas: dict[int, tuple[int, ...]] | None = None  # rpki-client's (customer -> providers); None: FORT
+    bgpsec_keys: frozenset[tuple[int, str, str]] | None = None  # rpki-client's (AS, SKI, key); None: FORT
 
     def summary(self) -> str:
         """A compact, readable account for ``assert ..., result.summary()``."""
@@ -717,6 +719,12 @@ class RpkiClientOutput:
     vrps: frozenset[Vrp]
     counts: dict[str, int]
     buildtime: datetime | None
+    aspas: dict[int, tuple[int, ...]] = field(default_factory=dict)  # customer AS -> providers
+    bgpsec_keys: frozenset[tuple[int, str, str]] = frozenset()  # (AS, SKI hex, public key Base64)
+
+
+def _asn(value: int | str) -> int:
+    return int(str(value).upper().removeprefix("AS"))
 
 
 def parse_rpki_client_json(text: str) -> RpkiClientOutput:
@@ -730,7 +738,15 @@ def parse_rpki_client_json(text: str) -> RpkiClientOutput:
     buildtime = None
     if isinstance(metadata.get("buildtime"), str):
         buildtime = datetime.strptime(metadata["buildtime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return RpkiClientOutput(vrps, counts, buildtime)
+    aspas = {
+        _asn(aspa["customer_asid"]): tuple(sorted(_asn(p) for p in aspa["providers"]))
+        for aspa in document.get("aspas", [])
+    }
+    keys = frozenset(
+        (_asn(key["asn"]), str(key["ski"]).replace(":", "").lower(), str(key["pubkey"]))
+        for key in document.get("bgpsec_keys", [])
+    )
+    return RpkiClientOutput(vrps, counts, buildtime, aspas, keys)
 
 
 def parse_fort_csv(text: str) -> frozenset[Vrp]:
@@ -980,6 +996,8 @@ def run_rpki_client(
             counts=output.counts,
             elapsed=completed.elapsed,
             clock=output.buildtime,
+            aspas=output.aspas,
+            bgpsec_keys=output.bgpsec_keys,
         )
 
 

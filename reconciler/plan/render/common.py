@@ -7,6 +7,7 @@ from datetime import datetime
 
 from reconciler.desired.schema import format_size
 from reconciler.plan.document import (
+    AspaChangeDoc,
     ChangeDoc,
     NoticeDoc,
     PeerDoc,
@@ -79,16 +80,35 @@ def routine_summary(changes: list[ChangeDoc]) -> str:
         "manifest": "manifest",
         "crl": "CRL",
         "roa": "ROA renewal",
+        "aspa": "ASPA renewal",
         "certificate": "certificate renewal",
         "rrdp": "RRDP republication",
     }
     parts = [
         f"{kinds[k]} {names[k]}{'s' if kinds[k] != 1 else ''}"
-        for k in ("manifest", "crl", "roa", "certificate", "rrdp")
+        for k in ("manifest", "crl", "roa", "aspa", "certificate", "rrdp")
         if kinds[k]
     ]
     cas = sorted({c.ca for c in routine})
     return f"{', '.join(parts)} (in {', '.join(cas)})"
+
+
+def _ases(numbers: list[int]) -> str:
+    return ", ".join(f"AS{n}" for n in numbers) if numbers != [0] else "none (AS0)"
+
+
+def aspa_line(change: AspaChangeDoc) -> tuple[str, str]:
+    """(symbol, words) of an ASPA change: what the customer AS's provider set becomes."""
+    who = f"{change.ca} AS{change.customer}"
+    if change.providers_after is None:
+        was = f" (providers were {_ases(change.providers_before)})" if change.providers_before else ""
+        return "-", f"{who}: ASPA removed{was}"
+    if change.providers_before is None:
+        return "+", f"{who}: providers {_ases(change.providers_after)}"
+    delta = [f"+AS{n}" for n in change.added] + [f"-AS{n}" for n in change.removed]
+    if not delta:
+        return "~", f"{who}: providers {_ases(change.providers_after)} (unchanged; {change.reason})"
+    return ("-" if change.removed else "+"), f"{who}: {' '.join(delta)} -> {_ases(change.providers_after)}"
 
 
 def roll_summary(changes: list[ChangeDoc]) -> str:

@@ -2,10 +2,11 @@
 
 A reviewer decides on what a change *does*, so that is what the comment shows open, in this order: the
 verdict and the summary line; the gates with their approval tokens and the items they flag; notices;
-the changes to review; the validated ROA payloads added and removed; the routes whose validity changes
-(a fix marked as plainly as a breakage, in words as well as a symbol); and the YAML entries changed
-since ``--base``, each at its file and line. What no one decides on is folded in ``<details>``: the
-serial numbers revoked on the CRLs, routine manifest and CRL renewals and re-issues, key roll steps.
+the changes to review; the validated ROA payloads added and removed; the ASPAs that change; the routes
+whose validity changes (a fix marked as plainly as a breakage, in words as well as a symbol); and the
+YAML entries changed since ``--base``, each at its file and line. What no one decides on is folded in
+``<details>``: the serial numbers revoked on the CRLs, routine manifest and CRL renewals and re-issues,
+key roll steps.
 
 A registry's plan can list thousands of rows, so each open list shows its first :data:`OPEN_ROWS` rows
 and folds the rest, and the comment stays under GitHub's 65,536-character limit: rows are cut from the
@@ -17,9 +18,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.plan.document import ChangeDoc, IntentDoc, PlanDocument, RouteChangeDoc, VrpDoc
+from reconciler.plan.document import (
+    AspaChangeDoc,
+    ChangeDoc,
+    IntentDoc,
+    PlanDocument,
+    RouteChangeDoc,
+    VrpDoc,
+)
 from reconciler.plan.render.common import (
     SYMBOLS,
+    aspa_line,
     external_child_lines,
     notice_line,
     parent_lines,
@@ -57,6 +66,11 @@ def _change_row(change: ChangeDoc) -> str:
 
 def _vrp_row(sign: str, vrp: VrpDoc) -> str:
     return f"| {sign} | AS{vrp.asn} | `{vrp.prefix}` | {vrp.max_length} |"
+
+
+def _aspa_row(change: AspaChangeDoc) -> str:
+    symbol, words = aspa_line(change)
+    return f"| {symbol} | {_cell(words)} | {_code(_cell(change.path))} |"
 
 
 def _route_row(route: RouteChangeDoc) -> str:
@@ -135,6 +149,15 @@ def _lists(doc: PlanDocument) -> list[_List]:
                 f"Validated ROA payloads (+{counts.vrps_added} -{counts.vrps_removed})",
                 ["| | Origin | Prefix | Max length |", "|---|---|---|---|"],
                 rows,
+                reviewable=True,
+            )
+        )
+    if doc.aspas:
+        lists.append(
+            _List(
+                f"ASPAs ({len(doc.aspas)})",
+                ["| | Customer and providers | Object |", "|---|---|---|"],
+                [_aspa_row(c) for c in doc.aspas],
                 reviewable=True,
             )
         )

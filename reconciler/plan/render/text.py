@@ -8,6 +8,7 @@ from rich.text import Text
 from reconciler.plan.document import ChangeDoc, IntentDoc, PlanDocument, VrpDoc
 from reconciler.plan.render.common import (
     SYMBOLS,
+    aspa_line,
     external_child_lines,
     header,
     notice_line,
@@ -138,6 +139,11 @@ def render(doc: PlanDocument) -> list[Text]:
         lines.append(_section(f"Validated ROA payloads: +{len(doc.vrps.added)} -{len(doc.vrps.removed)}"))
         lines += [Text(f"  + {_vrp(v)}", style="green") for v in doc.vrps.added]
         lines += [Text(f"  - {_vrp(v)}", style="red") for v in doc.vrps.removed]
+    if doc.aspas:
+        lines.append(_section(f"ASPAs ({len(doc.aspas)}):"))
+        for change in doc.aspas:
+            symbol, words = aspa_line(change)
+            lines.append(Text(f"  {symbol} {words}", style=STYLES[symbol]))
     lines += _route_lines(doc)
     lines += _intents(doc)
     lines += _gate_lines(doc)
