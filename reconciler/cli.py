@@ -137,7 +137,8 @@ AnnouncementsOpt = Annotated[
     Path | None,
     typer.Option(
         "--announcements",
-        help="Routes seen in BGP (CSV prefix,origin_asn or a RIS dump): report which change RPKI validity.",
+        help="Routes seen in BGP (CSV prefix,origin_asn or a RIS dump; with AS paths: bgpdump -m lines or "
+        "CSV prefix,path): report which change RPKI validity, and with paths which change ASPA verification.",
         exists=True,
         dir_okay=False,
     ),

@@ -22,15 +22,16 @@ from reconciler.desired import load, parse_cache
 from reconciler.desired.model import DesiredState
 from reconciler.offline import ceremony
 from reconciler.offline.request import CeremonyError, SigningRequest, fingerprint, read_response
-from reconciler.plan import document, publishers
+from reconciler.plan import aspas, document, publishers, route_leaks
 from reconciler.plan import upstream as plan_upstream
 from reconciler.plan.approval import Approval, ApprovalError, stale_reasons
-from reconciler.plan.diff import make_plan
+from reconciler.plan.diff import make_plan, repaired
 from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument, PlanFormatError, SourceDoc
 from reconciler.plan.gitcontext import GitContextError, git_info, intent_changes
-from reconciler.plan.impact import Announcement, AnnouncementsError, read_announcements
+from reconciler.plan.impact import Announcement, AnnouncementFile, AnnouncementsError, read_announcements
 from reconciler.plan.model import Action, Change, Kind, Notice, Plan, Reason, Severity
 from reconciler.plan.rollover import KeyIds, Phase, lost_keys, missing_key_error
+from reconciler.plan.route_leaks import Routes
 from reconciler.publish import rrdp
 from reconciler.publish.rsync_tree import (
     PublishError,
@@ -420,10 +421,16 @@ class Announcements:
 
     routes: list[Announcement]
     meta: AnnouncementsDoc
+    paths: Routes | None = None  # the AS paths, when the file carries them (for the ASPA path impact)
 
     @classmethod
     def read(cls, path: Path, min_peers: int = 0) -> Announcements:
-        found = read_announcements(path, min_peers=min_peers)
+        paths = None
+        if route_leaks.carries_paths(path):
+            paths = route_leaks.read_routes(path)
+            found = AnnouncementFile(route_leaks.origins(paths)[0], "paths")
+        else:
+            found = read_announcements(path, min_peers=min_peers)
         if not found.announcements and not found.below_min_peers:
             # An empty file (a failed download, a wrong path) would silently disable the route gate.
             raise AnnouncementsError(
@@ -433,7 +440,7 @@ class Announcements:
         meta = AnnouncementsDoc(
             path=str(path.resolve()), sha256=digest, min_peers=min_peers, routes=len(found.announcements)
         )
-        return cls(found.announcements, meta)
+        return cls(found.announcements, meta, paths)
 
 
 def plan(
@@ -465,6 +472,8 @@ def plan(
         narrowing = upstream_narrowing.gate(workspace.desired, kept)
         if narrowing is not None:
             the_plan = dataclasses.replace(the_plan, gates=(*the_plan.gates, narrowing))
+    if announcements is not None and announcements.paths is not None:
+        the_plan = _with_path_impact(workspace, the_plan, announcements.paths)
     behind = rrdp_drift(workspace) if workspace.local else None
     if behind is not None:
         the_plan = dataclasses.replace(the_plan, changes=(*the_plan.changes, behind))
@@ -475,6 +484,15 @@ def plan(
     if dropped:
         the_plan = dataclasses.replace(the_plan, notices=(*the_plan.notices, *dropped))
     return the_plan
+
+
+def _with_path_impact(workspace: Workspace, the_plan: Plan, paths: Routes) -> Plan:
+    """The announced paths whose ASPA verification outcome the plan changes, and the gate for those it
+    makes Invalid (see ``plan.aspas.path_gate``)."""
+    changes = aspas.path_changes(workspace.desired, workspace.published, repaired(the_plan.changes), paths)
+    gate = aspas.path_gate(changes)
+    gates = (*the_plan.gates, gate) if gate is not None else the_plan.gates
+    return dataclasses.replace(the_plan, path_changes=changes, gates=gates)
 
 
 def _new_keys_as_reviewed(workspace: Workspace, the_plan: Plan) -> Plan:

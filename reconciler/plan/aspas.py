@@ -8,13 +8,15 @@ removals for the review gate (``plan.safety``).
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Iterable, Set
 from typing import TYPE_CHECKING
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.plan import signed
 from reconciler.plan.model import Action, Gate, Kind, Reason
+from reconciler.plan.path_verification import Providers
+from reconciler.plan.route_leaks import Routes, Transition, impact, providers_of
 from reconciler.published.reader import PublishedState
 from reconciler.rpki import kinds
 from reconciler.rpki.aspa import AspaContent
@@ -34,21 +36,29 @@ def wanted(ca: CaIntent) -> dict[str, AspaContent]:
     return {layout.aspa_name(a.customer): AspaContent(a.customer, a.providers) for a in ca.aspas}
 
 
+def standing(published: PublishedState, path: str, base: str, damaged: Set[str]) -> AspaContent | None:
+    """What the ASPA at ``path`` says, if relying parties may take it: it reads back, is not being
+    repaired (``damaged``), and is the object of its own name -- a copy of another (an old one replayed
+    under a new name, which no manifest lists) is not, and must not count as what the tree says."""
+    if path in damaged:
+        return None
+    item = published.signed(path)
+    if not isinstance(item, kinds.Signed) or not isinstance(item.content, AspaContent):
+        return None
+    return item.content if item.signed.ee.signed_object == base + path else None
+
+
 def published_aspas(
-    published: PublishedState, ca: str, damaged: Set[str] = frozenset()
+    published: PublishedState, ca: str, base: str, damaged: Set[str] = frozenset()
 ) -> dict[int, AspaContent]:
-    """The ASPAs that read back from the CA's directory, but for those at ``damaged`` paths, by customer
-    AS (the one with the larger provider set, should a directory hold two for one customer)."""
+    """The ASPAs of the CA's directory that stand (see :func:`standing`), by customer AS."""
     found: dict[int, AspaContent] = {}
     repo = layout.repository(ca)
     for name in published.under(repo):
-        if not name.endswith(kinds.ASPA.suffix) or repo + name in damaged:
-            continue
-        item = published.signed(repo + name)
-        if isinstance(item, kinds.Signed) and isinstance(item.content, AspaContent):
-            known = found.get(item.content.customer)
-            if known is None or len(known.providers) < len(item.content.providers):
-                found[item.content.customer] = item.content
+        if name.endswith(kinds.ASPA.suffix):
+            content = standing(published, repo + name, base, damaged)
+            if content is not None:
+                found[content.customer] = content
     return found
 
 
@@ -102,7 +112,7 @@ def gates(desired: DesiredState, published: PublishedState, damaged: Set[str]) -
     kept = {(a.customer, p) for ca in desired.cas for a in ca.aspas for p in a.providers}
     found = []
     for ca in desired.cas:
-        before = published_aspas(published, ca.name, damaged)
+        before = published_aspas(published, ca.name, desired.publication.rsync_base, damaged)
         removed = removed_authorisations(before, kept)
         if len(removed) <= ca.safety.aspa_removal_threshold:
             continue
@@ -113,3 +123,45 @@ def gates(desired: DesiredState, published: PublishedState, damaged: Set[str]) -
         )
         found.append(Gate("aspa-removal", ca.name, message, items))
     return found
+
+
+def providers(
+    desired: DesiredState, published: PublishedState, damaged: Set[str]
+) -> tuple[Providers, Providers]:
+    """What the tree's ASPAs say (customer -> providers) before the plan -- the published ASPAs that
+    read back, but for those it repairs -- and after it: the desired ones."""
+    before: list[tuple[int, tuple[int, ...]]] = []
+    for path in published.files:
+        if path.endswith(kinds.ASPA.suffix):
+            content = standing(published, path, desired.publication.rsync_base, damaged)
+            if content is not None:
+                before.append((content.customer, content.providers))
+    after = ((a.customer, a.providers) for ca in desired.cas for a in ca.aspas)
+    return providers_of(before), providers_of(after)
+
+
+def path_changes(
+    desired: DesiredState, published: PublishedState, damaged: Set[str], routes: Routes
+) -> tuple[Transition, ...]:
+    """The announced paths whose ASPA verification outcome the plan changes (``route_leaks.impact``)."""
+    before, after = providers(desired, published, damaged)
+    return tuple(impact(routes, before, after))
+
+
+def describe_path(change: Transition) -> str:
+    """``AS64500 AS64496 (upstream): unknown -> invalid, 2 prefixes``: a path as the collector's peer
+    sent it (neighbour first, origin last)."""
+    ases = " ".join(f"AS{a}" for a in change.path.ases) + (" (with an AS_SET)" if change.path.as_set else "")
+    count = len(change.prefixes)
+    carried = f"{count} prefix{'es' if count != 1 else ''}"
+    return f"{ases} ({change.procedure}): {change.before} -> {change.after}, {carried}"
+
+
+def path_gate(changes: Iterable[Transition]) -> Gate | None:
+    """``aspa-invalid``: announced paths, Valid or Unknown now, that the plan's ASPAs make Invalid --
+    routes that routers enforcing ASPA would drop: a leak caught, or an outage; a reviewer says which."""
+    items = tuple(sorted(describe_path(c) for c in changes if c.newly_invalid))
+    if not items:
+        return None
+    message = f"{len(items)} announced paths would become ASPA-invalid"
+    return Gate("aspa-invalid", "*", message, items)

@@ -54,7 +54,8 @@ def vrps_lost(gates: list[GateDoc]) -> dict[str, int]:
 
 def challenge(gates: list[GateDoc]) -> Challenge:
     """The question for ``gates`` (the unapproved gates of a plan), about its weightiest consequence:
-    VRPs lost, then routes made invalid, VRPs narrowed, resources or a key lost, the trust anchor."""
+    VRPs lost, then routes made invalid (by origin, then by path), VRPs narrowed, resources or a key
+    lost, the trust anchor."""
     lost = vrps_lost(gates)
     if lost:
         most = max(lost.values())
@@ -67,6 +68,11 @@ def challenge(gates: list[GateDoc]) -> Challenge:
     if (gate := _first(gates, "route-invalid")) is not None:
         return Challenge(
             "Type how many announcements that are valid now would become invalid (as the plan above says)",
+            frozenset({_answer(gate.count)}),
+        )
+    if (gate := _first(gates, "aspa-invalid")) is not None:
+        return Challenge(
+            "Type how many announced paths would become ASPA-invalid (as the plan above says)",
             frozenset({_answer(gate.count)}),
         )
     if (gate := _first(gates, "roa-narrow-pct")) is not None:

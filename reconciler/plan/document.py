@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reconciler.desired.model import DesiredState
 from reconciler.plan import external_children, publishers, upstream
 from reconciler.plan.model import Action, Change, Kind, Plan, Reason
+from reconciler.plan.route_leaks import Transition
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl, kinds
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = "2.5"
 FORMAT_MAJOR = 2
+PATH_EXAMPLES = 5  # prefixes shown per path whose ASPA outcome changes
 
 
 class PlanFormatError(ValueError):
@@ -298,6 +300,24 @@ class RouteChangeDoc(_Doc):
     breaks: bool = Field(description="Valid now, invalid after the plan.")
 
 
+class PathChangeDoc(_Doc):
+    """An announced AS path whose ASPA verification outcome (draft-ietf-sidrops-aspa-verification)
+    changes with the plan's ASPAs, by one procedure."""
+
+    path: list[int] = Field(
+        description="The ASes as the collector's peer sent them: neighbour first, origin last."
+    )
+    as_set: bool = Field(description="The path held an AS_SET (always Invalid).")
+    procedure: Literal["upstream", "downstream"] = Field(
+        description="upstream: as received from a customer or a peer; downstream: from a provider."
+    )
+    before: Literal["valid", "invalid", "unknown"]
+    after: Literal["valid", "invalid", "unknown"]
+    breaks: bool = Field(description="Valid or Unknown now, Invalid after the plan.")
+    prefixes: int = Field(description="How many announced prefixes the path carries.")
+    examples: list[str] = Field(description=f"The first {PATH_EXAMPLES} of them, in the file's order.")
+
+
 class AnnouncementsDoc(_Doc):
     path: str
     sha256: str
@@ -372,6 +392,11 @@ class PlanDocument(_Doc):
     )
     announcements: AnnouncementsDoc | None = None
     route_impact: list[RouteChangeDoc] | None = None
+    path_impact: list[PathChangeDoc] | None = Field(
+        None,
+        description="With --announcements carrying AS paths: the paths whose ASPA verification outcome "
+        "changes, those made Invalid first; null when no paths were given.",
+    )
     intent: list[IntentDoc] | None = Field(None, description="Desired-state entries changed since --base.")
     base: str | None = Field(None, description="The --base revision the intent list compares with.")
     external_children: list[ExternalChildDoc] = Field(
@@ -491,6 +516,19 @@ def _change(desired: DesiredState, published: PublishedState, change: Change) ->
     )
 
 
+def _path_change(change: Transition) -> PathChangeDoc:
+    return PathChangeDoc(
+        path=list(change.path.ases),
+        as_set=change.path.as_set,
+        procedure=change.procedure.value,
+        before=change.before.value,
+        after=change.after.value,
+        breaks=change.newly_invalid,
+        prefixes=len(change.prefixes),
+        examples=list(change.prefixes[:PATH_EXAMPLES]),
+    )
+
+
 def _providers(content: dict[str, Any] | None) -> list[int] | None:
     return None if content is None else list(content["providers"])
 
@@ -500,8 +538,9 @@ def _aspa_change(change: ChangeDoc) -> AspaChangeDoc:
     if change.action in ("revoke", "withdraw"):
         after = None
     customer = (change.after or change.before or {}).get("customer")
-    if customer is None:  # an unreadable ASPA withdrawn: its name says whose it was
-        customer = int(change.path.rsplit("/", 1)[-1].removeprefix("AS").split(".", 1)[0] or 0)
+    if customer is None:  # an unreadable ASPA withdrawn: its name says whose it was (0: a name like junk.asa)
+        number = change.path.rsplit("/", 1)[-1].removeprefix("AS").split(".", 1)[0]
+        customer = int(number) if number.isascii() and number.isdigit() else 0
     return AspaChangeDoc(
         ca=change.ca,
         customer=customer,
@@ -740,6 +779,7 @@ def build(
         ),
         announcements=announcements,
         route_impact=route_impact,
+        path_impact=None if plan.path_changes is None else [_path_change(c) for c in plan.path_changes],
         intent=intent,
         base=base,
         external_children=[

@@ -74,7 +74,7 @@ class AnnouncementFile:
     """What :func:`read_announcements` found, with what it left out so a report can say so."""
 
     announcements: list[Announcement]
-    format: Literal["csv", "ris", "empty"]
+    format: Literal["csv", "ris", "paths", "empty"]
     as_sets: int = 0  # routes with an AS_SET origin, skipped (see the module docstring)
     below_min_peers: int = 0  # RIS routes seen by fewer than ``min_peers`` peers, dropped as noise
 
@@ -195,6 +195,12 @@ def _prefix(path: Path, number: int, text: str) -> Network:
             except ValueError:
                 pass  # host bits or length out of range: diagnosed below
     return _diagnose_prefix(path, number, text)
+
+
+def parse_prefix(path: Path, number: int, text: str) -> Network:
+    """The prefix ``text`` at line ``number`` of ``path``, exactly (see :func:`_prefix`); an
+    :class:`AnnouncementsError` names the line otherwise. For readers of the other formats."""
+    return _prefix(path, number, text)
 
 
 def _diagnose_prefix(path: Path, number: int, text: str) -> Network:

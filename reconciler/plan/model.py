@@ -19,6 +19,7 @@ from reconciler.rpki.roa import RoaContent
 if TYPE_CHECKING:
     from reconciler.plan.impact import ValidityChange
     from reconciler.plan.rollover import KeyPlan
+    from reconciler.plan.route_leaks import Transition
 
 
 class Action(StrEnum):
@@ -209,6 +210,8 @@ class Plan:
     tree_sha256: str = ""  # over every published file: drift anywhere makes a saved plan stale
     gates: tuple[Gate, ...] = ()
     route_changes: tuple[ValidityChange, ...] | None = None  # None: no announcements were given
+    # Announced AS paths whose ASPA verification outcome changes; None: no paths were given.
+    path_changes: tuple[Transition, ...] | None = None
     notices: tuple[Notice, ...] = ()
     key_plans: dict[str, KeyPlan] = field(default_factory=dict)  # which key signs for each CA
 

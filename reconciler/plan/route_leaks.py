@@ -18,9 +18,10 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from pathlib import Path
 
-from reconciler.plan.impact import AnnouncementsError
+from reconciler.plan.impact import Announcement, AnnouncementsError, parse_prefix
 from reconciler.plan.path_verification import Outcome, Procedure, Providers, collapse, verify
 
 #: Lines of a dump read at most (a full table of every collector is under 20 million).
@@ -68,12 +69,48 @@ def read_routes(path: Path, *, wanted: frozenset[int] | None = None) -> Routes:
     """The paths of ``path`` (gzipped or not). ``wanted``: keep only the paths holding one of these ASes
     (the customers whose ASPA changes), the others cannot change outcome."""
     found = Routes()
+    first = True
     for number, line in _lines(path):
         found.lines = number
+        if first and _is_header(line):
+            first = False
+            continue
+        first = False
         prefix, key = _parse(path, number, line)
         if wanted is None or not wanted.isdisjoint(key.ases):
             found.add(prefix, key)
     return found
+
+
+def carries_paths(path: Path) -> bool:
+    """Whether the announcements in ``path`` come with their AS paths: a ``bgpdump -m`` dump, or a CSV
+    whose second column is a path (ASes separated by spaces, or a header naming it ``path``). The other
+    formats (``impact.read_announcements``) give only the origin."""
+    for _, line in _lines(path):
+        if line.startswith(_BGPDUMP):
+            return True
+        _, comma, second = line.partition(",")
+        if not comma or "\t" in line:
+            return False
+        if _is_header(line):
+            return "path" in second.lower()
+        return " " in second.strip()
+    return False
+
+
+def origins(routes: Routes) -> tuple[list[Announcement], int]:
+    """The (prefix, origin) announcements of the paths, for route-origin validation, and how many were
+    left out because their path holds an AS_SET (whose origin RFC 6811 calls NONE: never valid, so no
+    plan can break one)."""
+    found: list[Announcement] = []
+    as_sets = 0
+    for key, prefixes in routes.paths.items():
+        if key.as_set:
+            as_sets += len(prefixes)
+            continue
+        origin = key.ases[-1]
+        found += (Announcement(ip_network(prefix), origin) for prefix in prefixes)
+    return found, as_sets
 
 
 def changed_customers(before: Providers, after: Providers) -> frozenset[int]:
@@ -105,6 +142,16 @@ def providers_of(aspas: Iterable[tuple[int, Iterable[int]]]) -> Mapping[int, fro
     return {customer: frozenset(providers) for customer, providers in found.items()}
 
 
+def _is_header(line: str) -> bool:
+    """``prefix,path``, ``Prefix,AS path``, ...: a CSV line whose first column is a word, no digits."""
+    first = line.partition(",")[0]
+    return (
+        not line.startswith(_BGPDUMP)
+        and any(c.isalpha() for c in first)
+        and not any(c.isdigit() for c in first)
+    )
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
         with path.open("rb") as raw:
@@ -129,11 +176,11 @@ def _parse(path: Path, number: int, line: str) -> tuple[str, PathKey]:
             raise AnnouncementsError(path, number, f"{len(fields)} fields, a dump line has at least 7", _HINT)
         if fields[2] == "W":
             raise AnnouncementsError(path, number, "a withdrawal carries no path", "leave withdrawals out")
-        return fields[5], _path(path, number, fields[6])
+        return str(parse_prefix(path, number, fields[5])), _path(path, number, fields[6])
     prefix, comma, text = line.partition(",")
     if not comma:
         raise AnnouncementsError(path, number, f"{line[:60]!r} is neither a dump line nor prefix,path", _HINT)
-    return prefix.strip(), _path(path, number, text)
+    return str(parse_prefix(path, number, prefix.strip())), _path(path, number, text)
 
 
 def _path(path: Path, number: int, text: str) -> PathKey:

@@ -10,6 +10,7 @@ from reconciler.plan.document import (
     AspaChangeDoc,
     ChangeDoc,
     NoticeDoc,
+    PathChangeDoc,
     PeerDoc,
     PlanDocument,
     RefusedDoc,
@@ -109,6 +110,16 @@ def aspa_line(change: AspaChangeDoc) -> tuple[str, str]:
     if not delta:
         return "~", f"{who}: providers {_ases(change.providers_after)} (unchanged; {change.reason})"
     return ("-" if change.removed else "+"), f"{who}: {' '.join(delta)} -> {_ases(change.providers_after)}"
+
+
+def path_line(change: PathChangeDoc) -> tuple[str, str]:
+    """(word, text) of an announced path whose ASPA outcome changes: ``broken`` when routers enforcing
+    ASPA would now drop it, ``fixed`` when they would now take it, ``changed`` otherwise."""
+    word = "broken" if change.breaks else "fixed" if change.before == "invalid" else "changed"
+    ases = " ".join(f"AS{a}" for a in change.path) + (" {AS_SET}" if change.as_set else "")
+    shown = ", ".join(change.examples) + (", ..." if change.prefixes > len(change.examples) else "")
+    carried = f"{change.prefixes} prefix{'es' if change.prefixes != 1 else ''}: {shown}"
+    return word, f"{ases} ({change.procedure}): {change.before} -> {change.after}; {carried}"
 
 
 def roll_summary(changes: list[ChangeDoc]) -> str:

@@ -22,6 +22,7 @@ from reconciler.plan.document import (
     AspaChangeDoc,
     ChangeDoc,
     IntentDoc,
+    PathChangeDoc,
     PlanDocument,
     RouteChangeDoc,
     VrpDoc,
@@ -32,6 +33,7 @@ from reconciler.plan.render.common import (
     external_child_lines,
     notice_line,
     parent_lines,
+    path_line,
     publisher_lines,
     repository_lines,
     revocation_line,
@@ -71,6 +73,11 @@ def _vrp_row(sign: str, vrp: VrpDoc) -> str:
 def _aspa_row(change: AspaChangeDoc) -> str:
     symbol, words = aspa_line(change)
     return f"| {symbol} | {_cell(words)} | {_code(_cell(change.path))} |"
+
+
+def _path_row(change: PathChangeDoc) -> str:
+    word, text = path_line(change)
+    return f"| {word} | {_cell(text)} |"
 
 
 def _route_row(route: RouteChangeDoc) -> str:
@@ -167,6 +174,15 @@ def _lists(doc: PlanDocument) -> list[_List]:
                 f"Route validity changes ({len(doc.route_impact)}): {route_tally(doc.route_impact)}",
                 ["| | Prefix | Origin | Before | After | Peers |", "|---|---|---|---|---|---|"],
                 [_route_row(r) for r in doc.route_impact],
+                reviewable=True,
+            )
+        )
+    if doc.path_impact:
+        lists.append(
+            _List(
+                f"ASPA path verification ({len(doc.path_impact)} paths change outcome)",
+                ["| | Path (neighbour first) and prefixes |", "|---|---|"],
+                [_path_row(c) for c in doc.path_impact],
                 reviewable=True,
             )
         )

@@ -13,6 +13,7 @@ from reconciler.plan.render.common import (
     header,
     notice_line,
     parent_lines,
+    path_line,
     publisher_lines,
     repository_lines,
     revocation_line,
@@ -60,6 +61,18 @@ def _route_lines(doc: PlanDocument) -> list[Text]:
                 style=style,
             )
         )
+    return lines
+
+
+def _path_lines(doc: PlanDocument) -> list[Text]:
+    if doc.path_impact is None:
+        return []
+    count = len(doc.path_impact)
+    lines = [_section(f"ASPA path verification: {count} path{'s' if count != 1 else ''} change outcome")]
+    for change in doc.path_impact:
+        word, text = path_line(change)
+        style = {"broken": "bold red", "fixed": "green"}.get(word, "yellow")
+        lines.append(Text(f"  [{word}] {text}", style=style))
     return lines
 
 
@@ -145,6 +158,7 @@ def render(doc: PlanDocument) -> list[Text]:
             symbol, words = aspa_line(change)
             lines.append(Text(f"  {symbol} {words}", style=STYLES[symbol]))
     lines += _route_lines(doc)
+    lines += _path_lines(doc)
     lines += _intents(doc)
     lines += _gate_lines(doc)
     lines.append(Text(doc.summary.text, style="bold"))
