@@ -64,8 +64,9 @@ def object_findings(
                 "its parent re-issues it: run 'rpkictl apply' (below an offline trust anchor, apply writes "
                 "the signing request)"
             )
-        elif item.kind is ObjectKind.ROA:
-            what, todo = f"ROA {item.path}", RENEW_NOW
+        elif item.kind in (ObjectKind.ROA, ObjectKind.ASPA, ObjectKind.ROUTER):
+            label = {ObjectKind.ROA: "ROA", ObjectKind.ASPA: "ASPA", ObjectKind.ROUTER: "router certificate"}
+            what, todo = f"{label[item.kind]} {item.path}", RENEW_NOW
         else:
             continue
         found += _expiring(ca.name, what, item.expires, now, warn=warn, critical=critical, todo=todo)

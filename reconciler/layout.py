@@ -15,6 +15,7 @@ rebuilt at the very same URIs:
     <rsync_base><ca>/AS<asn>_<prefix>_<len>.roa   its ROAs, one prefix each
     <rsync_base><ca>/AS<asn>_ipv<4|6>.roa         ... or one for all of an origin's prefixes of a family
     <rsync_base><ca>/AS<customer>.asa             its ASPAs, one per customer AS
+    <rsync_base><ca>/router_AS<asn>_<KEYID>.cer   its BGPsec router certificates, one per router key
     <rsync_base>publishers/<handle>/     an external publisher's repository (RFC 8181), its sia_base
 """
 
@@ -87,6 +88,7 @@ def external_certificate_subject(name: str) -> tuple[str, bytes] | None:
 
 
 _KEY_HEX = re.compile(r"[0-9A-F]{40}")
+_ROUTER = re.compile(r"router_AS[0-9]{1,10}_[0-9A-F]{40}\.cer")
 
 
 def manifest_name(key_id: bytes) -> str:
@@ -106,6 +108,18 @@ def roa_name(asn: int, prefix: IPNetwork) -> str:
 def aspa_name(customer: int) -> str:
     """The ASPA of a customer AS: one object per customer (draft-ietf-sidrops-aspa-profile)."""
     return f"AS{customer}.asa"
+
+
+def router_name(asn: int, key_id: bytes) -> str:
+    """A BGPsec router certificate (RFC 8209), named by its first AS and its key: ``router_AS<asn>_<KEYID>``.
+    Two '_' make it no child's certificate name (``<ca>.cer``, ``<ca>_g<N>.cer``, ``<handle>_<KEYID>.cer``:
+    CA names and handles have no '_')."""
+    return f"router_AS{asn}_{key_id.hex().upper()}.cer"
+
+
+def is_router_name(name: str) -> bool:
+    """Whether a file name is that of a router certificate (see :func:`router_name`)."""
+    return _ROUTER.fullmatch(name) is not None
 
 
 def aggregate_roa_name(asn: int, version: int) -> str:

@@ -18,7 +18,7 @@ from cryptography import x509
 from reconciler import faults, layout
 from reconciler.apply import child_certificate
 from reconciler.apply.onetime import OneTimeKeys, workers
-from reconciler.desired.model import CaIntent, DesiredState
+from reconciler.desired.model import CaIntent, DesiredState, RouterIntent
 from reconciler.plan import external_children
 from reconciler.plan.model import Action, Change, Kind, Plan
 from reconciler.plan.rollover import KeyIds, KeyPlan, lost_keys, missing_key_error
@@ -26,7 +26,7 @@ from reconciler.published.memo import RoaSummary, texts
 from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.resources import Resources
 from reconciler.rpki import cert as rc
-from reconciler.rpki import cms, crl, kinds, manifest, rfc3779, roa
+from reconciler.rpki import cms, crl, kinds, manifest, rfc3779, roa, router
 from reconciler.rpki.roa import RoaContent
 from reconciler.signers.adapter import SignerKey
 from reconciler.signers.base import Signer, SignerError
@@ -371,6 +371,23 @@ class _Executor:
             resources=kind.ee_resources(change.content),
         )
 
+    def issue_router(self, change: Change) -> None:
+        """A BGPsec router certificate (RFC 8209): the router's key, certified by the CA's key directly."""
+        want = change.content
+        assert isinstance(want, RouterIntent)  # noqa: S101 - router changes always carry their entry
+        issuer = self.own_issuer(self.desired.ca(change.ca))
+        self.files[change.path] = router.build(
+            issuer=issuer,
+            key=router.RouterKey(router.load_public_key(want.key), requested=False),
+            asns=want.asns,
+            router_id=want.router_id,
+            serial=self.serial(),
+            not_before=self.valid_from,
+            not_after=self.now + self.desired.timing.certificate_validity,
+        )
+        self.signed_with[change.path] = issuer.key_id
+        self.signed += 1
+
     def previous_revocations(self, ca: CaIntent, key: bytes) -> list[crl.Revocation]:
         """Entries of the current CRL worth keeping: until the revoked object would have expired anyway."""
         found = self.published.crl(layout.repository(ca.name) + layout.crl_name(key))
@@ -496,6 +513,14 @@ class _Executor:
         self.load_keys()
         points: list[tuple[str, int | None]] = []
         deferred: list[Change] = []
+        # How each kind of object is signed: a new kind is one entry here (manifests and CRLs are
+        # signed per publication point, below).
+        issuing: dict[Kind, Callable[[Change], None]] = {
+            Kind.CERTIFICATE: self.issue_certificate,
+            Kind.ROA: self.issue_roa,
+            Kind.ASPA: lambda change: self.issue_signed(change, kinds.ASPA),
+            Kind.ROUTER: self.issue_router,
+        }
         for change in self.plan.changes:
             if self.offline(change.ca):
                 deferred.append(change)
@@ -506,12 +531,8 @@ class _Executor:
                 continue  # created in load_keys; destroyed after publication
             if change.action in (Action.WITHDRAW, Action.REVOKE):
                 self.files.pop(change.path, None)
-            elif change.kind is Kind.CERTIFICATE:
-                self.issue_certificate(change)
-            elif change.kind is Kind.ROA:
-                self.issue_roa(change)
-            elif change.kind is Kind.ASPA:
-                self.issue_signed(change, kinds.ASPA)
+            elif (issue := issuing.get(change.kind)) is not None:
+                issue(change)
             elif change.kind is Kind.MANIFEST:
                 ca = self.desired.ca(change.ca)
                 side = change.generation if change.generation in self.key_plan(ca).side else None

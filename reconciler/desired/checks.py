@@ -341,6 +341,7 @@ def check_cas(
         problems += _check_key_generation(doc)
         problems += _check_roas(doc)
         problems += _check_aspas(doc)
+        problems += _check_routers(doc)
         problems += _check_external_children(doc, settings)
     return problems
 
@@ -750,6 +751,15 @@ def _check_signer(doc: CaDoc, settings: SettingsDoc | None) -> Iterable[Diagnost
             "move these ASPAs to a CA below the trust anchor that holds their customer ASes",
             key=True,
         )
+    if found is not None and found.type == "offline" and doc.spec.routers:
+        yield diag(
+            doc.source,
+            ("routers",),
+            "an offline trust anchor cannot certify router keys: their certificates would wait for the "
+            "offline signer",
+            "move these routers to a CA below the trust anchor that holds their AS numbers",
+            key=True,
+        )
     if found is not None:
         return
     known = sorted(settings.spec.signers)
@@ -894,6 +904,48 @@ def _check_aspa_providers(doc: CaDoc, index: int) -> Iterable[Diagnostic]:
                 f"AS0 is listed with other providers in the ASPA of AS{customer}",
                 "AS0 says the AS has no provider, so it may only be listed alone: remove AS0 or the others",
             )
+
+
+def _check_routers(doc: CaDoc) -> Iterable[Diagnostic]:
+    """Each router's AS numbers: at least one, each held by the CA and listed once (the certificate
+    carries exactly these, RFC 8209 §3.1.3.5). The key file is read and checked with the other committed
+    files (``routerkeys``)."""
+    held = doc.resources.asn
+    for i, entry in enumerate(doc.spec.routers):
+        at: Loc = ("routers", i, "asns")
+        if not entry.asns:
+            yield diag(
+                doc.source,
+                at,
+                f"router key {entry.key} lists no AS numbers",
+                "list the AS numbers this router signs BGPsec updates for, each held by this CA",
+            )
+        first_at: dict[int, int] = {}
+        for j, asn in enumerate(entry.asns):
+            first = first_at.setdefault(asn, j)
+            if first != j:
+                line, _ = doc.source.position((*at, first))
+                yield diag(
+                    doc.source,
+                    (*at, j),
+                    f"AS{asn} is listed twice for router key {entry.key} (first at line {line})",
+                    "list each AS number once",
+                )
+            elif asn == 0:
+                yield diag(
+                    doc.source,
+                    (*at, j),
+                    "AS0 cannot be certified for a router: no BGP speaker has AS0",
+                    "list the AS numbers this router signs BGPsec updates for",
+                )
+            elif not held.contains(AsnSet.of([(asn, asn)])):
+                yield diag(
+                    doc.source,
+                    (*at, j),
+                    f"router AS{asn} is not held by CA '{doc.name}'",
+                    f"its AS resources are: {held}; add AS{asn} to them, or declare the router in "
+                    "the CA that holds it",
+                )
 
 
 def _check_max_length(doc: CaDoc, index: int) -> Iterable[Diagnostic]:

@@ -56,7 +56,7 @@ except ImportError:  # pragma: no cover - a pure-Python install
     CParser = None
 
 from reconciler import cachefile, layout
-from reconciler.desired import CacheKey, guards, oobfiles, parse_cache, yaml_errors
+from reconciler.desired import CacheKey, guards, oobfiles, parse_cache, routerkeys, yaml_errors
 from reconciler.desired.checks import (
     BrokenCa,
     CaDoc,
@@ -80,6 +80,7 @@ from reconciler.desired.model import (
     RemoteRepository,
     RoaGrouping,
     RoaIntent,
+    RouterIntent,
     SafetyPolicy,
     Serve,
     SignerConfig,
@@ -92,6 +93,7 @@ from reconciler.desired.schema import (
     UNION_TAGS,
     CaFile,
     ExternalChildEntry,
+    RouterEntry,
     RpkiFile,
     SignerSection,
     describe,
@@ -99,7 +101,7 @@ from reconciler.desired.schema import (
 )
 from reconciler.diagnostics import DesiredStateError, Diagnostic, display_path, split_hint
 from reconciler.fsutil import read_bytes
-from reconciler.resources import Resources
+from reconciler.resources import AsnSet, Resources
 
 if typing.TYPE_CHECKING:
     from reconciler.protocol.oob import ChildRequest, ParentResponse, PublisherRequest, RepositoryResponse
@@ -1248,23 +1250,28 @@ def _safety(policy: SafetyPolicy, doc: CaDoc) -> SafetyPolicy:
 
 def _located(spec: CaFile) -> Iterator[tuple[Loc, bool]]:
     """The positions a CA's intent carries (``(loc, key)``): its name's key, each ROA entry, each ASPA
-    entry, then each external child."""
+    entry, each router entry, then each external child."""
     yield ("name",), True
     for index in range(len(spec.roas)):
         yield ("roas", index), False
     for index in range(len(spec.aspas)):
         yield ("aspas", index), False
+    for index in range(len(spec.routers)):
+        yield ("routers", index), False
     for index in range(len(spec.children)):
         yield ("children", index), False
 
 
-def _ca_intent(doc: CaDoc, policy: SafetyPolicy, requests: oobfiles.Requests) -> CaIntent:
+def _ca_intent(
+    doc: CaDoc, policy: SafetyPolicy, requests: oobfiles.Requests, keys: routerkeys.RouterKeys
+) -> CaIntent:
     source = doc.source
     name, *entries = (_location(source, loc, key=key) for loc, key in _located(doc.spec))
-    roa_count, aspa_count = len(doc.spec.roas), len(doc.spec.aspas)
+    roa_count, aspa_count, router_count = len(doc.spec.roas), len(doc.spec.aspas), len(doc.spec.routers)
     roa_entries = entries[:roa_count]
     aspa_entries = entries[roa_count : roa_count + aspa_count]
-    child_entries = entries[roa_count + aspa_count :]
+    router_entries = entries[roa_count + aspa_count : roa_count + aspa_count + router_count]
+    child_entries = entries[roa_count + aspa_count + router_count :]
     roas = tuple(
         RoaIntent(
             asn=roa.asn,
@@ -1294,6 +1301,10 @@ def _ca_intent(doc: CaDoc, policy: SafetyPolicy, requests: oobfiles.Requests) ->
         resources=doc.resources,
         roas=roas,
         aspas=tuple(aspas),
+        routers=tuple(
+            _router(entry, keys.keys[(doc.name, index)], where)
+            for index, (entry, where) in enumerate(zip(doc.spec.routers, router_entries, strict=True))
+        ),
         signer=doc.spec.signer,
         where=name,
         safety=_safety(policy, doc),
@@ -1303,6 +1314,19 @@ def _ca_intent(doc: CaDoc, policy: SafetyPolicy, requests: oobfiles.Requests) ->
             for index, (child, where) in enumerate(zip(doc.spec.children, child_entries, strict=True))
         ),
         upstream=_upstream(requests.parents.get(doc.name)),
+    )
+
+
+def _router(entry: RouterEntry, key: routerkeys.RouterKeyFile, where: SourceLocation) -> RouterIntent:
+    """One entry of a CA's ``routers``, with its key as ``routerkeys`` read it."""
+    return RouterIntent(
+        key=key.key,
+        key_id=key.key_id,
+        asns=AsnSet.of((asn, asn) for asn in entry.asns),
+        router_id=entry.router_id,
+        file=key.relative,
+        comment=entry.comment,
+        where=where,
     )
 
 
@@ -1378,7 +1402,13 @@ def _signer_config(base: Path, name: str, signer: SignerSection) -> SignerConfig
 
 
 def _build(
-    root: Path, settings: SettingsDoc, docs: Sequence[CaDoc], digest: str, requests: oobfiles.Requests
+    root: Path,
+    settings: SettingsDoc,
+    docs: Sequence[CaDoc],
+    digest: str,
+    requests: oobfiles.Requests,
+    *,
+    keys: routerkeys.RouterKeys,
 ) -> DesiredState:
     """The checked state; only reached when no diagnostic was found."""
     base = settings.source.path.parent
@@ -1395,7 +1425,7 @@ def _build(
         ),
         signers={name: _signer_config(base, name, signer) for name, signer in spec.signers.items()},
         timing=Timing(**{f.name: getattr(spec.timing, f.name) for f in fields(Timing)}),
-        cas=tuple(_ca_intent(doc, policy, requests) for doc in order_cas(docs)),
+        cas=tuple(_ca_intent(doc, policy, requests, keys) for doc in order_cas(docs)),
         digest=digest,
         safety=policy,
         plan_max_age=spec.plan_max_age,
@@ -1438,11 +1468,14 @@ def _load(repo: Path, cache_key: CacheKey | None, *, trust_rows: bool) -> Desire
     requests = oobfiles.read_all(root, settings, docs)
     problems += requests.problems
     files.contents.update(requests.contents)  # request files are desired state: the digest covers them
+    keys = routerkeys.read_all(root, docs)
+    problems += keys.problems
+    files.contents.update(keys.contents)  # so are router keys: a plan is bound to the keys it was made for
     if problems or settings is None:
         if files.cache is not None and files.cache.read_rows:
             return _load(repo, cache_key, trust_rows=False)  # a row may be what is wrong: ask the files
         raise DesiredStateError(problems)
-    desired = _build(root, settings, docs, _digest(files.contents), requests)
+    desired = _build(root, settings, docs, _digest(files.contents), requests, keys=keys)
     if files.cache is None or cache_in is None or cache_key is None:
         return desired
     secret = cache_key(desired)

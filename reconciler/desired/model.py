@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.resources import IPNetwork, Resources, prefix_text
+from reconciler.resources import AsnSet, IPNetwork, Resources, prefix_text
 
 if TYPE_CHECKING:  # only types: loading YAML needs no XML or BPKI code until a request file is read
     from reconciler.protocol.bpki import IdentityCertificate
@@ -53,6 +54,21 @@ class AspaIntent:
 
     customer: int
     providers: tuple[int, ...]  # ascending and unique, as the object lists them
+    comment: str | None = None
+    where: SourceLocation | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RouterIntent:
+    """A router key the CA certifies for BGPsec (RFC 8209): the router's public key, read and checked
+    from a file committed beside the YAML (its PKCS#10 request or its public key), the AS numbers it
+    signs for and its BGP Identifier."""
+
+    key: bytes  # SubjectPublicKeyInfo DER of the router's P-256 key
+    key_id: bytes  # the key's identifier (SHA-1 of the key, RFC 6487 §4.8.2): what BGPsec names
+    asns: AsnSet
+    router_id: IPv4Address | None = None
+    file: str = ""  # the key file, relative to the desired-state directory
     comment: str | None = None
     where: SourceLocation | None = field(default=None, compare=False)
 
@@ -141,6 +157,7 @@ class CaIntent:
     resources: Resources
     roas: tuple[RoaIntent, ...] = ()
     aspas: tuple[AspaIntent, ...] = ()  # one per customer AS, by customer ascending
+    routers: tuple[RouterIntent, ...] = ()  # BGPsec router keys to certify, one per key
     signer: str = "default"
     where: SourceLocation | None = field(default=None, compare=False)
     safety: SafetyPolicy = field(default_factory=SafetyPolicy)  # global policy with this CA's overrides

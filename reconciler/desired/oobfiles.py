@@ -54,7 +54,8 @@ class Request:
 
 
 class RequestError(Exception):
-    """A request file that cannot be used: ``message`` says why, ``hint`` what to do."""
+    """A request file (or another file committed beside the YAML) that cannot be used: ``message`` says
+    why, ``hint`` what to do."""
 
     def __init__(self, message: str, hint: str) -> None:
         super().__init__(message)
@@ -119,22 +120,48 @@ def read_all(root: Path, settings: SettingsDoc | None, docs: Sequence[CaDoc]) ->
 def read(root: Path, written: str, kind: Kind) -> Request:
     """Read, parse and check one request file, ``written`` relative to ``root`` (the desired-state
     directory, resolved); raises :class:`RequestError`."""
-    path = root / written
-    real = _inside(root, path, written, kind)
-    try:
-        raw = read_bytes(str(real))
-    except OSError as exc:
-        raise RequestError(f"cannot read {written}: {exc.strerror}", "check its permissions") from exc
+    commit = f"commit the {kind} XML that {_SENDER[kind]} sent at {written} (relative to the directory "
+    commit += "holding rpki.yaml), or correct the path"
+    rules = Committed(
+        what=f"the {kind}",
+        commit=commit,
+        kind=f"an RFC 8183 {kind}",
+        usual_size=f"a {kind} is a few kilobytes of XML",
+        limit=MAX_REQUEST_BYTES,
+    )
+    real, raw = read_committed(root, written, rules)
     relative = real.relative_to(root).as_posix()
     message, identity = _parse(raw, relative, kind)
     return Request(real, relative, raw, message, identity)
 
 
-def _inside(root: Path, path: Path, written: str, kind: Kind) -> Path:
+@dataclass(frozen=True)
+class Committed:
+    """How the problems of one kind of file committed beside the YAML are worded, and its size limit."""
+
+    what: str  # what to copy into the repository: "the child_request"
+    commit: str  # the fix when the file is missing or not a file
+    kind: str  # what it is too large for: "an RFC 8183 child_request"
+    usual_size: str  # how large one is: "a child_request is a few kilobytes of XML"
+    limit: int  # the largest file read, in bytes
+
+
+def read_committed(root: Path, written: str, rules: Committed) -> tuple[Path, bytes]:
+    """The real path and the bytes of the file ``written`` relative to ``root`` (the desired-state
+    directory, resolved), read only if it is a regular file inside ``root`` of at most ``rules.limit``
+    bytes; raises :class:`RequestError`."""
+    real = _inside(root, root / written, written, rules)
+    try:
+        raw = read_bytes(str(real))
+    except OSError as exc:
+        raise RequestError(f"cannot read {written}: {exc.strerror}", "check its permissions") from exc
+    return real, raw
+
+
+def _inside(root: Path, path: Path, written: str, rules: Committed) -> Path:
     """The real path of a regular, not too large file inside ``root``; every link on the way is followed
     before anything is read, so a link to a directory outside counts as outside."""
-    commit = f"commit the {kind} XML that {_SENDER[kind]} sent at {written} (relative to the directory "
-    commit += "holding rpki.yaml), or correct the path"
+    commit = rules.commit
     try:
         real = path.resolve(strict=True)
     except FileNotFoundError as exc:
@@ -147,7 +174,7 @@ def _inside(root: Path, path: Path, written: str, kind: Kind) -> Path:
         raise RequestError(
             f"{written} lies outside the desired-state repository (through '..' or a symbolic link); it "
             "was not read",
-            f"copy the {kind} into the repository and name that copy",
+            f"copy {rules.what} into the repository and name that copy",
         )
     try:
         found = real.stat()
@@ -155,10 +182,10 @@ def _inside(root: Path, path: Path, written: str, kind: Kind) -> Path:
         raise RequestError(f"cannot read {written}: {exc.strerror}", commit) from exc
     if not stat.S_ISREG(found.st_mode):
         raise RequestError(f"{written} is not a regular file", commit)
-    if found.st_size > MAX_REQUEST_BYTES:
+    if found.st_size > rules.limit:
         raise RequestError(
-            f"{written} is too large for an RFC 8183 {kind} ({found.st_size} bytes)",
-            f"a {kind} is a few kilobytes of XML: {commit}",
+            f"{written} is too large for {rules.kind} ({found.st_size} bytes)",
+            f"{rules.usual_size}: {commit}",
         )
     return real
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.desired import routerkeys
 from reconciler.desired.schema import json_schema
 from reconciler.rpki import aspa
 
@@ -80,8 +81,15 @@ _FILE_KINDS = (
             f"only alone (the AS has no provider), and at most {aspa.MAX_PROVIDERS:,} (the most every "
             "validator takes). "
             "Their order is free.",
+            "A router's `key` is a readable file inside the repository, at most "
+            f"{routerkeys.MAX_KEY_BYTES // 1024} KiB: the router's PKCS#10 request, whose signature must "
+            "verify, or its public key (SubjectPublicKeyInfo), in DER or PEM, ECDSA on P-256 either way; "
+            "a CA lists each key in one entry only, with all its AS numbers. Its `asns` are at least one "
+            "AS, each held by the CA and listed once (AS0 never); `router_id`, when given, is an IPv4 "
+            "address other than 0.0.0.0.",
             "`signer` names an entry of rpki.yaml's `signers`; only the trust anchor may use an `offline` "
-            "signer, and an offline trust anchor issues no ROAs or ASPAs. The trust anchor has no "
+            "signer, and an offline trust anchor issues no ROAs, ASPAs or router certificates. The trust "
+            "anchor has no "
             "`key_generation`.",
             "External children's handles are unique across all CA files and differ from every CA name; "
             "each child holds at least one resource, inside its CA's; each `request` is a readable RFC "

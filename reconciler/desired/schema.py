@@ -23,6 +23,7 @@ import re
 from collections.abc import Set as AbstractSet
 from datetime import date, timedelta
 from decimal import Decimal
+from ipaddress import IPv4Address, ip_address
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -358,13 +359,40 @@ def _request_path(value: object) -> str:
     (so that every clone finds it); whether it exists and stays inside the repository is checked when it
     is read."""
     text = _path(value, "the path of an RFC 8183 XML file", "children/acme.xml").strip()
+    _committed(text, "children/acme.xml")
+    return text
+
+
+def _key_path(value: object) -> str:
+    """A router's PKCS#10 request or public key, committed like an RFC 8183 file (``_request_path``)."""
+    text = _path(value, "the path of a router's request or public key file", "routers/edge1.csr").strip()
+    _committed(text, "routers/edge1.csr")
+    return text
+
+
+def _committed(text: str, example: str) -> None:
+    """A file of the repository is named relative to the desired-state directory, so every clone finds it."""
     if text.startswith(("/", "~")):
         _fail(
             f"{excerpt(text)} is not relative to the desired-state directory",
             "commit the file in the repository and write its path from the directory holding rpki.yaml, "
-            "e.g. children/acme.xml",
+            f"e.g. {example}",
         )
-    return text
+
+
+def _router_id(value: object) -> IPv4Address:
+    """A BGP Identifier (RFC 6286 §2.1): a non-zero 32-bit number, written as an IPv4 address."""
+    hint = "write the router's BGP Identifier as an IPv4 address, e.g. 192.0.2.1"
+    text = _text(value, "a BGP Identifier (an IPv4 address)", "192.0.2.1").strip()
+    try:
+        address = ip_address(text)
+    except ValueError:
+        _fail(f"{excerpt(text)} is not an IPv4 address", hint)
+    if not isinstance(address, IPv4Address):
+        _fail(f"{excerpt(text)} is an IPv6 address; a BGP Identifier is 32 bits", hint)
+    if not int(address):
+        _fail("0.0.0.0 is not a BGP Identifier: RFC 6286 wants a non-zero one", hint)
+    return address
 
 
 #: External children's and publishers' handles follow the CA-name rule: a handle becomes a URL path
@@ -668,6 +696,14 @@ RequestPath = Annotated[
     str,
     PlainValidator(_request_path),
     WithJsonSchema({**_PATH_SCHEMA, "pattern": "^[^/~]"}),
+]
+KeyPath = Annotated[
+    str,
+    PlainValidator(_key_path),
+    WithJsonSchema({**_PATH_SCHEMA, "pattern": "^[^/~]"}),
+]
+RouterId = Annotated[
+    IPv4Address, PlainValidator(_router_id), WithJsonSchema({"type": "string", "format": "ipv4"})
 ]
 Handle = Annotated[
     str, PlainValidator(_handle), WithJsonSchema({"type": "string", "pattern": CA_NAME_PATTERN})
@@ -1176,6 +1212,30 @@ class AspaEntry(_Section):
     comment: Text | None = Field(default=None, description="Free text for humans; not published.")
 
 
+class RouterEntry(_Section):
+    """One BGPsec router key (RFC 8209) the CA certifies for the AS numbers it holds: the router made the
+    key pair, and only its public key -- in a PKCS#10 request or bare -- is committed here. For example
+    `{key: routers/edge1.csr, asns: [AS64500], router_id: 192.0.2.1}`."""
+
+    key: KeyPath = Field(
+        description="Path of the router's PKCS#10 request (router-driven keying, RFC 8635 §4) or of its "
+        "public key (SubjectPublicKeyInfo), in DER or PEM, committed in this repository; relative to the "
+        "desired-state directory (the one holding rpki.yaml). The key is ECDSA on P-256 (RFC 8608), and a "
+        "request's signature must verify. One entry per key in a CA."
+    )
+    asns: list[Asn] = Field(
+        json_schema_extra={"minItems": 1},
+        description="The AS numbers the router signs BGPsec updates for, written AS64496 or 64496; at "
+        "least one, each held by the CA and listed once.",
+    )
+    router_id: RouterId | None = Field(
+        default=None,
+        description="Optional: the router's BGP Identifier, written as an IPv4 address (192.0.2.1); it "
+        "goes into the certificate's subject (RFC 8209 §3.1.1).",
+    )
+    comment: Text | None = Field(default=None, description="Free text for humans; not published.")
+
+
 class ExternalChildEntry(_Section):
     """A child CA run by someone else (Krill, rpkid, another rpkictl) that this CA certifies over RFC
     6492, from the child_request its operator sent."""
@@ -1265,6 +1325,11 @@ class CaFile(_Section):
         default_factory=list,
         description="ASPAs this CA issues, one per customer AS it holds: which ASes each may send its "
         "routes up to.",
+    )
+    routers: list[RouterEntry] = Field(
+        default_factory=list,
+        description="BGPsec router keys this CA certifies (RFC 8209), one entry per key: the file the "
+        "router's operator sent and the AS numbers it signs for.",
     )
     children: list[ExternalChildEntry] = Field(
         default_factory=list,

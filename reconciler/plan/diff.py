@@ -36,6 +36,8 @@ from reconciler.plan.publishers import plan_publishers, publisher_gates
 from reconciler.plan.reminders import trust_anchor_reminders
 from reconciler.plan.rollover import KeyIds, KeyPlan, key_plans
 from reconciler.plan.rollover import describe as describe_roll
+from reconciler.plan.routers import plan_routers
+from reconciler.plan.routers import plan_stray as plan_stray_router
 from reconciler.plan.safety import gates_for
 from reconciler.plan.signed import ALTERED, FOREIGN
 from reconciler.plan.wording import FUTURE_DATED, FUTURE_TOLERANCE, expiry
@@ -433,50 +435,57 @@ class _Planner:
     def plan_strays(self, ca: CaIntent, expected: set[str]) -> None:
         repo = layout.repository(ca.name)
         for name in self.published.under(repo):
-            if name in expected:
-                continue
-            path = repo + name
-            if name.endswith(".roa"):
-                found = self.published.roa_summary(path)
-                foreign: tuple[Reason, str] | None = None
-                if isinstance(found, Unreadable):
-                    foreign = Reason.UNREADABLE, f"unreadable: {found.reason}"
-                elif isinstance(found, RoaSummary) and (why := self.foreign_roa(ca, path, found)) is not None:
-                    foreign = Reason.FOREIGN, why
-                if foreign is not None:
-                    cause, reason = foreign
-                    self.add(
-                        Change(Action.WITHDRAW, Kind.ROA, ca.name, path, reason, repair=True, cause=cause)
-                    )
-                    continue
-                cause, reason = Reason.NOT_DESIRED, "no longer in the desired state"
-                serial = self._serial(ca, found, path)
-                if isinstance(found, RoaSummary):
-                    reason = f"ROA {_describe_roa(found.content)} is no longer in the desired state"
-                    if found.signed_object != self.base + path:  # never revoked (see _serial)
-                        cause, reason = (
-                            Reason.COPY,
-                            f"a copy of {found.signed_object}, not an object of its own",
-                        )
-                # Ours and still valid: revoke it too, so a copy kept elsewhere cannot be replayed.
-                action = Action.REVOKE if serial is not None else Action.WITHDRAW
-                self.add(Change(action, Kind.ROA, ca.name, path, reason, revoke_serial=serial, cause=cause))
-            elif name.endswith(".cer"):
-                self.plan_stray_cert(ca, path, name)
-            elif kinds.of(name) is kinds.ASPA:
-                plan_stray_aspa(self, ca, path)
-            elif name in self.other_key_files(ca.name):
-                reason = f"key roll: {name} belongs to a retired key of {ca.name}"
-                change = Change(
-                    Action.WITHDRAW, Kind.FILE, ca.name, path, reason, roll=True, cause=Reason.ROLL_RETIRED
+            if name not in expected:
+                self.plan_stray(ca, repo + name, name)
+
+    def plan_stray(self, ca: CaIntent, path: str, name: str) -> None:
+        """A file of the CA's directory that nothing planned expects, by what its name says it is."""
+        if name.endswith(".roa"):
+            self.plan_stray_roa(ca, path)
+        elif kinds.of(name) is kinds.ASPA:
+            plan_stray_aspa(self, ca, path)
+        elif layout.is_router_name(name):
+            plan_stray_router(self, ca, path)
+        elif name.endswith(".cer"):
+            self.plan_stray_cert(ca, path, name)
+        elif name in self.other_key_files(ca.name):
+            reason = f"key roll: {name} belongs to a retired key of {ca.name}"
+            change = Change(
+                Action.WITHDRAW, Kind.FILE, ca.name, path, reason, roll=True, cause=Reason.ROLL_RETIRED
+            )
+            self.add(change)
+        else:
+            reason = "not part of the desired state"
+            change = Change(
+                Action.WITHDRAW, Kind.FILE, ca.name, path, reason, repair=True, cause=Reason.DAMAGE
+            )
+            self.add(change)
+
+    def plan_stray_roa(self, ca: CaIntent, path: str) -> None:
+        """A ROA the desired state does not have: withdrawn as damage when it is not the CA's, else
+        withdrawn (and revoked when ours and still valid)."""
+        found = self.published.roa_summary(path)
+        foreign: tuple[Reason, str] | None = None
+        if isinstance(found, Unreadable):
+            foreign = Reason.UNREADABLE, f"unreadable: {found.reason}"
+        elif isinstance(found, RoaSummary) and (why := self.foreign_roa(ca, path, found)) is not None:
+            foreign = Reason.FOREIGN, why
+        if foreign is not None:
+            cause, reason = foreign
+            self.add(Change(Action.WITHDRAW, Kind.ROA, ca.name, path, reason, repair=True, cause=cause))
+            return
+        cause, reason = Reason.NOT_DESIRED, "no longer in the desired state"
+        serial = self._serial(ca, found, path)
+        if isinstance(found, RoaSummary):
+            reason = f"ROA {_describe_roa(found.content)} is no longer in the desired state"
+            if found.signed_object != self.base + path:  # never revoked (see _serial)
+                cause, reason = (
+                    Reason.COPY,
+                    f"a copy of {found.signed_object}, not an object of its own",
                 )
-                self.add(change)
-            else:
-                reason = "not part of the desired state"
-                change = Change(
-                    Action.WITHDRAW, Kind.FILE, ca.name, path, reason, repair=True, cause=Reason.DAMAGE
-                )
-                self.add(change)
+        # Ours and still valid: revoke it too, so a copy kept elsewhere cannot be replayed.
+        action = Action.REVOKE if serial is not None else Action.WITHDRAW
+        self.add(Change(action, Kind.ROA, ca.name, path, reason, revoke_serial=serial, cause=cause))
 
     def plan_stray_cert(self, ca: CaIntent, path: str, name: str) -> None:
         found = self.published.certificate(path)
@@ -779,6 +788,7 @@ class _Planner:
             expected = (
                 self.plan_roas(ca)
                 | plan_aspas(self, ca)
+                | plan_routers(self, ca)
                 | self.expected_files(ca)
                 | plan_external_children(self, ca)
             )

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reconciler.desired.model import DesiredState
+from reconciler.desired.model import DesiredState, RouterIntent
 from reconciler.plan import external_children, publishers, upstream
 from reconciler.plan.model import Action, Change, Kind, Plan, Reason
 from reconciler.plan.route_leaks import Transition
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa
 from reconciler.rpki import cert as rc
-from reconciler.rpki import crl, kinds
+from reconciler.rpki import crl, kinds, router
 from reconciler.rpki.aspa import AspaContent
 from reconciler.rpki.roa import RoaContent
 from reconciler.upstream.state import PeerRecord
@@ -97,7 +97,7 @@ class GateDoc(_Doc):
 
 class ChangeDoc(_Doc):
     action: Literal["create-key", "issue", "reissue", "renew", "revoke", "withdraw", "destroy-key"]
-    kind: Literal["key", "certificate", "roa", "aspa", "manifest", "crl", "file", "rrdp"]
+    kind: Literal["key", "certificate", "roa", "aspa", "router", "manifest", "crl", "file", "rrdp"]
     ca: str = Field(description="The CA whose key signs the object (whose directory holds it).")
     address: str = Field(description="Stable, readable object address.")
     path: str = Field(description="Path relative to the rsync base ('' for keys).")
@@ -451,12 +451,22 @@ def _aspa(content: AspaContent) -> dict[str, Any]:
     return {"customer": content.customer, "providers": list(content.providers)}
 
 
+def _router(key_id: bytes, asns: object, router_id: object) -> dict[str, Any]:
+    return {
+        "key_id": key_id.hex().upper(),
+        "asns": str(asns),
+        "router_id": None if router_id is None else str(router_id),
+    }
+
+
 def _content(content: object) -> dict[str, Any] | None:
-    """What a signed object says, as the plan's ``before``/``after`` show it."""
+    """What an object says, as the plan's ``before``/``after`` show it."""
     if isinstance(content, RoaContent):
         return _roa(content)
     if isinstance(content, AspaContent):
         return _aspa(content)
+    if isinstance(content, RouterIntent):
+        return _router(content.key_id, content.asns, content.router_id)
     return None
 
 
@@ -467,6 +477,11 @@ def _before(published: PublishedState, change: Change) -> dict[str, Any] | None:
     if change.kind is Kind.ASPA:
         item = published.signed(change.path)
         return _content(item.content) if isinstance(item, kinds.Signed) else None
+    if change.kind is Kind.ROUTER:
+        found_router = published.router(change.path)
+        if isinstance(found_router, router.RouterCertificate):
+            return _router(found_router.key_id, found_router.asns, found_router.router_id)
+        return None
     if change.kind is Kind.CERTIFICATE:
         found = published.certificate(change.path)
         if isinstance(found, rc.ResourceCertificate):

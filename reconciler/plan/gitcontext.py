@@ -25,7 +25,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from reconciler.desired import CaIntent, DesiredState, DesiredStateError, RoaIntent, SourceLocation, load
 from reconciler.desired.loader import SETTINGS_FILE
-from reconciler.desired.model import ExternalChild, PublisherQuota
+from reconciler.desired.model import AspaIntent, ExternalChild, PublisherQuota
 from reconciler.desired.schema import format_duration, format_size
 from reconciler.diagnostics import Diagnostic
 from reconciler.resources import IPNetwork, Resources
@@ -53,6 +53,9 @@ ChangeKind = Literal[
     "roa-added",
     "roa-removed",
     "roa-changed",
+    "aspa-added",
+    "aspa-removed",
+    "aspa-changed",
     "settings-changed",
     "external-child-added",
     "external-child-removed",
@@ -289,8 +292,8 @@ def load_committed(repo_dir: Path) -> Committed:
 
 def _unmirror_desired(desired: DesiredState, mirror_top: Path) -> DesiredState:
     """A desired state loaded from the temporary copy, with every path it holds mapped to the real one.
-    CAs and ROAs carry only their source locations as paths: mapped one by one, not by :func:`_unmirror`,
-    which would rebuild every resource set of a registry."""
+    CAs, ROAs and ASPAs carry only their source locations as paths: mapped one by one, not by
+    :func:`_unmirror`, which would rebuild every resource set of a registry."""
 
     def where(location: SourceLocation | None) -> SourceLocation | None:
         if location is None:
@@ -302,6 +305,7 @@ def _unmirror_desired(desired: DesiredState, mirror_top: Path) -> DesiredState:
             ca,
             where=where(ca.where),
             roas=tuple(replace(roa, where=where(roa.where)) for roa in ca.roas),
+            aspas=tuple(replace(aspa, where=where(aspa.where)) for aspa in ca.aspas),
             children=tuple(
                 replace(
                     child, where=where(child.where), request_file=_real_path(child.request_file, mirror_top)
@@ -555,6 +559,25 @@ def _roa_changed_summary(old: RoaIntent, new: RoaIntent) -> str:
     return f"{text}, comment: {before} -> {after}"
 
 
+def _aspa_text(aspa: AspaIntent) -> str:
+    """AS0 alone is the profile's way of saying "no provider at all"; it reads as such."""
+    providers = "none (AS0)" if aspa.providers == (0,) else ", ".join(f"AS{p}" for p in aspa.providers)
+    return f"ASPA AS{aspa.customer} -> {providers}"
+
+
+def _aspa_changed_summary(old: AspaIntent, new: AspaIntent) -> str:
+    """The providers gained (+) and lost (-), which is what a reviewer checks against the peering."""
+    if old.providers != new.providers:
+        gained = [f"+AS{p}" for p in new.providers if p not in old.providers]
+        lost = [f"-AS{p}" for p in old.providers if p not in new.providers]
+        text = f"ASPA AS{new.customer}: {' '.join(gained + lost)}"
+    else:
+        text = _aspa_text(new)
+    if old.comment == new.comment:
+        return text + _entry_comment(new.comment)
+    return f"{text}, {_comment_change(old.comment, new.comment)}"
+
+
 def _resources_text(resources: Resources) -> str:
     """The non-empty families, comma-separated so that "added ...; removed ..." stays readable."""
     return ", ".join(str(part) for part in (resources.asn, resources.ipv4, resources.ipv6) if part)
@@ -744,6 +767,7 @@ class _Comparison:
                     in_base=True,
                 )
         self.compare_roas(before, after, order)
+        self.compare_aspas(before, after, order)
 
     def compare_ca(self, old: CaIntent, new: CaIntent, slot: tuple[int, int]) -> None:
         """Parent, resources and signer of a CA that both sides have."""
@@ -817,6 +841,35 @@ class _Comparison:
                     self._location(roa.where, in_base=True),
                     slot=(1, order[ca_name]),
                     prefix=_prefix_key(roa.prefix, roa.asn),
+                    in_base=True,
+                )
+
+    def compare_aspas(
+        self, before: Mapping[str, CaIntent], after: Mapping[str, CaIntent], order: Mapping[str, int]
+    ) -> None:
+        """ASPAs by identity (CA, customer AS), as ROAs: moving one to another CA is a removal and an
+        addition."""
+        old_aspas = {(ca.name, aspa.customer): aspa for ca in before.values() for aspa in ca.aspas}
+        new_aspas = {(ca.name, aspa.customer): aspa for ca in after.values() for aspa in ca.aspas}
+        for (ca_name, customer), aspa in new_aspas.items():
+            slot = (1, order[ca_name])
+            old = old_aspas.get((ca_name, customer))
+            where = self._location(aspa.where, in_base=False)
+            if old is None:
+                summary = f"added {_aspa_text(aspa)}{_entry_comment(aspa.comment)}"
+                self.add("aspa-added", ca_name, summary, where, slot=slot, tiebreak=customer)
+            elif (old.providers, old.comment) != (aspa.providers, aspa.comment):
+                summary = _aspa_changed_summary(old, aspa)
+                self.add("aspa-changed", ca_name, summary, where, slot=slot, tiebreak=customer)
+        for (ca_name, customer), aspa in old_aspas.items():
+            if (ca_name, customer) not in new_aspas:
+                self.add(
+                    "aspa-removed",
+                    ca_name,
+                    f"removed {_aspa_text(aspa)}{_entry_comment(aspa.comment)}",
+                    self._location(aspa.where, in_base=True),
+                    slot=(1, order[ca_name]),
+                    tiebreak=customer,
                     in_base=True,
                 )
 
@@ -995,6 +1048,7 @@ def intent_changes(repo_dir: Path, base: str) -> list[IntentChange]:
       ``settings-changed`` with ``ca`` set);
     - ROAs by ``(CA, AS, prefix)``: moving or reordering entries is no change, moving one to another CA is
       a removal and an addition, and the ROAs of an added or removed CA are listed one by one;
+    - ASPAs likewise by ``(CA, customer AS)``, a change naming the providers gained and lost;
     - one ``settings-changed`` per top-level rpki.yaml setting whose loaded value differs;
     - external publishers by handle (``publisher-added``, ``publisher-removed``, and
       ``publisher-changed`` for a new quota, identity or comment), listed after the settings;
@@ -1002,10 +1056,11 @@ def intent_changes(repo_dir: Path, base: str) -> list[IntentChange]:
       ``external-child-removed``, ``entitlement-changed`` naming the resources it gains and loses, and
       ``external-child-changed`` for a new parent, identity or comment).
 
-    When ``base`` has no desired-state directory yet, every CA and ROA is "added" (there are no base
-    settings to compare with). The list is ordered: settings first, then CAs as in ``DesiredState.cas``
-    (trust anchor first) followed by CAs only the base had, then by kind, then by prefix. Locations are
-    relative to the Git work tree's root (see :class:`IntentChange`).
+    When ``base`` has no desired-state directory yet, every CA, ROA and ASPA is "added" (there are no
+    base settings to compare with). The list is ordered: settings first, then CAs as in
+    ``DesiredState.cas`` (trust anchor first) followed by CAs only the base had, then by kind, then by
+    prefix (ASPAs by customer AS). Locations are relative to the Git work tree's root (see
+    :class:`IntentChange`).
 
     Raises :class:`GitContextError` when ``repo_dir`` is not in a Git work tree, ``base`` names no commit,
     or the base's desired state does not load; a broken work tree raises the loader's own

@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from reconciler.desired.model import RouterIntent
 from reconciler.rpki.aspa import AspaContent
 from reconciler.rpki.roa import RoaContent
 
@@ -37,6 +38,7 @@ class Kind(StrEnum):
     CERTIFICATE = "certificate"
     ROA = "roa"
     ASPA = "aspa"
+    ROUTER = "router"  # a BGPsec router certificate (RFC 8209)
     MANIFEST = "manifest"
     CRL = "crl"
     FILE = "file"
@@ -94,7 +96,8 @@ class Change:
     path: str  # relative to the rsync base ("" for keys)
     reason: str  # for people: what ``cause`` says, with the particulars
     subject: str | None = None  # the child CA a certificate is for
-    content: RoaContent | AspaContent | None = None  # what a signed object (a ROA, an ASPA) will say
+    # What a ROA, an ASPA or a router certificate will say.
+    content: RoaContent | AspaContent | RouterIntent | None = None
     revoke_serial: int | None = None  # serial of the published object this change revokes
     # The key generation concerned: of the key (keys), of the subject's key (certificates), of the
     # signing key (a manifest or CRL of a key being staged). None: the CA's active key.

@@ -104,6 +104,8 @@ def _published_children(published: PublishedState, damaged: Set[str]) -> dict[st
     for path in published.files:
         if path.endswith(".cer") and path.count("/") == 1 and path not in damaged:
             parent, name = path.split("/")
+            if layout.is_router_name(name):
+                continue
             children.setdefault(parent, []).append(layout.certificate_subject(name)[0])
     return children
 

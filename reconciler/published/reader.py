@@ -17,7 +17,7 @@ from reconciler.layout import PUBLISHERS
 from reconciler.published import decoded
 from reconciler.published.memo import Memo, RoaSummary, texts
 from reconciler.resources import Resources
-from reconciler.rpki import cert, cms, crl, kinds, manifest, roa
+from reconciler.rpki import cert, cms, crl, kinds, manifest, roa, router
 
 #: The SHA-256 of a file of a tree, from its path and bytes (a caller may know it, and save the hashing).
 DigestOf = Callable[[str, bytes], bytes]
@@ -233,6 +233,14 @@ class PublishedState:
         assert isinstance(result, kinds.Signed | Unreadable)  # noqa: S101 - narrowing
         return result
 
+    def router(self, path: str) -> router.RouterCertificate | Unreadable | None:
+        """The BGPsec router certificate at ``path`` (RFC 8209)."""
+        if path not in self.files:
+            return None
+        result = self._decode(path, _decode_router)
+        assert isinstance(result, router.RouterCertificate | Unreadable)  # noqa: S101 - narrowing
+        return result
+
     def manifest(self, path: str) -> SignedManifest | Unreadable | None:
         if path not in self.files:
             return None
@@ -299,6 +307,10 @@ def _decode_roa(der: bytes, where: str) -> SignedRoa:
     if signed.content_type != roa.CONTENT_TYPE:
         raise roa.RoaError(f"{where}: eContentType is not a ROA")
     return SignedRoa(signed, roa.decode(signed.econtent, where=where))
+
+
+def _decode_router(der: bytes, where: str) -> router.RouterCertificate:
+    return router.decode(der, where=where)
 
 
 def _decode_manifest(der: bytes, where: str) -> SignedManifest:

@@ -80,6 +80,14 @@ def read_key(data: bytes, where: str) -> RouterKey:
     return RouterKey(public, requested=False)
 
 
+def load_public_key(spki: bytes) -> ec.EllipticCurvePublicKey:
+    """The router key of a SubjectPublicKeyInfo in DER that :func:`read_key` accepted before."""
+    key = serialization.load_der_public_key(spki)
+    _require_p256(key, "the router key")
+    assert isinstance(key, ec.EllipticCurvePublicKey)  # noqa: S101 - _require_p256 checked it
+    return key
+
+
 def _request(data: bytes) -> x509.CertificateSigningRequest | None:
     try:
         if data.lstrip().startswith(b"-----BEGIN CERTIFICATE REQUEST") or data.lstrip().startswith(
@@ -192,6 +200,9 @@ class RouterCertificate:
     not_before: datetime
     not_after: datetime
     cert: x509.Certificate
+    router_id: IPv4Address | None = None  # the subject's serialNumber, read as a BGP Identifier
+    crldp: str | None = None
+    aia: str | None = None
 
 
 def decode(der: bytes, *, where: str = "router certificate") -> RouterCertificate:
@@ -226,6 +237,8 @@ def decode(der: bytes, *, where: str = "router certificate") -> RouterCertificat
         raise RouterKeyError(f"{where}: the AS numbers of a router certificate are explicit, not inherit")
     ski = extensions.get(ExtensionOID.SUBJECT_KEY_IDENTIFIER)
     aki = extensions.get(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+    crldp = extensions.get(ExtensionOID.CRL_DISTRIBUTION_POINTS)
+    aia = extensions.get(ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
     return RouterCertificate(
         asns=resources.resources.asn,
         key_id=ski.value.digest if ski is not None else b"",
@@ -235,4 +248,29 @@ def decode(der: bytes, *, where: str = "router certificate") -> RouterCertificat
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         cert=cert,
+        router_id=_router_id(cert),
+        crldp=_first_uri(crldp.value[0].full_name if crldp is not None and crldp.value else None),
+        aia=_first_uri(
+            [
+                d.access_location
+                for d in aia.value
+                if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+            ]
+            if aia is not None
+            else None
+        ),
     )
+
+
+def _router_id(cert: x509.Certificate) -> IPv4Address | None:
+    """The BGP Identifier a subject's serialNumber gives in 8 hex digits (None when absent or not that)."""
+    found = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    text = str(found[0].value) if found else ""
+    if len(text) != 8 or any(c not in "0123456789ABCDEFabcdef" for c in text):
+        return None
+    return IPv4Address(int(text, 16))
+
+
+def _first_uri(names: list[x509.GeneralName] | None) -> str | None:
+    uri = next((n for n in names or () if isinstance(n, x509.UniformResourceIdentifier)), None)
+    return uri.value if uri is not None else None

@@ -19,7 +19,8 @@ from reconciler.plan.rollover import KeyIds
 from reconciler.published.memo import RoaSummary
 from reconciler.published.reader import PublishedState, SignedManifest
 from reconciler.rpki import cert as rc
-from reconciler.rpki import crl
+from reconciler.rpki import crl, kinds
+from reconciler.rpki.router import RouterCertificate
 from reconciler.status import peers, upstream
 from reconciler.status.model import (
     CaStatus,
@@ -98,7 +99,29 @@ def object_times(
                 renew_at=soonest[0] - timing.certificate_renew_before,
             )
         )
+    found += _soonest_others(published, repo, timing.certificate_renew_before)
     return sorted(found, key=lambda o: (o.expires, o.kind.value))
+
+
+def _soonest_others(published: PublishedState, repo: str, renew: timedelta) -> list[ObjectTimes]:
+    """The soonest-expiring ASPA and router certificate of a CA's directory (they are few: read whole)."""
+    soonest: dict[ObjectKind, tuple[datetime, str]] = {}
+    for name in published.under(repo):
+        path, ends, kind = repo + name, None, None
+        if kinds.of(name) is kinds.ASPA:
+            item = published.signed(path)
+            if isinstance(item, kinds.Signed):
+                ends, kind = item.signed.ee.not_after, ObjectKind.ASPA
+        elif layout.is_router_name(name):
+            cert = published.router(path)
+            if isinstance(cert, RouterCertificate):
+                ends, kind = cert.not_after, ObjectKind.ROUTER
+        if kind is not None and ends is not None and (kind not in soonest or ends < soonest[kind][0]):
+            soonest[kind] = (ends, path)
+    return [
+        ObjectTimes(kind=kind, path=path, expires=ends, renew_at=ends - renew)
+        for kind, (ends, path) in soonest.items()
+    ]
 
 
 def _roa_paths(published: PublishedState, repo: str) -> list[str]:

@@ -26,6 +26,8 @@ class ObjectKind(StrEnum):
     MANIFEST = "manifest"
     CRL = "crl"
     ROA = "roa"  # the soonest-expiring ROA of the CA
+    ASPA = "aspa"  # the soonest-expiring ASPA of the CA
+    ROUTER = "router"  # the soonest-expiring router certificate of the CA
 
 
 class ObjectTimes(_Doc):

@@ -153,7 +153,7 @@ def test_unknown_key_in_ca(repo: Repo) -> None:
     assert problem.hint == (
         "did you mean 'parent'? "
         "allowed keys here: name, trust_anchor, parent, repository, signer, key_generation, resources, roas, "
-        "aspas, children, "
+        "aspas, routers, children, "
         "safety"
     )
 
@@ -538,7 +538,7 @@ def test_diagnostic_string_form(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> 
     assert str(info.value) == (
         "cas/x.yaml:2:1: unknown key 'parnet' (did you mean 'parent'? "
         "allowed keys here: name, trust_anchor, parent, repository, signer, key_generation, resources, roas, "
-        "aspas, children, "
+        "aspas, routers, children, "
         "safety)"
     )
 

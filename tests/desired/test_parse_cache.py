@@ -102,9 +102,9 @@ def test_a_file_read_now_is_kept_as_values_and_positions_not_as_a_node_tree(
     alive: list[int] = []
     build = loader._build
 
-    def counting(*args: object) -> object:
+    def counting(*args: object, **kwargs: object) -> object:
         alive.append(sum(isinstance(o, loader.ScalarNode) for o in gc.get_objects()))
-        return build(*args)  # type: ignore[arg-type]
+        return build(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(loader, "_build", counting)
     parsed = _count_parses(monkeypatch)

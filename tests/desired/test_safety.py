@@ -300,7 +300,7 @@ def test_unknown_key_in_a_ca_file_lists_safety(repo: Repo) -> None:
     with_ca_safety(repo, "safty: {}\n")
     problem = repo.error()
     expect(problem, repo, "cas/online.yaml", CA_SAFETY_LINE, 1, "did you mean 'safety'?")
-    assert str(problem.hint).endswith("resources, roas, aspas, children, safety")
+    assert str(problem.hint).endswith("resources, roas, aspas, routers, children, safety")
 
 
 @pytest.mark.parametrize(
