@@ -31,7 +31,6 @@ from reconciler.plan.gitcontext import GitContextError, git_info, intent_changes
 from reconciler.plan.impact import Announcement, AnnouncementFile, AnnouncementsError, read_announcements
 from reconciler.plan.model import Action, Change, Kind, Notice, Plan, Reason, Severity
 from reconciler.plan.rollover import KeyIds, Phase, lost_keys, missing_key_error
-from reconciler.plan.route_leaks import Routes
 from reconciler.publish import rrdp
 from reconciler.publish.rsync_tree import (
     PublishError,
@@ -421,14 +420,17 @@ class Announcements:
 
     routes: list[Announcement]
     meta: AnnouncementsDoc
-    paths: Routes | None = None  # the AS paths, when the file carries them (for the ASPA path impact)
+    #: The file, when it carries AS paths: the plan reads from it the paths through the ASes whose ASPA
+    #: changes (a full table's other paths need not be held in memory).
+    paths: Path | None = None
 
     @classmethod
     def read(cls, path: Path, min_peers: int = 0) -> Announcements:
         paths = None
         if route_leaks.carries_paths(path):
-            paths = route_leaks.read_routes(path)
-            found = AnnouncementFile(route_leaks.origins(paths)[0], "paths")
+            paths = path
+            origins, as_sets = route_leaks.read_origins(path)
+            found = AnnouncementFile(origins, "paths", as_sets=as_sets)
         else:
             found = read_announcements(path, min_peers=min_peers)
         if not found.announcements and not found.below_min_peers:
@@ -486,10 +488,13 @@ def plan(
     return the_plan
 
 
-def _with_path_impact(workspace: Workspace, the_plan: Plan, paths: Routes) -> Plan:
+def _with_path_impact(workspace: Workspace, the_plan: Plan, paths: Path) -> Plan:
     """The announced paths whose ASPA verification outcome the plan changes, and the gate for those it
     makes Invalid (see ``plan.aspas.path_gate``)."""
-    changes = aspas.path_changes(workspace.desired, workspace.published, repaired(the_plan.changes), paths)
+    before, after = aspas.providers(workspace.desired, workspace.published, repaired(the_plan.changes))
+    changed = route_leaks.changed_customers(before, after)
+    routes = route_leaks.read_routes(paths, wanted=changed) if changed else route_leaks.Routes()
+    changes = tuple(route_leaks.impact(routes, before, after))
     gate = aspas.path_gate(changes)
     gates = (*the_plan.gates, gate) if gate is not None else the_plan.gates
     return dataclasses.replace(the_plan, path_changes=changes, gates=gates)

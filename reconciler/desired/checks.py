@@ -907,9 +907,9 @@ def _check_aspa_providers(doc: CaDoc, index: int) -> Iterable[Diagnostic]:
 
 
 def _check_routers(doc: CaDoc) -> Iterable[Diagnostic]:
-    """Each router's AS numbers: at least one, each held by the CA and listed once (the certificate
-    carries exactly these, RFC 8209 §3.1.3.5). The key file is read and checked with the other committed
-    files (``routerkeys``)."""
+    """Each router's AS numbers: at least one, each held by the CA and listed once (each is certified
+    for the key in a certificate of its own, RFC 8209 §3.1.3.5). The key file is read and checked with
+    the other committed files (``routerkeys``)."""
     held = doc.resources.asn
     for i, entry in enumerate(doc.spec.routers):
         at: Loc = ("routers", i, "asns")

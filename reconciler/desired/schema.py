@@ -1329,7 +1329,8 @@ class CaFile(_Section):
     routers: list[RouterEntry] = Field(
         default_factory=list,
         description="BGPsec router keys this CA certifies (RFC 8209), one entry per key: the file the "
-        "router's operator sent and the AS numbers it signs for.",
+        "router's operator sent and the AS numbers it signs for (one certificate per AS number: "
+        "rpki-client takes no router certificate that holds several).",
     )
     children: list[ExternalChildEntry] = Field(
         default_factory=list,

@@ -16,7 +16,7 @@ from reconciler.desired.model import CaIntent, DesiredState
 from reconciler.plan import signed
 from reconciler.plan.model import Action, Gate, Kind, Reason
 from reconciler.plan.path_verification import Providers
-from reconciler.plan.route_leaks import Routes, Transition, impact, providers_of
+from reconciler.plan.route_leaks import Transition, providers_of
 from reconciler.published.reader import PublishedState
 from reconciler.rpki import kinds
 from reconciler.rpki.aspa import AspaContent
@@ -138,14 +138,6 @@ def providers(
                 before.append((content.customer, content.providers))
     after = ((a.customer, a.providers) for ca in desired.cas for a in ca.aspas)
     return providers_of(before), providers_of(after)
-
-
-def path_changes(
-    desired: DesiredState, published: PublishedState, damaged: Set[str], routes: Routes
-) -> tuple[Transition, ...]:
-    """The announced paths whose ASPA verification outcome the plan changes (``route_leaks.impact``)."""
-    before, after = providers(desired, published, damaged)
-    return tuple(impact(routes, before, after))
 
 
 def describe_path(change: Transition) -> str:

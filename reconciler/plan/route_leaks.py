@@ -18,7 +18,6 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from ipaddress import ip_network
 from pathlib import Path
 
 from reconciler.plan.impact import Announcement, AnnouncementsError, parse_prefix
@@ -26,6 +25,9 @@ from reconciler.plan.path_verification import Outcome, Procedure, Providers, col
 
 #: Lines of a dump read at most (a full table of every collector is under 20 million).
 MAX_LINES = 50_000_000
+#: Lines of a CSV without a header read to tell paths from origins (routes from a peer that originates
+#: them have a path of one AS, which reads like an origin).
+SNIFF_LINES = 10_000
 _BGPDUMP = ("TABLE_DUMP2", "TABLE_DUMP", "BGP4MP")
 _HINT = "expected bgpdump -m lines (TABLE_DUMP2|time|B|peer|peer AS|prefix|AS path|...) or CSV prefix,path"
 
@@ -67,50 +69,70 @@ class Transition:
 
 def read_routes(path: Path, *, wanted: frozenset[int] | None = None) -> Routes:
     """The paths of ``path`` (gzipped or not). ``wanted``: keep only the paths holding one of these ASes
-    (the customers whose ASPA changes), the others cannot change outcome."""
+    (the customers whose ASPA changes), the others cannot change outcome; a line without one of them is
+    told apart by its text, before anything of it is parsed."""
     found = Routes()
+    tokens = None if wanted is None else {str(asn) for asn in wanted}
+    for number, line in _data(path):
+        found.lines = number
+        prefix, text = _fields(path, number, line)
+        if tokens is not None and tokens.isdisjoint(
+            text.replace("{", " ").replace("}", " ").replace(",", " ").split()
+        ):
+            continue
+        key = _path(path, number, text)
+        if wanted is None or not wanted.isdisjoint(key.ases):
+            found.add(str(parse_prefix(path, number, prefix)), key)
+    return found
+
+
+def read_origins(path: Path) -> tuple[list[Announcement], int]:
+    """The (prefix, origin) announcements of the paths in ``path``, for route-origin validation, and how
+    many were left out because the path ends in an AS_SET (an origin RFC 6811 calls NONE: never valid,
+    so no plan can break one). Each line is parsed as far as that needs: its prefix and last AS."""
+    found: list[Announcement] = []
+    as_sets = 0
+    for number, line in _data(path):
+        prefix, text = _fields(path, number, line)
+        last = text.rsplit(None, 1)[-1] if text.strip() else ""
+        if last.endswith("}"):
+            as_sets += 1
+            continue
+        if not last:
+            raise AnnouncementsError(path, number, "an empty AS path", _HINT)
+        found.append(Announcement(parse_prefix(path, number, prefix), _asn(path, number, last)))
+    return found, as_sets
+
+
+def _data(path: Path) -> Iterator[tuple[int, str]]:
+    """The data lines of a path file: a CSV header line (``prefix,path``) left out."""
     first = True
     for number, line in _lines(path):
-        found.lines = number
         if first and _is_header(line):
             first = False
             continue
         first = False
-        prefix, key = _parse(path, number, line)
-        if wanted is None or not wanted.isdisjoint(key.ases):
-            found.add(prefix, key)
-    return found
+        yield number, line
 
 
 def carries_paths(path: Path) -> bool:
     """Whether the announcements in ``path`` come with their AS paths: a ``bgpdump -m`` dump, or a CSV
     whose second column is a path (ASes separated by spaces, or a header naming it ``path``). The other
-    formats (``impact.read_announcements``) give only the origin."""
-    for _, line in _lines(path):
+    formats (``impact.read_announcements``) give only the origin. A CSV without a header counts as one
+    with paths when any of its first :data:`SNIFF_LINES` lines has a path of several ASes."""
+    for index, (_, line) in enumerate(_lines(path)):
         if line.startswith(_BGPDUMP):
             return True
         _, comma, second = line.partition(",")
         if not comma or "\t" in line:
             return False
-        if _is_header(line):
+        if index == 0 and _is_header(line):
             return "path" in second.lower()
-        return " " in second.strip()
+        if " " in second.strip():
+            return True
+        if index >= SNIFF_LINES:
+            break
     return False
-
-
-def origins(routes: Routes) -> tuple[list[Announcement], int]:
-    """The (prefix, origin) announcements of the paths, for route-origin validation, and how many were
-    left out because their path holds an AS_SET (whose origin RFC 6811 calls NONE: never valid, so no
-    plan can break one)."""
-    found: list[Announcement] = []
-    as_sets = 0
-    for key, prefixes in routes.paths.items():
-        if key.as_set:
-            as_sets += len(prefixes)
-            continue
-        origin = key.ases[-1]
-        found += (Announcement(ip_network(prefix), origin) for prefix in prefixes)
-    return found, as_sets
 
 
 def changed_customers(before: Providers, after: Providers) -> frozenset[int]:
@@ -169,18 +191,19 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         raise AnnouncementsError(path, 0, f"cannot be read: {exc}", "check the file") from exc
 
 
-def _parse(path: Path, number: int, line: str) -> tuple[str, PathKey]:
+def _fields(path: Path, number: int, line: str) -> tuple[str, str]:
+    """The prefix and the path text of a dump line or a CSV line."""
     if line.startswith(_BGPDUMP):
         fields = line.split("|")
         if len(fields) < 7:
             raise AnnouncementsError(path, number, f"{len(fields)} fields, a dump line has at least 7", _HINT)
         if fields[2] == "W":
             raise AnnouncementsError(path, number, "a withdrawal carries no path", "leave withdrawals out")
-        return str(parse_prefix(path, number, fields[5])), _path(path, number, fields[6])
+        return fields[5], fields[6]
     prefix, comma, text = line.partition(",")
     if not comma:
         raise AnnouncementsError(path, number, f"{line[:60]!r} is neither a dump line nor prefix,path", _HINT)
-    return str(parse_prefix(path, number, prefix.strip())), _path(path, number, text)
+    return prefix.strip(), text
 
 
 def _path(path: Path, number: int, text: str) -> PathKey:

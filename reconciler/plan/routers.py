@@ -1,13 +1,14 @@
-"""A CA's BGPsec router certificates in a plan (RFC 8209): one per router key of its ``routers:``
-entries, checked against what is published, and those of keys it no longer lists revoked.
+"""A CA's BGPsec router certificates in a plan (RFC 8209): one per router key and AS number of its
+``routers:`` entries, checked against what is published, and those of keys it no longer lists revoked.
 
 A router certificate is an EE certificate the CA's key signs directly, without a signed object around
-it: the router's own key, the AS numbers it signs BGPsec updates for, its BGP Identifier. It is named
-by its first AS and its key (``layout.router_name``), so that no child's certificate is taken for one.
+it: the router's own key, the AS number it signs BGPsec updates for, its BGP Identifier. It is named
+by its AS and its key (``layout.router_name``), so that no child's certificate is taken for one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from reconciler import layout
@@ -16,6 +17,7 @@ from reconciler.plan.model import DAMAGE_REASONS, Action, Change, Kind, Reason
 from reconciler.plan.signed import ALTERED, FOREIGN
 from reconciler.plan.wording import FUTURE_DATED, FUTURE_TOLERANCE, expiry
 from reconciler.published.reader import Unreadable
+from reconciler.resources import AsnSet
 from reconciler.rpki.router import RouterCertificate
 
 if TYPE_CHECKING:
@@ -27,12 +29,19 @@ Verdict = tuple[Action, Reason, str]
 def describe(key_id: bytes, asns: object, router_id: object) -> str:
     """``router key 0A1B2C3D... for AS64496 (BGP Identifier 192.0.2.1)``."""
     identifier = f" (BGP Identifier {router_id})" if router_id is not None else ""
-    return f"router key {key_id.hex().upper()[:16]}... for AS {asns}{identifier}"
+    return f"router key {key_id.hex().upper()[:16]}... for {asns}{identifier}"
 
 
 def wanted(ca: CaIntent) -> dict[str, RouterIntent]:
-    """The CA's router certificates by file name."""
-    return {layout.router_name(r.asns.ranges[0][0], r.key_id): r for r in ca.routers if r.asns}
+    """The CA's router certificates by file name: one per router key and AS number. RFC 8209 lets one
+    certificate hold several, but rpki-client refuses those ("more than one AS number are not
+    supported") and outputs no key for that router at all."""
+    return {
+        layout.router_name(asn, r.key_id): dataclasses.replace(r, asns=AsnSet.of([(asn, asn)]))
+        for r in ca.routers
+        for low, high in r.asns.ranges
+        for asn in range(low, high + 1)
+    }
 
 
 def foreign(planner: _Planner, ca: CaIntent, path: str, found: RouterCertificate) -> str | None:

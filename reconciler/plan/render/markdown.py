@@ -180,7 +180,7 @@ def _lists(doc: PlanDocument) -> list[_List]:
     if doc.path_impact:
         lists.append(
             _List(
-                f"ASPA path verification ({len(doc.path_impact)} paths change outcome)",
+                f"ASPA path verification ({_plural(len(doc.path_impact), 'path')} change outcome)",
                 ["| | Path (neighbour first) and prefixes |", "|---|---|"],
                 [_path_row(c) for c in doc.path_impact],
                 reviewable=True,
