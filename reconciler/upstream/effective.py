@@ -18,7 +18,7 @@ import dataclasses
 from datetime import datetime
 
 from reconciler import layout
-from reconciler.desired.model import AspaIntent, CaIntent, DesiredState, RoaIntent
+from reconciler.desired.model import AspaIntent, CaIntent, DesiredState, RoaIntent, RouterIntent
 from reconciler.plan.model import Notice, Severity
 from reconciler.plan.wording import describe_delta
 from reconciler.published.reader import PublishedState
@@ -88,6 +88,7 @@ def effective(
     notices += _declared_versus_held(root, total, parent)
     roas = _by_class(root, held, _describe_held(held), parent, notices)
     aspas = _aspas_by_class(root, held, _describe_held(held), parent, notices)
+    routers = _routers_by_class(root, held, _describe_held(held), parent, notices)
     limits: dict[str, Resources] = dict(held)
     cas: list[CaIntent] = []
     for ca in desired.cas:
@@ -101,6 +102,7 @@ def effective(
                 resources=held[name],
                 roas=roas[name],
                 aspas=aspas[name],
+                routers=routers[name],
                 certificate_uris=tuple(sorted((c.generation, c.uri) for c in issued[name])),
                 children=ca.children if name == root.name else (),
             )
@@ -140,7 +142,10 @@ def _below(
         for a in ca.aspas
         if not _holds_as(resources, a.customer)
     )
+    kept_routers = _routers_within(ca, resources, parent, notices)
     changes: dict[str, object] = {}
+    if kept_routers != ca.routers:
+        changes["routers"] = kept_routers
     if resources != ca.resources:
         changes["resources"] = resources
     if len(kept_roas) != len(ca.roas):
@@ -183,6 +188,56 @@ def _aspas_by_class(
         else:
             placed[home].append(aspa)
     return {name: tuple(aspas) for name, aspas in placed.items()}
+
+
+def _routers_by_class(
+    root: CaIntent, held: dict[str, Resources], described: str, parent: str, notices: list[Notice]
+) -> dict[str, tuple[RouterIntent, ...]]:
+    """The root's router keys by the CA that certifies them: each AS number of a router under the first
+    CA whose certificate holds it (a certificate per AS number, see ``plan.routers``); the AS numbers
+    no certificate holds are left out, with a notice."""
+    placed: dict[str, list[RouterIntent]] = {name: [] for name in held}
+    for router in root.routers:
+        left = router.asns
+        for name, resources in held.items():
+            here = AsnSet(_intersect(left, resources.asn))
+            if here:
+                placed[name].append(dataclasses.replace(router, asns=here))
+                left = left.subtract(here)
+        if left:
+            notices.append(_router_left_out(root, router, left, described, parent))
+    return {name: tuple(routers) for name, routers in placed.items()}
+
+
+def _routers_within(
+    ca: CaIntent, resources: Resources, parent: str, notices: list[Notice]
+) -> tuple[RouterIntent, ...]:
+    """The router keys of a CA below, each with the AS numbers its narrowed resources still hold."""
+    described = str(resources or "nothing")
+    kept = []
+    for router in ca.routers:
+        here = AsnSet(_intersect(router.asns, resources.asn))
+        if here != router.asns:
+            notices.append(_router_left_out(ca, router, router.asns.subtract(here), described, parent))
+        if here:
+            kept.append(router if here == router.asns else dataclasses.replace(router, asns=here))
+    return tuple(kept)
+
+
+def _intersect(ours: AsnSet, held: AsnSet) -> tuple[tuple[int, int], ...]:
+    return ours.subtract(ours.subtract(held)).ranges
+
+
+def _router_left_out(ca: CaIntent, router: RouterIntent, left: AsnSet, held: str, parent: str) -> Notice:
+    where = f" ({router.where})" if router.where is not None else ""
+    return Notice(
+        KIND,
+        Severity.WARNING,
+        ca.name,
+        f"router key {router.file}{where} is not certified for {left}: parent {parent} does not certify "
+        f"it to {ca.name} (it certifies {held}); the entry stays in the YAML and is certified again once "
+        "the parent grants the AS",
+    )
 
 
 def _aspa_left_out(ca: CaIntent, aspa: AspaIntent, held: str, parent: str) -> Notice:

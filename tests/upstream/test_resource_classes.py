@@ -14,7 +14,8 @@ from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reconciler import engine, layout
 from reconciler.apply import child_certificate
@@ -224,6 +225,49 @@ def test_each_roa_and_each_ca_below_go_to_the_class_that_covers_them(desired: De
     assert "198.51.100.0/24" in left.message
     assert f"{HANDLE}: AS64500; 203.0.113.0/24" in left.message and f"{second}: 100.64.0.0/16" in left.message
     assert any("does not certify 198.51.100.0/24" in n.message for n in notices)
+
+
+def test_aspas_and_router_keys_go_to_the_class_that_holds_their_as(tmp_path: Path) -> None:
+    """An ASPA goes under the first class CA whose certificate holds its customer AS, a router key's AS
+    numbers each under the class that holds it; what no class holds is left out with a notice naming
+    the entry, as a ROA no class covers is."""
+    child = make_child(tmp_path / "child")
+    signer = FileSigner(tmp_path / "registry-keys")
+    identity = bpki.create_identity(signer, signer.create_key(bpki.identity_label("registry")), NOW).der
+    response = oob.ParentResponse("https://registry.example/up-down/acme", "registry", HANDLE, identity)
+    repository = oob.RepositoryResponse("https://registry.example/pub/acme", HANDLE, BASE, identity)
+    child.write("parents/registry.xml", oob.render(response))
+    child.write("repositories/registry.xml", oob.render(repository))
+    router_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    child.write("routers/edge.pem", router_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    child.write(
+        f"cas/{HANDLE}.yaml",
+        f"name: {HANDLE}\nparent: {{response: parents/registry.xml}}\n"
+        "repository: {response: repositories/registry.xml}\n"
+        "resources: {asn: [AS64500, AS64502], ipv4: [203.0.113.0/24, 100.64.0.0/16]}\n"
+        "aspas:\n"
+        "  - {customer: AS64500, providers: [AS64510]}\n"
+        "  - {customer: AS64502, providers: [AS64510]}\n"
+        "routers:\n"
+        "  - {key: routers/edge.pem, asns: [AS64500, AS64502]}\n",
+    )
+    desired = engine.load_desired(child.repo)
+    stored.save(
+        desired.publication.directory,
+        HANDLE,
+        kept_state(("default", FIRST, FIRST), ("transfers", SECOND, SECOND)),
+    )
+
+    narrowed, notices = effective(desired, PublishedState())
+
+    mine, other = narrowed.ca(HANDLE), narrowed.ca(classes.ca_name(HANDLE, "transfers"))
+    assert [a.customer for a in mine.aspas] == [64500] and other.aspas == ()
+    assert [(r.file, str(r.asns)) for r in mine.routers] == [("routers/edge.pem", "AS64500")]
+    assert other.routers == ()
+    left = sorted(n.message for n in notices if n.message.startswith(("router key", "the ASPA")))
+    assert len(left) == 2, notices
+    assert left[0].startswith("router key routers/edge.pem") and "not certified for AS64502" in left[0]
+    assert left[1].startswith("the ASPA of AS64502") and "is not signed" in left[1]
 
 
 def test_the_plan_signs_each_class_under_its_own_key(desired: DesiredState, tmp_path: Path) -> None:
