@@ -62,7 +62,12 @@ def published_aspas(
     return found
 
 
-def plan_aspas(planner: _Planner, ca: CaIntent) -> set[str]:
+def owns(name: str) -> bool:
+    """Whether a file name is an ASPA's."""
+    return kinds.of(name) is kinds.ASPA
+
+
+def plan(planner: _Planner, ca: CaIntent) -> set[str]:
     """Add a change for every ASPA of the CA that must be issued, re-issued or renewed; return their
     file names (none of them is a stray)."""
     repo = layout.repository(ca.name)

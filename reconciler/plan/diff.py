@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState, RoaGrouping
-from reconciler.plan.aspas import plan_aspas
-from reconciler.plan.aspas import plan_stray as plan_stray_aspa
+from reconciler.plan import aspas, routers
 from reconciler.plan.external_children import plan_external_children
 from reconciler.plan.grouping import roa_objects
 from reconciler.plan.impact import Announcement, ValidityChange, impact
@@ -36,8 +36,6 @@ from reconciler.plan.publishers import plan_publishers, publisher_gates
 from reconciler.plan.reminders import trust_anchor_reminders
 from reconciler.plan.rollover import KeyIds, KeyPlan, key_plans
 from reconciler.plan.rollover import describe as describe_roll
-from reconciler.plan.routers import plan_routers
-from reconciler.plan.routers import plan_stray as plan_stray_router
 from reconciler.plan.safety import gates_for
 from reconciler.plan.signed import ALTERED, FOREIGN
 from reconciler.plan.wording import FUTURE_DATED, FUTURE_TOLERANCE, expiry
@@ -45,8 +43,29 @@ from reconciler.published.memo import RoaSummary
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa, Unreadable
 from reconciler.rpki import cert as rc
 from reconciler.rpki import crl as rc_crl
-from reconciler.rpki import kinds
 from reconciler.rpki.roa import RoaContent
+
+
+class KindPlanner(Protocol):
+    """A module that plans one kind of object (``plan.aspas``, ``plan.routers``): a new kind is such a
+    module and an entry in :data:`KIND_PLANNERS`."""
+
+    def plan(self, planner: _Planner, ca: CaIntent) -> set[str]:
+        """Add the changes of the CA's objects of this kind; return their file names."""
+        ...
+
+    def owns(self, name: str) -> bool:
+        """Whether a file name in a CA's directory is one of this kind."""
+        ...
+
+    def plan_stray(self, planner: _Planner, ca: CaIntent, path: str) -> None:
+        """Add the change for a file of this kind that nothing planned."""
+        ...
+
+
+#: The object kinds planned by a module of their own (ROAs, certificates, manifests and CRLs are planned
+#: here, being what every other kind depends on).
+KIND_PLANNERS: tuple[KindPlanner, ...] = (aspas, routers)
 
 
 def damage(found: object, cause: Reason) -> bool:
@@ -442,10 +461,8 @@ class _Planner:
         """A file of the CA's directory that nothing planned expects, by what its name says it is."""
         if name.endswith(".roa"):
             self.plan_stray_roa(ca, path)
-        elif kinds.of(name) is kinds.ASPA:
-            plan_stray_aspa(self, ca, path)
-        elif layout.is_router_name(name):
-            plan_stray_router(self, ca, path)
+        elif (kind := next((k for k in KIND_PLANNERS if k.owns(name)), None)) is not None:
+            kind.plan_stray(self, ca, path)
         elif name.endswith(".cer"):
             self.plan_stray_cert(ca, path, name)
         elif name in self.other_key_files(ca.name):
@@ -787,8 +804,7 @@ class _Planner:
         for ca in self.desired.cas:
             expected = (
                 self.plan_roas(ca)
-                | plan_aspas(self, ca)
-                | plan_routers(self, ca)
+                | set().union(*(kind.plan(self, ca) for kind in KIND_PLANNERS))
                 | self.expected_files(ca)
                 | plan_external_children(self, ca)
             )

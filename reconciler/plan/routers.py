@@ -100,7 +100,12 @@ def _serial(planner: _Planner, ca: CaIntent, path: str, found: object) -> int | 
     return found.serial if found.not_after > planner.now and _own_name(path, found) else None
 
 
-def plan_routers(planner: _Planner, ca: CaIntent) -> set[str]:
+def owns(name: str) -> bool:
+    """Whether a file name is a router certificate's."""
+    return layout.is_router_name(name)
+
+
+def plan(planner: _Planner, ca: CaIntent) -> set[str]:
     """Add a change for every router certificate of the CA that must be issued, re-issued or renewed;
     return their file names (none of them is a stray)."""
     repo = layout.repository(ca.name)
