@@ -14,7 +14,9 @@ import pytest
 from reconciler.desired.reference import render
 from tests.docs.doccommands import ROOT, doc_pages
 
-_AS0 = re.compile(r"\bAS0\b")
+#: An AS0 ROA shown or explained: an entry with ``asn: AS0``, "AS0 ROA", or AS0 meaning "never route". (AS0
+#: in an ASPA's providers says something else -- the AS has no provider -- and needs no such note.)
+_AS0 = re.compile(r"asn: AS0\b|`?AS0`? ROA|AS0 means 'never route")
 _NOTE = re.compile(r"rpki-client 9[^.]*AS0[^.]*unless run with `-0`", re.DOTALL)
 
 
