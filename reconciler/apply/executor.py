@@ -362,6 +362,7 @@ class _Executor:
         """A signed object of a type in ``rpki.kinds`` (but ROAs, whose summary the memo keeps): its
         content encoded, in an envelope whose EE certificate holds what the type wants."""
         ca = self.desired.ca(change.ca)
+        issuer = self.own_issuer(ca)
         self.files[change.path] = self.signed_object(
             ca=ca,
             path=change.path,
@@ -369,7 +370,9 @@ class _Executor:
             econtent=kind.encode(change.content),
             ee=(self.valid_from, self.now + self.desired.timing.certificate_validity),
             resources=kind.ee_resources(change.content),
+            issuer=issuer,
         )
+        self.signed_with[change.path] = issuer.key_id  # the next plan takes the signature as checked
 
     def issue_router(self, change: Change) -> None:
         """A BGPsec router certificate (RFC 8209): the router's key, certified by the CA's key directly."""

@@ -1,4 +1,4 @@
-"""Certificates, CRLs and manifests as the memo keeps them: what their decoding found, in JSON rows.
+"""Certificates, CRLs, manifests and ASPAs as the memo keeps them: what their decoding found, in JSON rows.
 
 Decoding a manifest costs half a millisecond (asn1crypto reads the CMS envelope and its EE certificate,
 and the envelope's signature is checked), a CA certificate a fifth of one: for a registry's tens of
@@ -23,13 +23,14 @@ from typing import Any, ParamSpec, TypeVar
 from cryptography import x509
 
 from reconciler.resources import AsnSet, IpSet, Resources
+from reconciler.rpki import aspa, cms, crl, manifest, rfc3779
 from reconciler.rpki import cert as rc
-from reconciler.rpki import cms, crl, manifest, rfc3779
 from reconciler.rpki.der import integer as der_integer
 
 CERTIFICATE = "cer"
 CRL = "crl"
 MANIFEST = "mft"
+ASPA = "asa"
 
 Row = list[Any]
 
@@ -157,9 +158,10 @@ def crl_from_row(row: Row, der: bytes) -> crl.Crl:
     )
 
 
-def manifest_row(signed: cms.SignedObject, content: manifest.ManifestContent, der: bytes) -> Row | None:
-    """None when the eContent or the EE certificate is not a plain slice of the bytes (a BER-style
-    constructed string, say): such a manifest is decoded every time."""
+def _envelope_row(signed: cms.SignedObject, der: bytes) -> Row | None:
+    """The signed-object envelope as the first five values of its row; None when the eContent or the
+    EE certificate is not a plain slice of the bytes (a BER-style constructed string, say): such an
+    object is decoded every time."""
     econtent_at = der.find(signed.econtent)
     ee_at = der.find(signed.ee.der)
     if econtent_at < 0 or ee_at < 0:
@@ -170,6 +172,26 @@ def manifest_row(signed: cms.SignedObject, content: manifest.ManifestContent, de
         [ee_at, len(signed.ee.der)],
         certificate_row(signed.ee),
         _time(signed.signing_time) if signed.signing_time is not None else None,
+    ]
+
+
+def _envelope_from_row(envelope: Row, der: bytes) -> cms.SignedObject:
+    content_type, (econtent_at, econtent_length), (ee_at, ee_length), ee, signing_time = envelope
+    return cms.SignedObject(
+        content_type=str(content_type),
+        econtent=der[econtent_at : econtent_at + econtent_length],
+        ee=certificate_from_row(ee, der[ee_at : ee_at + ee_length]),
+        signing_time=_moment(signing_time) if signing_time is not None else None,
+    )
+
+
+def manifest_row(signed: cms.SignedObject, content: manifest.ManifestContent, der: bytes) -> Row | None:
+    """None when the envelope cannot be kept as a row (see :func:`_envelope_row`)."""
+    envelope = _envelope_row(signed, der)
+    if envelope is None:
+        return None
+    return [
+        *envelope,
         content.number,
         _time(content.this_update),
         _time(content.next_update),
@@ -179,14 +201,8 @@ def manifest_row(signed: cms.SignedObject, content: manifest.ManifestContent, de
 
 @_checked_row
 def manifest_from_row(row: Row, der: bytes) -> tuple[cms.SignedObject, manifest.ManifestContent]:
-    content_type, (econtent_at, econtent_length), (ee_at, ee_length), ee, signing_time, *rest = row
-    number, this_update, next_update, files = rest
-    signed = cms.SignedObject(
-        content_type=str(content_type),
-        econtent=der[econtent_at : econtent_at + econtent_length],
-        ee=certificate_from_row(ee, der[ee_at : ee_at + ee_length]),
-        signing_time=_moment(signing_time) if signing_time is not None else None,
-    )
+    number, this_update, next_update, files = row[5:]
+    signed = _envelope_from_row(row[:5], der)
     content = manifest.ManifestContent(
         number=int(number),
         this_update=_moment(this_update),
@@ -194,3 +210,19 @@ def manifest_from_row(row: Row, der: bytes) -> tuple[cms.SignedObject, manifest.
         files=tuple((str(name), bytes.fromhex(digest)) for name, digest in files),
     )
     return signed, content
+
+
+def aspa_row(signed: cms.SignedObject, content: aspa.AspaContent, der: bytes) -> Row | None:
+    """None when the envelope cannot be kept as a row (see :func:`_envelope_row`)."""
+    envelope = _envelope_row(signed, der)
+    return None if envelope is None else [*envelope, content.customer, list(content.providers)]
+
+
+@_checked_row
+def aspa_from_row(row: Row, der: bytes) -> tuple[cms.SignedObject, aspa.AspaContent]:
+    """The ASPA a row describes; its content is held to the profile again (a row is not trusted to)."""
+    customer, providers = row[5:]
+    content = aspa.AspaContent(int(customer), tuple(int(p) for p in providers))
+    if aspa.problems(content.customer, content.providers):
+        raise RowError("the row's ASPA breaks the profile")
+    return _envelope_from_row(row[:5], der), content

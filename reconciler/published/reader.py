@@ -17,7 +17,7 @@ from reconciler.layout import PUBLISHERS
 from reconciler.published import decoded
 from reconciler.published.memo import Memo, RoaSummary, texts
 from reconciler.resources import Resources
-from reconciler.rpki import cert, cms, crl, kinds, manifest, roa, router
+from reconciler.rpki import aspa, cert, cms, crl, kinds, manifest, roa, router
 
 #: The SHA-256 of a file of a tree, from its path and bytes (a caller may know it, and save the hashing).
 DigestOf = Callable[[str, bytes], bytes]
@@ -229,7 +229,10 @@ class PublishedState:
         kind = kinds.of(path)
         if kind is None or path not in self.files:
             return None
-        result = self._decode(path, partial(kinds.decode, kind))
+        if kind is kinds.ASPA:  # remembered by digest: a CA may hold a thousand, each read every plan
+            result = self._remembered(path, decoded.ASPA)
+        else:
+            result = self._decode(path, partial(kinds.decode, kind))
         assert isinstance(result, kinds.Signed | Unreadable)  # noqa: S101 - narrowing
         return result
 
@@ -337,20 +340,36 @@ def _manifest_from_row(row: decoded.Row, der: bytes) -> SignedManifest:
     return SignedManifest(*decoded.manifest_from_row(row, der))
 
 
+def _decode_aspa(der: bytes, where: str) -> kinds.Signed[aspa.AspaContent]:
+    return kinds.decode(kinds.ASPA, der, where)
+
+
+def _aspa_row(found: object, der: bytes) -> decoded.Row | None:
+    assert isinstance(found, kinds.Signed) and isinstance(found.content, aspa.AspaContent)  # noqa: S101
+    return decoded.aspa_row(found.signed, found.content, der)
+
+
+def _aspa_from_row(row: decoded.Row, der: bytes) -> kinds.Signed[aspa.AspaContent]:
+    return kinds.Signed(kinds.ASPA, *decoded.aspa_from_row(row, der))
+
+
 _DECODE: dict[str, Callable[[bytes, str], object]] = {
     decoded.CERTIFICATE: _decode_certificate,
     decoded.CRL: _decode_crl,
     decoded.MANIFEST: _decode_manifest,
+    decoded.ASPA: _decode_aspa,
 }
 _ROW: dict[str, Callable[[Any, bytes], decoded.Row | None]] = {
     decoded.CERTIFICATE: lambda found, _: decoded.certificate_row(found),
     decoded.CRL: lambda found, _: decoded.crl_row(found),
     decoded.MANIFEST: _manifest_row,
+    decoded.ASPA: _aspa_row,
 }
 _REBUILD: dict[str, Callable[[decoded.Row, bytes], object]] = {
     decoded.CERTIFICATE: decoded.certificate_from_row,
     decoded.CRL: decoded.crl_from_row,
     decoded.MANIFEST: _manifest_from_row,
+    decoded.ASPA: _aspa_from_row,
 }
 
 

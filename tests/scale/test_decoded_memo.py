@@ -14,8 +14,11 @@ import pytest
 
 from reconciler.published import decoded, memo, reader
 from reconciler.rpki import cert, cms, crl
+from reconciler.rpki.aspa import AspaContent
+from reconciler.rpki.aspa import decode as decode_aspa
 from reconciler.rpki.manifest import ManifestContent
 from reconciler.rpki.manifest import decode as decode_manifest
+from reconciler.rpki.oids import CT_ASPA
 from tests.helpers import T0, later, scratch_copy
 
 REAL_WORLD = Path(__file__).resolve().parent.parent / "fixtures" / "real-world"
@@ -79,6 +82,56 @@ def test_real_world_crls_and_manifests_rebuilt_from_their_rows_say_what_decoding
         assert _fields(rebuilt) == _fields(signed), path
         assert rebuilt_content == content
     assert len(crls) >= 1 and len(manifests) >= 3
+
+
+def _signed_aspa(der: bytes) -> tuple[cms.SignedObject, AspaContent]:
+    signed = cms.decode(der)
+    if signed.content_type != CT_ASPA:
+        raise ValueError("not an ASPA")
+    return signed, decode_aspa(signed.econtent)
+
+
+def test_real_world_aspas_rebuilt_from_their_rows_say_what_decoding_says() -> None:
+    aspas = _decodable(".asa", _signed_aspa)
+    for path, der, (signed, content) in aspas:
+        row = decoded.aspa_row(signed, content, der)
+        assert row is not None
+        rebuilt, rebuilt_content = decoded.aspa_from_row(json.loads(json.dumps(row)), der)
+        assert _fields(rebuilt) == _fields(signed), path
+        assert rebuilt_content == content
+    assert len(aspas) >= 1
+
+
+def test_an_aspa_row_that_breaks_the_profile_is_refused() -> None:
+    """A row is not trusted to say what decoding would: one whose providers are out of order (which no
+    decoding returns) is refused, and the bytes are decoded again."""
+    (_, der, (signed, content)), *_ = _decodable(".asa", _signed_aspa)
+    row = decoded.aspa_row(signed, content, der)
+    assert row is not None
+    row[-1] = [*reversed(row[-1]), row[-1][0]]
+    with pytest.raises(ValueError, match="breaks the profile"):
+        decoded.aspa_from_row(row, der)
+
+
+def test_a_no_op_plan_decodes_no_aspa_it_signed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CA may hold a thousand ASPAs: each plan takes what they say from the memo, not their bytes."""
+    scratch = scratch_copy(tmp_path)
+    (scratch.repo / ISP).write_text(
+        (scratch.repo / ISP).read_text()
+        + "aspas:\n  - {customer: AS64496, providers: [AS64500]}\n  - {customer: AS64497, providers: [AS0]}\n"
+    )
+    assert scratch.apply(T0) is not None
+    calls: list[str] = []
+    original = cms.decode
+
+    def counting(der: bytes, *, where: str = "signed object") -> cms.SignedObject:
+        calls.append(where)
+        return original(der, where=where)
+
+    monkeypatch.setattr(cms, "decode", counting)
+    plan = scratch.plan(later(1))
+    assert plan.empty, plan.changes
+    assert [w for w in calls if w.endswith(".asa")] == []
 
 
 def test_a_row_that_does_not_fit_the_bytes_is_refused() -> None:
