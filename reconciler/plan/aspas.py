@@ -86,9 +86,11 @@ def plan(planner: _Planner, ca: CaIntent) -> set[str]:
                     planner, ca, path, want=content, found=found, describe=f"{was} -> {describe(content)}"
                 )
         if verdict is not None:
-            planner.add(
-                signed.change(planner, ca, path, kind=Kind.ASPA, want=content, found=found, verdict=verdict)
+            revoke = signed.serial(planner, ca, path, found)
+            made = signed.change(
+                planner, ca, path, kind=Kind.ASPA, want=content, found=found, verdict=verdict, revoke=revoke
             )
+            planner.add(made)
     return set(want)
 
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, RouterIntent
-from reconciler.plan.model import DAMAGE_REASONS, Action, Change, Kind, Reason
-from reconciler.plan.signed import ALTERED, FOREIGN
+from reconciler.plan.model import Action, Change, Kind, Reason
+from reconciler.plan.signed import ALTERED, FOREIGN, Verdict, change
 from reconciler.plan.wording import FUTURE_DATED, FUTURE_TOLERANCE, expiry
 from reconciler.published.reader import Unreadable
 from reconciler.resources import AsnSet
@@ -22,8 +22,6 @@ from reconciler.rpki.router import RouterCertificate
 
 if TYPE_CHECKING:
     from reconciler.plan.diff import _Planner
-
-Verdict = tuple[Action, Reason, str]
 
 
 def describe(key_id: bytes, asns: object, router_id: object) -> str:
@@ -134,24 +132,12 @@ def plan(planner: _Planner, ca: CaIntent) -> set[str]:
             )
         else:
             verdict = problem(planner, ca, path, intent, found)
-        if verdict is None:
-            continue
-        action, cause, reason = verdict
-        planner.add(
-            Change(
-                action,
-                Kind.ROUTER,
-                ca.name,
-                path,
-                reason,
-                content=intent,
-                revoke_serial=_serial(planner, ca, path, found),
-                roll=cause is Reason.NEW_KEY and planner.rolled(ca.name),
-                scheduled=action is Action.RENEW,
-                repair=isinstance(found, Unreadable) or cause in DAMAGE_REASONS,
-                cause=cause,
+        if verdict is not None:
+            revoke = _serial(planner, ca, path, found)
+            made = change(
+                planner, ca, path, kind=Kind.ROUTER, want=intent, found=found, verdict=verdict, revoke=revoke
             )
-        )
+            planner.add(made)
     return set(want)
 
 

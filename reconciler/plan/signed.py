@@ -119,9 +119,18 @@ def serial(planner: _Planner, ca: CaIntent, path: str, found: object) -> int | N
 
 
 def change(
-    planner: _Planner, ca: CaIntent, path: str, *, kind: Kind, want: object, found: object, verdict: Verdict
+    planner: _Planner,
+    ca: CaIntent,
+    path: str,
+    *,
+    kind: Kind,
+    want: object,
+    found: object,
+    verdict: Verdict,
+    revoke: int | None,
 ) -> Change:
-    """The change that replaces the object at ``path`` (or issues it where there is none)."""
+    """The change that replaces the object at ``path`` (or issues it where there is none); ``revoke``:
+    the serial of the published one to put on the CRL (see :func:`serial`)."""
     action, cause, reason = verdict
     return Change(
         action,
@@ -130,7 +139,7 @@ def change(
         path,
         reason,
         content=want,  # type: ignore[arg-type]
-        revoke_serial=serial(planner, ca, path, found),
+        revoke_serial=revoke,
         roll=cause is Reason.NEW_KEY and planner.rolled(ca.name),
         scheduled=action is Action.RENEW,
         repair=isinstance(found, Unreadable) or cause in DAMAGE_REASONS,

@@ -229,27 +229,13 @@ def _intersect(ours: AsnSet, held: AsnSet) -> tuple[tuple[int, int], ...]:
 
 
 def _router_left_out(ca: CaIntent, router: RouterIntent, left: AsnSet, held: str, parent: str) -> Notice:
-    where = f" ({router.where})" if router.where is not None else ""
-    return Notice(
-        KIND,
-        Severity.WARNING,
-        ca.name,
-        f"router key {router.file}{where} is not certified for {left}: parent {parent} does not certify "
-        f"it to {ca.name} (it certifies {held}); the entry stays in the YAML and is certified again once "
-        "the parent grants the AS",
-    )
+    entry = f"router key {router.file} for {left}"
+    return _withheld(ca, entry, router.where, str(left), held=held, parent=parent, done="certified")
 
 
 def _aspa_left_out(ca: CaIntent, aspa: AspaIntent, held: str, parent: str) -> Notice:
-    where = f" ({aspa.where})" if aspa.where is not None else ""
-    return Notice(
-        KIND,
-        Severity.WARNING,
-        ca.name,
-        f"the ASPA of AS{aspa.customer}{where} is not signed: parent {parent} does not certify "
-        f"AS{aspa.customer} to {ca.name} (it certifies {held}); the entry stays in the YAML and is signed "
-        "again once the parent grants the AS",
-    )
+    customer = f"AS{aspa.customer}"
+    return _withheld(ca, f"the ASPA of {customer}", aspa.where, customer, held=held, parent=parent)
 
 
 def _describe_held(held: dict[str, Resources]) -> str:
@@ -302,14 +288,23 @@ def _place_certificates(ca: CaIntent, listed: list[Certified], found: PublishedS
 
 
 def _left_out(ca: CaIntent, roa: RoaIntent, held: str, parent: str) -> Notice:
-    where = f" ({roa.where})" if roa.where is not None else ""
+    prefix = prefix_text(roa.prefix)
+    entry = f"ROA AS{roa.asn} {prefix}-{roa.max_length}"
+    return _withheld(ca, entry, roa.where, prefix, held=held, parent=parent)
+
+
+def _withheld(
+    ca: CaIntent, entry: str, where: object, missing: str, *, held: str, parent: str, done: str = "signed"
+) -> Notice:
+    """An entry of the YAML that is not signed because the parent does not certify what it needs."""
+    at = f" ({where})" if where is not None else ""
+    grant = "the prefix" if "/" in missing else "the AS"
     return Notice(
         KIND,
         Severity.WARNING,
         ca.name,
-        f"ROA AS{roa.asn} {prefix_text(roa.prefix)}-{roa.max_length}{where} is not signed: parent {parent} "
-        f"does not certify {prefix_text(roa.prefix)} to {ca.name} (it certifies {held}); the "
-        "entry stays in the YAML and is signed again once the parent grants the prefix",
+        f"{entry}{at} is not {done}: parent {parent} does not certify {missing} to {ca.name} (it certifies "
+        f"{held}); the entry stays in the YAML and is {done} again once the parent grants {grant}",
     )
 
 

@@ -266,7 +266,7 @@ def test_aspas_and_router_keys_go_to_the_class_that_holds_their_as(tmp_path: Pat
     assert other.routers == ()
     left = sorted(n.message for n in notices if n.message.startswith(("router key", "the ASPA")))
     assert len(left) == 2, notices
-    assert left[0].startswith("router key routers/edge.pem") and "not certified for AS64502" in left[0]
+    assert left[0].startswith("router key routers/edge.pem for AS64502") and "is not certified" in left[0]
     assert left[1].startswith("the ASPA of AS64502") and "is not signed" in left[1]
 
 
