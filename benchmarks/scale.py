@@ -1,12 +1,14 @@
-"""Scale benchmark: first apply, one-ROA change and no-op plan of a generated desired state, each run as
-``rpkictl`` in its own process (interpreter start, YAML load and reading the publication point back
-included), with its wall time, peak RSS and signatures, against the cost floor measured in the same run.
+"""Scale benchmark: first apply, one-ROA change (and one-ASPA change, where the scenario has ASPAs) and
+no-op plan of a generated desired state, each run as ``rpkictl`` in its own process (interpreter start,
+YAML load and reading the publication point back included), with its wall time, peak RSS and signatures,
+against the cost floor measured in the same run.
 
     python -m benchmarks.scale small large             # the figures of docs/performance.md
+    python -m benchmarks.scale large-aspa              # the large operator with 1,000 ASPAs as well
     python -m benchmarks.scale registry --scale 0.05   # the registry at a twentieth of its size
     python -m benchmarks.scale registry --key-pool keys.bin --repeat 3   # full size, keys made beforehand
 
-The floor: every signed object (ROA, manifest) costs one RSA-2048 key generation and two signatures,
+The floor: every signed object (ROA, ASPA, manifest) costs one RSA-2048 key generation and two signatures,
 every CA key one key generation, every certificate and CRL one signature. Key generation and signing are
 measured here first, and the floor is (keygens x K + signatures x S) / cores + 0.3 s.
 """
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 import reconciler
 from benchmarks import keypool
-from benchmarks.scenarios import SCENARIOS, change_one_roa, scaled, write
+from benchmarks.scenarios import SCENARIOS, change_one_aspa, change_one_roa, scaled, write
 
 FIXED = 0.3  # seconds: interpreter start and loading, allowed on top of the floor
 APPLIED = re.compile(r"Applied: (\d+) signatures")
@@ -132,6 +135,18 @@ def _median(phase: str, results: list[tuple[float, float, int, str]], signatures
     )
 
 
+def _changes(
+    phase: str, change: Callable[[Path], str], repo: Path, env: dict[str, str], repeat: int
+) -> tuple[Run, list[tuple[float, float, int, str]], str]:
+    """``repeat`` applies, each after ``change`` edits a different entry (an apply of an edit already made
+    would be a no-op): their median, the runs themselves and the first edit's description."""
+    results, edits = [], []
+    for _ in range(repeat):
+        edits.append(change(repo))
+        results.append(rpkictl("apply", str(repo), "--yes", env=env))
+    return _median(phase, results, signatures=[signatures_of(r[3]) for r in results]), results, edits[0]
+
+
 def run_scenario(
     name: str,
     factor: float,
@@ -165,15 +180,20 @@ def run_scenario(
             runs.append(Run("first apply, keys from the pool (no floor)", wall, rss, code, signs))
         plans = [rpkictl("plan", str(repo), env=env) for _ in range(repeat)]
         runs.append(_median("no-op plan", plans, signatures=[0] * repeat))
-        changes, changed = [], []
-        for _ in range(repeat):
-            changed.append(change_one_roa(repo))  # a different entry each time
-            changes.append(rpkictl("apply", str(repo), "--yes", env=env))
-        runs.append(_median("one-ROA change", changes, signatures=[signatures_of(c[3]) for c in changes]))
+        phases: list[tuple[str, Callable[[Path], str], str]] = [("one-ROA change", change_one_roa, "entries")]
+        if scenario.aspas:  # after the ROAs' changes, so that those run as they do without ASPAs
+            phases.append(("one-ASPA change", change_one_aspa, "ASPAs"))
+        changes, described = [], []
+        for phase, change, what in phases:
+            run, results, first = _changes(phase, change, repo, env, repeat)
+            runs.append(run)
+            changes += results
+            more = f" (and {repeat - 1} more {what})" if repeat > 1 else ""
+            described.append(f"   changed: {first}{more}")
         for _, _, code, output in (*plans, *changes):
             if code != 0:
                 print(output[-3000:])
-        print(f"   changed: {changed[0]}" + (f" (and {repeat - 1} more entries)" if repeat > 1 else ""))
+        print("\n".join(described))
         for run in runs:
             ratio = f"  floor {run.floor_s:.2f} s, ratio {run.ratio:.2f}" if run.floor_s else ""
             keygens = f", {run.keygens:,} keygens" if run.keygens else ""
@@ -202,7 +222,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the generated trees under this directory")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
-        "--repeat", type=int, default=5, help="no-op plans and one-ROA changes to run, the median reported"
+        "--repeat",
+        type=int,
+        default=5,
+        help="no-op plans and one-ROA (and one-ASPA) changes to run, the median reported",
     )
     parser.add_argument(
         "--key-pool",

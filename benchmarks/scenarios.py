@@ -1,7 +1,8 @@
-"""Desired states for the scale benchmarks: a small ISP, a large operator, a registry.
+"""Desired states for the scale benchmarks: a small ISP, a large operator (also with ASPAs), a registry.
 
 Each is generated deterministically (a fixed seed), so two runs sign the same objects and their figures
-compare. The prefixes are carved from fixed blocks so that every ROA entry is inside its CA's resources.
+compare. The prefixes are carved from fixed blocks so that every ROA entry is inside its CA's resources,
+and every ASPA's customer AS from a range the CA holds.
 """
 
 from __future__ import annotations
@@ -39,17 +40,22 @@ class Scenario:
     members: int  # CAs below the operator's (or registry's) CA
     roas: int  # ROA entries in all
     asns: int  # distinct origin ASNs (per CA for the operator; per member for the registry)
+    aspas: int = 0  # ASPAs of the operator's CA, one per customer AS (none for the registry)
 
     @property
     def description(self) -> str:
         if self.members == 0:
-            return f"1 CA under a TA, {self.roas:,} ROA entries over {self.asns:,} ASNs"
+            aspas = f", {self.aspas:,} ASPAs" if self.aspas else ""
+            return f"1 CA under a TA, {self.roas:,} ROA entries over {self.asns:,} ASNs{aspas}"
         return f"1 TA, 1 online CA, {self.members:,} member CAs, {self.roas:,} ROA entries"
 
 
 SCENARIOS = {
     "small": Scenario("small", members=0, roas=50, asns=3),
     "large": Scenario("large", members=0, roas=5_000, asns=300),
+    # The large operator's ROAs, and ASPAs for the customers it holds the AS numbers of: a provider set
+    # re-signed beside 5,000 ROAs in one CA, on the same manifest and CRL.
+    "large-aspa": Scenario("large-aspa", members=0, roas=5_000, asns=300, aspas=1_000),
     "registry": Scenario("registry", members=20_000, roas=150_000, asns=1),
 }
 
@@ -63,6 +69,7 @@ def scaled(scenario: Scenario, factor: float) -> Scenario:
         members=max(1, round(scenario.members * factor)) if scenario.members else 0,
         roas=max(1, round(scenario.roas * factor)),
         asns=scenario.asns if scenario.members else max(1, round(scenario.asns * factor)),
+        aspas=max(1, round(scenario.aspas * factor)) if scenario.aspas else 0,
     )
 
 
@@ -92,12 +99,45 @@ def _entries(
             yield f"  - {{asn: AS{asn}, prefix: {prefix}}}\n"
 
 
-def _ca(name: str, parent: str, asns: list[int], v4: str, v6: str, *, entries: list[str]) -> str:
-    asn_list = ", ".join(f"AS{a}" for a in asns)
+#: The ASPAs' customer ASes, a range the operator's CA holds besides its origins: 1,000 numbers from here.
+CUSTOMERS = 4_200_100_000
+#: The provider a one-ASPA change adds: no generated ASPA lists it, so each change finds a fresh one.
+ADDED_PROVIDER = 4_200_099_999
+
+
+def _aspas(rng: random.Random, count: int) -> Iterator[str]:
+    """``count`` ASPAs, one per customer AS from :data:`CUSTOMERS`, each with 1 to 4 providers out of 60
+    transit ASes (a few carry most customers), in the order an operator might write them (not sorted)."""
+    transits = [64_512 + rank for rank in range(60)]
+    weights = [1 / (rank + 1) ** 0.8 for rank in range(len(transits))]
+    for index in range(count):
+        providers: list[int] = []
+        wanted = rng.randint(1, 4)
+        while len(providers) < wanted:
+            provider = rng.choices(transits, weights=weights)[0]
+            if provider not in providers:
+                providers.append(provider)
+        provider_list = ", ".join(f"AS{p}" for p in providers)
+        yield f"  - {{customer: AS{CUSTOMERS + index}, providers: [{provider_list}]}}\n"
+
+
+def _ca(
+    name: str,
+    parent: str,
+    asns: list[int],
+    v4: str,
+    v6: str,
+    *,
+    entries: list[str],
+    aspas: list[str] | None = None,
+) -> str:
+    customers = [f'"{CUSTOMERS}-{CUSTOMERS + len(aspas) - 1}"'] if aspas else []
+    asn_list = ", ".join([f"AS{a}" for a in asns] + customers)
     head = (
         f'name: {name}\nparent: {parent}\nresources:\n  asn: [{asn_list}]\n  ipv4: [{v4}]\n  ipv6: ["{v6}"]\n'
     )
-    return head + ("roas:\n" + "".join(entries) if entries else "")
+    roas = "roas:\n" + "".join(entries) if entries else ""
+    return head + roas + ("aspas:\n" + "".join(aspas) if aspas else "")
 
 
 def write(scenario: Scenario, root: Path, *, seed: int = 7) -> Path:
@@ -113,7 +153,10 @@ def write(scenario: Scenario, root: Path, *, seed: int = 7) -> Path:
         asns = [64_496 + i if i < 16 else 4_200_000_000 + i for i in range(scenario.asns)]
         v4, v6 = ipaddress.IPv4Network("10.0.0.0/8"), ipaddress.IPv6Network("2001:db8::/32")
         entries = list(_entries(rng, scenario.roas, asns, v4, v6))
-        (cas / "operator.yaml").write_text(_ca("operator", "ta", asns, str(v4), str(v6), entries=entries))
+        aspas = list(_aspas(rng, scenario.aspas))  # after the ROAs: the same ROAs with ASPAs as without
+        (cas / "operator.yaml").write_text(
+            _ca("operator", "ta", asns, str(v4), str(v6), entries=entries, aspas=aspas)
+        )
         return repo
     # The registry: an online CA holding 32.0.0.0/3 and 2400::/6; each member a /20 and a /32.
     (cas / "online.yaml").write_text(
@@ -147,3 +190,19 @@ def change_one_roa(repo: Path) -> str:
             target.write_text("".join(lines))
             return f"{target.name}: {line.strip()} -> max_length 25"
     raise ValueError(f"no IPv4 /24 entry to change in {target}")
+
+
+def change_one_aspa(repo: Path) -> str:
+    """Add a provider (:data:`ADDED_PROVIDER`) to one ASPA in the busiest CA file, the first that does not
+    list it yet, as an operator's pull request would when a customer takes on a new transit; return a
+    description."""
+    files = sorted((repo / "cas").rglob("*.yaml"), key=lambda p: p.stat().st_size)
+    target = files[-1]
+    lines = target.read_text().splitlines(keepends=True)
+    added = f"AS{ADDED_PROVIDER}"
+    for index, line in enumerate(lines):
+        if line.startswith("  - {customer:") and added not in line:
+            lines[index] = line.replace("]}", f", {added}]}}")
+            target.write_text("".join(lines))
+            return f"{target.name}: {line.strip()} -> provider {added} added"
+    raise ValueError(f"no ASPA without {added} to change in {target}")

@@ -50,7 +50,7 @@ class RouterKeys:
 
 def read_all(root: Path, docs: Sequence[CaDoc]) -> RouterKeys:
     """Read every CA file's router keys; a key listed twice in one CA is reported at its second entry
-    (one certificate per key carries all its AS numbers)."""
+    (a key's one entry lists all its AS numbers)."""
     found = RouterKeys()
     for doc in docs:
         first_at: dict[bytes, int] = {}
