@@ -491,7 +491,8 @@ def plan(
 def _with_path_impact(workspace: Workspace, the_plan: Plan, paths: Path) -> Plan:
     """The announced paths whose ASPA verification outcome the plan changes, and the gate for those it
     makes Invalid (see ``plan.aspas.path_gate``)."""
-    before, after = aspas.providers(workspace.desired, workspace.published, repaired(the_plan.changes))
+    rules = aspas.Standing(workspace.desired.publication.rsync_base, repaired(the_plan.changes), the_plan.now)
+    before, after = aspas.providers(workspace.desired, workspace.published, rules)
     changed = route_leaks.changed_customers(before, after)
     routes = route_leaks.read_routes(paths, wanted=changed) if changed else route_leaks.Routes()
     changes = tuple(route_leaks.impact(routes, before, after))

@@ -9,6 +9,8 @@ removals for the review gate (``plan.safety``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Set
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from reconciler import layout
@@ -36,27 +38,36 @@ def wanted(ca: CaIntent) -> dict[str, AspaContent]:
     return {layout.aspa_name(a.customer): AspaContent(a.customer, a.providers) for a in ca.aspas}
 
 
-def standing(published: PublishedState, path: str, base: str, damaged: Set[str]) -> AspaContent | None:
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What makes a published ASPA count as what the tree says now (see :func:`standing`)."""
+
+    base: str  # the rsync base
+    damaged: Set[str]  # the paths the plan repairs
+    now: datetime
+
+
+def standing(published: PublishedState, path: str, rules: Standing) -> AspaContent | None:
     """What the ASPA at ``path`` says, if relying parties may take it: it reads back, is not being
-    repaired (``damaged``), and is the object of its own name -- a copy of another (an old one replayed
-    under a new name, which no manifest lists) is not, and must not count as what the tree says."""
-    if path in damaged:
+    repaired, has not expired, and is the object of its own name -- a copy of another (an old one
+    replayed under a new name, which no manifest lists) is not, and must not count as what the tree
+    says."""
+    if path in rules.damaged:
         return None
     item = published.signed(path)
     if not isinstance(item, kinds.Signed) or not isinstance(item.content, AspaContent):
         return None
-    return item.content if item.signed.ee.signed_object == base + path else None
+    ee = item.signed.ee
+    return item.content if ee.signed_object == rules.base + path and ee.not_after > rules.now else None
 
 
-def published_aspas(
-    published: PublishedState, ca: str, base: str, damaged: Set[str] = frozenset()
-) -> dict[int, AspaContent]:
+def published_aspas(published: PublishedState, ca: str, rules: Standing) -> dict[int, AspaContent]:
     """The ASPAs of the CA's directory that stand (see :func:`standing`), by customer AS."""
     found: dict[int, AspaContent] = {}
     repo = layout.repository(ca)
     for name in published.under(repo):
         if name.endswith(kinds.ASPA.suffix):
-            content = standing(published, repo + name, base, damaged)
+            content = standing(published, repo + name, rules)
             if content is not None:
                 found[content.customer] = content
     return found
@@ -112,14 +123,14 @@ def removed_authorisations(
     )
 
 
-def gates(desired: DesiredState, published: PublishedState, damaged: Set[str]) -> list[Gate]:
+def gates(desired: DesiredState, published: PublishedState, rules: Standing) -> list[Gate]:
     """``aspa-removal@<ca>``: the CA's published ASPAs lose more provider authorisations than its
     ``aspa_removal_threshold`` allows. An authorisation that another CA of the tree keeps (a customer AS
-    moved between CAs) is not lost; an ASPA being repaired (``damaged``) was not valid to begin with."""
+    moved between CAs) is not lost; an ASPA being repaired, or expired, was not valid to begin with."""
     kept = {(a.customer, p) for ca in desired.cas for a in ca.aspas for p in a.providers}
     found = []
     for ca in desired.cas:
-        before = published_aspas(published, ca.name, desired.publication.rsync_base, damaged)
+        before = published_aspas(published, ca.name, rules)
         removed = removed_authorisations(before, kept)
         if len(removed) <= ca.safety.aspa_removal_threshold:
             continue
@@ -133,14 +144,14 @@ def gates(desired: DesiredState, published: PublishedState, damaged: Set[str]) -
 
 
 def providers(
-    desired: DesiredState, published: PublishedState, damaged: Set[str]
+    desired: DesiredState, published: PublishedState, rules: Standing
 ) -> tuple[Providers, Providers]:
     """What the tree's ASPAs say (customer -> providers) before the plan -- the published ASPAs that
-    read back, but for those it repairs -- and after it: the desired ones."""
+    stand (see :func:`standing`) -- and after it: the desired ones."""
     before: list[tuple[int, tuple[int, ...]]] = []
     for path in published.files:
         if path.endswith(kinds.ASPA.suffix):
-            content = standing(published, path, desired.publication.rsync_base, damaged)
+            content = standing(published, path, rules)
             if content is not None:
                 before.append((content.customer, content.providers))
     after = ((a.customer, a.providers) for ca in desired.cas for a in ca.aspas)

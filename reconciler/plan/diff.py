@@ -898,7 +898,7 @@ def make_plan(
         observed=observed,
         tree_sha256=tree,
         gates=(
-            *gates_for(desired, published, changes, broken, want, damaged=damaged),
+            *gates_for(desired, published, changes, broken, want, damaged=damaged, now=now),
             *publisher_gates(published, changes),
         ),
         route_changes=route_changes,

@@ -12,6 +12,7 @@ moves to another CA, or whose max length grows, is neither.
 from __future__ import annotations
 
 from collections.abc import Iterable, Set
+from datetime import datetime
 
 from reconciler import layout
 from reconciler.desired.model import CaIntent, DesiredState
@@ -274,6 +275,7 @@ def gates_for(
     broken_routes: Iterable[str] = (),
     wanted: Set[Vrp] | None = None,
     *,
+    now: datetime,
     damaged: Set[str] | None = None,
 ) -> tuple[Gate, ...]:
     """Every gate the plan trips, in a stable order. ``broken_routes`` are announcements that are valid
@@ -293,7 +295,8 @@ def gates_for(
     gates += _trust_anchor_gate(desired, published, changes)
     gates += _lost_key_gates(desired, published, changes)
     gates += external_children.gates(desired, published, changes)
-    gates += aspas.gates(desired, published, damaged)
+    # ASPAs that expired before the plan's time (``now``) were gone already: removing them loses nothing.
+    gates += aspas.gates(desired, published, aspas.Standing(desired.publication.rsync_base, damaged, now))
     broken = tuple(sorted(broken_routes))
     if broken:
         gates.append(

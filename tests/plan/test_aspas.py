@@ -292,6 +292,21 @@ def test_a_removed_provider_trips_the_gate_with_that_authorisation(scratch: Scra
     assert change.revoke_serial is not None and not change.repair
 
 
+def test_removing_an_aspa_that_expired_already_trips_no_gate(scratch: Scratch) -> None:
+    """Relying parties dropped an expired ASPA when it expired: taking it out of the YAML afterwards
+    removes no authorisation they see. The same removal a second before it expires is gated."""
+    found = engine.open_workspace(scratch.repo).published.signed(AS64496)
+    assert isinstance(found, kinds.Signed)
+    ends = found.signed.ee.not_after
+    scratch.edit(ISP, FIRST, "")
+    assert gate_items(scratch.plan(ends - timedelta(seconds=1))) == {
+        GATE: ("AS64496 -> AS64500", "AS64496 -> AS64511")
+    }
+    late = scratch.plan(ends + timedelta(seconds=1))
+    assert GATE not in gate_items(late)
+    assert only(late, AS64496).action is Action.WITHDRAW  # expired: nothing left to revoke
+
+
 def test_the_threshold_allows_one_removal_and_gates_two(scratch: Scratch) -> None:
     (scratch.repo / ISP).write_text(
         (scratch.repo / ISP).read_text() + "safety: {aspa_removal_threshold: 1}\n"
