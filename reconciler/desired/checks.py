@@ -735,31 +735,25 @@ def _check_signer(doc: CaDoc, settings: SettingsDoc | None) -> Iterable[Diagnost
             "CAs below the trust anchor renew their manifests and CRLs daily: use a file or pkcs11 signer",
         )
         return
-    if found is not None and found.type == "offline" and doc.spec.roas:
-        yield diag(
-            doc.source,
-            ("roas",),
-            "an offline trust anchor cannot issue ROAs: they would wait for the offline signer",
-            "move these ROAs to a CA below the trust anchor",
-            key=True,
-        )
-    if found is not None and found.type == "offline" and doc.spec.aspas:
-        yield diag(
-            doc.source,
-            ("aspas",),
-            "an offline trust anchor cannot issue ASPAs: they would wait for the offline signer",
-            "move these ASPAs to a CA below the trust anchor that holds their customer ASes",
-            key=True,
-        )
-    if found is not None and found.type == "offline" and doc.spec.routers:
-        yield diag(
-            doc.source,
-            ("routers",),
-            "an offline trust anchor cannot certify router keys: their certificates would wait for the "
-            "offline signer",
-            "move these routers to a CA below the trust anchor that holds their AS numbers",
-            key=True,
-        )
+    if found is not None and found.type == "offline":
+        for key, entries, problem, fix in (
+            ("roas", doc.spec.roas, "issue ROAs: they", "move these ROAs to a CA below the trust anchor"),
+            (
+                "aspas",
+                doc.spec.aspas,
+                "issue ASPAs: they",
+                "move these ASPAs to a CA below the trust anchor that holds their customer ASes",
+            ),
+            (
+                "routers",
+                doc.spec.routers,
+                "certify router keys: their certificates",
+                "move these routers to a CA below the trust anchor that holds their AS numbers",
+            ),
+        ):
+            if entries:
+                why = f"an offline trust anchor cannot {problem} would wait for the offline signer"
+                yield diag(doc.source, (key,), why, fix, key=True)
     if found is not None:
         return
     known = sorted(settings.spec.signers)

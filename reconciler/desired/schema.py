@@ -531,24 +531,24 @@ def _whole(value: object, expected: str, example: int) -> int:
     return value
 
 
-def _vrp_count(value: object) -> int:
-    """A number of VRPs: a whole number, 0 or more."""
-    value = _whole(value, "a whole number of VRPs", 10)
+def _count(value: object, of: str, zero: str) -> int:
+    """A count of ``of``: a whole number, 0 or more and below :data:`_LARGE`; ``zero`` says what 0 does."""
+    value = _whole(value, f"a whole number of {of}", 10)
     if value < 0:
-        _fail(f"{_number(value)} is negative", "write 0 or more; 0 applies the percentage checks to every CA")
+        _fail(f"{_number(value)} is negative", f"write 0 or more; 0 {zero}")
     if value >= _LARGE:
         _fail(f"{_number(value)} is too large", f"write less than {_LARGE:,}")
     return value
+
+
+def _vrp_count(value: object) -> int:
+    """A number of VRPs."""
+    return _count(value, "VRPs", "applies the percentage checks to every CA")
 
 
 def _pair_count(value: object) -> int:
-    """A number of ASPA provider authorisations (customer-provider pairs): a whole number, 0 or more."""
-    value = _whole(value, "a whole number of provider authorisations", 10)
-    if value < 0:
-        _fail(f"{_number(value)} is negative", "write 0 or more; 0 makes every removal need approval")
-    if value >= _LARGE:
-        _fail(f"{_number(value)} is too large", f"write less than {_LARGE:,}")
-    return value
+    """A number of ASPA provider authorisations (customer-provider pairs)."""
+    return _count(value, "provider authorisations", "makes every removal need approval")
 
 
 MAX_KEY_GENERATION = 1_000_000

@@ -130,10 +130,15 @@ class _Planner:
         certificate is not published for the active key). With ``path``, the file the certificate is
         (or is in): a signature checked there before, on the same bytes, is not checked again (see
         ``published.memo``)."""
+        return self.verifies(ca, path, lambda: cert)
+
+    def verifies(self, ca: CaIntent, path: str | None, cert: Callable[[], x509.Certificate]) -> bool:
+        """:meth:`signed_by` with the certificate parsed (``cert()``) only when its signature on these
+        bytes was not checked before."""
         public = self.public_key(ca)
         if public is None:
             return True
-        return self.checked(ca, path, lambda: rc.verify_signed_by(cert, public))
+        return self.checked(ca, path, lambda: rc.verify_signed_by(cert(), public))
 
     def checked(self, ca: CaIntent, path: str | None, check: Callable[[], bool]) -> bool:
         """``check()`` of a signature of the CA's active key on the object at ``path``, remembered when it
@@ -552,14 +557,33 @@ class _Planner:
         when it is): unreadable, or not signed by any key of the CA's signer."""
         if isinstance(found, Unreadable):
             return Reason.UNREADABLE, f"unreadable: {found.reason}"
-        held = self.held(ca.name)
-        if not isinstance(found, rc.ResourceCertificate) or not held:
+        if not isinstance(found, rc.ResourceCertificate):
             return None
-        if found.authority_key_id not in held:
-            aki = found.authority_key_id.hex() if found.authority_key_id else "none"
-            return Reason.FOREIGN, f"{FOREIGN}: issued by key {aki}, which {ca.name}'s signer does not hold"
-        if found.authority_key_id == self.keys[ca.name] and not self.signed_by(ca, found.cert, path):
-            return Reason.FOREIGN, f"{FOREIGN}: its signature does not verify with {ca.name}'s key"
+        why = self.not_issued(ca, path, found.authority_key_id, lambda: found.cert)
+        return (Reason.FOREIGN, why) if why is not None else None
+
+    def not_issued(
+        self,
+        ca: CaIntent,
+        path: str,
+        authority_key_id: bytes | None,
+        cert: Callable[[], x509.Certificate],
+        *,
+        subject: str = "",
+    ) -> str | None:
+        """Why a certificate in the CA's directory (``subject``: which one, as "its EE certificate ";
+        the file's own by default) is not one the CA issued -- None when it is, or when the CA holds no
+        key yet: it names a key the CA's signer does not hold, or names the CA's active key but that
+        key's signature on it does not verify."""
+        held = self.held(ca.name)
+        if not held:
+            return None
+        if authority_key_id not in held:
+            aki = authority_key_id.hex() if authority_key_id else "none"
+            issued = f"{subject}is by key" if subject else "issued by key"
+            return f"{FOREIGN}: {issued} {aki}, which {ca.name}'s signer does not hold"
+        if authority_key_id == self.keys[ca.name] and not self.verifies(ca, path, cert):
+            return f"{FOREIGN}: {subject or 'its signature '}does not verify with {ca.name}'s key"
         return None
 
     def plan_damage(self) -> None:

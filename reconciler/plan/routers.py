@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from reconciler import layout
 from reconciler.desired.model import CaIntent, RouterIntent
 from reconciler.plan.model import Action, Change, Kind, Reason
-from reconciler.plan.signed import ALTERED, FOREIGN, Verdict, change
+from reconciler.plan.signed import ALTERED, Verdict, change
 from reconciler.plan.wording import FUTURE_DATED, FUTURE_TOLERANCE, expiry
 from reconciler.published.reader import Unreadable
 from reconciler.resources import AsnSet
@@ -43,17 +43,8 @@ def wanted(ca: CaIntent) -> dict[str, RouterIntent]:
 
 
 def foreign(planner: _Planner, ca: CaIntent, path: str, found: RouterCertificate) -> str | None:
-    """Why a router certificate in the CA's directory is not the CA's (None when it is, or the CA holds
-    no key yet)."""
-    held = planner.held(ca.name)
-    if not held:
-        return None
-    if found.authority_key_id not in held:
-        aki = found.authority_key_id.hex() if found.authority_key_id else "none"
-        return f"{FOREIGN}: issued by key {aki}, which {ca.name}'s signer does not hold"
-    if found.authority_key_id == planner.keys[ca.name] and not planner.signed_by(ca, found.cert, path):
-        return f"{FOREIGN}: its signature does not verify with {ca.name}'s key"
-    return None
+    """Why a router certificate in the CA's directory is not the CA's (see ``_Planner.not_issued``)."""
+    return planner.not_issued(ca, path, found.authority_key_id, lambda: found.cert)
 
 
 def problem(

@@ -17,7 +17,6 @@ from reconciler.plan.model import DAMAGE_REASONS, Action, Change, Kind, Reason
 from reconciler.plan.wording import FUTURE_DATED, FUTURE_TOLERANCE, expiry
 from reconciler.published.reader import Unreadable
 from reconciler.rpki import kinds
-from reconciler.rpki.cert import ResourceCertificate, verify_signed_by
 
 if TYPE_CHECKING:
     from reconciler.plan.diff import _Planner
@@ -33,29 +32,11 @@ PLAN_KIND: dict[str, Kind] = {kinds.ASPA.name: Kind.ASPA}
 Verdict = tuple[Action, Reason, str]
 
 
-def signed_by(planner: _Planner, ca: CaIntent, path: str, ee: ResourceCertificate) -> bool:
-    """``planner.signed_by`` for the EE certificate of the object at ``path``, its certificate parsed only
-    when the signature was not checked before (see ``published.memo``)."""
-    public = planner.public_key(ca)
-    if public is None:
-        return True
-    return planner.checked(ca, path, lambda: verify_signed_by(ee.cert, public))
-
-
 def foreign(planner: _Planner, ca: CaIntent, path: str, found: kinds.Signed[object]) -> str | None:
-    """Why an object in the CA's directory is not the CA's (None when it is, or the CA holds no key yet):
-    its EE certificate names a key the CA's signer does not hold, or names the CA's key but that key's
-    signature on it does not verify."""
-    held = planner.held(ca.name)
-    if not held:
-        return None
+    """Why an object in the CA's directory is not the CA's (see ``_Planner.not_issued``): its EE
+    certificate is not one the CA issued."""
     ee = found.signed.ee
-    if ee.authority_key_id not in held:
-        aki = ee.authority_key_id.hex() if ee.authority_key_id else "none"
-        return f"{FOREIGN}: its EE certificate is by key {aki}, which {ca.name}'s signer does not hold"
-    if ee.authority_key_id == planner.keys[ca.name] and not signed_by(planner, ca, path, ee):
-        return f"{FOREIGN}: its EE certificate does not verify with {ca.name}'s key"
-    return None
+    return planner.not_issued(ca, path, ee.authority_key_id, lambda: ee.cert, subject="its EE certificate ")
 
 
 def unusable(
@@ -81,7 +62,7 @@ def problem(
         return Action.REISSUE, Reason.CONTENT_CHANGED, f"content changed ({describe})"
     if key is None or ee.authority_key_id != key:
         return Action.REISSUE, Reason.NEW_KEY, "the CA has a new key"
-    if not signed_by(planner, ca, path, ee):
+    if not planner.verifies(ca, path, lambda: ee.cert):
         why = "EE certificate not validly signed by the CA (altered after publication?)"
         return Action.REISSUE, Reason.BAD_SIGNATURE, why
     if ee.signed_object != planner.base + path:

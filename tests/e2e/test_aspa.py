@@ -17,16 +17,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reconciler import engine
 from reconciler.plan.model import Action, Kind, Plan
 from reconciler.plan.rollover import Phase
-from reconciler.published.reader import Unreadable
 from tests.e2e.harness import ValidatorResult, parse_rsync_base
-from tests.e2e.relying_parties import validate, write_tal
+from tests.e2e.relying_parties import Steps, revoked_in, validate, write_tal
 from tests.helpers import T0, Scratch, later, scratch_copy
 
 ISP = "cas/members/example-isp.yaml"
@@ -100,14 +98,6 @@ def test_the_plan_document_names_the_removed_provider(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------- through the validators
 
 
-@dataclass
-class _Steps:
-    """What each step saw, for the assertion at the end (every step's problems, not just the first)."""
-
-    problems: list[str] = field(default_factory=list)
-    seen: list[str] = field(default_factory=list)  # one line per step and validator, for -rP
-
-
 def test_aspas_through_changes_a_key_roll_and_renewals_with_kept_caches(
     validators: tuple[str, ...], current_validators: tuple[str, ...], tmp_path: Path
 ) -> None:
@@ -119,7 +109,7 @@ def test_aspas_through_changes_a_key_roll_and_renewals_with_kept_caches(
     rpki.write_text(rpki.read_text() + ROLL_TIMING)
     start = datetime.now(UTC).replace(microsecond=0)
     caches = {name: tmp_path / f"cache-{name}" for name in names}
-    steps = _Steps()
+    steps = Steps()
     tal: Path | None = None
     validated: dict[str, bytes] = {}  # the .asa files as the validators last fetched them
 
@@ -161,7 +151,7 @@ def test_aspas_through_changes_a_key_roll_and_renewals_with_kept_caches(
     assert _aspa_actions(plan) == [(Action.REVOKE, "example-isp/AS64496.asa")]
     assert published_aspa_files(scratch) == ["example-isp/AS64497.asa", "example-isp/AS64498.asa"]
     (serial,) = [c.revoke_serial for c in plan.changes if c.kind is Kind.ASPA]
-    assert serial is not None and serial in _revoked_in(scratch, "example-isp/"), serial
+    assert serial is not None and serial in revoked_in(scratch, "example-isp/"), serial
     check("4 ASPA removed", at)
 
     # 5. a key roll: staging, activation (the ASPAs re-issued under the new key, no gate), cleanup
@@ -206,15 +196,6 @@ def _aspa_actions(plan: Plan) -> list[tuple[Action, str]]:
     return sorted((c.action, c.path) for c in plan.changes if c.kind is Kind.ASPA)
 
 
-def _revoked_in(scratch: Scratch, directory: str) -> set[int]:
-    """The serials on the CRL of a CA directory (of its one key)."""
-    published = engine.open_workspace(scratch.repo).published
-    (path,) = [p for p in published.under(directory) if p.endswith(".crl")]
-    crl = published.crl(directory + path)
-    assert crl is not None and not isinstance(crl, Unreadable), path
-    return {r.serial for r in crl.revoked}
-
-
 def _rpkictl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
@@ -252,7 +233,7 @@ def _check_step(
     label: str,
     at: datetime,
     *,
-    steps: _Steps,
+    steps: Steps,
     validated: dict[str, bytes],
 ) -> None:
     """Record each validator's verdict of one step against the YAML. ``validated``: the ``.asa`` files

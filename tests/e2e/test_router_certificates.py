@@ -17,7 +17,7 @@ numbers gets a certificate per AS: rpki-client 9.x rejects one that holds severa
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,9 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from reconciler import engine
 from reconciler.plan.model import Action, Kind, Plan, Reason
 from reconciler.plan.rollover import Phase
-from reconciler.published.reader import Unreadable
 from tests.e2e.harness import ValidatorResult
-from tests.e2e.relying_parties import validate, write_tal
+from tests.e2e.relying_parties import Steps, revoked_in, validate, write_tal
 from tests.helpers import Scratch, scratch_copy
 
 ISP = "cas/members/example-isp.yaml"
@@ -112,23 +111,6 @@ def router_actions(plan: Plan) -> list[tuple[Action, str]]:
     return sorted((c.action, c.path) for c in plan.changes if c.kind is Kind.ROUTER)
 
 
-def revoked_in(scratch: Scratch, directory: str) -> set[int]:
-    """The serials on the CRL of a CA directory (of its one key)."""
-    published = engine.open_workspace(scratch.repo).published
-    (path,) = [p for p in published.under(directory) if p.endswith(".crl")]
-    crl = published.crl(directory + path)
-    assert crl is not None and not isinstance(crl, Unreadable), path
-    return {r.serial for r in crl.revoked}
-
-
-@dataclass
-class _Steps:
-    """What each step saw, for the assertion at the end (every step's problems, not just the first)."""
-
-    problems: list[str] = field(default_factory=list)
-    seen: list[str] = field(default_factory=list)  # one line per step and validator, for -rP
-
-
 def test_router_certificates_through_changes_a_key_roll_and_renewals_with_kept_caches(
     validators: tuple[str, ...], current_validators: tuple[str, ...], tmp_path: Path
 ) -> None:
@@ -140,7 +122,7 @@ def test_router_certificates_through_changes_a_key_roll_and_renewals_with_kept_c
     rpki.write_text(rpki.read_text() + ROLL_TIMING)
     start = datetime.now(UTC).replace(microsecond=0)
     caches = {name: tmp_path / f"cache-{name}" for name in names}
-    steps = _Steps()
+    steps = Steps()
     tal: Path | None = None
     routers: tuple[Router, ...] = ()
 
@@ -247,7 +229,7 @@ def _check_step(
     at: datetime,
     *,
     want_keys: frozenset[BgpsecKey],
-    steps: _Steps,
+    steps: Steps,
 ) -> None:
     """Record each validator's verdict of one step against the YAML."""
     want_vrps = scratch.desired_vrps()
