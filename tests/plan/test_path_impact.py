@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,9 @@ from reconciler.plan.render import markdown
 from reconciler.plan.render.text import render_plain
 from reconciler.rpki import kinds
 from reconciler.rpki.aspa import AspaContent
+from tests import test_cli as cli
 from tests.helpers import T0, Scratch, later, scratch_copy
+from tests.plan.test_route_leaks import route_leaks_benchmark
 
 ISP = "cas/members/example-isp.yaml"
 AS64496 = "example-isp/AS64496.asa"
@@ -128,15 +128,8 @@ def impact(doc: PlanDocument) -> list[tuple[list[int], str, str, str, bool, int]
 
 
 def rpkictl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        env={**os.environ, "COLUMNS": "300"},
-    )
+    """``rpkictl`` with lines wide enough that no plan line wraps."""
+    return cli.rpkictl(*args, env={"COLUMNS": "300"})
 
 
 def asa(scratch: Scratch) -> AspaContent:
@@ -333,14 +326,7 @@ def test_apply_needs_the_gate_approved_to_publish(scratch: Scratch, tmp_path: Pa
 def test_the_plan_benchmark_runs_on_a_small_table() -> None:
     """``benchmarks.route_leaks --plan`` on a few thousand paths: it reports the steps, and the example's
     provider removal makes paths through AS64496 Invalid, each in the gate."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.route_leaks", "--plan", "--paths", "3000"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    done = route_leaks_benchmark("--plan", "--paths", "3000")
     assert done.returncode == 0, done.stderr
     assert "read " in done.stdout and "plan " in done.stdout and "peak RSS" in done.stdout
     figures = next(line for line in done.stdout.splitlines() if line.startswith("paths "))

@@ -5,6 +5,8 @@ the prefixes they carry."""
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,20 +78,22 @@ def test_a_bad_line_names_the_file_and_line(tmp_path: Path, line: str, problem: 
         read_routes(bad)
 
 
-def test_the_benchmark_runs_on_a_small_table() -> None:
-    """``benchmarks.route_leaks`` on a few thousand paths: it reports the steps, and a transit that drops
-    a provider makes paths Invalid."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.route_leaks", "--paths", "3000", "--change", "transit"],
+def route_leaks_benchmark(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks.route_leaks ARGS`` from the project's root."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.route_leaks", *args],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
         cwd=Path(__file__).resolve().parents[2],
     )
+
+
+def test_the_benchmark_runs_on_a_small_table() -> None:
+    """``benchmarks.route_leaks`` on a few thousand paths: it reports the steps, and a transit that drops
+    a provider makes paths Invalid."""
+    done = route_leaks_benchmark("--paths", "3000", "--change", "transit")
     assert done.returncode == 0, done.stderr
     assert "read " in done.stdout and "verify " in done.stdout and "peak RSS" in done.stdout
     newly = next(line for line in done.stdout.splitlines() if line.startswith("transitions"))
