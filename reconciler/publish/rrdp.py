@@ -43,6 +43,8 @@ from defusedxml.ElementTree import iterparse
 
 from reconciler import cachefile, faults
 from reconciler.fsutil import file_kind, fsync_dir, write_public
+from reconciler.publish import snapshot_splice
+from reconciler.publish.snapshot_splice import SpliceError, attribute
 from reconciler.published.reader import DigestOf, hash_bytes, open_regular, tree_digest
 
 NS = "http://www.ripe.net/rpki/rrdp"
@@ -81,6 +83,7 @@ class Written:
     new_session: bool
     why: str = ""  # why a new session started
     files: list[Path] = field(default_factory=list)
+    spliced: bool = False  # the snapshot was spliced from the previous one (see ``snapshot_splice``)
 
 
 def _sha256(data: bytes) -> str:
@@ -130,7 +133,7 @@ def snapshot_pieces(
     """The snapshot, byte for byte the same for the same files (sorted, fixed layout), one element at a
     time: a registry's snapshot is hundreds of megabytes, and assembling it in memory took four times
     that (the pieces, their join, its encoding and the tree itself) at the peak of an apply."""
-    return _snapshot_pieces(session_id, serial, files, rsync_base, None)
+    return _snapshot_pieces(_header("snapshot", session_id, serial).encode(), files, rsync_base, None)
 
 
 def reused_snapshot_pieces(
@@ -138,13 +141,13 @@ def reused_snapshot_pieces(
 ) -> Iterator[bytes]:
     """:func:`snapshot_pieces`, the elements of files encoded before taken from ``encoded``, which is
     left holding this snapshot's."""
-    return _snapshot_pieces(session_id, serial, files, rsync_base, encoded)
+    return _snapshot_pieces(_header("snapshot", session_id, serial).encode(), files, rsync_base, encoded)
 
 
 def _snapshot_pieces(
-    session_id: str, serial: int, files: dict[str, bytes], rsync_base: str, encoded: Encoded | None
+    header: bytes, files: dict[str, bytes], rsync_base: str, encoded: Encoded | None
 ) -> Iterator[bytes]:
-    yield _header("snapshot", session_id, serial).encode()
+    yield header
     kept: Encoded = {}
     for path in sorted(files):
         data = files[path]
@@ -152,15 +155,14 @@ def _snapshot_pieces(
         if known is not None and known[0] is data:
             piece = known[1]
         else:
-            content = base64.b64encode(data).decode()
-            piece = f'  <publish uri="{_attr(rsync_base + path)}">{content}</publish>\n'.encode()
+            piece = snapshot_splice.element(rsync_base, path, data)
         if encoded is not None:
             kept[path] = (data, piece)
         yield piece
     if encoded is not None:
         encoded.clear()
         encoded.update(kept)
-    yield b"</snapshot>\n"
+    yield snapshot_splice.TRAILER
 
 
 @dataclass
@@ -195,7 +197,7 @@ def delta_xml(
     """Publish what is new or changed (a replacement names the hash it replaces), withdraw what is gone."""
     parts = [_header("delta", session_id, serial)]
     for path in sorted(set(old) | set(new)):
-        uri = _attr(rsync_base + path)
+        uri = attribute(rsync_base + path)
         before, after = old.get(path), new.get(path)
         if after is None and before is not None:
             parts.append(f'  <withdraw uri="{uri}" hash="{_sha256(before)}"/>\n')
@@ -209,17 +211,14 @@ def delta_xml(
 def notification_xml(notification: Notification) -> bytes:
     parts = [
         _header("notification", notification.session_id, notification.serial),
-        f'  <snapshot uri="{_attr(notification.snapshot_uri)}" hash="{notification.snapshot_hash}"/>\n',
+        f'  <snapshot uri="{attribute(notification.snapshot_uri)}" hash="{notification.snapshot_hash}"/>\n',
     ]
     parts += [
-        f'  <delta serial="{d.serial}" uri="{_attr(d.uri)}" hash="{d.hash}"/>\n' for d in notification.deltas
+        f'  <delta serial="{d.serial}" uri="{attribute(d.uri)}" hash="{d.hash}"/>\n'
+        for d in notification.deltas
     ]
     parts.append("</notification>\n")
     return "".join(parts).encode()
-
-
-def _attr(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
 #: Far more than a notification listing ``MAX_DELTAS`` deltas takes (about 25 KB): anything bigger was
@@ -428,17 +427,17 @@ def publish_rrdp(
         _real_directory(place.parent.parent)
         _real_directory(place.parent)
         place.mkdir()
-        snapshot = _Measured()
-        written = [
-            write_public(
-                place / "snapshot.xml",
-                snapshot.pass_on(
-                    snapshot_pieces(session, serial, new, rsync_base)
-                    if encoded is None
-                    else reused_snapshot_pieces(session, serial, new, rsync_base, encoded)
-                ),
-            )
-        ]
+        snapshot, spliced = _write_snapshot(
+            place / "snapshot.xml",
+            _header("snapshot", session, serial).encode(),
+            new,
+            rsync_base,
+            encoded=encoded,
+            previous=None
+            if new_session or encoded is not None or current is None
+            else _previous(directory, rrdp_base, current, old, rsync_base),
+        )
+        written = [place / "snapshot.xml"]
         faults.point("rrdp.snapshot")
         if not new_session:
             delta = delta_xml(session, serial, old, new, rsync_base)
@@ -476,7 +475,63 @@ def publish_rrdp(
             if place is not None:
                 shutil.rmtree(place, ignore_errors=True)
     _served(directory, rrdp_base, rsync_base, notification, tree_digest(new, digest_of), secret=secret)
-    return Written(notification, new_session, why if new_session else "", written)
+    return Written(notification, new_session, why if new_session else "", written, spliced)
+
+
+def _previous(
+    directory: Path, rrdp_base: str, current: Notification, files: dict[str, bytes], rsync_base: str
+) -> snapshot_splice.Previous | None:
+    """The snapshot ``current`` lists, open for the next one to be spliced from it, when it is the file
+    whose hash the notification names (remembered by ``stat`` when RRDP was checked, hashed now
+    otherwise); ``files``: the tree it was made from. None when it cannot be used."""
+    path = _local(directory, rrdp_base, current.snapshot_uri)
+    if path is None:
+        return None
+    try:
+        fd = open_regular(path, directory)
+    except OSError:
+        return None
+    try:
+        seen = os.fstat(fd)
+        digest = _hashed.get((str(path), seen.st_ino, seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns))
+        if digest is None:
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            if snapshot_splice.identity(os.fstat(fd)) != snapshot_splice.identity(seen):
+                digest = None  # written meanwhile
+    except OSError:
+        digest = None
+    if digest != current.snapshot_hash:
+        os.close(fd)
+        return None
+    header = _header("snapshot", current.session_id, current.serial).encode()
+    return snapshot_splice.Previous(fd, seen, header, files, rsync_base)
+
+
+def _write_snapshot(
+    path: Path,
+    header: bytes,
+    files: dict[str, bytes],
+    rsync_base: str,
+    *,
+    encoded: Encoded | None,
+    previous: snapshot_splice.Previous | None,
+) -> tuple[_Measured, bool]:
+    """Write, hash and fsync the snapshot that begins with ``header``: spliced from ``previous`` when
+    given and it can be, encoded in full otherwise (with ``encoded``, see :data:`Encoded`). Returns its
+    measure, and whether it was spliced."""
+    if previous is not None:
+        try:
+            snapshot = _Measured()
+            write_public(path, snapshot.pass_on(snapshot_splice.spliced(header, files, previous)))
+            return snapshot, True
+        except SpliceError:
+            pass  # the previous file is not what its tree says: encode every object, as for a new session
+        finally:
+            os.close(previous.fd)
+    snapshot = _Measured()
+    write_public(path, snapshot.pass_on(_snapshot_pieces(header, files, rsync_base, encoded)))
+    return snapshot, False
 
 
 def _make_directory(directory: Path) -> None:
