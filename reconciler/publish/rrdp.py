@@ -13,6 +13,9 @@ records, in the publication directory's cache (not served), the snapshot's hash 
 tree it was made from: a tree whose digest is the recorded one rebuilds to the recorded snapshot, and the
 rebuild is skipped. A missing, damaged or stale record only means the snapshot is rebuilt.
 
+A new serial's snapshot is spliced from the previous one once that check holds: the unchanged
+elements are copied from its file, only the changed objects encoded (see ``snapshot_splice``).
+
 Snapshot and delta files go into a fresh, unguessable directory per serial and are fsynced before the
 notification file is replaced in one rename, so a relying party never reads a notification that
 points at something missing. Files a notification no longer lists are removed after a grace period.

@@ -1,0 +1,103 @@
+"""What one RRDP serial costs apply for a one-object change: the snapshot spliced from the previous one
+(``reconciler/publish/snapshot_splice.py``) against the snapshot encoded afresh, both through
+``rrdp.publish_rrdp`` as apply calls it (the check of the current serial, the snapshot and delta written,
+hashed and fsynced, the notification renamed):
+
+    python -m benchmarks.rrdp_serial                      # the full registry: 210,006 objects, 474 MB
+    python -m benchmarks.rrdp_serial --objects 6000 --snapshot-mb 8     # a large operator
+
+Each repetition changes one object and publishes a serial twice over, once spliced and once encoded,
+alternating which goes first; the medians are printed with their fastest and slowest. The objects are
+random bytes of the registry's mean size, held in memory as apply holds the tree it read back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.publication_floor import REGISTRY_DIRECTORIES, REGISTRY_FILES, REGISTRY_SNAPSHOT_MB
+from reconciler.publish import rrdp
+
+RSYNC_BASE = "rsync://rpki.example.net/repo/"
+RRDP_BASE = "https://rpki.example.net/rrdp/"
+
+
+@dataclass(frozen=True)
+class Serials:
+    """Seconds of each serial published, by how its snapshot was made."""
+
+    objects: int
+    snapshot_bytes: int
+    spliced_s: list[float]
+    encoded_s: list[float]
+
+
+def make_files(objects: int, directories: int, snapshot_bytes: int) -> dict[str, bytes]:
+    """``objects`` random objects spread over ``directories`` directories, whose base64 adds up to about
+    ``snapshot_bytes``."""
+    size = max(1, snapshot_bytes * 3 // 4 // max(1, objects))
+    return {f"ca{i % directories}/object{i}.roa": os.urandom(size) for i in range(objects)}
+
+
+def publish(directory: Path, old: dict[str, bytes], new: dict[str, bytes], *, splice: bool) -> float:
+    """One serial from ``old`` to ``new``; ``splice=False`` encodes the snapshot afresh (an empty
+    :data:`rrdp.Encoded` is the encoder's own path)."""
+    start = time.perf_counter()
+    written = rrdp.publish_rrdp(directory, RRDP_BASE, RSYNC_BASE, old, new, encoded=None if splice else {})
+    seconds = time.perf_counter() - start
+    if written is None or written.new_session or written.spliced != splice:
+        raise RuntimeError(f"the serial was not published as asked (splice={splice}): {written}")
+    return seconds
+
+
+def measure(scratch: Path, objects: int, directories: int, snapshot_bytes: int, repeat: int) -> Serials:
+    files = make_files(objects, directories, snapshot_bytes)
+    directory = scratch / "rrdp"
+    rrdp.publish_rrdp(directory, RRDP_BASE, RSYNC_BASE, {}, files)
+    names = sorted(files)
+    spliced: list[float] = []
+    encoded: list[float] = []
+    for index in range(repeat):
+        for splice in (index % 2 == 0, index % 2 != 0):
+            changed = {**files, names[(index * 7919 + splice) % len(names)]: os.urandom(1800)}
+            (spliced if splice else encoded).append(publish(directory, files, changed, splice=splice))
+            files = changed
+    return Serials(objects, snapshot_bytes, spliced, encoded)
+
+
+def _figure(seconds: list[float]) -> str:
+    return f"{statistics.median(seconds):6.2f} s ({min(seconds):.2f}-{max(seconds):.2f})"
+
+
+def main(argv: list[str] | None = None) -> Serials:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--objects", type=int, default=REGISTRY_FILES, help="objects in the repository")
+    parser.add_argument("--directories", type=int, default=REGISTRY_DIRECTORIES, help="directories (CAs)")
+    parser.add_argument("--snapshot-mb", type=float, default=REGISTRY_SNAPSHOT_MB, help="RRDP snapshot (MB)")
+    parser.add_argument("--repeat", type=int, default=5, help="serials of each kind")
+    parser.add_argument("--scratch", type=Path, default=None, help="where to write RRDP (removed after)")
+    args = parser.parse_args(argv)
+    if min(args.objects, args.directories, args.repeat) < 1 or args.snapshot_mb <= 0:
+        parser.error("--objects, --directories, --repeat and --snapshot-mb must be positive")
+    scratch = Path(tempfile.mkdtemp(prefix="rrdp-serial-", dir=args.scratch))
+    try:
+        found = measure(scratch, args.objects, args.directories, int(args.snapshot_mb * 1e6), args.repeat)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"objects {found.objects:,}, snapshot {found.snapshot_bytes / 1e6:,.0f} MB, on {scratch.parent}")
+    print(f"  one serial, snapshot spliced     {_figure(found.spliced_s)}")
+    print(f"  one serial, snapshot encoded     {_figure(found.encoded_s)}")
+    return found
+
+
+if __name__ == "__main__":
+    main()
