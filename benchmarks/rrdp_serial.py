@@ -8,7 +8,8 @@ hashed and fsynced, the notification renamed):
 
 Each repetition changes one object and publishes a serial twice over, once spliced and once encoded,
 alternating which goes first; the medians are printed with their fastest and slowest. The objects are
-random bytes of the registry's mean size, held in memory as apply holds the tree it read back.
+random bytes of the registry's mean size, held in memory as apply holds the tree it read back, with
+their hashes (the plan's read-back hashed them).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from pathlib import Path
 
 from benchmarks.publication_floor import REGISTRY_DIRECTORIES, REGISTRY_FILES, REGISTRY_SNAPSHOT_MB
 from reconciler.publish import rrdp
+from reconciler.published.reader import PublishedState
 
 RSYNC_BASE = "rsync://rpki.example.net/repo/"
 RRDP_BASE = "https://rpki.example.net/rrdp/"
+_SETTLE_S = 2.1
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,25 @@ def make_files(objects: int, directories: int, snapshot_bytes: int) -> dict[str,
 
 
 def publish(directory: Path, old: dict[str, bytes], new: dict[str, bytes], *, splice: bool) -> float:
-    """One serial from ``old`` to ``new``; ``splice=False`` encodes the snapshot afresh (an empty
-    :data:`rrdp.Encoded` is the encoder's own path)."""
+    """One serial from ``old`` to ``new``, as apply publishes it (``engine.publish_all``): the tree read
+    back knows its files' hashes. ``splice=False`` encodes the snapshot afresh (an empty
+    :data:`rrdp.Encoded` is the encoder's own path). The previous serial is left to settle first, as
+    it has between two applies: files younger than two seconds are hashed again (see ``rrdp._hashed``),
+    and apply's plan has checked the snapshot served before it publishes."""
+    time.sleep(max(0.0, _SETTLE_S - (time.time() - (directory / rrdp.NOTIFICATION).stat().st_mtime)))
+    found = PublishedState(files=old)
+    found.tree_digest()
     start = time.perf_counter()
-    written = rrdp.publish_rrdp(directory, RRDP_BASE, RSYNC_BASE, old, new, encoded=None if splice else {})
+    written = rrdp.publish_rrdp(
+        directory,
+        RRDP_BASE,
+        RSYNC_BASE,
+        old,
+        new,
+        digest_of=found.digest_of,
+        old_tree=found.served_digest(),
+        encoded=None if splice else {},
+    )
     seconds = time.perf_counter() - start
     if written is None or written.new_session or written.spliced != splice:
         raise RuntimeError(f"the serial was not published as asked (splice={splice}): {written}")

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 from xml.etree.ElementTree import Element
-from xml.sax.saxutils import escape, quoteattr
 
 from reconciler.protocol import xmlutil
 from reconciler.protocol.errors import ProtocolError, XmlError
@@ -474,7 +473,7 @@ def render(message: Message) -> bytes:
         attributes += [("sender", message.sender), ("recipient", message.recipient)]
     attributes.append(("type", kind))
     body = list(_render_payload(message.payload))
-    head = f"<message xmlns={quoteattr(NS)}{_attributes(attributes)}"
+    head = f"<message xmlns={_quoteattr(NS)}{_attributes(attributes)}"
     lines = ['<?xml version="1.0" encoding="UTF-8"?>']
     if body:
         lines += [head + ">", *("  " + line for line in body), "</message>"]
@@ -483,8 +482,22 @@ def render(message: Message) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def _quoteattr(value: str) -> str:
+    # saxutils imports urllib.request, http.client and ssl: every rpkictl start paid for them, only the
+    # messages written need them.
+    from xml.sax.saxutils import quoteattr  # noqa: PLC0415
+
+    return quoteattr(value)
+
+
+def _escape(text: str) -> str:
+    from xml.sax.saxutils import escape  # noqa: PLC0415 - see _quoteattr
+
+    return escape(text)
+
+
 def _attributes(pairs: list[tuple[str, str]]) -> str:
-    return "".join(f" {name}={quoteattr(value)}" for name, value in pairs)
+    return "".join(f" {name}={_quoteattr(value)}" for name, value in pairs)
 
 
 def _render_payload(payload: Payload) -> Iterator[str]:
@@ -502,7 +515,7 @@ def _render_payload(payload: Payload) -> Iterator[str]:
     elif isinstance(payload, ErrorResponse):
         yield f"<status>{payload.status}</status>"
         if payload.description is not None:
-            yield f'<description xml:lang="en-US">{escape(payload.description)}</description>'
+            yield f'<description xml:lang="en-US">{_escape(payload.description)}</description>'
 
 
 def _render_class(resource_class: ResourceClass) -> Iterator[str]:

@@ -120,6 +120,13 @@ EXCEPTIONS += [
     ),
     Excepted(
         "docs/performance.md",
+        "python3 -m benchmarks.rrdp_serial",
+        "publishes eleven serials of a 474 MB snapshot, with 360 MB of objects in memory: about a minute",
+        "tests/docs/scenarios/performance.py runs it at the large operator's size; "
+        "tests/scale/test_rrdp_serial.py checks what it does",
+    ),
+    Excepted(
+        "docs/performance.md",
         "python3 -m benchmarks.publication_server",
         "makes 1,000 publisher keys (a minute and a half of both cores), then loads a server for minutes",
         _PUBLICATION_SERVER,

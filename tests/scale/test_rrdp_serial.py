@@ -12,6 +12,7 @@ from reconciler.publish import rrdp
 
 
 def test_each_serial_is_made_as_it_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rrdp_serial, "_SETTLE_S", 0.0)
     made: list[bool] = []
     original = rrdp.publish_rrdp
 
@@ -29,7 +30,10 @@ def test_each_serial_is_made_as_it_says(tmp_path: Path, monkeypatch: pytest.Monk
     assert state is not None and state.serial == 7 and len(state.deltas) == 6
 
 
-def test_it_prints_both_and_removes_its_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_it_prints_both_and_removes_its_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rrdp_serial, "_SETTLE_S", 0.0)
     rrdp_serial.main(
         [
             "--objects",

@@ -1,5 +1,5 @@
 """docs/performance.md: the scale benchmark, on its smallest scenario; the publication floor, at the large
-operator's size."""
+operator's size; one RRDP serial spliced and encoded, at the same size."""
 
 from __future__ import annotations
 
@@ -20,3 +20,7 @@ def performance(sandbox: Sandbox) -> None:
     )
     assert re.search(r"files 6,000, snapshot 8 MB", floor.stdout), floor.stdout
     assert re.search(r"every apply, whatever changed +[\d.]+ s", floor.stdout), floor.stdout
+    serial = sandbox.run("python3 -m benchmarks.rrdp_serial --objects 6000 --directories 1 --snapshot-mb 8")
+    assert re.search(r"objects 6,000, snapshot 8 MB", serial.stdout), serial.stdout
+    for made in ("spliced", "encoded"):
+        assert re.search(rf"one serial, snapshot {made} +[\d.]+ s \(", serial.stdout), serial.stdout
