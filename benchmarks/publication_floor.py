@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,22 +123,34 @@ def measure(scratch: Path, files: int, directories: int, snapshot_bytes: int) ->
     return Floor(files, snapshot_bytes, link_s, snapshot_s, encode_s)
 
 
-def main(argv: list[str] | None = None) -> Floor:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--files", type=int, default=REGISTRY_FILES, help="files in the rsync tree")
+def shaped_like_a_registry(doc: str | None, files: str, help_files: str) -> argparse.ArgumentParser:
+    """The arguments of a benchmark of a repository's shape, the full registry's by default: ``files``
+    (its objects), ``--directories``, ``--snapshot-mb`` and ``--scratch``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(files, type=int, default=REGISTRY_FILES, help=help_files)
     parser.add_argument("--directories", type=int, default=REGISTRY_DIRECTORIES, help="directories (CAs)")
     parser.add_argument("--snapshot-mb", type=float, default=REGISTRY_SNAPSHOT_MB, help="RRDP snapshot (MB)")
-    parser.add_argument("--scratch", type=Path, default=None, help="where to make the trees (removed after)")
+    parser.add_argument("--scratch", type=Path, default=None, help="where to write (removed after)")
+    return parser
+
+
+@contextmanager
+def scratch_directory(prefix: str, parent: Path | None) -> Iterator[Path]:
+    """A new directory below ``parent`` (the system's temporary directory by default), removed after."""
+    scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> Floor:
+    parser = shaped_like_a_registry(__doc__, "--files", "files in the rsync tree")
     args = parser.parse_args(argv)
     if args.files < 1 or args.directories < 1 or args.snapshot_mb <= 0:
         parser.error("--files, --directories and --snapshot-mb must be positive")
-    scratch = Path(tempfile.mkdtemp(prefix="publication-floor-", dir=args.scratch))
-    try:
+    with scratch_directory("publication-floor-", args.scratch) as scratch:
         floor = measure(scratch, args.files, args.directories, int(args.snapshot_mb * 1e6))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     print(f"files {floor.files:,}, snapshot {floor.snapshot_bytes / 1e6:,.0f} MB, on {scratch.parent}")
     print(f"  link every file into a new tree, then sync   {floor.link_s:7.2f} s")
     print(f"  write, hash and fsync the snapshot           {floor.snapshot_s:7.2f} s")

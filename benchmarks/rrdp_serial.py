@@ -14,16 +14,13 @@ their hashes (the plan's read-back hashed them).
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.publication_floor import REGISTRY_DIRECTORIES, REGISTRY_FILES, REGISTRY_SNAPSHOT_MB
+from benchmarks.publication_floor import scratch_directory, shaped_like_a_registry
 from reconciler.publish import rrdp
 from reconciler.published.reader import PublishedState
 
@@ -95,22 +92,13 @@ def _figure(seconds: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> Serials:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--objects", type=int, default=REGISTRY_FILES, help="objects in the repository")
-    parser.add_argument("--directories", type=int, default=REGISTRY_DIRECTORIES, help="directories (CAs)")
-    parser.add_argument("--snapshot-mb", type=float, default=REGISTRY_SNAPSHOT_MB, help="RRDP snapshot (MB)")
+    parser = shaped_like_a_registry(__doc__, "--objects", "objects in the repository")
     parser.add_argument("--repeat", type=int, default=5, help="serials of each kind")
-    parser.add_argument("--scratch", type=Path, default=None, help="where to write RRDP (removed after)")
     args = parser.parse_args(argv)
     if min(args.objects, args.directories, args.repeat) < 1 or args.snapshot_mb <= 0:
         parser.error("--objects, --directories, --repeat and --snapshot-mb must be positive")
-    scratch = Path(tempfile.mkdtemp(prefix="rrdp-serial-", dir=args.scratch))
-    try:
+    with scratch_directory("rrdp-serial-", args.scratch) as scratch:
         found = measure(scratch, args.objects, args.directories, int(args.snapshot_mb * 1e6), args.repeat)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     print(f"objects {found.objects:,}, snapshot {found.snapshot_bytes / 1e6:,.0f} MB, on {scratch.parent}")
     print(f"  one serial, snapshot spliced     {_figure(found.spliced_s)}")
     print(f"  one serial, snapshot encoded     {_figure(found.encoded_s)}")
