@@ -77,7 +77,7 @@ class Previous:
                 offset += len(prefix) + _encoded_size(len(self.files[path])) + len(_CLOSE)
             if offset + len(TRAILER) != self.seen.st_size:
                 raise SpliceError(f"{self.seen.st_size} bytes where the tree gives {offset + len(TRAILER)}")
-            if os.pread(self.fd, len(self.header), 0) != self.header:
+            if _read(self.fd, len(self.header), 0) != self.header:
                 raise SpliceError("it does not begin with its serial's header")
         return self._places
 
@@ -108,7 +108,10 @@ def spliced(header: bytes, files: Mapping[str, bytes], previous: Previous) -> It
     if run:
         yield _copied(previous, run)
     yield TRAILER
-    now = os.fstat(previous.fd)
+    try:
+        now = os.fstat(previous.fd)
+    except OSError as exc:
+        raise SpliceError(f"it cannot be read: {exc.strerror}") from exc
     if identity(now) != identity(previous.seen):
         raise SpliceError("it changed while it was copied")
 
@@ -118,7 +121,7 @@ def _copied(previous: Previous, run: list[tuple[int, int, bytes]]) -> bytes:
     where its size says."""
     start = run[0][0]
     length = run[-1][0] + run[-1][1] - start
-    chunk = os.pread(previous.fd, length, start)
+    chunk = _read(previous.fd, length, start)
     if len(chunk) != length:
         raise SpliceError("it ends early")
     for offset, size, prefix in run:
@@ -126,6 +129,15 @@ def _copied(previous: Previous, run: list[tuple[int, int, bytes]]) -> bytes:
         if not chunk.startswith(prefix, at) or not chunk.startswith(_CLOSE, at + size - len(_CLOSE)):
             raise SpliceError(f"no element for {prefix[16:-2].decode(errors='replace')} at byte {offset}")
     return chunk
+
+
+def _read(fd: int, length: int, offset: int) -> bytes:
+    """``length`` bytes of the previous file from ``offset``; a read error is a reason to encode the
+    snapshot anew, not to fail the publication."""
+    try:
+        return os.pread(fd, length, offset)
+    except OSError as exc:
+        raise SpliceError(f"it cannot be read: {exc.strerror}") from exc
 
 
 def identity(found: os.stat_result) -> tuple[int, int, int, int, int]:

@@ -180,3 +180,13 @@ def test_a_delta_turns_the_previous_tree_into_the_next(seed: int) -> None:
         else:
             result[path] = base64.b64decode(element.text or "")
     assert result == after
+
+
+def test_a_previous_file_that_cannot_be_read_is_not_spliced_from(tmp_path: Path) -> None:
+    """A read error of the previous file (here: its descriptor gone) means encoding anew, not a failed
+    publication."""
+    before = tree(seeded(4), 20)
+    previous = previous_of(tmp_path, before)
+    os.close(previous.fd)
+    with pytest.raises(SpliceError, match="cannot be read"):
+        list(snapshot_splice.spliced(b"header\n", before, previous))
