@@ -107,17 +107,28 @@ def _file_sha256(path: Path, within: Path | None = None) -> str:
     reached from ``within`` (default: its own directory) through no symbolic link (see
     ``open_regular``): RRDP's files are read back from the publication directory, which others can
     write, and nothing outside it is ever read."""
-    with os.fdopen(open_regular(path, within if within is not None else path.parent), "rb") as handle:
-        stat = os.fstat(handle.fileno())
-        seen = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-        digest = _hashed.get(seen)
-        if digest is None:
+    fd = open_regular(path, within if within is not None else path.parent)
+    try:
+        return _fd_sha256(fd, path, os.fstat(fd))
+    finally:
+        os.close(fd)
+
+
+def _fd_sha256(fd: int, path: Path, stat: os.stat_result) -> str:
+    """The SHA-256 of the open file ``fd`` (at ``path``, as ``stat`` shows it): remembered in
+    :data:`_hashed` when it has settled, read from its start otherwise (``fd`` is left open; reading
+    moves its offset, so its users read with ``pread``)."""
+    seen = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    digest = _hashed.get(seen)
+    if digest is None:
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            handle.seek(0)
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > _SETTLED_NS:
-                if len(_hashed) >= _HASHED_AT_MOST:  # the unattended loop runs for months: start afresh
-                    _hashed.clear()
-                _hashed[seen] = digest
-        return digest
+        if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > _SETTLED_NS:
+            if len(_hashed) >= _HASHED_AT_MOST:  # the unattended loop runs for months: start afresh
+                _hashed.clear()
+            _hashed[seen] = digest
+    return digest
 
 
 def _header(tag: str, session_id: str, serial: int) -> str:
@@ -204,9 +215,9 @@ def delta_xml(
     for path in sorted(changed.union(old.keys() - new.keys())):
         uri = attribute(rsync_base + path)
         before, after = old.get(path), new.get(path)
-        if after is None and before is not None:
-            parts.append(f'  <withdraw uri="{uri}" hash="{_sha256(before)}"/>\n')
-        elif after is not None and before != after:
+        if after is None:
+            parts.append(f'  <withdraw uri="{uri}" hash="{_sha256(old[path])}"/>\n')
+        else:
             replaces = f' hash="{_sha256(before)}"' if before is not None else ""
             parts.append(f'  <publish uri="{uri}"{replaces}>{base64.b64encode(after).decode()}</publish>\n')
     parts.append("</delta>\n")
@@ -498,12 +509,7 @@ def _previous(
         return None
     try:
         seen = os.fstat(fd)
-        digest = _hashed.get((str(path), seen.st_ino, seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns))
-        if digest is None:
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            if snapshot_splice.identity(os.fstat(fd)) != snapshot_splice.identity(seen):
-                digest = None  # written meanwhile
+        digest: str | None = _fd_sha256(fd, path, seen)  # written meanwhile: ``spliced`` finds out
     except OSError:
         digest = None
     if digest != current.snapshot_hash:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 #: Every element ends so (``rrdp.snapshot_pieces``).
 _CLOSE = b"</publish>\n"
@@ -64,32 +64,37 @@ class Previous:
     header: bytes
     files: Mapping[str, bytes]
     rsync_base: str
-    _places: dict[str, tuple[int, bytes]] = field(default_factory=dict)
 
-    def layout(self) -> dict[str, tuple[int, bytes]]:
-        """Where each element is in the file (offset) with its prefix, worked out from the tree; raises
-        :class:`SpliceError` when the file's size is not the one the tree gives."""
-        if not self._places:
-            offset = len(self.header)
-            for path in sorted(self.files):
-                prefix = element_prefix(self.rsync_base, path)
-                self._places[path] = (offset, prefix)
-                offset += len(prefix) + _encoded_size(len(self.files[path])) + len(_CLOSE)
-            if offset + len(TRAILER) != self.seen.st_size:
-                raise SpliceError(f"{self.seen.st_size} bytes where the tree gives {offset + len(TRAILER)}")
-            if _read(self.fd, len(self.header), 0) != self.header:
-                raise SpliceError("it does not begin with its serial's header")
-        return self._places
+
+#: Where an element of the previous file is: its offset, its size and its prefix (``element_prefix``).
+_Place = tuple[int, int, bytes]
+
+
+def _layout(previous: Previous) -> dict[str, _Place]:
+    """Where each element of the previous file is, worked out from its tree; raises :class:`SpliceError`
+    when the file's size or header is not the one the tree gives."""
+    places: dict[str, _Place] = {}
+    offset = len(previous.header)
+    for path in sorted(previous.files):
+        prefix = element_prefix(previous.rsync_base, path)
+        size = len(prefix) + _encoded_size(len(previous.files[path])) + len(_CLOSE)
+        places[path] = (offset, size, prefix)
+        offset += size
+    if offset + len(TRAILER) != previous.seen.st_size:
+        raise SpliceError(f"{previous.seen.st_size} bytes where the tree gives {offset + len(TRAILER)}")
+    if _read(previous.fd, len(previous.header), 0) != previous.header:
+        raise SpliceError("it does not begin with its serial's header")
+    return places
 
 
 def spliced(header: bytes, files: Mapping[str, bytes], previous: Previous) -> Iterator[bytes]:
     """The new snapshot (``header``, then every file of ``files`` in path order, then the trailer): the
     element of each file unchanged since ``previous`` copied from it, the others encoded. Raises
     :class:`SpliceError` (possibly after yielding) when the previous file is not what it should be."""
-    places = previous.layout()
+    places = _layout(previous)
     rsync_base = previous.rsync_base
     yield header
-    run: list[tuple[int, int, bytes]] = []  # consecutive elements of the previous file: offset, size, prefix
+    run: list[_Place] = []  # consecutive elements of the previous file
     for path in sorted(files):
         data = files[path]
         before = previous.files.get(path)
@@ -99,12 +104,12 @@ def spliced(header: bytes, files: Mapping[str, bytes], previous: Previous) -> It
                 run = []
             yield element(rsync_base, path, data)
             continue
-        offset, prefix = places[path]
-        size = len(prefix) + _encoded_size(len(data)) + len(_CLOSE)
+        place = places[path]
+        offset, size, _ = place
         if run and (offset != run[-1][0] + run[-1][1] or offset + size - run[0][0] > _RUN):
             yield _copied(previous, run)
             run = []
-        run.append((offset, size, prefix))
+        run.append(place)
     if run:
         yield _copied(previous, run)
     yield TRAILER
@@ -116,7 +121,7 @@ def spliced(header: bytes, files: Mapping[str, bytes], previous: Previous) -> It
         raise SpliceError("it changed while it was copied")
 
 
-def _copied(previous: Previous, run: list[tuple[int, int, bytes]]) -> bytes:
+def _copied(previous: Previous, run: list[_Place]) -> bytes:
     """The bytes of a run of consecutive elements, each checked to begin with its prefix and to end
     where its size says."""
     start = run[0][0]
