@@ -1,5 +1,6 @@
-"""Scale benchmark: first apply, one-ROA change (and one-ASPA change, where the scenario has ASPAs) and
-no-op plan of a generated desired state, each run as ``rpkictl`` in its own process (interpreter start,
+"""Scale benchmark: first apply, one-ROA change (and one-ASPA change, where the scenario has ASPAs),
+no-op plan (incremental, as on a CA machine) and full plan (``--refresh=full``: every CA planned, as once a
+day) of a generated desired state, each run as ``rpkictl`` in its own process (interpreter start,
 YAML load and reading the publication point back included), with its wall time, peak RSS and signatures,
 against the cost floor measured in the same run.
 
@@ -147,6 +148,19 @@ def _changes(
     return _median(phase, results, signatures=[signatures_of(r[3]) for r in results]), results, edits[0]
 
 
+def _plans(
+    repo: Path, env: dict[str, str], repeat: int
+) -> tuple[list[tuple[float, float, int, str]], list[tuple[float, float, int, str]]]:
+    """Alternately a full plan (every CA planned: ``--refresh=full``, as once a day and without a cache)
+    and a no-op one, incremental, which the full plan before it let skip every CA it found nothing to
+    do for: the full plans, then the no-op ones."""
+    full, incremental = [], []
+    for _ in range(repeat):
+        full.append(rpkictl("plan", str(repo), "--refresh=full", env=env))
+        incremental.append(rpkictl("plan", str(repo), env=env))
+    return full, incremental
+
+
 def run_scenario(
     name: str,
     factor: float,
@@ -178,8 +192,8 @@ def run_scenario(
             runs.append(Run("first apply", wall, rss, code, signs, keygens, floor + FIXED))
         else:  # its keys were not generated: no key generations to count, no floor to compare with
             runs.append(Run("first apply, keys from the pool (no floor)", wall, rss, code, signs))
-        plans = [rpkictl("plan", str(repo), env=env) for _ in range(repeat)]
-        runs.append(_median("no-op plan", plans, signatures=[0] * repeat))
+        plans = _plans(repo, env, repeat)
+        runs += [_median("no-op plan", plans[1], [0] * repeat), _median("full plan", plans[0], [0] * repeat)]
         phases: list[tuple[str, Callable[[Path], str], str]] = [("one-ROA change", change_one_roa, "entries")]
         if scenario.aspas:  # after the ROAs' changes, so that those run as they do without ASPAs
             phases.append(("one-ASPA change", change_one_aspa, "ASPAs"))
@@ -190,7 +204,7 @@ def run_scenario(
             changes += results
             more = f" (and {repeat - 1} more {what})" if repeat > 1 else ""
             described.append(f"   changed: {first}{more}")
-        for _, _, code, output in (*plans, *changes):
+        for _, _, code, output in (*plans[0], *plans[1], *changes):
             if code != 0:
                 print(output[-3000:])
         print("\n".join(described))

@@ -49,6 +49,7 @@ from reconciler.plan.approval import (
 from reconciler.plan.challenge import challenge
 from reconciler.plan.document import GateDoc, PlanDocument
 from reconciler.plan.gitcontext import GitContextError
+from reconciler.plan.incremental import Refresh
 from reconciler.plan.model import Plan, Severity
 from reconciler.plan.render import markdown, text
 from reconciler.protocol import oob
@@ -166,6 +167,14 @@ PublishedOpt = Annotated[
         help="Read the published state from this publication directory, RRDP notification URL "
         "(https://.../notification.xml) or rsync URI, as relying parties do, instead of the local "
         "publication directory (which is then neither read nor written).",
+    ),
+]
+RefreshOpt = Annotated[
+    Refresh,
+    typer.Option(
+        "--refresh",
+        help="auto: plan again only the CAs whose YAML, keys, published files or renewal times changed "
+        "since a plan found nothing to do for them (and every CA once a day); full: plan every CA.",
     ),
 ]
 CacheOpt = Annotated[
@@ -290,6 +299,7 @@ def plan(
     ] = None,
     published: PublishedOpt = None,
     cache: CacheOpt = None,
+    refresh: RefreshOpt = Refresh.AUTO,
 ) -> None:
     """Show what apply would issue, reissue, renew, revoke and withdraw, and why.
 
@@ -299,7 +309,7 @@ def plan(
     try:
         workspace = _open(repo, published, cache, as_json=as_json)
         routes = _announcements(announcements, min_peers)
-        the_plan = engine.plan(workspace, clock.now(now), routes)
+        the_plan = engine.plan(workspace, clock.now(now), routes, refresh=refresh)
         doc = engine.plan_document(workspace, the_plan, announcements=routes, base=base)
         if save is not None:
             save.write_text(document.dumps(doc))
@@ -449,6 +459,7 @@ def apply(
             f"(one line, at most {audit.REASON_MAX} characters).",
         ),
     ] = None,
+    refresh: RefreshOpt = Refresh.AUTO,
 ) -> None:
     """Plan (or take a saved plan), check gates, confirm, sign and publish atomically, and audit.
 
@@ -493,6 +504,7 @@ def apply(
                 routine_only=routine_only,
                 held=held,
                 reason=reason,
+                refresh=refresh,
             )
     except KeyboardInterrupt as exc:
         _fail(_interrupted(exc, taken, served), EXIT_INTERRUPTED)
@@ -564,6 +576,7 @@ def _apply_locked(
     routine_only: bool = False,
     held: lock.Lock | None = None,
     reason: str | None = None,
+    refresh: Refresh = Refresh.AUTO,
 ) -> None:
     """Under the lock: ask the external parent (if any), re-read the publication point, re-plan, publish
     only what was reviewed, and bring a remote repository up to date."""
@@ -577,7 +590,7 @@ def _apply_locked(
     if routine_only:
         the_plan = engine.routine_plan(workspace, plan_time)
     else:
-        the_plan = engine.plan(workspace, plan_time, routes)
+        the_plan = engine.plan(workspace, plan_time, routes, refresh=refresh)
     doc = engine.plan_document(workspace, the_plan, announcements=routes)
     if saved is not None and (reasons := engine.saved_plan_problems(workspace, saved, doc, routes)):
         _fail("refusing a stale plan: " + "; ".join(reasons) + ". Make a new plan.", EXIT_STALE)

@@ -23,12 +23,14 @@ from reconciler.desired.model import DesiredState
 from reconciler.offline import ceremony
 from reconciler.offline.request import CeremonyError, SigningRequest, fingerprint, read_response
 from reconciler.plan import aspas, document, publishers, route_leaks
+from reconciler.plan import incremental as plan_cache
 from reconciler.plan import upstream as plan_upstream
 from reconciler.plan.approval import Approval, ApprovalError, stale_reasons
 from reconciler.plan.diff import make_plan, repaired
 from reconciler.plan.document import AnnouncementsDoc, IntentDoc, PlanDocument, PlanFormatError, SourceDoc
 from reconciler.plan.gitcontext import GitContextError, git_info, intent_changes
 from reconciler.plan.impact import Announcement, AnnouncementFile, AnnouncementsError, read_announcements
+from reconciler.plan.incremental import Refresh
 from reconciler.plan.model import Action, Change, Kind, Notice, Plan, Reason, Severity
 from reconciler.plan.rollover import KeyIds, Phase, lost_keys, missing_key_error
 from reconciler.publish import rrdp
@@ -451,15 +453,21 @@ def plan(
     announcements: Announcements | None = None,
     hold: frozenset[str] = frozenset(),
     keys: KeyIds | None = None,
+    *,
+    refresh: Refresh = Refresh.AUTO,
 ) -> Plan:
     """``keys``: the keys to plan with when the caller has looked them up already (each lookup may be a
     round trip to an HSM); by default :meth:`Workspace.plan_keys` -- the published ones in a review, the
-    signers' in an apply, which then refuses to plan around a published key its signer lost."""
+    signers' in an apply, which then refuses to plan around a published key its signer lost.
+
+    CAs whose inputs did not change since a plan found nothing to do for them are not planned again,
+    but for a full plan: with ``refresh`` full, once a day, and without the plan cache (see
+    ``plan.incremental``). The plan says which it was."""
     routes = announcements.routes if announcements is not None else None
     found = keys if keys is not None else workspace.plan_keys()
     if not workspace.review:
         refuse_lost_keys(workspace, found, now)
-    the_plan = make_plan(workspace.desired, workspace.published, found, now, routes, hold=hold)
+    the_plan = _planned(workspace, found, now, routes, hold=hold, refresh=refresh)
     if workspace.review:
         the_plan = _new_keys_as_reviewed(workspace, the_plan)
     notice = offline_notice(workspace, the_plan)
@@ -486,6 +494,42 @@ def plan(
     if dropped:
         the_plan = dataclasses.replace(the_plan, notices=(*the_plan.notices, *dropped))
     return the_plan
+
+
+def _planned(
+    workspace: Workspace,
+    keys: KeyIds,
+    now: datetime,
+    routes: Sequence[Announcement] | None,
+    *,
+    hold: frozenset[str],
+    refresh: Refresh,
+) -> Plan:
+    """``make_plan`` with the plan cache of a local publication directory (see ``plan.incremental``):
+    what it knows is used, what the plan learns is kept, and the plan says which CAs it planned."""
+    if not workspace.local:
+        return make_plan(workspace.desired, workspace.published, keys, now, routes, hold=hold)
+    directory = workspace.desired.publication.directory
+    secret = workspace.published.memo.secret
+    cache = plan_cache.load(directory, secret, now, refresh)
+    the_plan = make_plan(
+        workspace.desired, workspace.published, keys, now, routes, hold=hold, incremental=cache
+    )
+    plan_cache.save(directory, cache, secret, now)
+    notices = (*the_plan.notices, _lying_cache(cache.lied)) if cache.lied else the_plan.notices
+    return dataclasses.replace(the_plan, refresh=cache.note(), notices=notices)
+
+
+def _lying_cache(cas: list[str]) -> Notice:
+    """The plan cache called CAs unchanged that this full plan found changes for."""
+    shown = ", ".join(cas[:5]) + (f" and {len(cas) - 5} more" if len(cas) > 5 else "")
+    return Notice(
+        "cache",
+        Severity.WARNING,
+        "(plan)",
+        f"the plan cache called {len(cas)} CA(s) unchanged that this full plan found changes for ({shown}): "
+        "it was dropped, and the next plan plans every CA",
+    )
 
 
 def _with_path_impact(workspace: Workspace, the_plan: Plan, paths: Path) -> Plan:

@@ -289,7 +289,7 @@ def test_markdown_and_json_formats(applied: Scratch) -> None:
     assert md.returncode == 3 and md.stdout.startswith("<!-- rpkictl-plan -->")
     assert "Approval required" in md.stdout and "Revocations (4)" in md.stdout
     doc = json.loads(rpkictl("plan", str(applied.repo), "--now", LATER, "--format", "json").stdout)
-    assert doc["format_version"] == "2.5" and doc["approval_required"] is True
+    assert doc["format_version"] == "2.6" and doc["approval_required"] is True
     assert doc["gates"][0]["rule"] == "ca-empty" and doc["gates"][0]["count"] == 4
 
 

@@ -21,6 +21,7 @@ from reconciler.plan import aspas, routers
 from reconciler.plan.external_children import plan_external_children
 from reconciler.plan.grouping import roa_objects
 from reconciler.plan.impact import Announcement, ValidityChange, impact
+from reconciler.plan.incremental import Incremental
 from reconciler.plan.model import (
     DAMAGE_REASONS,
     Action,
@@ -95,6 +96,10 @@ class _Planner:
     rolls: dict[str, KeyPlan] = field(default_factory=dict)
     keys: dict[str, bytes | None] = field(default_factory=dict)  # CA -> its active key
     hold: frozenset[str] = frozenset()  # CAs whose key roll must not activate in this plan
+    incremental: Incremental | None = None  # what earlier plans found (None: plan every CA, learn nothing)
+    #: CA -> the first instant at which an object of its directory enters its renewal margin: until
+    #: then, a CA with nothing to do has nothing to do (see ``plan.incremental``).
+    horizon: dict[str, datetime] = field(default_factory=dict)
     _public_keys: dict[str, RSAPublicKey | None] = field(default_factory=dict)
     _revoked: dict[str, frozenset[int]] = field(default_factory=dict)
     _listed: dict[str, dict[str, bytes]] = field(default_factory=dict)  # CA -> what its manifest lists
@@ -165,6 +170,12 @@ class _Planner:
             if key != active
             for name in (layout.manifest_name(key), layout.crl_name(key))
         }
+
+    def until(self, ca: str, when: datetime) -> None:
+        """Note that something of the CA's directory is due for renewal at ``when``."""
+        known = self.horizon.get(ca)
+        if known is None or when < known:
+            self.horizon[ca] = when
 
     def add(self, change: Change) -> None:
         self.changes.append(change)
@@ -364,6 +375,7 @@ class _Planner:
             return Action.RENEW, Reason.FUTURE_DATED, why
         left = found.not_after - self.now
         renew = self.desired.timing.certificate_renew_before
+        self.until(ca.name, found.not_after - renew)
         if left < renew:
             return Action.RENEW, Reason.EXPIRING, expiry("EE certificate", left, renew)
         return None
@@ -674,6 +686,7 @@ class _Planner:
         if max(mft.content.this_update, crl.this_update) > self.now + FUTURE_TOLERANCE:
             return [(Reason.FUTURE_DATED, f"manifest or CRL {FUTURE_DATED}")]
         left = min(mft.content.next_update, crl.next_update) - self.now
+        self.until(ca.name, min(mft.content.next_update, crl.next_update) - renew)
         if left < renew:
             self.expiring.add(ca.name)
             return [(Reason.EXPIRING, expiry("manifest and CRL", left, renew, plural=True))]
@@ -736,6 +749,7 @@ class _Planner:
             return [(Reason.FUTURE_DATED, f"manifest or CRL {FUTURE_DATED}")]
         _, renew = self.desired.timing.point_validity(ca.trust_anchor)
         left = min(mft.content.next_update, crl.next_update) - self.now
+        self.until(ca.name, min(mft.content.next_update, crl.next_update) - renew)
         if left < renew:
             return [(Reason.EXPIRING, expiry("manifest and CRL", left, renew, plural=True))]
         return []
@@ -825,7 +839,12 @@ class _Planner:
         self.plan_keys()
         for ca in self.desired.cas:
             self.plan_certificates(ca)
+        touched = {change.ca for change in self.changes} | set(self.dirty)
+        skipped: set[str] = set()
         for ca in self.desired.cas:
+            if self.incremental is not None and self.incremental.skips(self, ca, touched):
+                skipped.add(ca.name)
+                continue
             expected = (
                 self.plan_roas(ca)
                 | set().union(*(kind.plan(self, ca) for kind in KIND_PLANNERS))
@@ -836,8 +855,13 @@ class _Planner:
         self.plan_orphans()
         self.plan_damage()
         for ca in self.desired.cas:
+            if ca.name in skipped and ca.name not in self.dirty:
+                continue
             self.plan_point(ca)
             self.plan_side_points(ca)
+        if self.incremental is not None:
+            busy = {change.ca for change in self.changes} | set(self.dirty) | self.expiring
+            self.incremental.learn(self, busy)
 
     def notices(self) -> list[Notice]:
         found = []
@@ -897,11 +921,14 @@ def make_plan(
     announcements: Sequence[Announcement] | None = None,
     *,
     hold: frozenset[str] = frozenset(),
+    incremental: Incremental | None = None,
 ) -> Plan:
     """Compute what apply must do. ``keys`` maps each CA to the identifiers of the keys its signer holds,
     by key generation. CAs in ``hold`` do not activate a key roll (see ``engine.routine_plan``).
-    With ``announcements`` (routes seen in BGP), the plan also says which routes change validity."""
-    planner = _Planner(desired, published, keys, now, hold=hold)
+    With ``announcements`` (routes seen in BGP), the plan also says which routes change validity. With
+    ``incremental``, CAs whose inputs did not change since a plan found nothing to do for them are not
+    planned again (see ``plan.incremental``), and what this plan finds is added to it."""
+    planner = _Planner(desired, published, keys, now, hold=hold, incremental=incremental)
     planner.run()
     changes = (*planner.changes, *plan_publishers(desired, published))
     want = frozenset(vrp for ca in desired.cas for vrp in (r.vrp for r in ca.roas))

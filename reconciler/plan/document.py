@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.desired.model import DesiredState, RouterIntent
 from reconciler.plan import external_children, publishers, upstream
-from reconciler.plan.model import Action, Change, Kind, Plan, Reason
+from reconciler.plan.model import Action, Change, Kind, Plan, Reason, RefreshNote
 from reconciler.plan.route_leaks import Transition
 from reconciler.published.reader import PublishedState, SignedManifest, SignedRoa
 from reconciler.rpki import cert as rc
@@ -33,7 +33,7 @@ from reconciler.upstream.state import PeerRecord
 if TYPE_CHECKING:
     from reconciler import refusals  # read by the caller (engine.plan_document)
 
-FORMAT_VERSION = "2.5"
+FORMAT_VERSION = "2.6"
 FORMAT_MAJOR = 2
 PATH_EXAMPLES = 5  # prefixes shown per path whose ASPA outcome changes
 
@@ -252,6 +252,19 @@ class NoticeDoc(_Doc):
     due: datetime | None = Field(None, description="When the next step is due, or the expiry.")
 
 
+class RefreshDoc(_Doc):
+    mode: Literal["full", "incremental"] = Field(
+        description="full: every CA was planned; incremental: the CAs whose inputs (YAML, keys, published "
+        "files, renewal times) were as when a plan last found nothing to do for them were not planned again."
+    )
+    planned: int = Field(description="CAs planned.")
+    unchanged: int = Field(description="CAs not planned again (incremental plans).")
+    full_at: datetime | None = Field(
+        None, description="When the last full plan was made (incremental plans)."
+    )
+    why: str = Field("", description="Why the plan was full.")
+
+
 class SummaryDoc(_Doc):
     create_key: int
     destroy_key: int = 0
@@ -419,6 +432,11 @@ class PlanDocument(_Doc):
         default_factory=list,
         description="What the operator must know besides the changes: key roll phases, trust anchor "
         "renewals waiting for the offline signer, expiries coming closer.",
+    )
+    refresh: RefreshDoc | None = Field(
+        None,
+        description="How the plan looked at the CAs (format 2.6); null when it was made without the plan "
+        "cache (a publication read elsewhere, or an older version): every CA planned.",
     )
 
     def counts(self) -> PlanCounts:
@@ -830,8 +848,16 @@ def build(
             ),
             *_record_notices(refused),
         ],
+        refresh=None if plan.refresh is None else _refresh(plan.refresh),
     )
     return doc.model_copy(update={"plan_id": compute_plan_id(doc)})
+
+
+def _refresh(note: RefreshNote) -> RefreshDoc:
+    mode: Literal["full", "incremental"] = "incremental" if note.mode == "incremental" else "full"
+    return RefreshDoc(
+        mode=mode, planned=note.planned, unchanged=note.unchanged, full_at=note.full_at, why=note.why
+    )
 
 
 def dumps(doc: PlanDocument) -> str:

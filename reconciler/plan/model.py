@@ -203,6 +203,19 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class RefreshNote:
+    """How the plan looked at the CAs (see ``plan.incremental``): ``full``, every CA planned, or
+    ``incremental``, the ``unchanged`` ones (inputs as they were when a plan found nothing to do for them)
+    not planned again since the full plan at ``full_at``."""
+
+    mode: str  # full, incremental
+    planned: int
+    unchanged: int
+    full_at: datetime | None = None
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     now: datetime
     desired_digest: str
@@ -217,6 +230,7 @@ class Plan:
     path_changes: tuple[Transition, ...] | None = None
     notices: tuple[Notice, ...] = ()
     key_plans: dict[str, KeyPlan] = field(default_factory=dict)  # which key signs for each CA
+    refresh: RefreshNote | None = None  # None: planned without the plan cache (every CA)
 
     @property
     def empty(self) -> bool:

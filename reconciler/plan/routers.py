@@ -69,6 +69,7 @@ def problem(
         return Action.RENEW, Reason.FUTURE_DATED, why
     left = found.not_after - planner.now
     renew = planner.desired.timing.certificate_renew_before
+    planner.until(ca.name, found.not_after - renew)
     if left < renew:
         return Action.RENEW, Reason.EXPIRING, expiry("router certificate", left, renew)
     return None

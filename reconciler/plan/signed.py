@@ -82,6 +82,7 @@ def problem(
         return Action.RENEW, Reason.FUTURE_DATED, why
     left = ee.not_after - planner.now
     renew = planner.desired.timing.certificate_renew_before
+    planner.until(ca.name, ee.not_after - renew)
     if left < renew:
         return Action.RENEW, Reason.EXPIRING, expiry("EE certificate", left, renew)
     return None

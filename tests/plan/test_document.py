@@ -69,10 +69,10 @@ def by_address(doc: PlanDocument) -> dict[str, document.ChangeDoc]:
 def test_format_version_is_2_0(scratch: Scratch) -> None:
     """Documents are written as format 2.0 (VRPs as objects, no longer sentences), the first key."""
     doc = plan_doc(scratch, T0)
-    assert document.FORMAT_VERSION == "2.5"
-    assert doc.format_version == "2.5"
+    assert document.FORMAT_VERSION == "2.6"
+    assert doc.format_version == "2.6"
     raw = json.loads(document.dumps(doc))
-    assert next(iter(raw)) == "format_version" and raw["format_version"] == "2.5"
+    assert next(iter(raw)) == "format_version" and raw["format_version"] == "2.6"
 
 
 def test_a_1_x_plan_is_refused_with_what_to_do(scratch: Scratch, tmp_path: Path) -> None:

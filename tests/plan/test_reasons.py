@@ -83,7 +83,7 @@ def test_the_plan_document_carries_the_cause(applied: Scratch) -> None:
     workspace = engine.open_workspace(applied.repo)
     doc = engine.plan_document(workspace, engine.plan(workspace, later(1)))
     raw = json.loads(doc.model_dump_json())
-    assert raw["format_version"] == "2.5"
+    assert raw["format_version"] == "2.6"
     causes = {c["path"]: c["cause"] for c in raw["changes"]}
     assert "content-changed" in causes.values() and "directory-changed" in causes.values()
     assert set(causes.values()) <= {r.value for r in Reason}

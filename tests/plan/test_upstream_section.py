@@ -258,7 +258,7 @@ def test_markdown_and_json_carry_both_sections(child: ChildCa) -> None:
     done = rpkictl("plan", str(child.repo), "--format", "json")
     assert done.returncode in (0, 2), done.stderr
     raw = json.loads(done.stdout)
-    assert raw["format_version"] == "2.5"
+    assert raw["format_version"] == "2.6"
     assert raw["parent"]["entitled_not_certified"] == "198.51.100.0/24"
     assert raw["parent"]["classes"][0]["entitled"] == str(WIDER)
     assert raw["repository"]["missing"] == 0 and raw["repository"]["objects"] == 5

@@ -146,6 +146,18 @@ def header(doc: PlanDocument) -> str:
     )
 
 
+def refresh_line(doc: PlanDocument) -> str | None:
+    """What an incremental plan left out (None for a full plan: every CA planned, as ever)."""
+    refresh = doc.refresh
+    if refresh is None or refresh.mode != "incremental":
+        return None
+    since = f" since the full plan at {refresh.full_at:%Y-%m-%dT%H:%M:%SZ}" if refresh.full_at else ""
+    return (
+        f"incremental plan: {refresh.planned:,} CA(s) planned, {refresh.unchanged:,} unchanged{since} not "
+        "planned again ('--refresh=full' plans them all)"
+    )
+
+
 def revocation_line(change: ChangeDoc) -> str:
     """One revoked object; a replaced one says so, so the count of revocations adds up."""
     why = " (replaced)" if change.action in ("reissue", "renew") else ""

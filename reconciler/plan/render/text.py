@@ -15,6 +15,7 @@ from reconciler.plan.render.common import (
     parent_lines,
     path_line,
     publisher_lines,
+    refresh_line,
     repository_lines,
     revocation_line,
     roll_summary,
@@ -129,7 +130,8 @@ def _gate_lines(doc: PlanDocument) -> list[Text]:
 
 def render(doc: PlanDocument) -> list[Text]:
     """The plan as lines of styled text; styles show only on a terminal."""
-    lines = [Text(header(doc), style="dim")]
+    refreshed = refresh_line(doc)
+    lines = [Text(header(doc) + (f"; {refreshed}" if refreshed else ""), style="dim")]  # the verdict next
     gated = bool(doc.gates)
     if doc.changes:
         lines.append(Text(verdict(doc), style="bold red" if gated else "bold"))

@@ -15,6 +15,7 @@ def performance(sandbox: Sandbox) -> None:
     assert re.search(r"first apply .* floor [\d.]+ s, ratio [\d.]+", result.stdout), result.stdout
     assert re.search(r"one-ROA change .* exit 0 +5 signatures", result.stdout), result.stdout
     assert re.search(r"no-op plan .* exit 0 ", result.stdout), result.stdout
+    assert re.search(r"full plan .* exit 0 ", result.stdout), result.stdout
     floor = sandbox.run(
         "python3 -m benchmarks.publication_floor --files 6000 --directories 1 --snapshot-mb 8"
     )
