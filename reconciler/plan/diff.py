@@ -7,7 +7,7 @@ manifest and CRL, which are re-issued whenever their directory changes or their 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -882,13 +882,20 @@ def _describe_roa(content: RoaContent) -> str:
 
 
 def published_vrps(
-    published: PublishedState, damaged: Set[str] = frozenset()
+    published: PublishedState,
+    damaged: Set[str] = frozenset(),
+    settled: Mapping[str, Set[tuple[int, str, int]]] | None = None,
 ) -> frozenset[tuple[int, str, int]]:
     """The VRPs of the ROAs that read back, but for those at ``damaged`` paths (the paths of a plan's
-    repairs, see :func:`repaired`): relying parties reject those, so they publish no VRP."""
-    vrps: set[tuple[int, str, int]] = set()
+    repairs, see :func:`repaired`): relying parties reject those, so they publish no VRP. ``settled``:
+    the VRPs of the CAs an incremental plan found unchanged, which publish exactly their desired ROAs
+    (see ``plan.incremental``): their ROAs are not looked at."""
+    settled = settled or {}
+    vrps: set[tuple[int, str, int]] = set().union(*settled.values())
     for path in published.files:
         if path.endswith(".roa") and path not in damaged:
+            if settled and path.split("/", 1)[0] in settled:
+                continue
             found = published.roa_summary(path)
             if isinstance(found, RoaSummary):
                 vrps |= found.vrps
@@ -907,8 +914,7 @@ def observe(published: PublishedState) -> tuple[dict[str, ObservedPoint], str]:
     for path in sorted(published.files):
         if path.endswith(".mft") and "/" in path:
             directory, name = path.split("/", 1)
-            found = published.manifest(path)
-            number = found.content.number if isinstance(found, SignedManifest) else None
+            number = published.manifest_number(path)
             points[directory] = ObservedPoint(name, number, published.sha256(path).hex())
     return points, published.tree_digest()
 
@@ -931,9 +937,12 @@ def make_plan(
     planner = _Planner(desired, published, keys, now, hold=hold, incremental=incremental)
     planner.run()
     changes = (*planner.changes, *plan_publishers(desired, published))
-    want = frozenset(vrp for ca in desired.cas for vrp in (r.vrp for r in ca.roas))
+    by_ca = {ca.name: frozenset([r.vrp for r in ca.roas]) for ca in desired.cas}
+    want = frozenset().union(*by_ca.values())
+    # A CA the incremental plan found unchanged publishes exactly its desired ROAs.
+    settled = {name: by_ca[name] for name in incremental.skipped} if incremental is not None else None
     damaged = repaired(changes)
-    have = published_vrps(published, damaged)
+    have = published_vrps(published, damaged, settled)
     route_changes = None
     broken: list[str] = []
     if announcements is not None:
@@ -949,7 +958,7 @@ def make_plan(
         observed=observed,
         tree_sha256=tree,
         gates=(
-            *gates_for(desired, published, changes, broken, want, damaged=damaged, now=now),
+            *gates_for(desired, published, changes, broken, want, damaged=damaged, now=now, settled=settled),
             *publisher_gates(published, changes),
         ),
         route_changes=route_changes,

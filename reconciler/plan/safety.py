@@ -11,7 +11,7 @@ moves to another CA, or whose max length grows, is neither.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Mapping, Set
 from datetime import datetime
 
 from reconciler import layout
@@ -27,15 +27,23 @@ def _vrp(vrp: Vrp) -> str:
     return f"AS{vrp[0]} {vrp[1]} max {vrp[2]}"
 
 
-def published_vrps_by_ca(published: PublishedState, damaged: Set[str] = frozenset()) -> dict[str, set[Vrp]]:
+def published_vrps_by_ca(
+    published: PublishedState, damaged: Set[str] = frozenset(), settled: Mapping[str, Set[Vrp]] | None = None
+) -> dict[str, set[Vrp]]:
     """The VRPs each CA directory publishes now (from the ROAs that read back), but for ROAs at
-    ``damaged`` paths: relying parties reject those, so their removal is a repair, never a deletion."""
-    by_ca: dict[str, set[Vrp]] = {}
+    ``damaged`` paths: relying parties reject those, so their removal is a repair, never a deletion.
+    ``settled``: the VRPs of the CAs an incremental plan found unchanged (see ``plan.incremental``),
+    which publish exactly their desired ROAs: their ROAs are not looked at."""
+    settled = settled or {}
+    by_ca: dict[str, set[Vrp]] = {ca: set(vrps) for ca, vrps in settled.items() if vrps}
     for path in published.files:
         if path.endswith(".roa") and "/" in path and path not in damaged:
+            ca = path.split("/", 1)[0]
+            if ca in settled:
+                continue
             found = published.roa_summary(path)
             if isinstance(found, RoaSummary):
-                by_ca.setdefault(path.split("/", 1)[0], set()).update(found.vrps)
+                by_ca.setdefault(ca, set()).update(found.vrps)
     return by_ca
 
 
@@ -277,14 +285,15 @@ def gates_for(
     *,
     now: datetime,
     damaged: Set[str] | None = None,
+    settled: Mapping[str, Set[Vrp]] | None = None,
 ) -> tuple[Gate, ...]:
     """Every gate the plan trips, in a stable order. ``broken_routes`` are announcements that are valid
     now and would be invalid after the plan (from a route-impact analysis); ``wanted``, the desired VRPs
     when the caller has them already; ``damaged``, the paths the changes repair (by default, taken from
-    them): damage is repaired, never a reviewer's decision."""
+    them): damage is repaired, never a reviewer's decision. ``settled``: see :func:`published_vrps_by_ca`."""
     if damaged is None:
         damaged = frozenset(c.path for c in changes if c.repair)
-    have_by_ca = published_vrps_by_ca(published, damaged)
+    have_by_ca = published_vrps_by_ca(published, damaged, settled)
     if wanted is None:
         wanted = {r.vrp for ca in desired.cas for r in ca.roas}
     gates: list[Gate] = []

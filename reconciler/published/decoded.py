@@ -199,6 +199,18 @@ def manifest_row(signed: cms.SignedObject, content: manifest.ManifestContent, de
     ]
 
 
+def manifest_number(row: Row) -> int:
+    """The number in a manifest's row, without rebuilding the manifest (raises :class:`RowError` when the
+    row has no such field)."""
+    try:
+        number = row[5]
+    except IndexError as exc:
+        raise RowError("a manifest row without a number") from exc
+    if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+        raise RowError("a manifest row whose number is not one")
+    return number
+
+
 @_checked_row
 def manifest_from_row(row: Row, der: bytes) -> tuple[cms.SignedObject, manifest.ManifestContent]:
     number, this_update, next_update, files = row[5:]

@@ -251,6 +251,22 @@ class PublishedState:
         assert isinstance(result, SignedManifest | Unreadable)  # noqa: S101 - narrowing
         return result
 
+    def manifest_number(self, path: str) -> int | None:
+        """The number of the manifest at ``path`` (None when it is missing or unreadable): read from its
+        memo row when these very bytes were decoded before, as :meth:`manifest` would rebuild it. A plan
+        records every CA's manifest number (``plan.diff.observe``), and rebuilding each manifest in full
+        for it was a good part of a registry's plan."""
+        if path in self.files and path not in self._cache:
+            digest = self.sha256(path)
+            row = self.memo.objects.get(digest)
+            if row is not None and row[:2] == [decoded.MANIFEST, digest.hex()]:
+                try:
+                    return decoded.manifest_number(row[2:])
+                except decoded.RowError:
+                    pass  # a damaged row: decode the bytes as if it did not know them
+        found = self.manifest(path)
+        return found.content.number if isinstance(found, SignedManifest) else None
+
     def signed_with(self, path: str, key: bytes) -> bool:
         """Whether the memo knows the object at ``path`` to carry a valid signature of CA key ``key``."""
         return self.memo.signed_with(self.sha256(path), key)

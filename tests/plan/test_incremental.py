@@ -27,6 +27,15 @@ def plan(scratch: Scratch, now: datetime, refresh: Refresh = Refresh.AUTO) -> Pl
     return engine.plan(engine.open_workspace(scratch.repo), now, refresh=refresh)
 
 
+def assert_same(quick: Plan, full: Plan) -> None:
+    """What an incremental plan and a full one of the same state must share: the changes, the VRPs
+    added and removed, the gates, and what was observed (each CA's manifest, the tree's digest)."""
+    assert actions(quick) == actions(full)
+    assert (quick.vrps_added, quick.vrps_removed) == (full.vrps_added, full.vrps_removed)
+    assert [(g.id, g.hash) for g in quick.gates] == [(g.id, g.hash) for g in full.gates]
+    assert (quick.observed, quick.tree_sha256) == (full.observed, full.tree_sha256)
+
+
 def cache_of(scratch: Scratch) -> Path:
     return incremental.path(scratch.root / "published")
 
@@ -67,7 +76,7 @@ def test_a_changed_ca_is_planned_and_the_others_are_not(warmed: Path, tmp_path: 
     scratch.edit(ISP, "max_length: 26", "max_length: 27")
     quick = plan(scratch, later(1))
     assert quick.refresh is not None and (quick.refresh.planned, quick.refresh.unchanged) == (2, 1)
-    assert actions(quick) == actions(plan(scratch, later(1), Refresh.FULL))
+    assert_same(quick, plan(scratch, later(1), Refresh.FULL))
     assert any(c.path.startswith("example-isp/AS64496_198-51-100-0") for c in quick.changes)
 
 
@@ -97,7 +106,7 @@ def test_every_drift_a_full_plan_finds_an_incremental_plan_finds(
     quick = plan(scratch, later(1))
     assert quick.refresh is not None and quick.refresh.mode == "incremental"
     assert not quick.empty, f"{target} {damage}: the incremental plan sees nothing"
-    assert actions(quick) == actions(plan(scratch, later(1), Refresh.FULL))
+    assert_same(quick, plan(scratch, later(1), Refresh.FULL))
 
 
 def test_a_planted_file_and_a_removed_ca_are_seen(warmed: Path, tmp_path: Path) -> None:
@@ -106,12 +115,12 @@ def test_a_planted_file_and_a_removed_ca_are_seen(warmed: Path, tmp_path: Path) 
     (tree / "online" / "planted.roa").write_bytes(b"\x30\x03\x02\x01\x00")
     quick = plan(scratch, later(1))
     assert "online/planted.roa" in {c.path for c in quick.changes}
-    assert actions(quick) == actions(plan(scratch, later(1), Refresh.FULL))
+    assert_same(quick, plan(scratch, later(1), Refresh.FULL))
     (tree / "online" / "planted.roa").unlink()
     (scratch.repo / ISP).unlink()
     quick = plan(scratch, later(1))
     assert {c.ca for c in quick.changes} >= {"example-isp", "online"}
-    assert actions(quick) == actions(plan(scratch, later(1), Refresh.FULL))
+    assert_same(quick, plan(scratch, later(1), Refresh.FULL))
 
 
 def test_renewals_come_when_they_are_due(warmed: Path, tmp_path: Path) -> None:
@@ -122,7 +131,7 @@ def test_renewals_come_when_they_are_due(warmed: Path, tmp_path: Path) -> None:
     quick = plan(scratch, later(16.5))
     assert {c.ca for c in quick.changes} == {"online", "example-isp"}
     assert quick.refresh is not None and quick.refresh.unchanged == 0
-    assert actions(quick) == actions(plan(scratch, later(16.5), Refresh.FULL))
+    assert_same(quick, plan(scratch, later(16.5), Refresh.FULL))
 
 
 def test_a_plan_for_an_earlier_time_plans_in_full(warmed: Path, tmp_path: Path) -> None:
@@ -173,7 +182,7 @@ def test_a_cache_that_lies_is_caught_by_the_full_plan_and_dropped(
     assert document["quiet"] == {}
     after = plan(scratch, later(1))
     assert after.refresh is not None and after.refresh.unchanged == 0
-    assert actions(after) == actions(full)
+    assert_same(after, full)
 
 
 def test_the_command_line_says_which_it_did(warmed: Path, tmp_path: Path) -> None:
@@ -196,3 +205,24 @@ def test_the_command_line_says_which_it_did(warmed: Path, tmp_path: Path) -> Non
     assert (
         "incremental plan" not in rpkictl("plan", str(scratch.repo), "--now", when, "--refresh=full").stdout
     )
+
+
+def test_the_vrps_and_gates_of_an_unchanged_ca_count_as_before(tmp_path: Path) -> None:
+    """The VRPs an unchanged CA publishes are its desired ones, not read again: a plan that removes
+    another CA's ROAs shows the same VRPs removed and trips the same gates as a full plan."""
+    scratch = scratch_copy(tmp_path)
+    scratch.write(
+        "cas/members/other-isp.yaml",
+        "name: other-isp\nparent: online\nresources:\n  asn: [AS64500]\n  ipv4: [203.0.113.0/24]\n"
+        "roas:\n  - {asn: AS64500, prefix: 203.0.113.0/24, max_length: 25}\n",
+    )
+    assert scratch.apply(T0) is not None
+    assert plan(scratch, later(0.5)).empty
+    text = (scratch.repo / ISP).read_text()
+    (scratch.repo / ISP).write_text(text.split("roas:")[0] + "roas: []\n")
+    quick = plan(scratch, later(1))
+    assert quick.refresh is not None and quick.refresh.unchanged == 2  # online and other-isp
+    full = plan(scratch, later(1), Refresh.FULL)
+    assert_same(quick, full)
+    assert (64500, "203.0.113.0/24", 25) not in quick.vrps_removed and len(quick.vrps_removed) == 4
+    assert any(g.ca == "example-isp" for g in quick.gates)

@@ -12,6 +12,8 @@ from typing import TypeVar
 
 import pytest
 
+from reconciler import engine
+from reconciler.plan.incremental import Refresh
 from reconciler.published import decoded, memo, reader
 from reconciler.rpki import cert, cms, crl
 from reconciler.rpki.aspa import AspaContent
@@ -81,6 +83,7 @@ def test_real_world_crls_and_manifests_rebuilt_from_their_rows_say_what_decoding
         rebuilt, rebuilt_content = decoded.manifest_from_row(json.loads(json.dumps(row)), der)
         assert _fields(rebuilt) == _fields(signed), path
         assert rebuilt_content == content
+        assert decoded.manifest_number(json.loads(json.dumps(row))) == content.number
     assert len(crls) >= 1 and len(manifests) >= 3
 
 
@@ -134,6 +137,17 @@ def test_a_no_op_plan_decodes_no_aspa_it_signed(tmp_path: Path, monkeypatch: pyt
     assert [w for w in calls if w.endswith(".asa")] == []
 
 
+def test_a_manifest_row_without_a_number_is_refused() -> None:
+    """A plan reads every manifest's number from its row (``PublishedState.manifest_number``): a row
+    whose number is missing or not a number is refused, and the manifest is decoded instead."""
+    (_, der, (signed, content)) = _decodable(".mft", _signed_manifest)[0]
+    row = decoded.manifest_row(signed, content, der)
+    assert row is not None
+    for damaged in (row[:5], [*row[:5], "7", *row[6:]], [*row[:5], -1, *row[6:]], [*row[:5], True, *row[6:]]):
+        with pytest.raises(decoded.RowError):
+            decoded.manifest_number(damaged)
+
+
 def test_a_row_that_does_not_fit_the_bytes_is_refused() -> None:
     (_, _, first), (_, other, _) = _decodable(".cer", cert.decode)[:2]
     with pytest.raises(ValueError, match="not of these bytes"):
@@ -179,7 +193,9 @@ def test_a_plan_looks_each_roa_up_in_the_memo_once(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(
         reader, "_decode_roa", lambda der, path: decoded_roas.append(path) or decode_roa(der, path)
     )
-    assert scratch.plan(later(1)).empty
+    # a full plan: an incremental one would not look at the ROAs of the CAs it found unchanged at all
+    full = engine.plan(engine.open_workspace(scratch.repo), later(1), refresh=Refresh.FULL)
+    assert full.empty
     assert len(decoded_roas) == len(set(decoded_roas)) == roas
 
 
