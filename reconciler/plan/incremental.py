@@ -111,7 +111,8 @@ class Incremental:
         in a full plan, which of those the cache called unchanged were not: then the cache lied, and
         none of it is kept."""
         self.lied = sorted(self._claimed & busy)
-        kept = {name: known for name, known in self.quiet.items() if name in self.skipped - busy}
+        still = self.skipped - busy
+        kept = {name: known for name, known in self.quiet.items() if name in still}
         if not self.lied:
             for ca in planner.desired.cas:
                 until = planner.horizon.get(ca.name)

@@ -192,6 +192,7 @@ def test_caches_are_private(tmp_path: Path) -> None:
     scratch.edit("cas/online.yaml", "name: online", "name: online  # edited")
     assert rpkictl("plan", str(scratch.repo), cwd=tmp_path).returncode == 0
     after_plan = _cache_modes(cache)
+    assert "plans.json" in after_plan
     modes = [*after_apply.values(), *after_plan.values()]
     assert all(mode == 0o600 for mode in modes), (after_apply, after_plan)
     assert stat.S_IMODE(cache.stat().st_mode) & 0o077 == 0
