@@ -30,6 +30,22 @@ _TEXTS: dict[int, tuple[IPNetwork, str]] = {}
 _TEXTS_AT_MOST = 1 << 18
 
 
+def _remember_text(net: IPNetwork, low: int, bits: int) -> None:
+    """Record ``str(net)`` for :func:`prefix_text` as the C library writes the address (RFC 5952 for
+    IPv6, as ``ipaddress`` does): a registry's plan writes each of 150,000 prefixes once, and ``ipaddress``
+    formats one at several microseconds. An IPv6 address the C library writes with an IPv4 tail
+    (``::ffff:192.0.2.1``), which ``ipaddress`` writes in hexadecimal, is left to ``ipaddress``."""
+    if net.version == 4:
+        address = socket.inet_ntop(socket.AF_INET, low.to_bytes(4, "big"))
+    else:
+        address = socket.inet_ntop(socket.AF_INET6, low.to_bytes(16, "big"))
+        if "." in address:
+            return
+    if len(_TEXTS) >= _TEXTS_AT_MOST:
+        _TEXTS.clear()
+    _TEXTS[id(net)] = (net, f"{address}/{bits}")
+
+
 def prefix_text(prefix: IPNetwork) -> str:
     """``str(prefix)``, remembered: a plan writes each of thousands of prefixes several times (VRPs,
     file names), and ``ipaddress`` formats an IPv6 prefix slowly. Remembered by the object's identity
@@ -170,7 +186,9 @@ def parse_prefix(text: str, afi: Afi | None = None) -> IPNetwork:
             if family == 6:
                 _refuse_mapped(low, high, text)
             bits = _afi_bits(family) - (high - low).bit_length()
-            return ipaddress.IPv4Network((low, bits)) if family == 4 else ipaddress.IPv6Network((low, bits))
+            net = ipaddress.IPv4Network((low, bits)) if family == 4 else ipaddress.IPv6Network((low, bits))
+            _remember_text(net, low, bits)
+            return net
     net = _parse_prefix_text(text, afi)
     if net.version == 6:
         _refuse_mapped(*network_range(net), text)
