@@ -226,3 +226,16 @@ def test_the_vrps_and_gates_of_an_unchanged_ca_count_as_before(tmp_path: Path) -
     assert_same(quick, full)
     assert (64500, "203.0.113.0/24", 25) not in quick.vrps_removed and len(quick.vrps_removed) == 4
     assert any(g.ca == "example-isp" for g in quick.gates)
+
+
+def test_apply_plans_incrementally_or_in_full(warmed: Path, tmp_path: Path) -> None:
+    scratch = copy_of(warmed, tmp_path)
+    when = later(1).strftime("%Y-%m-%dT%H:%M:%SZ")
+    quick = rpkictl("apply", str(scratch.repo), "--simulate-time", "--now", when, "--yes")
+    assert quick.returncode == 0, quick.stderr
+    assert "incremental plan: 1 CA(s) planned, 2 unchanged" in quick.stdout.splitlines()[0]
+    full = rpkictl("apply", str(scratch.repo), "--simulate-time", "--now", when, "--yes", "--refresh=full")
+    assert full.returncode == 0, full.stderr
+    assert "incremental plan" not in full.stdout
+    sealed = cache_of(scratch).read_bytes()
+    assert json.loads(sealed[: -len(',"mac":""}') - 64] + b"}")["full_at"] == int(later(1).timestamp())
