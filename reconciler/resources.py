@@ -41,9 +41,14 @@ def _remember_text(net: IPNetwork, low: int, bits: int) -> None:
         address = socket.inet_ntop(socket.AF_INET6, low.to_bytes(16, "big"))
         if "." in address:
             return
+    _record_text(net, f"{address}/{bits}")
+
+
+def _record_text(prefix: IPNetwork, text: str) -> None:
+    """Remember ``text`` as ``prefix``'s, in a record of bounded size."""
     if len(_TEXTS) >= _TEXTS_AT_MOST:
         _TEXTS.clear()
-    _TEXTS[id(net)] = (net, f"{address}/{bits}")
+    _TEXTS[id(prefix)] = (prefix, text)
 
 
 def prefix_text(prefix: IPNetwork) -> str:
@@ -55,9 +60,7 @@ def prefix_text(prefix: IPNetwork) -> str:
     if found is not None and found[0] is prefix:
         return found[1]
     text = str(prefix)
-    if len(_TEXTS) >= _TEXTS_AT_MOST:
-        _TEXTS.clear()
-    _TEXTS[id(prefix)] = (prefix, text)
+    _record_text(prefix, text)
     return text
 
 

@@ -840,10 +840,8 @@ class _Planner:
         for ca in self.desired.cas:
             self.plan_certificates(ca)
         touched = {change.ca for change in self.changes} | set(self.dirty)
-        skipped: set[str] = set()
         for ca in self.desired.cas:
             if self.incremental is not None and self.incremental.skips(self, ca, touched):
-                skipped.add(ca.name)
                 continue
             expected = (
                 self.plan_roas(ca)
@@ -854,6 +852,7 @@ class _Planner:
             self.plan_strays(ca, expected)
         self.plan_orphans()
         self.plan_damage()
+        skipped = self.incremental.skipped if self.incremental is not None else set()
         for ca in self.desired.cas:
             if ca.name in skipped and ca.name not in self.dirty:
                 continue

@@ -171,10 +171,10 @@ class PublishedState:
         if path in self._cache:
             return self._cache[path]
         data, digest = self.files[path], self.sha256(path)
-        row = self.memo.objects.get(digest)
-        if row is not None and row[:2] == [kind, digest.hex()]:  # a row moved from another key: not this
+        row = self._memo_row(path, kind)
+        if row is not None:
             try:
-                self._cache[path] = _REBUILD[kind](row[2:], data)
+                self._cache[path] = _REBUILD[kind](row, data)
                 return self._cache[path]
             except (ValueError, TypeError, KeyError, IndexError, AttributeError):
                 pass  # a damaged memo: decode the bytes as if it did not know them
@@ -182,6 +182,14 @@ class PublishedState:
         if not isinstance(found, Unreadable):
             _remember_row(self.memo, kind, digest, found, data)
         return found
+
+    def _memo_row(self, path: str, kind: str) -> decoded.Row | None:
+        """What the memo says decoding the file at ``path`` found (a row of ``published.decoded``); None
+        when it does not know these bytes as an object of ``kind`` (a row moved from another key is not
+        this file's)."""
+        digest = self.sha256(path)
+        row = self.memo.objects.get(digest)
+        return row[2:] if row is not None and row[:2] == [kind, digest.hex()] else None
 
     def certificate(self, path: str) -> cert.ResourceCertificate | Unreadable | None:
         if path not in self.files:
@@ -256,14 +264,13 @@ class PublishedState:
         memo row when these very bytes were decoded before, as :meth:`manifest` would rebuild it. A plan
         records every CA's manifest number (``plan.diff.observe``), and rebuilding each manifest in full
         for it was a good part of a registry's plan."""
-        if path in self.files and path not in self._cache:
-            digest = self.sha256(path)
-            row = self.memo.objects.get(digest)
-            if row is not None and row[:2] == [decoded.MANIFEST, digest.hex()]:
-                try:
-                    return decoded.manifest_number(row[2:])
-                except decoded.RowError:
-                    pass  # a damaged row: decode the bytes as if it did not know them
+        known = path in self.files and path not in self._cache
+        row = self._memo_row(path, decoded.MANIFEST) if known else None
+        if row is not None:
+            try:
+                return decoded.manifest_number(row)
+            except decoded.RowError:
+                pass  # a damaged row: decode the bytes as if it did not know them
         found = self.manifest(path)
         return found.content.number if isinstance(found, SignedManifest) else None
 
