@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import engine
+from reconciler import cachefile, engine
 from reconciler.plan import incremental
 from reconciler.plan.incremental import Refresh
 from reconciler.plan.model import Plan, Severity
@@ -239,3 +239,25 @@ def test_apply_plans_incrementally_or_in_full(warmed: Path, tmp_path: Path) -> N
     assert "incremental plan" not in full.stdout
     sealed = cache_of(scratch).read_bytes()
     assert json.loads(sealed[: -len(',"mac":""}') - 64] + b"}")["full_at"] == int(later(1).timestamp())
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"full_at": "yesterday", "quiet": {}},
+        {"full_at": 1_795_000_000, "quiet": {"online": ["fingerprint", 1_795_000_000]}},
+        {"full_at": 1_795_000_000, "quiet": ["online"]},
+    ],
+)
+def test_an_authentic_cache_of_the_wrong_shape_is_not_used(
+    warmed: Path, tmp_path: Path, document: dict[str, object]
+) -> None:
+    """Sealed with the CA's key but not of the shape this release writes (a bug, another build): the
+    plan is full and says the cache was dropped."""
+    scratch = copy_of(warmed, tmp_path)
+    secret = engine.open_workspace(scratch.repo).published.memo.secret
+    assert cachefile.write(cache_of(scratch), {"version": incremental.VERSION, **document}, secret=secret)
+    found = plan(scratch, later(1))
+    assert found.refresh is not None and found.refresh.mode == "full"
+    assert any(n.kind == "cache" and "not of the shape" in n.message for n in found.notices)
+    assert_same(found, plan(scratch, later(1), Refresh.FULL))
